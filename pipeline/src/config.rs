@@ -1,0 +1,133 @@
+//! Pipeline configuration: compiled-in defaults, then the `--config` TOML file, then
+//! environment variables (`IDGW_<SECTION>_<KEY>`, e.g. `IDGW_STORE_BATCH_ROWS`).
+//! `deploy/config.example.toml` documents every knob.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration {path}: {message}")]
+    Parse { path: String, message: String },
+    /// An environment override has a value of the wrong type.
+    #[error("environment variable {name}={value:?}: {message}")]
+    Env { name: String, value: String, message: String },
+}
+
+/// Everything the pipeline can be told.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Reading and validating input.
+    pub ingest: IngestConfig,
+    /// How tables are written.
+    pub store: StoreConfig,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest event accepted, in bytes; larger records are dead-lettered as `too_large`.
+    /// Real Okta events are 1–10 KB.
+    pub max_event_bytes: usize,
+    /// How many raw bytes a dead letter keeps of the record (the rest is cut, and the
+    /// letter says so with `raw_truncated` and `byte_len`).
+    pub deadletter_raw_bytes: usize,
+    /// Bytes of input handed from the reader to the normalizer at once.
+    pub read_batch_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig { max_event_bytes: 1 << 20, deadletter_raw_bytes: 64 << 10, read_batch_bytes: 4 << 20 }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Rows per Arrow batch handed to the Parquet writer.
+    pub batch_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Rows after which a Parquet file is closed and published.
+    pub max_rows_per_file: usize,
+    /// zstd compression level for Parquet (1–22; 1 is fastest).
+    pub zstd_level: i32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { batch_rows: 16 * 1024, row_group_rows: 128 * 1024, max_rows_per_file: 1_000_000, zstd_level: 1 }
+    }
+}
+
+impl PipelineConfig {
+    /// Defaults, then `path` if given, then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = fs_err::read_to_string(p)?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })?
+            }
+            None => PipelineConfig::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `IDGW_*` overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn set<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            slot: &mut T,
+        ) -> Result<(), ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if let Some(value) = get(name) {
+                *slot = value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                    name: name.to_owned(),
+                    value: value.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+            Ok(())
+        }
+        set(&get, "IDGW_INGEST_MAX_EVENT_BYTES", &mut self.ingest.max_event_bytes)?;
+        set(&get, "IDGW_INGEST_DEADLETTER_RAW_BYTES", &mut self.ingest.deadletter_raw_bytes)?;
+        set(&get, "IDGW_INGEST_READ_BATCH_BYTES", &mut self.ingest.read_batch_bytes)?;
+        set(&get, "IDGW_STORE_BATCH_ROWS", &mut self.store.batch_rows)?;
+        set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
+        set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
+        set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_and_env_overrides() {
+        let text = include_str!("../../deploy/config.example.toml");
+        let mut c: PipelineConfig = toml::from_str(text).unwrap();
+        assert_eq!(c, PipelineConfig::default(), "the example documents the defaults");
+        c.apply_env(|n| (n == "IDGW_STORE_BATCH_ROWS").then(|| "77".to_owned())).unwrap();
+        assert_eq!(c.store.batch_rows, 77);
+        let err = c.apply_env(|n| (n == "IDGW_STORE_ZSTD_LEVEL").then(|| "high".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
+        assert!(toml::from_str::<PipelineConfig>("[store]\nbatch_rowz = 1").is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Okta [`LogEvent`] → [`SemanticEvent`].
+//!
+//! The event type decides the category, the OCSF class and whose event it is
+//! ([`catalog`]); the rest is gathering fields from the places Okta puts them (the client
+//! IP in `client` or in `request.ipChain`, risk in `securityContext` or in `debugData`, …).
+//! Only the three fields every consumer needs (`uuid`, `published`, `eventType`) are
+//! required; an unreadable optional part becomes a warning on the event, not a rejection.
+
+pub mod catalog;
+
+use chrono::{DateTime, Utc};
+use idgw_schemas::okta::debug_strings::{self, Behavior, RiskInfo};
+use idgw_schemas::okta::lenient::Str;
+use idgw_schemas::okta::{GeoContext, LogEvent, Target};
+use idgw_schemas::semantic::{
+    AuthInfo, ClientInfo, DeviceInfo, Geo, NetworkInfo, Ocsf, OktaSignals, OutcomeInfo, Principal, RequestInfo,
+    SemanticEvent, SessionInfo,
+};
+use serde_json::value::RawValue;
+
+use crate::reject::{RejectKind, Rejection};
+use catalog::Subject;
+
+fn s(v: &Option<Str<'_>>) -> Option<String> {
+    v.as_ref().and_then(Str::meaningful).map(str::to_owned)
+}
+
+fn required<'a>(v: &'a Option<Str<'_>>, name: &str) -> Result<&'a str, Rejection> {
+    v.as_ref()
+        .and_then(Str::meaningful)
+        .ok_or_else(|| Rejection::new(RejectKind::MissingField, format!("`{name}` is missing or empty")))
+}
+
+/// Parses Okta's `published` (RFC 3339, e.g. `2024-08-13T15:58:20.353Z`).
+pub fn parse_published(text: &str) -> Result<DateTime<Utc>, Rejection> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        Rejection::new(RejectKind::InvalidTimestamp, format!("`published` {text:?} is not an RFC 3339 time: {e}"))
+    })
+}
+
+fn principal_of_target(t: &Target<'_>) -> Principal {
+    Principal { id: s(&t.id), kind: s(&t.kind), login: s(&t.alternate_id), display_name: s(&t.display_name) }
+}
+
+fn geo_of(g: &GeoContext<'_>) -> Option<Geo> {
+    let (lat, lon) = g
+        .geolocation
+        .map(|l| (l.lat.map(|n| n.0).filter(|v| v.is_finite()), l.lon.map(|n| n.0).filter(|v| v.is_finite())))
+        .unwrap_or_default();
+    let geo = Geo { city: s(&g.city), state: s(&g.state), country: s(&g.country), postal_code: s(&g.postal_code), lat, lon };
+    (geo != Geo::default()).then_some(geo)
+}
+
+/// Normalizes one decoded event. `raw` is its verbatim JSON text, kept for drill-down.
+pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
+    let event_id = required(&ev.uuid, "uuid")?;
+    let event_type = required(&ev.event_type, "eventType")?;
+    let event_time = parse_published(required(&ev.published, "published")?)?;
+    let kind = catalog::kind_of(event_type);
+    let mut warnings = Vec::new();
+
+    let actor = ev.actor.as_ref().map(|a| Principal {
+        id: s(&a.id),
+        kind: s(&a.kind),
+        login: s(&a.alternate_id),
+        display_name: s(&a.display_name),
+    });
+    let targets: Vec<Principal> =
+        ev.target.as_ref().map(|t| t.0.iter().map(principal_of_target).collect()).unwrap_or_default();
+    let is_user = |p: &&Principal| p.kind.as_deref() == Some("User");
+    let target_user = targets.iter().find(is_user).cloned();
+    let actor_user = actor.as_ref().filter(is_user).cloned();
+    let subject_user = match kind.subject {
+        Subject::Actor => actor_user.or_else(|| target_user.clone()),
+        Subject::TargetUser => target_user.clone().or(actor_user),
+        Subject::SourceIp => None,
+    };
+    let primary_target = target_user.or_else(|| targets.first().cloned());
+
+    let client = ev.client.as_ref();
+    let ip_chain_entries = ev
+        .request
+        .as_ref()
+        .and_then(|r| r.ip_chain.as_ref())
+        .or_else(|| client.and_then(|c| c.ip_chain.as_ref()))
+        .map(|c| c.0.as_slice())
+        .unwrap_or_default();
+    let ip_chain: Vec<String> = ip_chain_entries.iter().filter_map(|e| s(&e.ip)).collect();
+    let geo = client
+        .and_then(|c| c.geographical_context.as_ref())
+        .and_then(geo_of)
+        .or_else(|| ip_chain_entries.first().and_then(|e| e.geographical_context.as_ref()).and_then(geo_of));
+    let ua = client.and_then(|c| c.user_agent.as_ref());
+    let client_info = ClientInfo {
+        ip: client.and_then(|c| s(&c.ip_address)).or_else(|| ip_chain.first().cloned()),
+        user_agent: ua.and_then(|u| s(&u.raw_user_agent)),
+        os: ua.and_then(|u| s(&u.os)),
+        browser: ua.and_then(|u| s(&u.browser)),
+        device_type: client.and_then(|c| s(&c.device)),
+        zone: client.and_then(|c| s(&c.zone)),
+        client_id: client.and_then(|c| s(&c.id)),
+        geo,
+    };
+
+    let sc = ev.security_context.as_ref();
+    let ipd = sc.and_then(|c| c.ip_details.as_ref());
+    let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_ref());
+    let dds = |f: fn(&idgw_schemas::okta::DebugData<'_>) -> &Option<Str<'_>>| dd.and_then(|d| s(f(d)));
+
+    let tunnels = match dd.and_then(|d| d.tunnels.as_ref()).and_then(Str::meaningful) {
+        Some(text) => debug_strings::parse_tunnels(text).unwrap_or_else(|e| {
+            warnings.push(format!("debugData.tunnels: {e}"));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let proxy_type = dds(|d| &d.proxy_type);
+    let anonymizer_status = dds(|d| &d.anonymizer_status);
+    let anonymizer = tunnels.iter().any(|t| t.anonymous == Some(true))
+        || proxy_type.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("tor"))
+        || anonymizer_status.is_some();
+    let network = NetworkInfo {
+        ip_chain,
+        asn: sc
+            .and_then(|c| c.as_number)
+            .or_else(|| ipd.and_then(|d| d.as_number))
+            .map(|n| n.0)
+            .filter(|v| v.is_finite())
+            .map(|v| v as i64),
+        as_org: sc.and_then(|c| s(&c.as_org)).or_else(|| ipd.and_then(|d| s(&d.as_org))),
+        isp: sc.and_then(|c| s(&c.isp)).or_else(|| ipd.and_then(|d| s(&d.isp))),
+        domain: sc.and_then(|c| s(&c.domain)).or_else(|| ipd.and_then(|d| s(&d.domain))),
+        is_proxy: sc.and_then(|c| c.is_proxy).map(|b| b.0),
+        tunnels,
+        proxy_type,
+        anonymizer,
+    };
+
+    let oie = ev.device.as_ref();
+    let device = DeviceInfo {
+        dt_hash: dds(|d| &d.dt_hash),
+        fingerprint: dds(|d| &d.device_fingerprint),
+        id: oie.and_then(|d| s(&d.id)),
+        name: oie.and_then(|d| s(&d.name)),
+        os_platform: oie.and_then(|d| s(&d.os_platform)),
+        managed: oie.and_then(|d| d.managed).map(|b| b.0),
+        registered: oie.and_then(|d| d.registered).map(|b| b.0),
+    };
+
+    let ac = ev.authentication_context.as_ref();
+    let session = SessionInfo {
+        external_session_id: ac.and_then(|a| s(&a.external_session_id)),
+        root_session_id: ac.and_then(|a| s(&a.root_session_id)),
+    };
+    let auth = AuthInfo {
+        provider: ac.and_then(|a| s(&a.authentication_provider)),
+        credential_provider: ac.and_then(|a| s(&a.credential_provider)),
+        credential_type: ac.and_then(|a| s(&a.credential_type)),
+        interface: ac.and_then(|a| s(&a.interface)),
+        factor: dds(|d| &d.factor),
+        factor_intent: dds(|d| &d.factor_intent),
+        push_response: dds(|d| &d.push_only_response_type),
+        number_challenge_response: dds(|d| &d.push_with_number_challenge_response_type),
+    };
+
+    let tx = ev.transaction.as_ref();
+    let request = RequestInfo {
+        request_id: tx.and_then(|t| s(&t.id)).or_else(|| dds(|d| &d.request_id)),
+        transaction_type: tx.and_then(|t| s(&t.kind)),
+        request_uri: dds(|d| &d.request_uri),
+        api_token_id: tx.and_then(|t| t.detail.as_ref()).and_then(|d| s(&d.request_api_token_id)),
+    };
+    let outcome = OutcomeInfo {
+        result: ev.outcome.as_ref().and_then(|o| s(&o.result)),
+        reason: ev.outcome.as_ref().and_then(|o| s(&o.reason)),
+    };
+
+    let okta_signals = signals(ev, &mut warnings);
+    let severity = ev.severity.as_ref().and_then(Str::meaningful).unwrap_or("INFO").to_ascii_lowercase();
+    let raw = RawValue::from_string(raw.to_owned()).ok();
+
+    Ok(SemanticEvent {
+        event_id: event_id.to_owned(),
+        event_time,
+        event_type: event_type.to_owned(),
+        category: kind.category,
+        action: kind.action.to_owned(),
+        severity,
+        display_message: s(&ev.display_message),
+        ocsf: Ocsf {
+            class_uid: kind.class_uid,
+            class_name: catalog::class_name(kind.class_uid).to_owned(),
+            category_uid: catalog::category_uid(kind.class_uid),
+            activity_id: kind.activity_id,
+            activity_name: catalog::activity_name(kind.class_uid, kind.activity_id).to_owned(),
+            type_uid: i64::from(kind.class_uid) * 100 + i64::from(kind.activity_id),
+            status_id: catalog::status_id(outcome.result.as_deref()),
+        },
+        actor,
+        primary_target,
+        subject_user,
+        targets,
+        client: client_info,
+        network,
+        device,
+        session,
+        auth,
+        request,
+        outcome,
+        okta_signals,
+        warnings,
+        raw,
+    })
+}
+
+/// Gathers Okta's own signals; the structured `securityContext` form wins over the strings
+/// in `debugData`, which win over the log-only copy.
+fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
+    let sc = ev.security_context.as_ref();
+    let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_ref());
+    let text = |v: Option<&Option<Str<'_>>>| v.and_then(|o| o.as_ref()).and_then(Str::meaningful).map(str::to_owned);
+    let mut note = |field: &str, e: &dyn std::fmt::Display| warnings.push(format!("debugData.{field}: {e}"));
+
+    let threat_suspected = match text(dd.map(|d| &d.threat_suspected)) {
+        Some(t) if t.eq_ignore_ascii_case("true") => Some(true),
+        Some(t) if t.eq_ignore_ascii_case("false") => Some(false),
+        Some(t) => {
+            note("threatSuspected", &format!("not a boolean: {t:?}"));
+            None
+        }
+        None => None,
+    };
+    let threat_detections = match text(dd.map(|d| &d.threat_detections)) {
+        Some(t) => debug_strings::parse_threat_detections(&t).unwrap_or_else(|e| {
+            note("threatDetections", &e);
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let log_only = match text(dd.map(|d| &d.log_only_security_data)) {
+        Some(t) => match debug_strings::parse_log_only_security_data(&t) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                note("logOnlySecurityData", &e);
+                None
+            }
+        },
+        None => None,
+    };
+    let structured_risk = sc.and_then(|c| c.risk.as_ref()).map(|r| RiskInfo {
+        level: s(&r.level),
+        previous_level: s(&r.previous_level),
+        reasons: r
+            .reasons
+            .as_ref()
+            .map(|v| v.0.iter().filter_map(Str::meaningful).map(str::to_owned).collect())
+            .unwrap_or_default(),
+        detection_name: s(&r.detection_name),
+        issuer: s(&r.issuer),
+    });
+    let debug_risk = match text(dd.map(|d| &d.risk)) {
+        Some(t) => match debug_strings::parse_risk(&t) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                note("risk", &e);
+                None
+            }
+        },
+        None => None,
+    };
+    let risk = structured_risk
+        .filter(|r| r.level.is_some())
+        .or(debug_risk)
+        .or_else(|| log_only.as_ref().map(|l| l.risk.clone()).filter(|r| r.level.is_some()));
+
+    let structured_behaviors: Vec<Behavior> = sc
+        .and_then(|c| c.user_behaviors.as_ref())
+        .map(|v| {
+            v.0.iter()
+                .filter_map(|b| {
+                    Some(Behavior { name: s(&b.name)?, result: s(&b.result).unwrap_or_else(|| "UNKNOWN".into()) })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let behaviors = if !structured_behaviors.is_empty() {
+        structured_behaviors
+    } else if let Some(t) = text(dd.map(|d| &d.behaviors)) {
+        debug_strings::parse_behaviors(&t).unwrap_or_else(|e| {
+            note("behaviors", &e);
+            Vec::new()
+        })
+    } else {
+        log_only.map(|l| l.behaviors).unwrap_or_default()
+    };
+    let risk_change = match text(dd.map(|d| &d.risk_change)) {
+        Some(t) => match debug_strings::parse_risk_change(&t) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                note("riskChange", &e);
+                None
+            }
+        },
+        None => None,
+    };
+    OktaSignals {
+        threat_suspected,
+        threat_detections,
+        risk,
+        behaviors,
+        risk_change,
+        bot_protection: sc.and_then(|c| c.bot_protection.as_ref()).and_then(|b| s(&b.level)),
+    }
+}

@@ -1,0 +1,64 @@
+//! SQL over the store with DataFusion: the engine behind `idgw query` (and the gateway).
+//!
+//! Tables are registered with their contract schemas, so a query runs (and returns no rows)
+//! on a store that has no file yet, and a file published while a session lives is seen by
+//! its next query (listing tables list the directory on every scan). Only queries run:
+//! DDL, DML and `SET`-style statements are refused.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use idgw_schemas::rows::{alerts_schema, events_schema, identity_state_schema};
+
+use crate::store::Store;
+
+/// Query errors.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The store directory does not exist.
+    #[error("no store at {0}")]
+    NoStore(String),
+    /// Planning or execution failed (bad SQL, unknown column, refused statement, …).
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+}
+
+/// The tables of a store, with their schemas and partition columns.
+fn tables() -> Vec<(&'static str, Schema, Vec<(String, DataType)>)> {
+    vec![
+        ("events", events_schema(), vec![("date".to_owned(), DataType::Utf8)]),
+        ("alerts", alerts_schema(), Vec::new()),
+        ("identity_state", identity_state_schema(), Vec::new()),
+    ]
+}
+
+/// A DataFusion session with the store's tables registered.
+pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
+    if !store.root().is_dir() {
+        return Err(QueryError::NoStore(store.root().display().to_string()));
+    }
+    let ctx = SessionContext::new();
+    for (name, schema, partitions) in tables() {
+        let dir = store.root().join(name);
+        let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(partitions);
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(schema));
+        ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    }
+    Ok(ctx)
+}
+
+/// Runs one read-only query.
+pub async fn query(store: &Store, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let ctx = session(store).await?;
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await?;
+    Ok(df.collect().await?)
+}

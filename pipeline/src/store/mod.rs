@@ -1,0 +1,109 @@
+//! The store: a directory holding the Parquet tables (`events/`, `alerts/`,
+//! `identity_state/`), the `alerts.jsonl` stream, the dead letters and checkpoints.
+//!
+//! Every file appears atomically: it is written under a hidden `.…tmp` name in its final
+//! directory and renamed when complete, so readers (DataFusion, any Parquet reader) never
+//! see half a file and never list a temporary one.
+
+pub mod dedup;
+pub mod parquet_writer;
+
+use std::path::{Path, PathBuf};
+
+/// Store errors. I/O errors name their path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Parquet encoding or decoding.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Building Arrow data.
+    #[error("arrow: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// Converting rows to Arrow.
+    #[error("encoding rows: {0}")]
+    Encode(#[from] serde_arrow::Error),
+    /// The writer thread stopped.
+    #[error("the table writer stopped: {0}")]
+    WriterGone(String),
+}
+
+/// A store directory and its layout.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let store = Store { root: root.into() };
+        for dir in [store.events_dir(), store.deadletter_dir()] {
+            fs_err::create_dir_all(dir)?;
+        }
+        Ok(store)
+    }
+
+    /// A store at `root` without touching the file system (for readers).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `events/`, partitioned `date=YYYY-MM-DD/`.
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    /// `alerts/`.
+    pub fn alerts_dir(&self) -> PathBuf {
+        self.root.join("alerts")
+    }
+
+    /// `identity_state/`.
+    pub fn identity_state_dir(&self) -> PathBuf {
+        self.root.join("identity_state")
+    }
+
+    /// `deadletter/`.
+    pub fn deadletter_dir(&self) -> PathBuf {
+        self.root.join("deadletter")
+    }
+
+    /// `alerts.jsonl`.
+    pub fn alerts_jsonl(&self) -> PathBuf {
+        self.root.join("alerts.jsonl")
+    }
+}
+
+/// Lists the published Parquet files under `dir` (recursively; temporary files skipped).
+pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs_err::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

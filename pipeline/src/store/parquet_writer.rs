@@ -1,0 +1,148 @@
+//! A Parquet table writer with hive-style partitions (`date=2024-08-13/`).
+//!
+//! One open file per partition; a file is published (renamed from its hidden temporary
+//! name) when it reaches `max_rows_per_file` or when the writer finishes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+
+use super::StoreError;
+
+/// How files are laid out and encoded.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Rows per row group.
+    pub row_group_rows: usize,
+    /// Rows after which a file is closed and published.
+    pub max_rows_per_file: usize,
+    /// zstd level (1 favours speed).
+    pub zstd_level: i32,
+    /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
+    pub plain_columns: Vec<String>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { row_group_rows: 128 * 1024, max_rows_per_file: 1_000_000, zstd_level: 1, plain_columns: Vec::new() }
+    }
+}
+
+struct OpenFile {
+    writer: ArrowWriter<fs_err::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: usize,
+}
+
+/// Writes one table.
+pub struct PartitionedWriter {
+    dir: PathBuf,
+    schema: SchemaRef,
+    props: WriterProperties,
+    options: WriterOptions,
+    run_id: String,
+    seq: u64,
+    open: HashMap<String, OpenFile>,
+    published: Vec<PathBuf>,
+    rows_written: u64,
+}
+
+impl std::fmt::Debug for PartitionedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionedWriter").field("dir", &self.dir).field("open", &self.open.len()).finish()
+    }
+}
+
+impl PartitionedWriter {
+    /// A writer for the table in `dir`; `run_id` makes file names unique per run.
+    pub fn new(dir: PathBuf, schema: SchemaRef, options: WriterOptions, run_id: &str) -> Result<Self, StoreError> {
+        let level = ZstdLevel::try_new(options.zstd_level)?;
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_size(options.row_group_rows);
+        for col in &options.plain_columns {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
+        }
+        Ok(PartitionedWriter {
+            dir,
+            schema,
+            props: props.build(),
+            options,
+            run_id: run_id.to_owned(),
+            seq: 0,
+            open: HashMap::new(),
+            published: Vec::new(),
+            rows_written: 0,
+        })
+    }
+
+    /// Appends `batch` to `partition` (e.g. `date=2024-08-13`; empty for none).
+    pub fn write(&mut self, partition: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if !self.open.contains_key(partition) {
+            let file = self.open_file(partition)?;
+            self.open.insert(partition.to_owned(), file);
+        }
+        let full = match self.open.get_mut(partition) {
+            Some(file) => {
+                file.writer.write(batch)?;
+                file.rows += batch.num_rows();
+                file.rows >= self.options.max_rows_per_file
+            }
+            None => false,
+        };
+        self.rows_written += batch.num_rows() as u64;
+        if full {
+            if let Some(file) = self.open.remove(partition) {
+                self.publish(file)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self, partition: &str) -> Result<OpenFile, StoreError> {
+        let dir = if partition.is_empty() { self.dir.clone() } else { self.dir.join(partition) };
+        fs_err::create_dir_all(&dir)?;
+        self.seq += 1;
+        let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let path = dir.join(name);
+        let file = fs_err::File::create(&tmp)?;
+        let writer = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(self.props.clone()))?;
+        Ok(OpenFile { writer, tmp, path, rows: 0 })
+    }
+
+    fn publish(&mut self, file: OpenFile) -> Result<(), StoreError> {
+        let out = file.writer.into_inner()?;
+        out.sync_all()?;
+        drop(out);
+        fs_err::rename(&file.tmp, &file.path)?;
+        self.published.push(file.path);
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written
+    }
+
+    /// Closes and publishes every open file; returns the files this writer published.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut open: Vec<(String, OpenFile)> = self.open.drain().collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, file) in open {
+            self.publish(file)?;
+        }
+        Ok(self.published)
+    }
+}

@@ -1,0 +1,56 @@
+//! Command-line surface (design.md, "The CLI surface").
+
+mod query;
+mod replay;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when the work completed but some input could not be read to its end.
+pub const EXIT_INPUT_ERRORS: u8 = 3;
+
+const ABOUT: &str = "Identity-threat analytics for Okta, and an audited MCP action gateway for AI agents.";
+
+const LONG_ABOUT: &str = "\
+Identity-threat analytics for Okta, and an audited MCP action gateway for AI agents.
+
+idgw reads Okta System Log events (files today; Kafka and the System Log API as they land),
+normalizes them into OCSF-aligned events, and keeps them in a store: a directory of Parquet
+tables that `idgw query` (and any Parquet reader) can query with SQL. Records that cannot be
+read go to the store's dead letter with the reason; nothing is dropped silently.
+
+Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not be read to its end.";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(name = "idgw", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `idgw_pipeline=debug`).
+    /// Logs go to stderr.
+    #[arg(long, global = true, env = "IDGW_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Replay(replay::ReplayArgs),
+    Query(query::QueryArgs),
+}
+
+/// Sets up `tracing` to stderr.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Query(args) => query::run(args),
+    }
+}
