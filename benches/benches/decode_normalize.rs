@@ -1,1 +1,73 @@
-fn main(){}
+//! Micro benchmarks: decode + normalize per event, and decode + normalize + Parquet write.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use idgw_pipeline::decode::{Decoded, decode};
+use idgw_pipeline::normalize::normalize;
+use idgw_pipeline::source::file::Input;
+use idgw_pipeline::{PipelineConfig, Store};
+
+fn events(n: u64) -> Vec<String> {
+    (0..n).map(idgw_benches::synthetic_event).collect()
+}
+
+fn decode_normalize(c: &mut Criterion) {
+    let evs = events(10_000);
+    let bytes: u64 = evs.iter().map(|e| e.len() as u64).sum();
+    let mut g = c.benchmark_group("decode_normalize");
+    g.throughput(Throughput::Elements(evs.len() as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            for e in &evs {
+                let d = decode(e.as_bytes(), 1 << 20).expect("valid");
+                std::hint::black_box(d);
+            }
+        })
+    });
+    g.bench_function("decode+normalize", |b| {
+        b.iter(|| {
+            for e in &evs {
+                let Ok(Decoded::Event { raw, event }) = decode(e.as_bytes(), 1 << 20) else {
+                    panic!("valid")
+                };
+                std::hint::black_box(normalize(raw, &event).expect("valid"));
+            }
+        })
+    });
+    g.finish();
+    eprintln!("mean event size: {} bytes", bytes / evs.len() as u64);
+}
+
+fn ingest(c: &mut Criterion) {
+    let n = 50_000u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("events.ndjson");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
+    idgw_benches::write_ndjson(&mut f, n).expect("write");
+    drop(f);
+    let mut g = c.benchmark_group("replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("decode+normalize+parquet", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().expect("tempdir"),
+            |store_dir| {
+                let store = Store::open(store_dir.path()).expect("store");
+                let s = idgw_pipeline::replay(
+                    &[Input::Path(input.clone())],
+                    &store,
+                    &PipelineConfig::default(),
+                    &mut (),
+                    &mut |_| {},
+                )
+                .expect("replay");
+                assert_eq!(s.events_ok, n);
+                store_dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode_normalize, ingest);
+criterion_main!(benches);

@@ -17,7 +17,11 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     /// An environment override has a value of the wrong type.
     #[error("environment variable {name}={value:?}: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
 }
 
 /// Everything the pipeline can be told.
@@ -46,7 +50,11 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        IngestConfig { max_event_bytes: 1 << 20, deadletter_raw_bytes: 64 << 10, read_batch_bytes: 4 << 20 }
+        IngestConfig {
+            max_event_bytes: 1 << 20,
+            deadletter_raw_bytes: 64 << 10,
+            read_batch_bytes: 4 << 20,
+        }
     }
 }
 
@@ -66,7 +74,12 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { batch_rows: 16 * 1024, row_group_rows: 128 * 1024, max_rows_per_file: 1_000_000, zstd_level: 1 }
+        StoreConfig {
+            batch_rows: 16 * 1024,
+            row_group_rows: 128 * 1024,
+            max_rows_per_file: 1_000_000,
+            zstd_level: 1,
+        }
     }
 }
 
@@ -76,8 +89,10 @@ impl PipelineConfig {
         let mut config = match path {
             Some(p) => {
                 let text = fs_err::read_to_string(p)?;
-                toml::from_str(&text)
-                    .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })?
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
             }
             None => PipelineConfig::default(),
         };
@@ -105,7 +120,11 @@ impl PipelineConfig {
             Ok(())
         }
         set(&get, "IDGW_INGEST_MAX_EVENT_BYTES", &mut self.ingest.max_event_bytes)?;
-        set(&get, "IDGW_INGEST_DEADLETTER_RAW_BYTES", &mut self.ingest.deadletter_raw_bytes)?;
+        set(
+            &get,
+            "IDGW_INGEST_DEADLETTER_RAW_BYTES",
+            &mut self.ingest.deadletter_raw_bytes,
+        )?;
         set(&get, "IDGW_INGEST_READ_BATCH_BYTES", &mut self.ingest.read_batch_bytes)?;
         set(&get, "IDGW_STORE_BATCH_ROWS", &mut self.store.batch_rows)?;
         set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
@@ -124,9 +143,12 @@ mod tests {
         let text = include_str!("../../deploy/config.example.toml");
         let mut c: PipelineConfig = toml::from_str(text).unwrap();
         assert_eq!(c, PipelineConfig::default(), "the example documents the defaults");
-        c.apply_env(|n| (n == "IDGW_STORE_BATCH_ROWS").then(|| "77".to_owned())).unwrap();
+        c.apply_env(|n| (n == "IDGW_STORE_BATCH_ROWS").then(|| "77".to_owned()))
+            .unwrap();
         assert_eq!(c.store.batch_rows, 77);
-        let err = c.apply_env(|n| (n == "IDGW_STORE_ZSTD_LEVEL").then(|| "high".to_owned())).unwrap_err();
+        let err = c
+            .apply_env(|n| (n == "IDGW_STORE_ZSTD_LEVEL").then(|| "high".to_owned()))
+            .unwrap_err();
         assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
         assert!(toml::from_str::<PipelineConfig>("[store]\nbatch_rowz = 1").is_err());
     }

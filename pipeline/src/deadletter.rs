@@ -30,7 +30,8 @@ pub struct DeadLetter<'a> {
     pub line: Option<u64>,
     /// 1-based value or array element, for document inputs.
     pub element: Option<u64>,
-    /// The record's full size in bytes.
+    /// Bytes of the record that reached the pipeline (an over-long line is cut at the
+    /// event size limit while reading; `detail` gives its full length).
     pub byte_len: usize,
     /// True when `raw` / `raw_base64` holds only the first `raw_limit` bytes.
     pub raw_truncated: bool,
@@ -72,7 +73,13 @@ impl DeadLetterWriter {
     }
 
     /// Records one rejected record.
-    pub fn write(&mut self, rejection: &Rejection, source: &str, position: Option<Position>, bytes: &[u8]) -> Result<(), StoreError> {
+    pub fn write(
+        &mut self,
+        rejection: &Rejection,
+        source: &str,
+        position: Option<Position>,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
         *self.counts.entry(rejection.kind.as_str()).or_default() += 1;
         let cut = &bytes[..bytes.len().min(self.raw_limit)];
         // A cut may split a UTF-8 sequence: keep the longest valid prefix as text.

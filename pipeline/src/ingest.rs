@@ -169,7 +169,10 @@ impl<'o> Ingest<'o> {
                 }
             }
             Ok(Decoded::Envelope(_)) => {
-                let r = Rejection::new(crate::reject::RejectKind::InvalidField, "an event-hook envelope inside an envelope");
+                let r = Rejection::new(
+                    crate::reject::RejectKind::InvalidField,
+                    "an event-hook envelope inside an envelope",
+                );
                 self.reject(&r, source, position, bytes);
             }
             Ok(Decoded::Event { raw, event }) => match normalize(raw, &event) {
@@ -215,7 +218,9 @@ impl<'o> Ingest<'o> {
         // serde_arrow names fields from its own metadata; use the table's schema as written.
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())?;
         match &self.tx {
-            Some(tx) => tx.send((partition, batch)).map_err(|_| StoreError::WriterGone("channel closed".into())),
+            Some(tx) => tx
+                .send((partition, batch))
+                .map_err(|_| StoreError::WriterGone("channel closed".into())),
             None => Err(StoreError::WriterGone("already finished".into())),
         }
     }
@@ -255,7 +260,12 @@ impl<'o> Ingest<'o> {
         let deadletter_reasons = self.deadletter.counts().clone();
         let deadletter_file = self.deadletter.finish()?;
         debug_assert!(self.counters.balanced(), "{:?}", self.counters);
-        Ok(IngestOutcome { counters: self.counters, deadletter_reasons, deadletter_file, files_written })
+        Ok(IngestOutcome {
+            counters: self.counters,
+            deadletter_reasons,
+            deadletter_file,
+            files_written,
+        })
     }
 }
 

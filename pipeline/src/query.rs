@@ -28,8 +28,11 @@ pub enum QueryError {
     DataFusion(#[from] DataFusionError),
 }
 
-/// The tables of a store, with their schemas and partition columns.
-fn tables() -> Vec<(&'static str, Schema, Vec<(String, DataType)>)> {
+/// A table: its directory name, its schema and its partition columns.
+type TableSpec = (&'static str, Schema, Vec<(String, DataType)>);
+
+/// The tables of a store.
+fn tables() -> Vec<TableSpec> {
     vec![
         ("events", events_schema(), vec![("date".to_owned(), DataType::Utf8)]),
         ("alerts", alerts_schema(), Vec::new()),
@@ -49,7 +52,9 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(partitions);
-        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(schema));
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(Arc::new(schema));
         ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     }
     Ok(ctx)
@@ -58,7 +63,10 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
 /// Runs one read-only query.
 pub async fn query(store: &Store, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = session(store).await?;
-    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
     Ok(df.collect().await?)
 }

@@ -52,7 +52,10 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection of `kind` with `detail`.
     pub fn new(kind: RejectKind, detail: impl Into<String>) -> Self {
-        Rejection { kind, detail: detail.into() }
+        Rejection {
+            kind,
+            detail: detail.into(),
+        }
     }
 }
 

@@ -70,13 +70,22 @@ pub fn replay(
     progress: &mut dyn FnMut(&Counters),
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
-    let store_err = |source| ReplayError::Store { path: store.root().display().to_string(), source };
+    let store_err = |source| ReplayError::Store {
+        path: store.root().display().to_string(),
+        source,
+    };
     let run_id = run_id();
     let mut ingest = Ingest::start(store, config, &run_id, observer).map_err(store_err)?;
-    let limits = ReadLimits { max_event_bytes: config.ingest.max_event_bytes, batch_bytes: config.ingest.read_batch_bytes };
+    let limits = ReadLimits {
+        max_event_bytes: config.ingest.max_event_bytes,
+        batch_bytes: config.ingest.read_batch_bytes,
+    };
     let mut input_summaries = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let mut sink = Progressing { inner: &mut ingest, progress: &mut *progress };
+        let mut sink = Progressing {
+            inner: &mut ingest,
+            progress: &mut *progress,
+        };
         let (records, error) = match read_input(input, limits, &mut sink) {
             Ok(n) => (n, None),
             Err(e @ SourceError::Open { .. }) => (0, Some(e.to_string())),
@@ -85,7 +94,11 @@ pub fn replay(
         if let Some(e) = &error {
             tracing::error!(input = %input.name(), error = %e, "input not read to its end");
         }
-        input_summaries.push(InputSummary { name: input.name(), records, error });
+        input_summaries.push(InputSummary {
+            name: input.name(),
+            records,
+            error,
+        });
         if ingest.failed() {
             break;
         }
@@ -100,9 +113,17 @@ pub fn replay(
         duplicates: c.duplicates,
         alerts: 0,
         elapsed_s,
-        events_per_s: if elapsed_s > 0.0 { c.events_in as f64 / elapsed_s } else { 0.0 },
+        events_per_s: if elapsed_s > 0.0 {
+            c.events_in as f64 / elapsed_s
+        } else {
+            0.0
+        },
         balanced: c.balanced(),
-        deadletter_reasons: outcome.deadletter_reasons.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        deadletter_reasons: outcome
+            .deadletter_reasons
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         deadletter_file: outcome.deadletter_file.map(|p| p.display().to_string()),
         files_written: outcome.files_written.len(),
         inputs: input_summaries,

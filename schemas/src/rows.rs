@@ -112,7 +112,12 @@ pub struct EventRow<'a> {
 
 fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
     match p {
-        Some(p) => [p.id.as_deref(), p.kind.as_deref(), p.login.as_deref(), p.display_name.as_deref()],
+        Some(p) => [
+            p.id.as_deref(),
+            p.kind.as_deref(),
+            p.login.as_deref(),
+            p.display_name.as_deref(),
+        ],
         None => [None; 4],
     }
 }
@@ -120,8 +125,7 @@ fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
 impl<'a> From<&'a SemanticEvent> for EventRow<'a> {
     fn from(e: &'a SemanticEvent) -> Self {
         let [actor_id, actor_type, actor_login, actor_display_name] = principal(e.actor.as_ref());
-        let [target_id, target_type, target_login, target_display_name] =
-            principal(e.primary_target.as_ref());
+        let [target_id, target_type, target_login, target_display_name] = principal(e.primary_target.as_ref());
         let [user_id, _, user_login, user_display_name] = principal(e.subject_user.as_ref());
         let geo = e.client.geo.as_ref();
         let risk = e.okta_signals.risk.as_ref();
@@ -204,7 +208,9 @@ impl<'a> From<&'a SemanticEvent> for EventRow<'a> {
             threat_max_level: e.okta_signals.threat_max_level(),
             okta_risk_level: risk.and_then(|r| r.level.as_deref()),
             okta_risk_previous_level: risk.and_then(|r| r.previous_level.as_deref()),
-            okta_risk_reasons: risk.map(|r| r.reasons.iter().map(String::as_str).collect()).unwrap_or_default(),
+            okta_risk_reasons: risk
+                .map(|r| r.reasons.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
             okta_risk_detection: risk.and_then(|r| r.detection_name.as_deref()),
             behaviors_positive: e.okta_signals.positive_behaviors().collect(),
             warnings: e.warnings.iter().map(String::as_str).collect(),
@@ -295,7 +301,11 @@ pub fn events_schema() -> Schema {
     ]));
     fields.push(Field::new("threat_suspected", DataType::Boolean, true));
     fields.push(Field::new("threat_detections", list_utf8(), false));
-    fields.extend(strings(&["threat_max_level", "okta_risk_level", "okta_risk_previous_level"]));
+    fields.extend(strings(&[
+        "threat_max_level",
+        "okta_risk_level",
+        "okta_risk_previous_level",
+    ]));
     fields.push(Field::new("okta_risk_reasons", list_utf8(), false));
     fields.push(utf8("okta_risk_detection"));
     fields.push(Field::new("behaviors_positive", list_utf8(), false));

@@ -316,7 +316,10 @@ pub struct OktaSignals {
 impl OktaSignals {
     /// Names of the behaviours Okta flagged as new for the user.
     pub fn positive_behaviors(&self) -> impl Iterator<Item = &str> {
-        self.behaviors.iter().filter(|b| b.is_positive()).map(|b| b.name.as_str())
+        self.behaviors
+            .iter()
+            .filter(|b| b.is_positive())
+            .map(|b| b.name.as_str())
     }
 
     /// The highest ThreatInsight level (`HIGH` > `MEDIUM` > `LOW`).
@@ -329,6 +332,9 @@ impl OktaSignals {
                 _ => 0,
             }
         }
-        self.threat_detections.iter().map(|t| t.level.as_str()).max_by_key(|l| rank(l))
+        self.threat_detections
+            .iter()
+            .map(|t| t.level.as_str())
+            .max_by_key(|l| rank(l))
     }
 }

@@ -61,10 +61,22 @@ fn json_schemas_name_the_reference_fields() {
         "outcome",
         "ocsf",
     ] {
-        assert!(semantic["properties"].get(field).is_some(), "SemanticEvent lacks {field}");
+        assert!(
+            semantic["properties"].get(field).is_some(),
+            "SemanticEvent lacks {field}"
+        );
     }
     let audit = doc("audit_record.schema.json");
-    for field in ["transaction_id", "timestamp", "action", "user", "reasoning", "status", "rollback_of", "prev_hash"] {
+    for field in [
+        "transaction_id",
+        "timestamp",
+        "action",
+        "user",
+        "reasoning",
+        "status",
+        "rollback_of",
+        "prev_hash",
+    ] {
         assert!(audit["properties"].get(field).is_some(), "AuditRecord lacks {field}");
     }
     let alert = doc("alert.schema.json");

@@ -29,7 +29,10 @@ pub struct QueryArgs {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting runtime")?;
     let store = Store::at(&args.store);
     let batches = runtime.block_on(idgw_pipeline::query::query(&store, &args.sql))?;
     let stdout = std::io::stdout();

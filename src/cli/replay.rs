@@ -64,11 +64,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     for input in summary.inputs.iter().filter(|i| i.error.is_some()) {
         eprintln!("error: {}", input.error.as_deref().unwrap_or_default());
     }
-    Ok(if summary.has_input_errors() { ExitCode::from(super::EXIT_INPUT_ERRORS) } else { ExitCode::SUCCESS })
+    Ok(if summary.has_input_errors() {
+        ExitCode::from(super::EXIT_INPUT_ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(s: &Summary) {
-    println!("replayed {} input(s) into {} in {:.2}s", s.inputs.len(), s.store, s.elapsed_s);
+    println!(
+        "replayed {} input(s) into {} in {:.2}s",
+        s.inputs.len(),
+        s.store,
+        s.elapsed_s
+    );
     println!("  events in      {:>12}", s.events_in);
     println!("  stored         {:>12}", s.events_ok);
     println!("  dead-lettered  {:>12}", s.deadlettered);
@@ -111,7 +120,10 @@ impl Progress {
             Progress::Bar(bar)
         } else {
             let now = Instant::now();
-            Progress::Lines { started: now, last: now }
+            Progress::Lines {
+                started: now,
+                last: now,
+            }
         }
     }
 
@@ -119,7 +131,10 @@ impl Progress {
         match self {
             Progress::Bar(bar) => {
                 bar.set_position(c.events_in);
-                bar.set_message(format!("stored {} · dead {} · dup {}", c.events_ok, c.deadlettered, c.duplicates));
+                bar.set_message(format!(
+                    "stored {} · dead {} · dup {}",
+                    c.events_ok, c.deadlettered, c.duplicates
+                ));
             }
             Progress::Lines { started, last } => {
                 if last.elapsed() >= Duration::from_secs(5) {

@@ -1,1 +1,201 @@
+//! The `idgw` binary, driven as a user drives it.
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn idgw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_idgw")).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn event(i: usize, event_type: &str) -> String {
+    serde_json::json!({
+        "uuid": format!("88888888-0000-4000-8000-{i:012}"),
+        "published": "2024-08-13T15:58:20.353Z",
+        "eventType": event_type,
+        "severity": "INFO",
+        "actor": {"id": "00u1", "type": "User", "alternateId": "ana@example.com", "displayName": "Ana"},
+        "client": {"ipAddress": "198.51.100.7", "zone": "null"},
+        "outcome": {"result": "SUCCESS", "reason": null},
+        "target": null
+    })
+    .to_string()
+}
+
+#[test]
+fn help_explains_every_command() {
+    let top = idgw(&["--help"]);
+    assert!(top.status.success());
+    let text = stdout(&top);
+    for word in ["replay", "query", "dead letter", "Exit codes"] {
+        assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
+    }
+    let replay = stdout(&idgw(&["replay", "--help"]))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for word in [
+        "--store",
+        "--summary-json",
+        "gzip",
+        "events_in = events_ok + deadlettered + duplicates",
+    ] {
+        assert!(replay.contains(word), "replay --help lacks {word:?}");
+    }
+    assert!(stdout(&idgw(&["query", "--help"])).contains("--json"));
+    assert_eq!(
+        idgw(&["replay"]).status.code(),
+        Some(2),
+        "missing arguments are a usage error"
+    );
+}
+
+#[test]
+fn replay_from_stdin_then_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let summary = dir.path().join("summary.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args([
+            "replay",
+            "-",
+            "--store",
+            store.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..3 {
+            writeln!(stdin, "{}", event(i, "user.session.start")).unwrap();
+        }
+        writeln!(stdin, "{}", event(3, "user.session.end")).unwrap();
+        writeln!(stdin, "{}", event(3, "user.session.end")).unwrap();
+        writeln!(stdin, "not json").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("6 = 4 + 1 + 1 (ok)"), "{}", stdout(&out));
+
+    let text = std::fs::read_to_string(&summary).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let contract = [
+        "events_in",
+        "events_ok",
+        "deadlettered",
+        "duplicates",
+        "alerts",
+        "elapsed_s",
+        "events_per_s",
+    ];
+    let positions: Vec<usize> = contract
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "the summary's contract keys come in order: {text}"
+    );
+    let first_other = text.find("\"balanced\":").unwrap();
+    assert!(positions[6] < first_other, "the contract keys come first: {text}");
+    assert_eq!(
+        (json["events_in"].as_u64(), json["events_ok"].as_u64()),
+        (Some(6), Some(4))
+    );
+
+    let q = idgw(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "SELECT event_type, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+    ]);
+    assert!(q.status.success());
+    let table = stdout(&q);
+    assert!(table.contains("| user.session.end   | 1 |"), "{table}");
+    assert!(table.contains("2 row(s)"));
+
+    let q = idgw(&[
+        "query",
+        "--json",
+        "--store",
+        store.to_str().unwrap(),
+        "SELECT count(*) AS n FROM events",
+    ]);
+    assert_eq!(stdout(&q).trim(), r#"{"n":4}"#);
+}
+
+#[test]
+fn errors_are_clear_and_exit_codes_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let bad_sql = idgw(&["query", "--store", s, "SELECT"]);
+    assert_eq!(bad_sql.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_sql.stderr).starts_with("error: "));
+
+    // A cut gzip stream: the good events land, the summary says what happened, exit 3.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..3000 {
+        writeln!(enc, "{}", event(i, "user.session.start")).unwrap();
+    }
+    let gz = enc.finish().unwrap();
+    let cut = dir.path().join("cut.ndjson.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let out = idgw(&["replay", cut.to_str().unwrap(), "--store", s, "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(3));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(summary["events_ok"].as_u64().unwrap() > 0);
+    assert!(
+        summary["inputs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cut.ndjson.gz")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: reading"));
+
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "[store]\nbatch_rowz = 3\n").unwrap();
+    let out = idgw(&[
+        "replay",
+        cut.to_str().unwrap(),
+        "--store",
+        s,
+        "--config",
+        bad_config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_rowz"));
+}
+
+#[test]
+fn replay_of_the_shared_samples() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/okta/events");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} is absent", dir.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = vec!["replay".to_owned(), "--json".to_owned(), "--store".to_owned()];
+    args.push(tmp.path().join("store").display().to_string());
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            args.push(p.display().to_string());
+        }
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = idgw(&refs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["deadlettered"], 0);
+    assert_eq!(summary["balanced"], true);
+}

@@ -39,7 +39,13 @@ pub const DETECTION_FINDING: i32 = 2004;
 pub const BASE_EVENT: i32 = 0;
 
 const fn k(category: Category, action: &'static str, class_uid: i32, activity_id: i32, subject: Subject) -> Kind {
-    Kind { category, action, class_uid, activity_id, subject }
+    Kind {
+        category,
+        action,
+        class_uid,
+        activity_id,
+        subject,
+    }
 }
 
 /// Looks up an event type. Unknown types fall back by prefix, then to a base event; they
@@ -49,14 +55,18 @@ pub fn kind_of(event_type: &str) -> Kind {
     use Subject::{Actor, SourceIp, TargetUser};
     match event_type {
         "user.session.start" => k(C::Authentication, "login", AUTHENTICATION, 1, Actor),
-        "user.authentication.auth_via_IDP" | "user.authentication.auth_via_social" | "user.authentication.authenticate" => {
-            k(C::Authentication, "login", AUTHENTICATION, 1, Actor)
-        }
+        "user.authentication.auth_via_IDP"
+        | "user.authentication.auth_via_social"
+        | "user.authentication.authenticate" => k(C::Authentication, "login", AUTHENTICATION, 1, Actor),
         "user.session.end" => k(C::Authentication, "logout", AUTHENTICATION, 2, Actor),
         "user.session.clear" => k(C::Authentication, "session_clear", AUTHENTICATION, 2, TargetUser),
-        "user.authentication.universal_logout" => k(C::Authentication, "universal_logout", AUTHENTICATION, 2, TargetUser),
+        "user.authentication.universal_logout" => {
+            k(C::Authentication, "universal_logout", AUTHENTICATION, 2, TargetUser)
+        }
         "user.session.context.change" => k(C::Authentication, "session_context_change", AUTHENTICATION, 99, Actor),
-        "user.session.impersonation.initiate" => k(C::Authentication, "impersonation_start", AUTHENTICATION, 1, TargetUser),
+        "user.session.impersonation.initiate" => {
+            k(C::Authentication, "impersonation_start", AUTHENTICATION, 1, TargetUser)
+        }
         "user.session.impersonation.end" => k(C::Authentication, "impersonation_end", AUTHENTICATION, 2, TargetUser),
         "user.session.impersonation.grant" | "user.session.impersonation.extend" => {
             k(C::Privilege, "impersonation_grant", USER_ACCESS, 1, TargetUser)
@@ -78,7 +88,9 @@ pub fn kind_of(event_type: &str) -> Kind {
         "policy.auth_reevaluate.fail" => k(C::Policy, "reevaluate_fail", AUTHENTICATION, 99, Actor),
         "policy.entity_risk.action" => k(C::Risk, "entity_risk_action", DETECTION_FINDING, 1, TargetUser),
         "user.lifecycle.create" => k(C::Account, "create", ACCOUNT_CHANGE, 1, TargetUser),
-        "user.lifecycle.activate" | "user.lifecycle.reactivate" => k(C::Account, "activate", ACCOUNT_CHANGE, 2, TargetUser),
+        "user.lifecycle.activate" | "user.lifecycle.reactivate" => {
+            k(C::Account, "activate", ACCOUNT_CHANGE, 2, TargetUser)
+        }
         "user.lifecycle.suspend" => k(C::Account, "suspend", ACCOUNT_CHANGE, 5, TargetUser),
         "user.lifecycle.unsuspend" => k(C::Account, "unsuspend", ACCOUNT_CHANGE, 2, TargetUser),
         "user.lifecycle.deactivate" => k(C::Account, "deactivate", ACCOUNT_CHANGE, 5, TargetUser),
@@ -86,7 +98,9 @@ pub fn kind_of(event_type: &str) -> Kind {
             k(C::Account, "delete", ACCOUNT_CHANGE, 6, TargetUser)
         }
         "user.account.lock" | "user.account.lock.limit" => k(C::Account, "lock", ACCOUNT_CHANGE, 9, TargetUser),
-        "user.account.unlock" | "user.account.unlock_by_admin" => k(C::Account, "unlock", ACCOUNT_CHANGE, 12, TargetUser),
+        "user.account.unlock" | "user.account.unlock_by_admin" => {
+            k(C::Account, "unlock", ACCOUNT_CHANGE, 12, TargetUser)
+        }
         "user.account.reset_password" => k(C::Account, "password_reset", ACCOUNT_CHANGE, 4, TargetUser),
         "user.account.update_password" => k(C::Account, "password_change", ACCOUNT_CHANGE, 3, TargetUser),
         "user.account.report_suspicious_activity_by_enduser" => {
@@ -105,9 +119,9 @@ pub fn kind_of(event_type: &str) -> Kind {
         "security.attack.end" => k(C::Threat, "attack_end", DETECTION_FINDING, 3, SourceIp),
         "security.request.blocked" => k(C::Threat, "request_blocked", DETECTION_FINDING, 1, SourceIp),
         "user.risk.detect" | "user.risk.change" => k(C::Risk, "risk_detect", DETECTION_FINDING, 1, TargetUser),
-        "system.org.rate_limit.warning" | "system.org.rate_limit.violation" | "system.operation.rate_limit.violation" => {
-            k(C::System, "rate_limit", API_ACTIVITY, 99, Actor)
-        }
+        "system.org.rate_limit.warning"
+        | "system.org.rate_limit.violation"
+        | "system.operation.rate_limit.violation" => k(C::System, "rate_limit", API_ACTIVITY, 99, Actor),
         "app.oauth2.as.token.grant" | "app.oauth2.token.grant" => k(C::Oauth, "token_grant", AUTHENTICATION, 3, Actor),
         "app.oauth2.as.authorize" | "app.oauth2.authorize" => k(C::Oauth, "authorize", AUTHENTICATION, 99, Actor),
         "system.idp.lifecycle.create" => k(C::Idp, "idp_create", API_ACTIVITY, 1, Actor),
@@ -123,10 +137,19 @@ fn by_prefix(event_type: &str) -> Kind {
     use Category as C;
     use Subject::{Actor, SourceIp, TargetUser};
     const PREFIXES: &[(&str, Kind)] = &[
-        ("user.session.", k(C::Authentication, "other", AUTHENTICATION, 99, Actor)),
-        ("user.authentication.", k(C::Authentication, "other", AUTHENTICATION, 99, Actor)),
+        (
+            "user.session.",
+            k(C::Authentication, "other", AUTHENTICATION, 99, Actor),
+        ),
+        (
+            "user.authentication.",
+            k(C::Authentication, "other", AUTHENTICATION, 99, Actor),
+        ),
         ("user.mfa.", k(C::Mfa, "other", AUTHENTICATION, 99, Actor)),
-        ("user.lifecycle.", k(C::Account, "other", ACCOUNT_CHANGE, 99, TargetUser)),
+        (
+            "user.lifecycle.",
+            k(C::Account, "other", ACCOUNT_CHANGE, 99, TargetUser),
+        ),
         ("user.account.", k(C::Account, "other", ACCOUNT_CHANGE, 99, TargetUser)),
         ("user.risk.", k(C::Risk, "other", DETECTION_FINDING, 99, TargetUser)),
         ("policy.", k(C::Policy, "other", AUTHENTICATION, 99, Actor)),

@@ -11,7 +11,7 @@ pub mod catalog;
 use chrono::{DateTime, Utc};
 use idgw_schemas::okta::debug_strings::{self, Behavior, RiskInfo};
 use idgw_schemas::okta::lenient::Str;
-use idgw_schemas::okta::{GeoContext, LogEvent, Target};
+use idgw_schemas::okta::{DebugData, GeoContext, LogEvent, Target};
 use idgw_schemas::semantic::{
     AuthInfo, ClientInfo, DeviceInfo, Geo, NetworkInfo, Ocsf, OktaSignals, OutcomeInfo, Principal, RequestInfo,
     SemanticEvent, SessionInfo,
@@ -25,6 +25,13 @@ fn s(v: &Option<Str<'_>>) -> Option<String> {
     v.as_ref().and_then(Str::meaningful).map(str::to_owned)
 }
 
+fn dd_get<'a, 'b>(
+    dd: Option<&'b DebugData<'a>>,
+    field: impl FnOnce(&'b DebugData<'a>) -> &'b Option<Str<'a>>,
+) -> Option<String> {
+    dd.and_then(|d| s(field(d)))
+}
+
 fn required<'a>(v: &'a Option<Str<'_>>, name: &str) -> Result<&'a str, Rejection> {
     v.as_ref()
         .and_then(Str::meaningful)
@@ -33,21 +40,43 @@ fn required<'a>(v: &'a Option<Str<'_>>, name: &str) -> Result<&'a str, Rejection
 
 /// Parses Okta's `published` (RFC 3339, e.g. `2024-08-13T15:58:20.353Z`).
 pub fn parse_published(text: &str) -> Result<DateTime<Utc>, Rejection> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-        Rejection::new(RejectKind::InvalidTimestamp, format!("`published` {text:?} is not an RFC 3339 time: {e}"))
-    })
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Rejection::new(
+                RejectKind::InvalidTimestamp,
+                format!("`published` {text:?} is not an RFC 3339 time: {e}"),
+            )
+        })
 }
 
 fn principal_of_target(t: &Target<'_>) -> Principal {
-    Principal { id: s(&t.id), kind: s(&t.kind), login: s(&t.alternate_id), display_name: s(&t.display_name) }
+    Principal {
+        id: s(&t.id),
+        kind: s(&t.kind),
+        login: s(&t.alternate_id),
+        display_name: s(&t.display_name),
+    }
 }
 
 fn geo_of(g: &GeoContext<'_>) -> Option<Geo> {
     let (lat, lon) = g
         .geolocation
-        .map(|l| (l.lat.map(|n| n.0).filter(|v| v.is_finite()), l.lon.map(|n| n.0).filter(|v| v.is_finite())))
+        .map(|l| {
+            (
+                l.lat.map(|n| n.0).filter(|v| v.is_finite()),
+                l.lon.map(|n| n.0).filter(|v| v.is_finite()),
+            )
+        })
         .unwrap_or_default();
-    let geo = Geo { city: s(&g.city), state: s(&g.state), country: s(&g.country), postal_code: s(&g.postal_code), lat, lon };
+    let geo = Geo {
+        city: s(&g.city),
+        state: s(&g.state),
+        country: s(&g.country),
+        postal_code: s(&g.postal_code),
+        lat,
+        lon,
+    };
     (geo != Geo::default()).then_some(geo)
 }
 
@@ -65,8 +94,11 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         login: s(&a.alternate_id),
         display_name: s(&a.display_name),
     });
-    let targets: Vec<Principal> =
-        ev.target.as_ref().map(|t| t.0.iter().map(principal_of_target).collect()).unwrap_or_default();
+    let targets: Vec<Principal> = ev
+        .target
+        .as_ref()
+        .map(|t| t.0.iter().map(principal_of_target).collect())
+        .unwrap_or_default();
     let is_user = |p: &&Principal| p.kind.as_deref() == Some("User");
     let target_user = targets.iter().find(is_user).cloned();
     let actor_user = actor.as_ref().filter(is_user).cloned();
@@ -89,10 +121,17 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
     let geo = client
         .and_then(|c| c.geographical_context.as_ref())
         .and_then(geo_of)
-        .or_else(|| ip_chain_entries.first().and_then(|e| e.geographical_context.as_ref()).and_then(geo_of));
+        .or_else(|| {
+            ip_chain_entries
+                .first()
+                .and_then(|e| e.geographical_context.as_ref())
+                .and_then(geo_of)
+        });
     let ua = client.and_then(|c| c.user_agent.as_ref());
     let client_info = ClientInfo {
-        ip: client.and_then(|c| s(&c.ip_address)).or_else(|| ip_chain.first().cloned()),
+        ip: client
+            .and_then(|c| s(&c.ip_address))
+            .or_else(|| ip_chain.first().cloned()),
         user_agent: ua.and_then(|u| s(&u.raw_user_agent)),
         os: ua.and_then(|u| s(&u.os)),
         browser: ua.and_then(|u| s(&u.browser)),
@@ -105,7 +144,6 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
     let sc = ev.security_context.as_ref();
     let ipd = sc.and_then(|c| c.ip_details.as_ref());
     let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_ref());
-    let dds = |f: fn(&idgw_schemas::okta::DebugData<'_>) -> &Option<Str<'_>>| dd.and_then(|d| s(f(d)));
 
     let tunnels = match dd.and_then(|d| d.tunnels.as_ref()).and_then(Str::meaningful) {
         Some(text) => debug_strings::parse_tunnels(text).unwrap_or_else(|e| {
@@ -114,8 +152,8 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         }),
         None => Vec::new(),
     };
-    let proxy_type = dds(|d| &d.proxy_type);
-    let anonymizer_status = dds(|d| &d.anonymizer_status);
+    let proxy_type = dd_get(dd, |d| &d.proxy_type);
+    let anonymizer_status = dd_get(dd, |d| &d.anonymizer_status);
     let anonymizer = tunnels.iter().any(|t| t.anonymous == Some(true))
         || proxy_type.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("tor"))
         || anonymizer_status.is_some();
@@ -138,8 +176,8 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
 
     let oie = ev.device.as_ref();
     let device = DeviceInfo {
-        dt_hash: dds(|d| &d.dt_hash),
-        fingerprint: dds(|d| &d.device_fingerprint),
+        dt_hash: dd_get(dd, |d| &d.dt_hash),
+        fingerprint: dd_get(dd, |d| &d.device_fingerprint),
         id: oie.and_then(|d| s(&d.id)),
         name: oie.and_then(|d| s(&d.name)),
         os_platform: oie.and_then(|d| s(&d.os_platform)),
@@ -157,18 +195,20 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         credential_provider: ac.and_then(|a| s(&a.credential_provider)),
         credential_type: ac.and_then(|a| s(&a.credential_type)),
         interface: ac.and_then(|a| s(&a.interface)),
-        factor: dds(|d| &d.factor),
-        factor_intent: dds(|d| &d.factor_intent),
-        push_response: dds(|d| &d.push_only_response_type),
-        number_challenge_response: dds(|d| &d.push_with_number_challenge_response_type),
+        factor: dd_get(dd, |d| &d.factor),
+        factor_intent: dd_get(dd, |d| &d.factor_intent),
+        push_response: dd_get(dd, |d| &d.push_only_response_type),
+        number_challenge_response: dd_get(dd, |d| &d.push_with_number_challenge_response_type),
     };
 
     let tx = ev.transaction.as_ref();
     let request = RequestInfo {
-        request_id: tx.and_then(|t| s(&t.id)).or_else(|| dds(|d| &d.request_id)),
+        request_id: tx.and_then(|t| s(&t.id)).or_else(|| dd_get(dd, |d| &d.request_id)),
         transaction_type: tx.and_then(|t| s(&t.kind)),
-        request_uri: dds(|d| &d.request_uri),
-        api_token_id: tx.and_then(|t| t.detail.as_ref()).and_then(|d| s(&d.request_api_token_id)),
+        request_uri: dd_get(dd, |d| &d.request_uri),
+        api_token_id: tx
+            .and_then(|t| t.detail.as_ref())
+            .and_then(|d| s(&d.request_api_token_id)),
     };
     let outcome = OutcomeInfo {
         result: ev.outcome.as_ref().and_then(|o| s(&o.result)),
@@ -176,7 +216,12 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
     };
 
     let okta_signals = signals(ev, &mut warnings);
-    let severity = ev.severity.as_ref().and_then(Str::meaningful).unwrap_or("INFO").to_ascii_lowercase();
+    let severity = ev
+        .severity
+        .as_ref()
+        .and_then(Str::meaningful)
+        .unwrap_or("INFO")
+        .to_ascii_lowercase();
     let raw = RawValue::from_string(raw.to_owned()).ok();
 
     Ok(SemanticEvent {
@@ -278,7 +323,10 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         .map(|v| {
             v.0.iter()
                 .filter_map(|b| {
-                    Some(Behavior { name: s(&b.name)?, result: s(&b.result).unwrap_or_else(|| "UNKNOWN".into()) })
+                    Some(Behavior {
+                        name: s(&b.name)?,
+                        result: s(&b.result).unwrap_or_else(|| "UNKNOWN".into()),
+                    })
                 })
                 .collect()
         })

@@ -37,7 +37,11 @@ pub enum Input {
 impl Input {
     /// `-` is stdin, anything else a path.
     pub fn parse(arg: &str) -> Self {
-        if arg == "-" { Input::Stdin } else { Input::Path(PathBuf::from(arg)) }
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::Path(PathBuf::from(arg))
+        }
     }
 
     /// The name used in dead letters and summaries.
@@ -57,7 +61,11 @@ pub enum SourceError {
     Open { path: String, source: io::Error },
     /// Reading failed part-way (e.g. a gzip stream cut short).
     #[error("reading {path} failed after {records} records: {source}")]
-    Read { path: String, records: u64, source: io::Error },
+    Read {
+        path: String,
+        records: u64,
+        source: io::Error,
+    },
 }
 
 /// One raw record: its bytes, where it was, and whether it was cut off or rejected
@@ -88,7 +96,10 @@ pub struct ReadLimits {
 
 impl Default for ReadLimits {
     fn default() -> Self {
-        ReadLimits { max_event_bytes: 1 << 20, batch_bytes: 4 << 20 }
+        ReadLimits {
+            max_event_bytes: 1 << 20,
+            batch_bytes: 4 << 20,
+        }
     }
 }
 
@@ -98,12 +109,17 @@ pub fn read_input(input: &Input, limits: ReadLimits, sink: &mut dyn RecordSink) 
     let name = input.name();
     let raw: Box<dyn Read> = match input {
         Input::Stdin => Box::new(io::stdin().lock()),
-        Input::Path(p) => {
-            Box::new(File::open(p).map_err(|source| SourceError::Open { path: name.clone(), source })?)
-        }
+        Input::Path(p) => Box::new(File::open(p).map_err(|source| SourceError::Open {
+            path: name.clone(),
+            source,
+        })?),
     };
     let mut reader = BufReader::with_capacity(1 << 16, raw);
-    let head = reader.fill_buf().map_err(|source| SourceError::Read { path: name.clone(), records: 0, source })?;
+    let head = reader.fill_buf().map_err(|source| SourceError::Read {
+        path: name.clone(),
+        records: 0,
+        source,
+    })?;
     let mut reader: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(reader)))
     } else {
@@ -111,7 +127,7 @@ pub fn read_input(input: &Input, limits: ReadLimits, sink: &mut dyn RecordSink) 
     };
     let mut first = Vec::new();
     let mut records = 0u64;
-    let mut first_state = Line::Complete;
+    let mut first_state;
     let is_document = loop {
         first.clear();
         match read_line_checked(&mut reader, &mut first, limits.max_event_bytes) {
@@ -123,12 +139,19 @@ pub fn read_input(input: &Input, limits: ReadLimits, sink: &mut dyn RecordSink) 
                     let rec = RawRecord {
                         bytes: &first,
                         position: Position::Line(1),
-                        rejected: Some(Rejection::new(RejectKind::TruncatedInput, format!("input ended early: {source}"))),
+                        rejected: Some(Rejection::new(
+                            RejectKind::TruncatedInput,
+                            format!("input ended early: {source}"),
+                        )),
                     };
                     let _ = sink.records(&name, std::slice::from_ref(&rec));
                     records = 1;
                 }
-                return Err(SourceError::Read { path: name, records, source });
+                return Err(SourceError::Read {
+                    path: name,
+                    records,
+                    source,
+                });
             }
         }
         let trimmed = first.trim_ascii();
@@ -202,7 +225,10 @@ struct Batch {
 
 impl Batch {
     fn new() -> Self {
-        Batch { buf: Vec::with_capacity(1 << 20), spans: Vec::with_capacity(4096) }
+        Batch {
+            buf: Vec::with_capacity(1 << 20),
+            spans: Vec::with_capacity(4096),
+        }
     }
 
     fn push(&mut self, bytes: &[u8], position: Position, rejected: Option<Rejection>) {
@@ -218,7 +244,11 @@ impl Batch {
         let records: Vec<RawRecord<'_>> = self
             .spans
             .iter_mut()
-            .map(|(s, e, p, r)| RawRecord { bytes: &self.buf[*s..*e], position: *p, rejected: r.take() })
+            .map(|(s, e, p, r)| RawRecord {
+                bytes: &self.buf[*s..*e],
+                position: *p,
+                rejected: r.take(),
+            })
             .collect();
         let flow = sink.records(name, &records);
         self.buf.clear();
@@ -269,10 +299,18 @@ fn read_ndjson(
                 if !line.is_empty() {
                     records += 1;
                     let detail = format!("input ended early: {source}");
-                    batch.push(&line, Position::Line(line_no + 1), Some(Rejection::new(RejectKind::TruncatedInput, detail)));
+                    batch.push(
+                        &line,
+                        Position::Line(line_no + 1),
+                        Some(Rejection::new(RejectKind::TruncatedInput, detail)),
+                    );
                 }
                 let _ = batch.flush(name, sink);
-                return Err(SourceError::Read { path: name.to_owned(), records, source });
+                return Err(SourceError::Read {
+                    path: name.to_owned(),
+                    records,
+                    source,
+                });
             }
         }
     }
@@ -290,13 +328,22 @@ fn read_document(
     doc.push(b'\n');
     let read_result = reader.read_to_end(&mut doc);
     let mut batch = Batch::new();
-    let mut walker = DocumentWalker { doc: &doc, pos: 0, element: 0, records: 0 };
+    let mut walker = DocumentWalker {
+        doc: &doc,
+        pos: 0,
+        element: 0,
+        records: 0,
+    };
     if walker.walk(&mut batch, limits, name, sink).is_continue() {
         let _ = batch.flush(name, sink);
     }
     match read_result {
         Ok(_) => Ok(walker.records),
-        Err(source) => Err(SourceError::Read { path: name.to_owned(), records: walker.records, source }),
+        Err(source) => Err(SourceError::Read {
+            path: name.to_owned(),
+            records: walker.records,
+            source,
+        }),
     }
 }
 
@@ -324,11 +371,15 @@ impl DocumentWalker<'_> {
                 self.pos = start + stream.byte_offset();
                 Ok((start, self.pos))
             }
-            Some(Err(e)) if e.is_eof() => {
-                Err(Rejection::new(RejectKind::TruncatedInput, format!("input ends inside a JSON value: {e}")))
-            }
+            Some(Err(e)) if e.is_eof() => Err(Rejection::new(
+                RejectKind::TruncatedInput,
+                format!("input ends inside a JSON value: {e}"),
+            )),
             Some(Err(e)) => Err(Rejection::new(RejectKind::NotJson, e.to_string())),
-            None => Err(Rejection::new(RejectKind::TruncatedInput, "input ends where a value was expected")),
+            None => Err(Rejection::new(
+                RejectKind::TruncatedInput,
+                "input ends where a value was expected",
+            )),
         }
     }
 
@@ -344,14 +395,22 @@ impl DocumentWalker<'_> {
         let span = (self.pos, end);
         let mut rejection = rejection;
         if self.doc.len() > end {
-            rejection.detail.push_str(&format!(" ({} more bytes not read)", self.doc.len() - end));
+            rejection
+                .detail
+                .push_str(&format!(" ({} more bytes not read)", self.doc.len() - end));
         }
         self.emit(batch, span, Some(rejection));
         self.pos = self.doc.len();
         ControlFlow::Continue(())
     }
 
-    fn walk(&mut self, batch: &mut Batch, limits: ReadLimits, name: &str, sink: &mut dyn RecordSink) -> ControlFlow<()> {
+    fn walk(
+        &mut self,
+        batch: &mut Batch,
+        limits: ReadLimits,
+        name: &str,
+        sink: &mut dyn RecordSink,
+    ) -> ControlFlow<()> {
         loop {
             self.skip_ws();
             if self.pos >= self.doc.len() {
@@ -387,7 +446,10 @@ impl DocumentWalker<'_> {
                         break;
                     }
                     Some(c) => {
-                        let r = Rejection::new(RejectKind::NotJson, format!("expected `,` or `]` in array, found {:?}", *c as char));
+                        let r = Rejection::new(
+                            RejectKind::NotJson,
+                            format!("expected `,` or `]` in array, found {:?}", *c as char),
+                        );
                         return self.bail(batch, limits, r);
                     }
                     None => {

@@ -31,7 +31,12 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { row_group_rows: 128 * 1024, max_rows_per_file: 1_000_000, zstd_level: 1, plain_columns: Vec::new() }
+        WriterOptions {
+            row_group_rows: 128 * 1024,
+            max_rows_per_file: 1_000_000,
+            zstd_level: 1,
+            plain_columns: Vec::new(),
+        }
     }
 }
 
@@ -57,7 +62,10 @@ pub struct PartitionedWriter {
 
 impl std::fmt::Debug for PartitionedWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionedWriter").field("dir", &self.dir).field("open", &self.open.len()).finish()
+        f.debug_struct("PartitionedWriter")
+            .field("dir", &self.dir)
+            .field("open", &self.open.len())
+            .finish()
     }
 }
 
@@ -67,7 +75,7 @@ impl PartitionedWriter {
         let level = ZstdLevel::try_new(options.zstd_level)?;
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_size(options.row_group_rows);
+            .set_max_row_group_row_count(Some(options.row_group_rows));
         for col in &options.plain_columns {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
         }
@@ -102,16 +110,18 @@ impl PartitionedWriter {
             None => false,
         };
         self.rows_written += batch.num_rows() as u64;
-        if full {
-            if let Some(file) = self.open.remove(partition) {
-                self.publish(file)?;
-            }
+        if full && let Some(file) = self.open.remove(partition) {
+            self.publish(file)?;
         }
         Ok(())
     }
 
     fn open_file(&mut self, partition: &str) -> Result<OpenFile, StoreError> {
-        let dir = if partition.is_empty() { self.dir.clone() } else { self.dir.join(partition) };
+        let dir = if partition.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(partition)
+        };
         fs_err::create_dir_all(&dir)?;
         self.seq += 1;
         let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
@@ -119,7 +129,12 @@ impl PartitionedWriter {
         let path = dir.join(name);
         let file = fs_err::File::create(&tmp)?;
         let writer = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(self.props.clone()))?;
-        Ok(OpenFile { writer, tmp, path, rows: 0 })
+        Ok(OpenFile {
+            writer,
+            tmp,
+            path,
+            rows: 0,
+        })
     }
 
     fn publish(&mut self, file: OpenFile) -> Result<(), StoreError> {

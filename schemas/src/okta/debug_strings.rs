@@ -69,7 +69,10 @@ pub fn parse_behaviors(s: &str) -> Result<Vec<Behavior>, DebugStringError> {
                 }
             }) {
                 let name = body[start..i].trim();
-                out.push(Behavior { name: name.to_owned(), result: (*result).to_owned() });
+                out.push(Behavior {
+                    name: name.to_owned(),
+                    result: (*result).to_owned(),
+                });
                 i += 1 + result.len();
                 if body[i..].starts_with(", ") {
                     i += 2;
@@ -152,7 +155,12 @@ pub fn parse_risk(s: &str) -> Result<RiskInfo, DebugStringError> {
 
 /// Splits a reasons text (`"Anomalous Location, Anomalous Device"`) into its reasons.
 pub fn split_reasons(value: &str) -> Vec<String> {
-    value.split(", ").map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect()
+    value
+        .split(", ")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// One ThreatInsight detection from `debugData.threatDetections`.
@@ -166,9 +174,11 @@ pub struct ThreatDetection {
 
 /// Parses `debugData.threatDetections`: `{"Password Spray":"HIGH","Login Failures":"MEDIUM"}`.
 pub fn parse_threat_detections(s: &str) -> Result<Vec<ThreatDetection>, DebugStringError> {
-    let map: BTreeMap<String, String> =
-        serde_json::from_str(s).map_err(|e| DebugStringError::Json(e.to_string()))?;
-    Ok(map.into_iter().map(|(name, level)| ThreatDetection { name, level }).collect())
+    let map: BTreeMap<String, String> = serde_json::from_str(s).map_err(|e| DebugStringError::Json(e.to_string()))?;
+    Ok(map
+        .into_iter()
+        .map(|(name, level)| ThreatDetection { name, level })
+        .collect())
 }
 
 /// `debugData.logOnlySecurityData`: risk and behaviours evaluated but not enforced.
@@ -262,7 +272,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.len(), 7);
-        assert_eq!(b[1], Behavior { name: "New Device".into(), result: "POSITIVE".into() });
+        assert_eq!(
+            b[1],
+            Behavior {
+                name: "New Device".into(),
+                result: "POSITIVE".into()
+            }
+        );
         let b = parse_behaviors(
             "{Anomalous Location: Country=NEGATIVE, 857d6e8a-1c2b_1529707130=NEGATIVE, Odd, name=x=POSITIVE}",
         )
@@ -299,10 +315,12 @@ mod tests {
 
     #[test]
     fn json_in_strings() {
-        let t = parse_threat_detections(r#"{"Password Spray":"HIGH","Login Failures":"MEDIUM"}"#)
-            .unwrap();
+        let t = parse_threat_detections(r#"{"Password Spray":"HIGH","Login Failures":"MEDIUM"}"#).unwrap();
         assert_eq!(t.len(), 2);
-        assert!(t.contains(&ThreatDetection { name: "Password Spray".into(), level: "HIGH".into() }));
+        assert!(t.contains(&ThreatDetection {
+            name: "Password Spray".into(),
+            level: "HIGH".into()
+        }));
         let l = parse_log_only_security_data(
             r#"{"risk":{"reasons":"Anomalous Device, New ASN","level":"MEDIUM"},"behaviors":{"New Device":"POSITIVE"}}"#,
         )
@@ -315,8 +333,7 @@ mod tests {
         );
         let tun = parse_tunnels(r#"[{"operator":"NORD_VPN","type":"VPN","anonymous":true}]"#).unwrap();
         assert_eq!(tun[0].kind.as_deref(), Some("VPN"));
-        let rc = parse_risk_change(r#"{"riskLevel":"HIGH","priorRiskLevel":"LOW","direction":"increase"}"#)
-            .unwrap();
+        let rc = parse_risk_change(r#"{"riskLevel":"HIGH","priorRiskLevel":"LOW","direction":"increase"}"#).unwrap();
         assert_eq!(rc.direction.as_deref(), Some("increase"));
         assert!(parse_tunnels("not json").is_err());
     }

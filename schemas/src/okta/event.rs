@@ -307,8 +307,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for UserBehavior<'a> {
             Obj(#[serde(borrow)] Obj<'a>),
         }
         Ok(match Either::deserialize(deserializer)? {
-            Either::Name(name) => UserBehavior { id: None, name: Some(name), result: None },
-            Either::Obj(o) => UserBehavior { id: o.id, name: o.name, result: o.result },
+            Either::Name(name) => UserBehavior {
+                id: None,
+                name: Some(name),
+                result: None,
+            },
+            Either::Obj(o) => UserBehavior {
+                id: o.id,
+                name: o.name,
+                result: o.result,
+            },
         })
     }
 }

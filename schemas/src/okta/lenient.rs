@@ -235,8 +235,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 T::deserialize(de::value::BorrowedStrDeserializer::new(v)).map(|t| OneOrMany(vec![t]))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                T::deserialize(de::value::StringDeserializer::new(v.to_owned()))
-                    .map(|t| OneOrMany(vec![t]))
+                T::deserialize(de::value::StringDeserializer::new(v.to_owned())).map(|t| OneOrMany(vec![t]))
             }
         }
         deserializer.deserialize_any(V(std::marker::PhantomData))

@@ -1,0 +1,8 @@
+//! Integration tests of the pipeline crate (one test binary, topical modules).
+
+mod bad_input;
+mod formats;
+mod normalize_props;
+mod query;
+mod samples;
+mod support;
