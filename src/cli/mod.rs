@@ -1,5 +1,7 @@
 //! Command-line surface (design.md, "The CLI surface").
 
+mod demo;
+mod generate;
 mod query;
 mod replay;
 
@@ -20,6 +22,9 @@ normalizes them into OCSF-aligned events, and keeps them in a store: a directory
 tables that `idgw query` (and any Parquet reader) can query with SQL. Records that cannot be
 read go to the store's dead letter with the reason; nothing is dropped silently.
 
+Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
+and shows what the store holds. `idgw generate` writes such tenants for your own runs.
+
 Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not be read to its end.";
 
 /// The command line.
@@ -36,6 +41,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Demo(demo::DemoArgs),
+    Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
 }
@@ -54,6 +61,8 @@ pub fn init_logging(filter: &str) {
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),
     }

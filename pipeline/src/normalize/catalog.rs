@@ -31,6 +31,8 @@ pub const AUTHENTICATION: i32 = 3002;
 pub const ACCOUNT_CHANGE: i32 = 3001;
 /// OCSF User Access Management.
 pub const USER_ACCESS: i32 = 3005;
+/// OCSF Group Management.
+pub const GROUP_MANAGEMENT: i32 = 3006;
 /// OCSF API Activity.
 pub const API_ACTIVITY: i32 = 6003;
 /// OCSF Detection Finding.
@@ -112,6 +114,8 @@ pub fn kind_of(event_type: &str) -> Kind {
         "user.account.privilege.revoke" | "group.privilege.revoke" => {
             k(C::Privilege, "privilege_revoke", USER_ACCESS, 2, TargetUser)
         }
+        "group.user_membership.add" => k(C::Account, "group_add", GROUP_MANAGEMENT, 3, TargetUser),
+        "group.user_membership.remove" => k(C::Account, "group_remove", GROUP_MANAGEMENT, 4, TargetUser),
         "system.api_token.create" => k(C::Credential, "api_token_create", API_ACTIVITY, 1, Actor),
         "system.api_token.revoke" => k(C::Credential, "api_token_revoke", API_ACTIVITY, 4, Actor),
         "security.threat.detected" => k(C::Threat, "threat_detected", DETECTION_FINDING, 1, SourceIp),
@@ -171,6 +175,7 @@ pub fn class_name(class_uid: i32) -> &'static str {
         AUTHENTICATION => "Authentication",
         ACCOUNT_CHANGE => "Account Change",
         USER_ACCESS => "User Access Management",
+        GROUP_MANAGEMENT => "Group Management",
         API_ACTIVITY => "API Activity",
         DETECTION_FINDING => "Detection Finding",
         _ => "Base Event",
@@ -201,6 +206,8 @@ pub fn activity_name(class_uid: i32, activity_id: i32) -> &'static str {
         (ACCOUNT_CHANGE, 12) => "Unlock",
         (USER_ACCESS, 1) => "Assign Privileges",
         (USER_ACCESS, 2) => "Revoke Privileges",
+        (GROUP_MANAGEMENT, 3) => "Add User",
+        (GROUP_MANAGEMENT, 4) => "Remove User",
         (API_ACTIVITY, 1) => "Create",
         (API_ACTIVITY, 2) => "Read",
         (API_ACTIVITY, 3) => "Update",

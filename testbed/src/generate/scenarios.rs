@@ -1,0 +1,899 @@
+//! Attacks and benign look-alikes, each written with its label.
+
+use chrono::DateTime;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::activity::{DayLog, HOUR, MINUTE, failed_password, home_net, ip_on, sign_in};
+use super::spec::{Actor, ClientRef, Extra, Net, Target, ip_string};
+use super::tenant::{Role, User};
+use super::world::{
+    ASHBURN, ATTACK_CLIENTS, ATTACKER_CITIES, CITIES, CLIENTS, CLOUD_EGRESS_ISP, HOME_CITIES, HOSTING_ISP, TOR_ISP,
+    VPN_ISP, haversine_km,
+};
+use crate::labels::Label;
+
+/// Every scenario the generator can inject: `(name, category, benign)`.
+pub const SCENARIOS: &[(&str, &str, bool)] = &[
+    ("impossible_travel", "impossible_travel", false),
+    ("brute_force", "brute_force", false),
+    ("password_spray", "password_spray", false),
+    ("mfa_fatigue", "mfa_fatigue", false),
+    ("session_hijack", "session_hijack", false),
+    ("account_lockout", "account_lockout", false),
+    ("admin_privilege_grant", "admin_privilege_grant", false),
+    ("api_token_created", "api_token_created", false),
+    ("threat_insight", "threat_insight", false),
+    ("mfa_tamper", "mfa_tamper", false),
+    ("suspicious_activity_report", "suspicious_activity_report", false),
+    ("fastpass_phishing", "fastpass_phishing", false),
+    ("okta_risk_elevated", "okta_risk_elevated", false),
+    ("anonymizing_proxy", "anonymizing_proxy", false),
+    ("support_impersonation", "support_impersonation", false),
+    ("idp_lifecycle", "idp_lifecycle", false),
+    ("travel", "impossible_travel", true),
+    ("vpn_egress", "impossible_travel", true),
+    ("mobile_hop", "impossible_travel", true),
+    ("typos", "brute_force", true),
+    ("new_device", "anomalous_signin", true),
+    ("night_shift", "anomalous_signin", true),
+];
+
+/// Injects scenarios into a day and records their labels.
+#[derive(Debug)]
+pub struct Injector<'l, 't> {
+    pub log: &'l mut DayLog<'t>,
+    pub labels: &'l mut Vec<Label>,
+    pub next_label: &'l mut u64,
+}
+
+impl<'t> Injector<'_, 't> {
+    fn label(&mut self, name: &str, kind: &str, user: Option<&User>, src_ip: Option<u32>, idx: &[usize]) {
+        let (category, benign) = SCENARIOS
+            .iter()
+            .find(|s| s.0 == name)
+            .map(|s| (s.1, s.2))
+            .unwrap_or((name, false));
+        let specs: Vec<_> = idx.iter().map(|&i| &self.log.specs[i]).collect();
+        let start = specs.iter().map(|s| s.t).min().unwrap_or(self.log.day_start);
+        let end = specs.iter().map(|s| s.t).max().unwrap_or(self.log.day_start);
+        *self.next_label += 1;
+        self.labels.push(Label {
+            label_id: format!("lbl-{:06}", *self.next_label),
+            category: category.to_owned(),
+            benign,
+            kind: kind.to_owned(),
+            user_id: user.map(|u| u.id.clone()),
+            user_login: user.map(|u| u.login.clone()),
+            src_ip: src_ip.map(ip_string),
+            start: DateTime::from_timestamp_millis(start).unwrap_or_default(),
+            end: DateTime::from_timestamp_millis(end).unwrap_or_default(),
+            event_uuids: specs.iter().map(|s| s.uuid()).collect(),
+        });
+    }
+
+    fn member(&self, rng: &mut ChaCha8Rng) -> &'t User {
+        let users = &self.log.tenant.users;
+        loop {
+            let u = &users[rng.random_range(0..users.len())];
+            if u.role == Role::Member && !u.night_shift {
+                return u;
+            }
+        }
+    }
+
+    fn attacker_net(rng: &mut ChaCha8Rng, far_from: usize) -> Net {
+        let home = (CITIES[far_from].lat, CITIES[far_from].lon);
+        let city = loop {
+            let c = ATTACKER_CITIES[rng.random_range(0..ATTACKER_CITIES.len())];
+            if haversine_km(home, (CITIES[c].lat, CITIES[c].lon)) > 2_500.0 {
+                break c;
+            }
+        };
+        let isp = CITIES[city].isp;
+        Net {
+            ip: ip_on(isp, rng),
+            city,
+            isp,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        }
+    }
+
+    /// A start time during the day that leaves room for a scenario of `len` ms.
+    fn when(&self, rng: &mut ChaCha8Rng, len: i64) -> i64 {
+        self.log.day_start + HOUR + rng.random_range(0..(22 * HOUR - len).max(1))
+    }
+
+    /// Runs scenario `name` once.
+    pub fn inject(&mut self, name: &str, rng: &mut ChaCha8Rng) {
+        match name {
+            "impossible_travel" => self.impossible_travel(rng),
+            "brute_force" => self.brute_force(rng),
+            "password_spray" => self.password_spray(rng),
+            "mfa_fatigue" => self.mfa_fatigue(rng),
+            "session_hijack" => self.session_hijack(rng),
+            "account_lockout" => self.account_lockout(rng),
+            "travel" => self.travel(rng),
+            "vpn_egress" => self.vpn_egress(rng),
+            "mobile_hop" => self.mobile_hop(rng),
+            "typos" => self.typos(rng),
+            "new_device" => self.new_device(rng),
+            "night_shift" => self.night_shift(rng),
+            single => self.single_event(single, rng),
+        }
+    }
+
+    fn impossible_travel(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, 2 * HOUR);
+        let dev = u.devices[0];
+        let home = home_net(u, rng);
+        let home = Net { no_geo: false, ..home };
+        let r1 = rng.random();
+        let a = sign_in(
+            self.log,
+            rng,
+            u.index,
+            t,
+            home,
+            ClientRef::Normal(dev.client),
+            dev.token,
+            r1,
+        );
+        let away = Self::attacker_net(rng, u.home);
+        let t2 = t + rng.random_range(5..90) * MINUTE;
+        let client = ClientRef::Normal(rng.random_range(0..CLIENTS.len()));
+        let r2 = rng.random();
+        let r3 = rng.random();
+        let b = sign_in(self.log, rng, u.index, t2, away, client, r2, r3);
+        self.label(
+            "impossible_travel",
+            "new_country_new_device",
+            Some(u),
+            Some(away.ip),
+            &[a[a.len() - 1], b[b.len() - 1]],
+        );
+    }
+
+    fn brute_force(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let net = Self::attacker_net(rng, u.home);
+        let net = Net {
+            isp: HOSTING_ISP,
+            ip: ip_on(HOSTING_ISP, rng),
+            ..net
+        };
+        let client = ClientRef::Attack(rng.random_range(0..ATTACK_CLIENTS.len()));
+        let n = rng.random_range(10..30);
+        let mut idx = Vec::new();
+        let mut at = t;
+        for _ in 0..n {
+            idx.push(failed_password(
+                self.log,
+                u.index,
+                at,
+                net,
+                client,
+                None,
+                "INVALID_CREDENTIALS",
+            ));
+            at += rng.random_range(2_000..20_000);
+        }
+        let kind = match rng.random_range(0..10) {
+            0..=2 => {
+                let lock = self.lockout_events(u, at, net, client);
+                self.label("account_lockout", "after_brute_force", Some(u), Some(net.ip), &lock);
+                idx.extend(lock);
+                "ends_in_lockout"
+            }
+            3..=5 => {
+                let r4 = rng.random();
+                let r5 = rng.random();
+                idx.extend(sign_in(self.log, rng, u.index, at, net, client, r4, r5));
+                "ends_in_success"
+            }
+            _ => "no_success",
+        };
+        self.label("brute_force", kind, Some(u), Some(net.ip), &idx);
+    }
+
+    fn lockout_events(&mut self, u: &User, t: i64, net: Net, client: ClientRef) -> Vec<usize> {
+        vec![
+            failed_password(self.log, u.index, t, net, client, None, "LOCKED_OUT"),
+            self.log.push(
+                t + 500,
+                "user.account.lock",
+                "SUCCESS",
+                Some("LOCKED_OUT"),
+                Actor::User(u.index),
+                Target::User(u.index),
+                net,
+                client,
+                None,
+                None,
+                Extra::None,
+            ),
+        ]
+    }
+
+    fn account_lockout(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let net = Self::attacker_net(rng, u.home);
+        let client = ClientRef::Attack(0);
+        let mut idx = Vec::new();
+        for k in 0..5 {
+            idx.push(failed_password(
+                self.log,
+                u.index,
+                t + k * 4_000,
+                net,
+                client,
+                None,
+                "INVALID_CREDENTIALS",
+            ));
+        }
+        let lock = self.lockout_events(u, t + 25_000, net, client);
+        self.label("account_lockout", "locked_by_failures", Some(u), Some(net.ip), &lock);
+    }
+
+    fn password_spray(&mut self, rng: &mut ChaCha8Rng) {
+        let t = self.when(rng, HOUR);
+        let isp = HOSTING_ISP;
+        let net = Net {
+            ip: ip_on(isp, rng),
+            city: 29,
+            isp,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        };
+        let client = ClientRef::Attack(0);
+        let n_users = self.log.tenant.users.len();
+        let victims = rng.random_range(20..60).min(n_users.max(1) * 2);
+        let mut idx = Vec::new();
+        let mut at = t;
+        for k in 0..victims {
+            at += rng.random_range(5_000..40_000);
+            if k % 5 == 4 {
+                // Credential stuffing lists hold logins that do not exist.
+                idx.push(self.log.push(
+                    at,
+                    "user.session.start",
+                    "FAILURE",
+                    Some("VERIFICATION_ERROR"),
+                    Actor::User(rng.random_range(0..n_users as u32)),
+                    Target::UnknownUser(rng.random()),
+                    net,
+                    client,
+                    None,
+                    None,
+                    Extra::None,
+                ));
+            } else {
+                let v = rng.random_range(0..n_users as u32);
+                idx.push(failed_password(
+                    self.log,
+                    v,
+                    at,
+                    net,
+                    client,
+                    None,
+                    "INVALID_CREDENTIALS",
+                ));
+            }
+        }
+        self.label("password_spray", "one_source_many_users", None, Some(net.ip), &idx);
+    }
+
+    fn mfa_fatigue(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let net = Self::attacker_net(rng, u.home);
+        let client = ClientRef::Normal(rng.random_range(0..CLIENTS.len()));
+        let device: u64 = rng.random();
+        let classic = rng.random_bool(0.4);
+        let a = Actor::User(u.index);
+        let mut idx = Vec::new();
+        let mut at = t;
+        for _ in 0..rng.random_range(5..15) {
+            idx.push(self.log.push(
+                at,
+                "system.push.send_factor_verify_push",
+                "SUCCESS",
+                None,
+                a,
+                Target::Authenticator("Okta Verify"),
+                net,
+                client,
+                Some(device),
+                None,
+                Extra::Factor {
+                    factor: "OKTA_VERIFY_PUSH",
+                    push: None,
+                },
+            ));
+            at += rng.random_range(5_000..40_000);
+            let unanswered = !classic && rng.random_bool(0.25);
+            idx.push(if classic {
+                self.log.push(
+                    at,
+                    "user.mfa.okta_verify.deny_push",
+                    "FAILURE",
+                    None,
+                    a,
+                    Target::Authenticator("Okta Verify"),
+                    net,
+                    client,
+                    Some(device),
+                    None,
+                    Extra::None,
+                )
+            } else {
+                self.log.push(
+                    at,
+                    "user.authentication.auth_via_mfa",
+                    if unanswered { "UNANSWERED" } else { "FAILURE" },
+                    if unanswered { None } else { Some("INVALID_CREDENTIALS") },
+                    a,
+                    Target::Authenticator("Okta Verify"),
+                    net,
+                    client,
+                    Some(device),
+                    None,
+                    Extra::Factor {
+                        factor: "OKTA_VERIFY_PUSH",
+                        push: (!unanswered).then_some("OV_RESPONSE_DENY"),
+                    },
+                )
+            });
+            at += rng.random_range(10_000..60_000);
+        }
+        let approved = rng.random_bool(0.4);
+        if approved {
+            idx.push(self.log.push(
+                at,
+                "user.authentication.auth_via_mfa",
+                "SUCCESS",
+                None,
+                a,
+                Target::Authenticator("Okta Verify"),
+                net,
+                client,
+                Some(device),
+                None,
+                Extra::Factor {
+                    factor: "OKTA_VERIFY_PUSH",
+                    push: Some("OV_RESPONSE_APPROVE"),
+                },
+            ));
+            idx.push(self.log.push(
+                at + 1_000,
+                "user.session.start",
+                "SUCCESS",
+                None,
+                a,
+                Target::None,
+                net,
+                client,
+                Some(device),
+                Some(rng.random()),
+                Extra::None,
+            ));
+        }
+        let kind = match (classic, approved) {
+            (true, true) => "classic_deny_push_then_approved",
+            (true, false) => "classic_deny_push",
+            (false, true) => "oie_denies_then_approved",
+            (false, false) => "oie_denies",
+        };
+        self.label("mfa_fatigue", kind, Some(u), Some(net.ip), &idx);
+    }
+
+    fn session_hijack(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, 3 * HOUR);
+        let dev = u.devices[0];
+        let session: u64 = rng.random();
+        let home = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        sign_in(
+            self.log,
+            rng,
+            u.index,
+            t,
+            home,
+            ClientRef::Normal(dev.client),
+            dev.token,
+            session,
+        );
+        let thief = Self::attacker_net(rng, u.home);
+        let thief = Net {
+            isp: HOSTING_ISP,
+            ip: ip_on(HOSTING_ISP, rng),
+            ..thief
+        };
+        let client = ClientRef::Attack(1);
+        let mut idx = Vec::new();
+        let mut at = t + rng.random_range(10..120) * MINUTE;
+        for _ in 0..rng.random_range(2..5) {
+            let app = u.apps[rng.random_range(0..u.apps.len())];
+            idx.push(self.log.push(
+                at,
+                "user.authentication.sso",
+                "SUCCESS",
+                None,
+                Actor::User(u.index),
+                Target::App(app),
+                thief,
+                client,
+                Some(dev.token),
+                Some(session),
+                Extra::None,
+            ));
+            at += rng.random_range(1..10) * MINUTE;
+        }
+        self.label(
+            "session_hijack",
+            "replayed_session_cookie",
+            Some(u),
+            Some(thief.ip),
+            &idx,
+        );
+    }
+
+    fn single_event(&mut self, name: &str, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let tenant = self.log.tenant;
+        let admin = tenant.admins.first().map(|&a| &tenant.users[a as usize]).unwrap_or(u);
+        let admin_net = Net {
+            ip: admin.home_ip,
+            city: admin.home,
+            isp: CITIES[admin.home].isp,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        };
+        let admin_client = ClientRef::Normal(admin.devices[0].client);
+        let user_net = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let user_client = ClientRef::Normal(u.devices[0].client);
+        let (user, ip, kind, idx): (&User, u32, &str, Vec<usize>) = match name {
+            "admin_privilege_grant" => {
+                let (role, kind) = if rng.random_bool(0.5) {
+                    ("Super administrator", "super_admin")
+                } else {
+                    ("Help Desk administrator", "help_desk_admin")
+                };
+                let i = self.log.push(
+                    t,
+                    "user.account.privilege.grant",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::User(u.index),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::Privilege(role),
+                );
+                (u, admin_net.ip, kind, vec![i])
+            }
+            "api_token_created" => {
+                let i = self.log.push(
+                    t,
+                    "system.api_token.create",
+                    "SUCCESS",
+                    None,
+                    Actor::User(u.index),
+                    Target::ApiToken(rng.random()),
+                    user_net,
+                    user_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, user_net.ip, "by_user", vec![i])
+            }
+            "threat_insight" => {
+                let isp = HOSTING_ISP;
+                let net = Net {
+                    ip: ip_on(isp, rng),
+                    city: 29,
+                    isp,
+                    no_geo: false,
+                    proxy: false,
+                    tunnel: None,
+                };
+                let (result, reason, detections, kind) = if rng.random_bool(0.5) {
+                    (
+                        "DENY",
+                        "Password Spray, Login Failures",
+                        r#"{"Password Spray":"HIGH","Login Failures":"MEDIUM"}"#,
+                        "blocked",
+                    )
+                } else {
+                    (
+                        "ALLOW",
+                        "Login failures with high unknown users count",
+                        r#"{"Login failures with high unknown users count":"MEDIUM"}"#,
+                        "audit_mode",
+                    )
+                };
+                let i = self.log.push(
+                    t,
+                    "security.threat.detected",
+                    result,
+                    Some(reason),
+                    Actor::Ip,
+                    Target::None,
+                    net,
+                    ClientRef::Attack(0),
+                    None,
+                    None,
+                    Extra::Threat(detections),
+                );
+                let idx = vec![i];
+                let label_ip = net.ip;
+                self.label("threat_insight", kind, None, Some(label_ip), &idx);
+                return;
+            }
+            "mfa_tamper" => {
+                let (event_type, kind) = if rng.random_bool(0.5) {
+                    ("user.mfa.factor.reset_all", "reset_all")
+                } else {
+                    ("user.mfa.factor.deactivate", "deactivate")
+                };
+                let i = self.log.push(
+                    t,
+                    event_type,
+                    "SUCCESS",
+                    None,
+                    Actor::User(u.index),
+                    Target::User(u.index),
+                    user_net,
+                    user_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, user_net.ip, kind, vec![i])
+            }
+            "suspicious_activity_report" => {
+                let i = self.log.push(
+                    t,
+                    "user.account.report_suspicious_activity_by_enduser",
+                    "SUCCESS",
+                    None,
+                    Actor::User(u.index),
+                    Target::User(u.index),
+                    user_net,
+                    user_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, user_net.ip, "this_wasnt_me", vec![i])
+            }
+            "fastpass_phishing" => {
+                let i = self.log.push(
+                    t,
+                    "user.authentication.auth_via_mfa",
+                    "FAILURE",
+                    Some("FastPass declined phishing attempt"),
+                    Actor::User(u.index),
+                    Target::Authenticator("FastPass"),
+                    user_net,
+                    user_client,
+                    Some(u.devices[0].token),
+                    None,
+                    Extra::Factor {
+                        factor: "SIGNED_NONCE",
+                        push: None,
+                    },
+                );
+                (u, user_net.ip, "declined", vec![i])
+            }
+            "okta_risk_elevated" => {
+                let (risk, kind) = if rng.random_bool(0.5) {
+                    (
+                        "{previousLevel=LOW, level=HIGH, detectionName=Session Influenced User Risk, reasons=Associated sessionId is suspected to be hijacked, issuer=OKTA}",
+                        "session_influenced",
+                    )
+                } else {
+                    (
+                        "{previousLevel=LOW, level=HIGH, detectionName=Okta Threat Intelligence, reasons=Sign-in from an IP flagged by Okta threat intelligence, issuer=OKTA}",
+                        "threat_intelligence",
+                    )
+                };
+                let i = self.log.push(
+                    t,
+                    "user.risk.detect",
+                    "SUCCESS",
+                    None,
+                    Actor::System,
+                    Target::User(u.index),
+                    user_net,
+                    ClientRef::None,
+                    None,
+                    None,
+                    Extra::Risk(risk),
+                );
+                (u, user_net.ip, kind, vec![i])
+            }
+            "anonymizing_proxy" => {
+                let (isp, tunnel, kind) = if rng.random_bool(0.5) {
+                    (TOR_ISP, ("TOR", "TOR", true), "tor")
+                } else {
+                    (VPN_ISP, ("NORD_VPN", "VPN", true), "anonymous_vpn")
+                };
+                let net = Net {
+                    ip: ip_on(isp, rng),
+                    city: 29,
+                    isp,
+                    no_geo: false,
+                    proxy: true,
+                    tunnel: Some(tunnel),
+                };
+                let r6 = rng.random();
+                let r7 = rng.random();
+                let idx = sign_in(self.log, rng, u.index, t, net, ClientRef::Attack(1), r6, r7);
+                (u, net.ip, kind, idx)
+            }
+            "support_impersonation" => {
+                let a = self.log.push(
+                    t,
+                    "user.session.impersonation.grant",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::User(u.index),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                let b = self.log.push(
+                    t + 10 * MINUTE,
+                    "user.session.impersonation.initiate",
+                    "SUCCESS",
+                    None,
+                    Actor::System,
+                    Target::User(u.index),
+                    admin_net,
+                    ClientRef::None,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, admin_net.ip, "grant_then_initiate", vec![a, b])
+            }
+            "idp_lifecycle" => {
+                let idp: u64 = rng.random();
+                let a = self.log.push(
+                    t,
+                    "system.idp.lifecycle.create",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Idp(idp),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                let b = self.log.push(
+                    t + 2 * MINUTE,
+                    "system.idp.lifecycle.activate",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Idp(idp),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (admin, admin_net.ip, "create_and_activate", vec![a, b])
+            }
+            _ => return,
+        };
+        self.label(name, kind, Some(user), Some(ip), &idx);
+    }
+
+    fn travel(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, 20 * HOUR).min(self.log.day_start + 3 * HOUR);
+        let dev = u.devices[0];
+        let client = ClientRef::Normal(dev.client);
+        let home = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let r8 = rng.random();
+        let a = sign_in(self.log, rng, u.index, t, home, client, dev.token, r8);
+        // Fly somewhere far, at airliner speed or slower, and sign in on arrival.
+        let from = (CITIES[u.home].lat, CITIES[u.home].lon);
+        let dest = loop {
+            let d = rng.random_range(0..HOME_CITIES);
+            if d != u.home && haversine_km(from, (CITIES[d].lat, CITIES[d].lon)) > 1_500.0 {
+                break d;
+            }
+        };
+        let km = haversine_km(from, (CITIES[dest].lat, CITIES[dest].lon));
+        let hours = (km / 700.0).ceil() as i64 + 2;
+        let t2 = t + hours * HOUR;
+        if t2 > self.log.day_end() - HOUR {
+            return;
+        }
+        let isp = CITIES[dest].isp;
+        let away = Net {
+            ip: ip_on(isp, rng),
+            city: dest,
+            isp,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        };
+        let r9 = rng.random();
+        let b = sign_in(self.log, rng, u.index, t2, away, client, dev.token, r9);
+        self.label(
+            "travel",
+            "airliner_speed",
+            Some(u),
+            Some(away.ip),
+            &[a[a.len() - 1], b[b.len() - 1]],
+        );
+    }
+
+    fn vpn_egress(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, 2 * HOUR);
+        let dev = u.devices[0];
+        let client = ClientRef::Normal(dev.client);
+        let home = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let r10 = rng.random();
+        let a = sign_in(self.log, rng, u.index, t, home, client, dev.token, r10);
+        let vpn = Net {
+            ip: ip_on(CLOUD_EGRESS_ISP, rng),
+            city: ASHBURN,
+            isp: CLOUD_EGRESS_ISP,
+            no_geo: false,
+            proxy: true,
+            tunnel: Some(("ZSCALER", "PROXY", false)),
+        };
+        let r11 = rng.random_range(5..40);
+        let r12 = rng.random();
+        let b = sign_in(self.log, rng, u.index, t + r11 * MINUTE, vpn, client, dev.token, r12);
+        self.label(
+            "vpn_egress",
+            "corporate_proxy_far_city",
+            Some(u),
+            Some(vpn.ip),
+            &[a[a.len() - 1], b[b.len() - 1]],
+        );
+    }
+
+    fn mobile_hop(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, 2 * HOUR);
+        let dev = *u
+            .devices
+            .iter()
+            .find(|d| CLIENTS[d.client].device == "Mobile")
+            .unwrap_or(&u.devices[0]);
+        let client = ClientRef::Normal(dev.client);
+        let carrier = CITIES[u.home].mobile;
+        // Same carrier, same country, a neighbouring city, new IPs within minutes.
+        let mut idx = Vec::new();
+        let mut at = t;
+        for _ in 0..3 {
+            let net = Net {
+                ip: ip_on(carrier, rng),
+                city: u.home,
+                isp: carrier,
+                no_geo: false,
+                proxy: false,
+                tunnel: None,
+            };
+            let r13 = rng.random();
+            let s = sign_in(self.log, rng, u.index, at, net, client, dev.token, r13);
+            idx.push(s[s.len() - 1]);
+            at += rng.random_range(3..15) * MINUTE;
+        }
+        let ip = self.log.specs[idx[0]].net.ip;
+        self.label("mobile_hop", "carrier_ip_changes", Some(u), Some(ip), &idx);
+    }
+
+    fn typos(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let dev = u.devices[0];
+        let client = ClientRef::Normal(dev.client);
+        let net = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let mut idx = Vec::new();
+        let mut at = t;
+        for _ in 0..rng.random_range(2..=4) {
+            idx.push(failed_password(
+                self.log,
+                u.index,
+                at,
+                net,
+                client,
+                Some(dev.token),
+                "INVALID_CREDENTIALS",
+            ));
+            at += rng.random_range(8_000..40_000);
+        }
+        let r14 = rng.random();
+        let s = sign_in(self.log, rng, u.index, at, net, client, dev.token, r14);
+        idx.push(s[s.len() - 1]);
+        self.label("typos", "typos_then_success", Some(u), Some(net.ip), &idx);
+    }
+
+    fn new_device(&mut self, rng: &mut ChaCha8Rng) {
+        let u = self.member(rng);
+        let t = self.when(rng, HOUR);
+        let net = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let client = ClientRef::Normal(rng.random_range(0..CLIENTS.len()));
+        let r15 = rng.random();
+        let r16 = rng.random();
+        let s = sign_in(self.log, rng, u.index, t, net, client, r15, r16);
+        self.label(
+            "new_device",
+            "second_device_at_home",
+            Some(u),
+            Some(net.ip),
+            &[s[s.len() - 1]],
+        );
+    }
+
+    fn night_shift(&mut self, rng: &mut ChaCha8Rng) {
+        // A user who works nights signs in at night every day: label one such sign-in.
+        let users = &self.log.tenant.users;
+        let Some(u) = users.iter().filter(|u| u.night_shift).nth(rng.random_range(0..8)) else {
+            return;
+        };
+        let offset = i64::from(CITIES[u.home].utc_offset);
+        let t = self.log.day_start + (22 - offset).rem_euclid(24) * HOUR + rng.random_range(0..50) * MINUTE;
+        let t = t.min(self.log.day_end() - HOUR);
+        let dev = u.devices[0];
+        let net = Net {
+            no_geo: false,
+            ..home_net(u, rng)
+        };
+        let r17 = rng.random();
+        let s = sign_in(
+            self.log,
+            rng,
+            u.index,
+            t,
+            net,
+            ClientRef::Normal(dev.client),
+            dev.token,
+            r17,
+        );
+        self.label("night_shift", "works_nights", Some(u), Some(net.ip), &[s[s.len() - 1]]);
+    }
+}
