@@ -4,6 +4,7 @@ mod demo;
 mod generate;
 mod query;
 mod replay;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
+    Sim(sim::SimArgs),
 }
 
 /// Sets up `tracing` to stderr.
@@ -65,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }

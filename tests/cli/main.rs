@@ -223,17 +223,44 @@ fn generate_then_replay_round_trips() {
     let generated: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let n = generated["events"].as_u64().unwrap();
     assert!(n > 1000, "{generated}");
-    assert!(std::fs::read(&events).unwrap().starts_with(&[0x1f, 0x8b]), "a .gz name gives gzip");
-    assert_eq!(std::fs::read_to_string(&labels).unwrap().lines().count() as u64, generated["labels"].as_u64().unwrap());
+    assert!(
+        std::fs::read(&events).unwrap().starts_with(&[0x1f, 0x8b]),
+        "a .gz name gives gzip"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&labels).unwrap().lines().count() as u64,
+        generated["labels"].as_u64().unwrap()
+    );
 
     let store = dir.path().join("store");
-    let out = idgw(&["replay", events.to_str().unwrap(), "--store", store.to_str().unwrap(), "--json", "--quiet"]);
+    let out = idgw(&[
+        "replay",
+        events.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
     assert!(out.status.success());
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(summary["events_in"].as_u64(), Some(n));
-    assert_eq!(summary["events_ok"].as_u64(), Some(n), "every generated event is stored");
+    assert_eq!(
+        summary["events_ok"].as_u64(),
+        Some(n),
+        "every generated event is stored"
+    );
 
-    let bad = idgw(&["generate", "--users", "1", "--out", "x", "--labels", "y", "--start", "yesterday"]);
+    let bad = idgw(&[
+        "generate",
+        "--users",
+        "1",
+        "--out",
+        "x",
+        "--labels",
+        "y",
+        "--start",
+        "yesterday",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--start"));
 }
@@ -241,13 +268,27 @@ fn generate_then_replay_round_trips() {
 #[test]
 fn demo_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let out = idgw(&["demo", "--dir", dir.path().to_str().unwrap(), "--users", "120", "--days", "2"]);
+    let out = idgw(&[
+        "demo",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--users",
+        "120",
+        "--days",
+        "2",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = stdout(&out);
     assert!(text.contains("events by category"), "{text}");
     assert!(text.contains("0 dead-lettered"), "{text}");
     assert!(dir.path().join("labels.jsonl").is_file());
-    let q = idgw(&["query", "--json", "--store", dir.path().join("store").to_str().unwrap(), "SELECT count(*) AS n FROM events"]);
+    let q = idgw(&[
+        "query",
+        "--json",
+        "--store",
+        dir.path().join("store").to_str().unwrap(),
+        "SELECT count(*) AS n FROM events",
+    ]);
     let n: serde_json::Value = serde_json::from_str(stdout(&q).trim()).unwrap();
     assert!(n["n"].as_i64().unwrap() > 500);
 }
