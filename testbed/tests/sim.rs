@@ -498,3 +498,224 @@ async fn live_activity_keeps_coming() {
     );
     s.stop().await;
 }
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    cid: String,
+    uid: Option<String>,
+    sub: String,
+    scp: Vec<String>,
+    ver: u32,
+    jti: String,
+}
+
+#[tokio::test]
+async fn device_grant_tokens_and_jwks() {
+    let s = start(SimConfig {
+        device_interval_s: 1,
+        ..small()
+    })
+    .await;
+    let base = s.base_url();
+    let as_url = format!("{base}/oauth2/default");
+    let meta: Value = client()
+        .get(format!("{as_url}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], as_url.as_str());
+    assert_eq!(
+        meta["device_authorization_endpoint"],
+        format!("{as_url}/v1/device/authorize").as_str()
+    );
+    assert!(
+        meta["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code")
+    );
+
+    let client_id = "0oa1simmcpclient0000";
+    let no_scope = client()
+        .post(format!("{as_url}/v1/device/authorize"))
+        .form(&[("client_id", client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_scope.status(), 400);
+    assert_eq!(no_scope.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    let bad_client = client()
+        .post(format!("{as_url}/v1/device/authorize"))
+        .form(&[("client_id", "nope"), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_client.status(), 401);
+
+    let auth: Value = client()
+        .post(format!("{as_url}/v1/device/authorize"))
+        .form(&[
+            ("client_id", client_id),
+            ("scope", "openid mcp:logs:read mcp:user:write offline_access"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = auth["device_code"].as_str().unwrap().to_owned();
+    let user_code = auth["user_code"].as_str().unwrap().to_owned();
+    assert_eq!(user_code.len(), 8);
+    assert_eq!(auth["expires_in"], 600);
+    assert!(
+        auth["verification_uri_complete"]
+            .as_str()
+            .unwrap()
+            .ends_with(&user_code)
+    );
+    let poll = || {
+        let url = format!("{as_url}/v1/token");
+        let device_code = device_code.clone();
+        async move {
+            client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", &device_code),
+                    ("client_id", client_id),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let pending = poll().await;
+    assert_eq!(pending.status(), 400);
+    assert_eq!(pending.json::<Value>().await.unwrap()["error"], "authorization_pending");
+    let fast = poll().await;
+    assert_eq!(
+        fast.json::<Value>().await.unwrap()["error"],
+        "slow_down",
+        "polling faster than the interval"
+    );
+
+    let login = s.sim.tenant.users[2].login.clone();
+    let approved = client()
+        .post(format!("{base}/sim/device/approve"))
+        .json(&json!({"user_code": user_code, "user": login, "scopes": ["openid", "mcp:logs:read", "offline_access"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(6_100)).await;
+    let token = poll().await;
+    assert_eq!(token.status(), 200);
+    let token: Value = token.json().await.unwrap();
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(
+        token["scope"], "openid mcp:logs:read offline_access",
+        "the scopes granted, not those asked"
+    );
+    assert!(
+        token["refresh_token"].is_string(),
+        "offline_access gives a refresh token"
+    );
+    let jwt = token["access_token"].as_str().unwrap();
+
+    // Verify with the published JWKS, as a resource server would.
+    let jwks: Value = client()
+        .get(format!("{as_url}/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(jwt).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let kid = header.kid.unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["api://mcp"]);
+    validation.set_issuer(&[as_url.as_str()]);
+    let claims = jsonwebtoken::decode::<Claims>(jwt, &key, &validation).unwrap().claims;
+    assert_eq!(claims.iss, as_url);
+    assert_eq!(claims.aud, "api://mcp");
+    assert_eq!(claims.cid, client_id);
+    assert_eq!(claims.sub, login);
+    assert_eq!(claims.uid.as_deref(), Some(s.sim.tenant.users[2].id.as_str()));
+    assert_eq!(claims.scp, ["openid", "mcp:logs:read", "offline_access"]);
+    assert_eq!(claims.ver, 1);
+    assert!(claims.jti.starts_with("AT."));
+    // The code is single-use.
+    let reused = poll().await;
+    assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+
+    // Rotation publishes a second key; new tokens use it; the old key stays published.
+    let rotated: Value = client()
+        .post(format!("{base}/sim/keys/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks: Value = client()
+        .get(format!("{as_url}/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&kid.as_str()) && kids.contains(&rotated["kid"].as_str().unwrap()));
+
+    // A denied grant.
+    let auth: Value = client()
+        .post(format!("{as_url}/v1/device/authorize"))
+        .form(&[("client_id", client_id), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    client()
+        .post(format!("{base}/sim/device/deny"))
+        .json(&json!({"user_code": auth["user_code"]}))
+        .send()
+        .await
+        .unwrap();
+    let denied = client()
+        .post(format!("{as_url}/v1/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", auth["device_code"].as_str().unwrap()),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.json::<Value>().await.unwrap()["error"], "access_denied");
+    s.stop().await;
+}

@@ -15,8 +15,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::Sim;
-use super::filter;
 use super::state::{OrgState, Status, Window};
+use super::{filter, oauth};
 
 type Shared = Arc<Sim>;
 
@@ -32,6 +32,13 @@ pub fn router(sim: Shared) -> Router {
         .route("/api/flo/{alias}/invoke", any(invoke_flow))
         .route("/sim/outbox", get(outbox))
         .route("/sim/faults", get(get_faults).post(set_faults))
+        .route("/oauth2/{server}/v1/device/authorize", post(oauth::device_authorize))
+        .route("/oauth2/{server}/v1/token", post(oauth::token))
+        .route("/oauth2/{server}/v1/keys", get(oauth::keys))
+        .route("/oauth2/{server}/.well-known/{doc}", get(oauth::metadata))
+        .route("/sim/device/approve", post(oauth::approve))
+        .route("/sim/device/deny", post(oauth::deny))
+        .route("/sim/keys/rotate", post(oauth::rotate))
         .fallback(not_found)
         .with_state(sim)
 }

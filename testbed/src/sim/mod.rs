@@ -3,13 +3,18 @@
 //! Okta Workflows API-endpoint flows — with Okta's status codes, error objects, `Link`
 //! pagination, `X-Rate-Limit-*` headers and 429s, and switchable faults.
 //!
+//! The custom authorization server (`/oauth2/{as}/…`) serves the device grant, RS256 access
+//! tokens with Okta's claims, a rotating JWKS and discovery documents ([`oauth`]).
+//!
 //! Simulator-only endpoints stand in for what is not Okta: `GET /sim/outbox` (mail and
 //! notifications sent), `GET`/`POST /sim/faults` (latency, 429 and 5xx bursts, dropped
-//! connections). Every action appends the System Log event Okta would write, so a pipeline
+//! connections), `POST /sim/device/{approve,deny}` (the person at the verification page),
+//! `POST /sim/keys/rotate`. Every action appends the System Log event Okta would write, so a pipeline
 //! polling the simulator sees what was done.
 
 pub mod filter;
 mod handlers;
+pub mod oauth;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -48,6 +53,12 @@ pub struct SimConfig {
     pub user_reads_per_minute: u32,
     /// Requests per minute: user writes (lifecycle, sessions).
     pub user_writes_per_minute: u32,
+    /// OAuth client ids allowed to use the device grant.
+    pub oauth_clients: Vec<String>,
+    /// `aud` of the access tokens.
+    pub audience: String,
+    /// Device-grant polling interval, in seconds.
+    pub device_interval_s: u64,
 }
 
 impl Default for SimConfig {
@@ -63,6 +74,9 @@ impl Default for SimConfig {
             logs_per_minute: 120,
             user_reads_per_minute: 2000,
             user_writes_per_minute: 600,
+            oauth_clients: vec!["0oa1simmcpclient0000".into()],
+            audience: "api://mcp".into(),
+            device_interval_s: 5,
         }
     }
 }
@@ -81,6 +95,7 @@ pub enum SimError {
 pub struct Sim {
     pub config: SimConfig,
     pub state: Mutex<OrgState>,
+    pub auth: Mutex<oauth::AuthState>,
     pub tenant: Tenant,
 }
 
@@ -142,6 +157,7 @@ pub fn build(config: SimConfig) -> Result<Arc<Sim>, SimError> {
     Ok(Arc::new(Sim {
         config,
         state: Mutex::new(state),
+        auth: Mutex::default(),
         tenant,
     }))
 }

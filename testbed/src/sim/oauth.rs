@@ -1,0 +1,357 @@
+//! The org's custom authorization server (reference.md §4): the OAuth 2.0 Device
+//! Authorization Grant, RS256 access tokens with Okta's claims, a JWKS whose keys can
+//! rotate, and discovery documents. `POST /sim/device/approve` and `/sim/device/deny` stand
+//! in for the person at the verification page.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use base64::Engine as _;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rand::Rng;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Sim;
+
+/// One signing key.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    /// JWK `n` and `e`, base64url.
+    pub n: String,
+    pub e: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Generates a 2048-bit RSA key. Generation is slow, so a process keeps a small pool and
+/// hands keys out in turn (rotation asks for the next one).
+fn new_key(n: usize) -> SigningKey {
+    static POOL: OnceLock<Mutex<Vec<SigningKey>>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| Mutex::new(Vec::new()));
+    let mut keys = pool.lock().unwrap_or_else(|e| e.into_inner());
+    while keys.len() <= n {
+        let mut rng = rsa::rand_core::OsRng;
+        let Ok(private) = rsa::RsaPrivateKey::new(&mut rng, 2048) else {
+            continue;
+        };
+        let Ok(der) = private.to_pkcs1_der() else { continue };
+        let kid = format!("sim-key-{}", keys.len() + 1);
+        keys.push(SigningKey {
+            kid,
+            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            n: b64(&private.n().to_bytes_be()),
+            e: b64(&private.e().to_bytes_be()),
+        });
+    }
+    keys[n].clone()
+}
+
+/// A pending device authorization.
+#[derive(Debug, Clone)]
+pub struct DeviceGrant {
+    pub device_code: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub expires_ms: i64,
+    pub interval_s: u64,
+    pub last_poll_ms: Option<i64>,
+    /// `None` pending, `Some(Ok(login, granted scopes))` approved, `Some(Err(()))` denied.
+    pub decision: Option<Result<(String, Vec<String>), ()>>,
+}
+
+/// Authorization-server state.
+#[derive(Debug, Default)]
+pub struct AuthState {
+    /// Published keys, newest last; tokens are signed with the newest.
+    pub keys: Vec<SigningKey>,
+    pub grants: HashMap<String, DeviceGrant>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+}
+
+fn issuer(headers: &HeaderMap, server: &str) -> String {
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}/oauth2/{server}")
+}
+
+fn with_keys(sim: &Sim) -> std::sync::MutexGuard<'_, AuthState> {
+    let mut auth = sim.auth.lock().unwrap_or_else(|e| e.into_inner());
+    if auth.keys.is_empty() {
+        auth.keys.push(new_key(0));
+    }
+    auth
+}
+
+/// `GET /oauth2/{as}/.well-known/{openid-configuration|oauth-authorization-server}`.
+pub async fn metadata(headers: HeaderMap, Path((server, _doc)): Path<(String, String)>) -> Response {
+    let iss = issuer(&headers, &server);
+    Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/v1/authorize"),
+        "token_endpoint": format!("{iss}/v1/token"),
+        "jwks_uri": format!("{iss}/v1/keys"),
+        "device_authorization_endpoint": format!("{iss}/v1/device/authorize"),
+        "registration_endpoint": iss.replace(&format!("/oauth2/{server}"), "/oauth2/v1/clients"),
+        "response_types_supported": ["code", "token", "id_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "claims_supported": ["ver", "jti", "iss", "aud", "iat", "exp", "cid", "uid", "scp", "sub"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access", "mcp:logs:read", "mcp:user:read:basic", "mcp:user:read:full", "mcp:analyze:ml", "mcp:user:write"]
+    }))
+    .into_response()
+}
+
+/// `GET /oauth2/{as}/v1/keys` (not rate-limited).
+pub async fn keys(State(sim): State<Arc<Sim>>) -> Response {
+    let auth = with_keys(&sim);
+    let keys: Vec<Value> = auth
+        .keys
+        .iter()
+        .map(|k| json!({"kty": "RSA", "alg": "RS256", "kid": k.kid, "use": "sig", "e": k.e, "n": k.n}))
+        .collect();
+    Json(json!({"keys": keys})).into_response()
+}
+
+/// `POST /sim/keys/rotate`: publishes a new key and signs new tokens with it.
+pub async fn rotate(State(sim): State<Arc<Sim>>) -> Response {
+    let mut auth = with_keys(&sim);
+    let next = auth.keys.len();
+    auth.keys.push(new_key(next));
+    let kid = auth.keys[next].kid.clone();
+    Json(json!({"kid": kid})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeviceAuthorize {
+    client_id: Option<String>,
+    scope: Option<String>,
+}
+
+/// `POST /oauth2/{as}/v1/device/authorize`.
+pub async fn device_authorize(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(_server): Path<String>,
+    Form(form): Form<DeviceAuthorize>,
+) -> Response {
+    let Some(client_id) = form.client_id.filter(|c| sim.config.oauth_clients.contains(c)) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "No client credentials found.",
+        );
+    };
+    let scopes: Vec<String> = form
+        .scope
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if scopes.is_empty() {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "No scopes were requested.");
+    }
+    let mut rng = rand::rng();
+    let user_code: String = (0..8).map(|_| char::from(b'A' + rng.random_range(0..26u8))).collect();
+    let device_code = uuid::Uuid::from_u128(rng.random::<u128>() & !(0xf << 76) | (4 << 76)).to_string();
+    let interval = sim.config.device_interval_s;
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let grant = DeviceGrant {
+        device_code: device_code.clone(),
+        user_code: user_code.clone(),
+        client_id,
+        scopes,
+        expires_ms: Utc::now().timestamp_millis() + 600_000,
+        interval_s: interval,
+        last_poll_ms: None,
+        decision: None,
+    };
+    sim.auth
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .grants
+        .insert(device_code.clone(), grant);
+    Json(json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": format!("http://{host}/activate"),
+        "verification_uri_complete": format!("http://{host}/activate?user_code={user_code}"),
+        "expires_in": 600,
+        "interval": interval
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    device_code: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `POST /oauth2/{as}/v1/token` (device-code grant).
+pub async fn token(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(server): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if form.grant_type.as_deref() != Some("urn:ietf:params:oauth:grant-type:device_code") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The grant type is not supported.",
+        );
+    }
+    let now = Utc::now().timestamp_millis();
+    let mut auth = with_keys(&sim);
+    let Some(grant) = form.device_code.as_ref().and_then(|c| auth.grants.get_mut(c)) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "The device code is invalid or has expired.",
+        );
+    };
+    if form.client_id.as_deref() != Some(grant.client_id.as_str()) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "No client credentials found.",
+        );
+    }
+    if now > grant.expires_ms {
+        return oauth_error(StatusCode::BAD_REQUEST, "expired_token", "The device code has expired.");
+    }
+    let too_fast = grant
+        .last_poll_ms
+        .is_some_and(|t| now - t < grant.interval_s as i64 * 1000 - 100);
+    grant.last_poll_ms = Some(now);
+    let (login, granted) = match &grant.decision {
+        None if too_fast => {
+            grant.interval_s += 5;
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "slow_down",
+                "Slow down the polling frequency. Please try again later.",
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "authorization_pending",
+                "The device authorization is pending. Please try again later.",
+            );
+        }
+        Some(Err(())) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "access_denied",
+                "The resource owner or authorization server denied the request.",
+            );
+        }
+        Some(Ok(d)) => d.clone(),
+    };
+    let client_id = grant.client_id.clone();
+    let offline = granted.iter().any(|s| s == "offline_access");
+    let device_code = grant.device_code.clone();
+    auth.grants.remove(&device_code);
+    let Some(key) = auth.keys.last().cloned() else {
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "no signing key");
+    };
+    drop(auth);
+    let uid = sim
+        .state
+        .lock()
+        .ok()
+        .and_then(|s| s.user_index(&login).map(|i| s.users[i].id.clone()));
+    let iat = now / 1000;
+    let claims = json!({
+        "ver": 1,
+        "jti": format!("AT.{}", b64(&rand::rng().random::<[u8; 24]>())),
+        "iss": issuer(&headers, &server),
+        "aud": sim.config.audience,
+        "iat": iat,
+        "exp": iat + 3600,
+        "cid": client_id,
+        "uid": uid,
+        "scp": granted,
+        "sub": login,
+        "auth_time": iat,
+    });
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(key.kid.clone());
+    let Ok(access_token) = jsonwebtoken::encode(&header, &claims, &key.encoding) else {
+        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed");
+    };
+    let mut body = json!({
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "access_token": access_token,
+        "scope": granted.join(" "),
+    });
+    if offline {
+        body["refresh_token"] = json!(b64(&rand::rng().random::<[u8; 24]>()));
+    }
+    Json(body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Decision {
+    user_code: String,
+    /// The approving user's login (approve only).
+    #[serde(default)]
+    user: Option<String>,
+    /// Scopes granted (approve only); all requested scopes when absent.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+fn decide(sim: &Sim, d: Decision, approve: bool) -> Response {
+    let mut auth = sim.auth.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(grant) = auth.grants.values_mut().find(|g| g.user_code == d.user_code) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_user_code",
+            "The user code is invalid.",
+        );
+    };
+    grant.decision = Some(if approve {
+        let login = d.user.unwrap_or_else(|| "admin@example.com".to_owned());
+        let granted = d.scopes.unwrap_or_else(|| grant.scopes.clone());
+        Ok((login, granted))
+    } else {
+        Err(())
+    });
+    Json(json!({"user_code": grant.user_code, "approved": approve})).into_response()
+}
+
+/// `POST /sim/device/approve` `{user_code, user, scopes?}`.
+pub async fn approve(State(sim): State<Arc<Sim>>, Json(d): Json<Decision>) -> Response {
+    decide(&sim, d, true)
+}
+
+/// `POST /sim/device/deny` `{user_code}`.
+pub async fn deny(State(sim): State<Arc<Sim>>, Json(d): Json<Decision>) -> Response {
+    decide(&sim, d, false)
+}
