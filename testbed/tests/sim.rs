@@ -719,3 +719,39 @@ async fn device_grant_tokens_and_jwks() {
     assert_eq!(denied.json::<Value>().await.unwrap()["error"], "access_denied");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn serves_a_given_log_and_its_users() {
+    let now = chrono::Utc::now();
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            json!({
+                "uuid": format!("99999999-0000-4000-8000-{i:012}"),
+                "published": (now - chrono::Duration::minutes(10 - i)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "eventType": "user.session.start",
+                "actor": {"id": format!("00ufile{i}"), "type": "User", "alternateId": format!("file{i}@example.com"), "displayName": "File User"},
+                "outcome": {"result": "SUCCESS"}
+            })
+            .to_string()
+        })
+        .collect();
+    let s = start(SimConfig {
+        events: Some(lines),
+        ..small()
+    })
+    .await;
+    let page: Vec<Value> = get(&format!("{}/api/v1/logs?limit=100", s.base_url()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5, "only the given log is served");
+    let user: Value = get(&format!("{}/api/v1/users/file3@example.com", s.base_url()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["id"], "00ufile3");
+    assert_eq!(user["status"], "ACTIVE");
+    s.stop().await;
+}
