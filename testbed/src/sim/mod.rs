@@ -28,7 +28,7 @@ use crate::generate::activity::{DAY, DayLog, sign_in};
 use crate::generate::spec::{ClientRef, Renderer};
 use crate::generate::tenant::{Role, Tenant, subseed};
 use crate::generate::{GenerateConfig, generate};
-use state::{OrgState, SimUser, Status};
+use state::{OrgState, SimUser};
 
 /// Simulator configuration.
 #[derive(Debug, Clone)]
@@ -124,19 +124,7 @@ pub fn build(config: SimConfig) -> Result<Arc<Sim>, SimError> {
     };
     if config.events.is_none() {
         for u in &tenant.users {
-            let (first, last) = u.name.split_once(' ').unwrap_or((&u.name, ""));
-            state.add_user(SimUser {
-                id: u.id.clone(),
-                login: u.login.clone(),
-                first: first.to_owned(),
-                last: last.to_owned(),
-                status: Status::Active,
-                created_ms: created,
-                status_changed_ms: created,
-                last_updated_ms: created,
-                password_changed_ms: created,
-                active_sessions: 1,
-            });
+            state.add_user(SimUser::active(&u.id, &u.login, &u.name, created));
         }
     }
     for line in history {
@@ -182,19 +170,7 @@ fn users_from_event(state: &mut OrgState, line: &str, created: i64) {
             continue;
         }
         let name = p["displayName"].as_str().unwrap_or(login);
-        let (first, last) = name.split_once(' ').unwrap_or((name, ""));
-        state.add_user(SimUser {
-            id: id.to_owned(),
-            login: login.to_owned(),
-            first: first.to_owned(),
-            last: last.to_owned(),
-            status: Status::Active,
-            created_ms: created,
-            status_changed_ms: created,
-            last_updated_ms: created,
-            password_changed_ms: created,
-            active_sessions: 1,
-        });
+        state.add_user(SimUser::active(id, login, name, created));
     }
 }
 

@@ -56,6 +56,23 @@ fn iso(ms: i64) -> String {
 }
 
 impl SimUser {
+    /// An ACTIVE user created at `created_ms`, with one session.
+    pub fn active(id: &str, login: &str, name: &str, created_ms: i64) -> Self {
+        let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+        SimUser {
+            id: id.to_owned(),
+            login: login.to_owned(),
+            first: first.to_owned(),
+            last: last.to_owned(),
+            status: Status::Active,
+            created_ms,
+            status_changed_ms: created_ms,
+            last_updated_ms: created_ms,
+            password_changed_ms: created_ms,
+            active_sessions: 1,
+        }
+    }
+
     /// The Users API representation.
     pub fn to_json(&self, base: &str) -> Value {
         json!({
