@@ -36,6 +36,10 @@ pub fn router(sim: Shared) -> Router {
         .route("/oauth2/{server}/v1/token", post(oauth::token))
         .route("/oauth2/{server}/v1/keys", get(oauth::keys))
         .route("/oauth2/{server}/.well-known/{doc}", get(oauth::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server/oauth2/{server}",
+            get(oauth::metadata_rfc8414),
+        )
         .route("/sim/device/approve", post(oauth::approve))
         .route("/sim/device/deny", post(oauth::deny))
         .route("/sim/keys/rotate", post(oauth::rotate))

@@ -123,6 +123,11 @@ pub async fn metadata(headers: HeaderMap, Path((server, _doc)): Path<(String, St
     .into_response()
 }
 
+/// `GET /.well-known/oauth-authorization-server/oauth2/{as}` (the RFC 8414 path form).
+pub async fn metadata_rfc8414(headers: HeaderMap, Path(server): Path<String>) -> Response {
+    metadata(headers, Path((server, "oauth-authorization-server".to_owned()))).await
+}
+
 /// `GET /oauth2/{as}/v1/keys` (not rate-limited).
 pub async fn keys(State(sim): State<Arc<Sim>>) -> Response {
     let auth = with_keys(&sim);
