@@ -214,7 +214,7 @@ impl<'a> From<&'a SemanticEvent> for EventRow<'a> {
             okta_risk_detection: risk.and_then(|r| r.detection_name.as_deref()),
             behaviors_positive: e.okta_signals.positive_behaviors().collect(),
             warnings: e.warnings.iter().map(String::as_str).collect(),
-            raw: e.raw.as_deref().map(|r| r.get()),
+            raw: e.raw.as_deref(),
         }
     }
 }

@@ -8,7 +8,6 @@
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::okta::debug_strings::{Behavior, RiskChange, RiskInfo, ThreatDetection, Tunnel};
 
@@ -60,9 +59,35 @@ pub struct SemanticEvent {
     /// event is still stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The verbatim Okta event, for drill-down.
+    /// The verbatim Okta event, for drill-down: JSON text the decoder has already parsed, so
+    /// it is kept as a string (no second validation on the hot path) and written as an
+    /// embedded JSON object.
     #[schemars(with = "Option<serde_json::Value>")]
-    pub raw: Option<Box<RawValue>>,
+    #[serde(
+        default,
+        serialize_with = "raw_json::serialize",
+        deserialize_with = "raw_json::deserialize"
+    )]
+    pub raw: Option<String>,
+}
+
+/// (De)serializes verbatim JSON text as an embedded JSON value.
+mod raw_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(raw: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match raw {
+            Some(text) => RawValue::from_string(text.clone())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Box<RawValue>>::deserialize(d)?.map(|r| r.get().to_owned()))
+    }
 }
 
 impl SemanticEvent {

@@ -16,7 +16,6 @@ use idgw_schemas::semantic::{
     AuthInfo, ClientInfo, DeviceInfo, Geo, NetworkInfo, Ocsf, OktaSignals, OutcomeInfo, Principal, RequestInfo,
     SemanticEvent, SessionInfo,
 };
-use serde_json::value::RawValue;
 
 use crate::reject::{RejectKind, Rejection};
 use catalog::Subject;
@@ -222,7 +221,7 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         .and_then(Str::meaningful)
         .unwrap_or("INFO")
         .to_ascii_lowercase();
-    let raw = RawValue::from_string(raw.to_owned()).ok();
+    let raw = Some(raw.to_owned());
 
     Ok(SemanticEvent {
         event_id: event_id.to_owned(),
