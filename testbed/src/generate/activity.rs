@@ -92,6 +92,56 @@ pub fn ip_on(isp: usize, rng: &mut ChaCha8Rng) -> u32 {
     (u32::from(ISPS[isp].octet) << 24) | (rng.random::<u32>() & 0x00ff_fffe) | 1
 }
 
+/// `system.push.send_factor_verify_push`: an Okta Verify push sent to the user.
+pub fn push_sent(log: &mut DayLog<'_>, t: i64, user: u32, net: Net, client: ClientRef, device: u64) -> usize {
+    log.push(
+        t,
+        "system.push.send_factor_verify_push",
+        "SUCCESS",
+        None,
+        Actor::User(user),
+        Target::Authenticator("Okta Verify"),
+        net,
+        client,
+        Some(device),
+        None,
+        Extra::Factor {
+            factor: "OKTA_VERIFY_PUSH",
+            push: None,
+        },
+    )
+}
+
+/// `user.authentication.auth_via_mfa` answering an Okta Verify push (OIE form).
+#[allow(clippy::too_many_arguments)]
+pub fn push_answer(
+    log: &mut DayLog<'_>,
+    t: i64,
+    user: u32,
+    net: Net,
+    client: ClientRef,
+    device: u64,
+    (result, reason): (&'static str, Option<&'static str>),
+    push: Option<&'static str>,
+) -> usize {
+    log.push(
+        t,
+        "user.authentication.auth_via_mfa",
+        result,
+        reason,
+        Actor::User(user),
+        Target::Authenticator("Okta Verify"),
+        net,
+        client,
+        Some(device),
+        None,
+        Extra::Factor {
+            factor: "OKTA_VERIFY_PUSH",
+            push,
+        },
+    )
+}
+
 /// A successful interactive sign-in: policy, push, MFA, session. Returns the indices.
 #[allow(clippy::too_many_arguments)]
 pub fn sign_in(
@@ -137,37 +187,17 @@ pub fn sign_in(
             },
         ));
     } else {
-        out.push(log.push(
-            t + 1_500,
-            "system.push.send_factor_verify_push",
-            "SUCCESS",
-            None,
-            a,
-            Target::Authenticator("Okta Verify"),
+        out.push(push_sent(log, t + 1_500, user, net, client, device));
+        let answered = t + rng.random_range(4_000..15_000);
+        out.push(push_answer(
+            log,
+            answered,
+            user,
             net,
             client,
-            Some(device),
-            None,
-            Extra::Factor {
-                factor: "OKTA_VERIFY_PUSH",
-                push: None,
-            },
-        ));
-        out.push(log.push(
-            t + rng.random_range(4_000..15_000),
-            "user.authentication.auth_via_mfa",
-            "SUCCESS",
-            None,
-            a,
-            Target::Authenticator("Okta Verify"),
-            net,
-            client,
-            Some(device),
-            None,
-            Extra::Factor {
-                factor: "OKTA_VERIFY_PUSH",
-                push: Some("OV_RESPONSE_APPROVE"),
-            },
+            device,
+            ("SUCCESS", None),
+            Some("OV_RESPONSE_APPROVE"),
         ));
     }
     out.push(log.push(

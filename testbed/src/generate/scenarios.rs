@@ -4,7 +4,7 @@ use chrono::DateTime;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::activity::{DayLog, HOUR, MINUTE, failed_password, home_net, ip_on, sign_in};
+use super::activity::{DayLog, HOUR, MINUTE, failed_password, home_net, ip_on, push_answer, push_sent, sign_in};
 use super::spec::{Actor, ClientRef, Extra, Net, Target, ip_string};
 use super::tenant::{Role, User};
 use super::world::{
@@ -300,22 +300,7 @@ impl<'t> Injector<'_, 't> {
         let mut idx = Vec::new();
         let mut at = t;
         for _ in 0..rng.random_range(5..15) {
-            idx.push(self.log.push(
-                at,
-                "system.push.send_factor_verify_push",
-                "SUCCESS",
-                None,
-                a,
-                Target::Authenticator("Okta Verify"),
-                net,
-                client,
-                Some(device),
-                None,
-                Extra::Factor {
-                    factor: "OKTA_VERIFY_PUSH",
-                    push: None,
-                },
-            ));
+            idx.push(push_sent(self.log, at, u.index, net, client, device));
             at += rng.random_range(5_000..40_000);
             let unanswered = !classic && rng.random_bool(0.25);
             idx.push(if classic {
@@ -333,42 +318,35 @@ impl<'t> Injector<'_, 't> {
                     Extra::None,
                 )
             } else {
-                self.log.push(
+                let outcome = if unanswered {
+                    ("UNANSWERED", None)
+                } else {
+                    ("FAILURE", Some("INVALID_CREDENTIALS"))
+                };
+                push_answer(
+                    self.log,
                     at,
-                    "user.authentication.auth_via_mfa",
-                    if unanswered { "UNANSWERED" } else { "FAILURE" },
-                    if unanswered { None } else { Some("INVALID_CREDENTIALS") },
-                    a,
-                    Target::Authenticator("Okta Verify"),
+                    u.index,
                     net,
                     client,
-                    Some(device),
-                    None,
-                    Extra::Factor {
-                        factor: "OKTA_VERIFY_PUSH",
-                        push: (!unanswered).then_some("OV_RESPONSE_DENY"),
-                    },
+                    device,
+                    outcome,
+                    (!unanswered).then_some("OV_RESPONSE_DENY"),
                 )
             });
             at += rng.random_range(10_000..60_000);
         }
         let approved = rng.random_bool(0.4);
         if approved {
-            idx.push(self.log.push(
+            idx.push(push_answer(
+                self.log,
                 at,
-                "user.authentication.auth_via_mfa",
-                "SUCCESS",
-                None,
-                a,
-                Target::Authenticator("Okta Verify"),
+                u.index,
                 net,
                 client,
-                Some(device),
-                None,
-                Extra::Factor {
-                    factor: "OKTA_VERIFY_PUSH",
-                    push: Some("OV_RESPONSE_APPROVE"),
-                },
+                device,
+                ("SUCCESS", None),
+                Some("OV_RESPONSE_APPROVE"),
             ));
             idx.push(self.log.push(
                 at + 1_000,

@@ -69,6 +69,16 @@ pub fn okta_error(status: StatusCode, code: &str, summary: &str, causes: &[Strin
     (status, Json(body)).into_response()
 }
 
+/// Okta's 500 (also what a poisoned state lock answers).
+fn internal_error() -> Response {
+    okta_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "E0000009",
+        "Internal Server Error",
+        &[],
+    )
+}
+
 async fn not_found() -> Response {
     okta_error(
         StatusCode::NOT_FOUND,
@@ -109,12 +119,7 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
     }
     let (fault, latency, window) = {
         let Ok(mut state) = sim.state.lock() else {
-            return okta_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "E0000009",
-                "Internal Server Error",
-                &[],
-            );
+            return internal_error();
         };
         state.requests += 1;
         let latency = state.faults.latency_ms;
@@ -327,12 +332,7 @@ async fn logs(State(sim): State<Shared>, headers: HeaderMap, Query(q): Query<Has
     };
 
     let Ok(state) = sim.state.lock() else {
-        return okta_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E0000009",
-            "Internal Server Error",
-            &[],
-        );
+        return internal_error();
     };
     let polling = until.is_none() && !descending;
     let (page, next): (Vec<usize>, Option<String>) = if polling {
@@ -434,12 +434,7 @@ fn user_not_found(key: &str) -> Response {
 
 async fn read_user(State(sim): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let Ok(state) = sim.state.lock() else {
-        return okta_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E0000009",
-            "Internal Server Error",
-            &[],
-        );
+        return internal_error();
     };
     let Some(i) = state.user_index(&id) else {
         return user_not_found(&id);
@@ -465,12 +460,7 @@ pub enum Lifecycle {
 pub fn apply_lifecycle(sim: &Sim, base: &str, key: &str, op: &str, params: &HashMap<String, String>) -> Lifecycle {
     let now = now_ms();
     let Ok(mut state) = sim.state.lock() else {
-        return Lifecycle::Err(okta_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E0000009",
-            "Internal Server Error",
-            &[],
-        ));
+        return Lifecycle::Err(internal_error());
     };
     let Some(i) = state.user_index(key) else {
         return Lifecycle::Err(user_not_found(key));
@@ -635,12 +625,7 @@ async fn lifecycle(
 async fn clear_sessions(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
     let now = now_ms();
     let Ok(mut state) = sim.state.lock() else {
-        return okta_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "E0000009",
-            "Internal Server Error",
-            &[],
-        );
+        return internal_error();
     };
     let Some(i) = state.user_index(&id) else {
         return user_not_found(&id);
