@@ -32,6 +32,8 @@ pub struct PipelineConfig {
     pub ingest: IngestConfig,
     /// How tables are written.
     pub store: StoreConfig,
+    /// The detection engine's clock and thresholds.
+    pub detect: crate::detect::DetectConfig,
 }
 
 /// `[ingest]`.
@@ -130,6 +132,18 @@ impl PipelineConfig {
         set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
         set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
         set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
+        let d = &mut self.detect;
+        set(&get, "IDGW_DETECT_ALLOWED_LATENESS_S", &mut d.allowed_lateness_s)?;
+        set(&get, "IDGW_DETECT_RISK_HALF_LIFE_H", &mut d.risk_half_life_h)?;
+        set(&get, "IDGW_DETECT_TRAVEL_MAX_KMH", &mut d.travel_max_kmh)?;
+        set(&get, "IDGW_DETECT_BRUTE_FORCE_FAILURES", &mut d.brute_force_failures)?;
+        set(&get, "IDGW_DETECT_SPRAY_USERS", &mut d.spray_users)?;
+        set(&get, "IDGW_DETECT_MFA_FATIGUE_DENIALS", &mut d.mfa_fatigue_denials)?;
+        set(
+            &get,
+            "IDGW_DETECT_ANOMALY_MODEL_THRESHOLD",
+            &mut d.anomaly_model_threshold,
+        )?;
         Ok(())
     }
 }

@@ -64,6 +64,9 @@ pub struct IngestOutcome {
 pub trait EventObserver {
     /// Called once per stored (normalized, not duplicate) event, in input order.
     fn on_event(&mut self, event: &SemanticEvent);
+
+    /// Called after each batch of input records: the place to hand results on in bulk.
+    fn batch_done(&mut self) {}
 }
 
 impl EventObserver for () {
@@ -284,6 +287,7 @@ impl RecordSink for Ingest<'_> {
                 return ControlFlow::Break(());
             }
         }
+        self.observer.batch_done();
         ControlFlow::Continue(())
     }
 }

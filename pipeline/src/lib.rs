@@ -9,6 +9,7 @@
 pub mod config;
 pub mod deadletter;
 pub mod decode;
+pub mod detect;
 pub mod ingest;
 pub mod normalize;
 pub mod query;

@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use idgw_schemas::Detection;
+
 use crate::config::PipelineConfig;
+use crate::detect::stage::{DetectOutcome, DetectStage, StageError};
 use crate::ingest::{Counters, EventObserver, Ingest};
 use crate::source::file::{Input, ReadLimits, RecordSink, SourceError, read_input};
 use crate::store::{Store, StoreError};
@@ -16,6 +19,9 @@ pub enum ReplayError {
     /// The store could not be written.
     #[error("store {path}: {source}")]
     Store { path: String, source: StoreError },
+    /// The detection stage failed (alerts, identity state or checkpoint).
+    #[error("detection stage in {path}: {source}")]
+    Detect { path: String, source: StageError },
 }
 
 /// One input's outcome.
@@ -36,12 +42,22 @@ pub struct Summary {
     pub events_ok: u64,
     pub deadlettered: u64,
     pub duplicates: u64,
-    /// Alerts raised (detections run in a later stage; 0 until then).
+    /// Alerts raised and written (new to the store).
     pub alerts: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
     /// True when `events_in == events_ok + deadlettered + duplicates`.
     pub balanced: bool,
+    /// Alerts by detection.
+    pub alerts_by_detection: BTreeMap<Detection, u64>,
+    /// Alerts the store already held (a replay of known evidence raises nothing new).
+    pub duplicate_alerts: u64,
+    /// Events later than the allowed lateness (stored and ruled on, not windowed).
+    pub late_events: u64,
+    /// Users in identity state.
+    pub users: usize,
+    /// Whether detection resumed from the store's checkpoint.
+    pub resumed: bool,
     /// Dead letters by reason.
     pub deadletter_reasons: BTreeMap<String, u64>,
     /// The dead-letter file of this run, if any record was rejected.
@@ -61,12 +77,12 @@ impl Summary {
     }
 }
 
-/// Replays `inputs` into `store`. `progress` is called after each batch with the counters.
+/// Replays `inputs` into `store`, running detections unless `config.detect.enabled` is off.
+/// `progress` is called after each batch with the counters.
 pub fn replay(
     inputs: &[Input],
     store: &Store,
     config: &PipelineConfig,
-    observer: &mut dyn EventObserver,
     progress: &mut dyn FnMut(&Counters),
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
@@ -74,7 +90,21 @@ pub fn replay(
         path: store.root().display().to_string(),
         source,
     };
+    let detect_err = |source| ReplayError::Detect {
+        path: store.root().display().to_string(),
+        source,
+    };
     let run_id = run_id();
+    let mut stage = if config.detect.enabled {
+        Some(DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?)
+    } else {
+        None
+    };
+    let mut nothing = ();
+    let observer: &mut dyn EventObserver = match stage.as_mut() {
+        Some(s) => s,
+        None => &mut nothing,
+    };
     let mut ingest = Ingest::start(store, config, &run_id, observer).map_err(store_err)?;
     let limits = ReadLimits {
         max_event_bytes: config.ingest.max_event_bytes,
@@ -104,6 +134,10 @@ pub fn replay(
         }
     }
     let outcome = ingest.finish().map_err(store_err)?;
+    let detected = match stage {
+        Some(s) => s.finish().map_err(detect_err)?.0,
+        None => DetectOutcome::default(),
+    };
     let elapsed_s = started.elapsed().as_secs_f64();
     let c = outcome.counters;
     Ok(Summary {
@@ -111,7 +145,7 @@ pub fn replay(
         events_ok: c.events_ok,
         deadlettered: c.deadlettered,
         duplicates: c.duplicates,
-        alerts: 0,
+        alerts: detected.alerts,
         elapsed_s,
         events_per_s: if elapsed_s > 0.0 {
             c.events_in as f64 / elapsed_s
@@ -119,6 +153,11 @@ pub fn replay(
             0.0
         },
         balanced: c.balanced(),
+        alerts_by_detection: detected.alerts_by_detection,
+        duplicate_alerts: detected.duplicate_alerts,
+        late_events: detected.late_events,
+        users: detected.users,
+        resumed: detected.resumed,
         deadletter_reasons: outcome
             .deadletter_reasons
             .into_iter()

@@ -115,6 +115,20 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Parses the lower-case name.
+    pub fn parse(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,6 +164,9 @@ pub struct Alert {
     pub first_seen: DateTime<Utc>,
     /// Time of the last evidence event.
     pub last_seen: DateTime<Utc>,
+    /// The stream's event-time clock (the latest event time seen) when the alert was
+    /// raised: `detected_at - last_seen` is the detection delay in event time.
+    pub detected_at: DateTime<Utc>,
     /// The evidence events' uuids.
     pub event_uuids: Vec<String>,
     /// One human sentence.

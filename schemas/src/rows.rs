@@ -327,6 +327,7 @@ pub struct AlertRow<'a> {
     pub src_ip: Option<&'a str>,
     pub first_seen: i64,
     pub last_seen: i64,
+    pub detected_at: i64,
     pub event_uuids: Vec<&'a str>,
     pub summary: &'a str,
     /// The evidence object as JSON text.
@@ -347,6 +348,7 @@ impl<'a> From<&'a Alert> for AlertRow<'a> {
             src_ip: a.src_ip.as_deref(),
             first_seen: a.first_seen.timestamp_millis(),
             last_seen: a.last_seen.timestamp_millis(),
+            detected_at: a.detected_at.timestamp_millis(),
             event_uuids: a.event_uuids.iter().map(String::as_str).collect(),
             summary: &a.summary,
             evidence: serde_json::Value::Object(a.evidence.clone()).to_string(),
@@ -368,6 +370,7 @@ pub fn alerts_schema() -> Schema {
         utf8("src_ip"),
         Field::new("first_seen", ts(), false),
         Field::new("last_seen", ts(), false),
+        Field::new("detected_at", ts(), false),
         Field::new("event_uuids", list_utf8(), false),
         Field::new("summary", DataType::Utf8, false),
         Field::new("evidence", DataType::Utf8, false),

@@ -65,7 +65,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &[Input::Path(events.clone())],
         &store,
         &PipelineConfig::default(),
-        &mut (),
         &mut |_| {},
     )?;
     println!(
@@ -86,10 +85,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "SELECT category, count(*) AS events, count(DISTINCT user_id) AS users FROM events GROUP BY 1 ORDER BY 2 DESC",
         ),
         (
-            "most failed sign-ins (detections will rank users by risk)",
-            "SELECT user_login, count(*) AS failures, count(DISTINCT src_ip) AS ips, count(DISTINCT geo_country) AS countries \
-             FROM events WHERE event_type = 'user.session.start' AND outcome_result = 'FAILURE' AND user_login IS NOT NULL \
-             GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+            "alerts by detection",
+            "SELECT detection, count(*) AS alerts, sum(CASE WHEN severity IN ('high', 'critical') THEN 1 ELSE 0 END) AS high_or_critical, count(DISTINCT user_id) AS users \
+             FROM alerts GROUP BY 1 ORDER BY 2 DESC",
+        ),
+        (
+            "latest alerts",
+            "SELECT last_seen, detection, severity, coalesce(user_login, src_ip) AS who, summary \
+             FROM alerts ORDER BY last_seen DESC LIMIT 8",
+        ),
+        (
+            "riskiest users",
+            "SELECT user_login, risk_score, risk_level, alert_count, last_country \
+             FROM identity_state ORDER BY risk_score DESC LIMIT 10",
         ),
     ] {
         let batches = runtime.block_on(idgw_pipeline::query::query(&store, sql))?;
@@ -97,7 +105,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!("\nThe store is left in {} — try:", store_dir.display());
     println!(
-        "  idgw query --store {} \"SELECT * FROM events WHERE threat_suspected LIMIT 5\"",
+        "  idgw query --store {} \"SELECT user_login, top_reasons FROM identity_state WHERE risk_level = 'critical'\"",
         store_dir.display()
     );
     Ok(if summary.has_input_errors() {

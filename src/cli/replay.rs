@@ -49,7 +49,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let inputs: Vec<Input> = args.inputs.iter().map(|a| Input::parse(a)).collect();
 
     let mut progress = Progress::new(args.quiet);
-    let summary = idgw_pipeline::replay(&inputs, &store, &config, &mut (), &mut |c| progress.update(c))?;
+    let summary = idgw_pipeline::replay(&inputs, &store, &config, &mut |c| progress.update(c))?;
     progress.finish();
 
     if let Some(path) = &args.summary_json {

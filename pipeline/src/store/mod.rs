@@ -5,6 +5,7 @@
 //! directory and renamed when complete, so readers (DataFusion, any Parquet reader) never
 //! see half a file and never list a temporary one.
 
+pub mod alerts;
 pub mod dedup;
 pub mod parquet_writer;
 
@@ -74,6 +75,11 @@ impl Store {
     /// `deadletter/`.
     pub fn deadletter_dir(&self) -> PathBuf {
         self.root.join("deadletter")
+    }
+
+    /// `checkpoints/engine.json.zst`: the detection engine's state.
+    pub fn engine_checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoints").join("engine.json.zst")
     }
 
     /// `alerts.jsonl`.

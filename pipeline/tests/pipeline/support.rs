@@ -72,7 +72,7 @@ impl Fixture {
 
     pub fn replay_with(&self, inputs: &[&Path], config: &PipelineConfig) -> Summary {
         let inputs: Vec<Input> = inputs.iter().map(|p| Input::Path(p.to_path_buf())).collect();
-        let summary = idgw_pipeline::replay(&inputs, &self.store(), config, &mut (), &mut |_| {}).unwrap();
+        let summary = idgw_pipeline::replay(&inputs, &self.store(), config, &mut |_| {}).unwrap();
         assert!(summary.balanced, "counters must add up: {summary:?}");
         assert_eq!(
             summary.events_in,

@@ -1,0 +1,68 @@
+//! `[detect]`: the engine's clock and every detector's thresholds. The defaults are the
+//! ones docs/detections.md explains and compares with other products.
+
+use serde::{Deserialize, Serialize};
+
+/// Detection settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Run detections (off: ingest only, for ingest benchmarks).
+    pub enabled: bool,
+    /// How late (event time, seconds) an event may arrive and still be evaluated in order by
+    /// the windowed detectors. Okta delivers most events in order and some up to minutes
+    /// late; single-event rules never wait.
+    pub allowed_lateness_s: i64,
+    /// Half-life of a user's risk, in hours.
+    pub risk_half_life_h: f64,
+    /// `impossible_travel`: speed above which travel is impossible (km/h).
+    pub travel_max_kmh: f64,
+    /// `impossible_travel`: distance subtracted for geo-IP inaccuracy (km).
+    pub travel_geo_allowance_km: f64,
+    /// `impossible_travel`: sign-ins closer than this (after the allowance) are ignored (km).
+    pub travel_min_km: f64,
+    /// `brute_force`: failed sign-ins of one user within the window.
+    pub brute_force_failures: usize,
+    /// `brute_force`: window (seconds).
+    pub brute_force_window_s: i64,
+    /// `password_spray`: distinct users failing from one source within the window.
+    pub spray_users: usize,
+    /// `password_spray`: at most this many attempts per user on average (more is brute force).
+    pub spray_max_attempts_per_user: f64,
+    /// `password_spray`: window (seconds).
+    pub spray_window_s: i64,
+    /// `mfa_fatigue`: denied or unanswered pushes within the window.
+    pub mfa_fatigue_denials: usize,
+    /// `mfa_fatigue`: window (seconds).
+    pub mfa_fatigue_window_s: i64,
+    /// `session_hijack`: how long a session or device token is remembered (seconds).
+    pub session_ttl_s: i64,
+    /// `anomalous_signin`: successful sign-ins a user needs before novelty counts.
+    pub anomaly_min_history: u32,
+    /// `anomalous_signin`: the anomaly model's score above which a sign-in is unusual
+    /// (random cut forest; scores near 1 are typical, larger are rarer).
+    pub anomaly_model_threshold: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            enabled: true,
+            allowed_lateness_s: 120,
+            risk_half_life_h: 24.0,
+            travel_max_kmh: 900.0,
+            travel_geo_allowance_km: 100.0,
+            travel_min_km: 300.0,
+            brute_force_failures: 8,
+            brute_force_window_s: 600,
+            spray_users: 10,
+            spray_max_attempts_per_user: 3.0,
+            spray_window_s: 1800,
+            mfa_fatigue_denials: 3,
+            mfa_fatigue_window_s: 900,
+            session_ttl_s: 12 * 3600,
+            anomaly_min_history: 5,
+            anomaly_model_threshold: 2.5,
+        }
+    }
+}

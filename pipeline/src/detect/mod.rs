@@ -1,0 +1,263 @@
+//! The detection and risk engine: normalized events in, alerts and identity state out, the
+//! same for file replays and for streams.
+//!
+//! Two kinds of detector (docs/detections.md lists them all):
+//! - single-event [`rules`] run on every event as it arrives and never wait;
+//! - keyed, [`windowed`] detectors see the stream in event-time order. Events that can
+//!   matter to them are reduced to a compact [`observation::Obs`] and held in a reorder
+//!   buffer until the watermark (the latest event time seen minus the allowed lateness)
+//!   passes them, so an event up to that bound late is evaluated exactly as if it had come
+//!   in order. One later than that is counted (`late_events`) and not given to them.
+//!
+//! Alerts feed the [`risk`] book (per-user score with decay and reasons) and identity
+//! state. The whole engine state — clock, buffer, every detector, risk and identity — is
+//! checkpointed as one versioned document ([`checkpoint`]), so a restart resumes where it
+//! stopped and gives the same alerts as an uninterrupted run.
+
+pub mod alerting;
+pub mod anomalous_signin;
+pub mod brute_force;
+pub mod checkpoint;
+pub mod config;
+pub mod impossible_travel;
+pub mod mfa_fatigue;
+pub mod observation;
+pub mod password_spray;
+pub mod risk;
+pub mod rules;
+pub mod session_hijack;
+pub mod stage;
+pub mod windowed;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use idgw_schemas::{Alert, Detection, IdentityState, SemanticEvent};
+
+pub use config::DetectConfig;
+use observation::Obs;
+use risk::{Identities, RiskBook};
+use rules::Rule;
+use windowed::{Emit, WindowedDetector};
+
+use crate::ingest::EventObserver;
+
+/// Every windowed detector, one line each.
+pub fn windowed_detectors(config: &DetectConfig) -> Vec<Box<dyn WindowedDetector>> {
+    vec![
+        Box::new(impossible_travel::ImpossibleTravel::new(config)),
+        Box::new(brute_force::BruteForce::new(config)),
+        Box::new(password_spray::PasswordSpray::new(config)),
+        Box::new(mfa_fatigue::MfaFatigue::new(config)),
+        Box::new(session_hijack::SessionHijack::new(config)),
+        Box::new(anomalous_signin::AnomalousSignin::new(config)),
+    ]
+}
+
+/// An observation waiting in the reorder buffer, ordered by event time then arrival.
+#[derive(Debug)]
+struct Pending(Obs);
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.time, self.0.seq) == (other.0.time, other.0.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.time, self.0.seq).cmp(&(other.0.time, other.0.seq))
+    }
+}
+
+/// The stream's event-time clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Clock {
+    /// Latest event time seen (ms); `i64::MIN` before the first event.
+    pub max_time: i64,
+    /// Everything at or before this (ms) has been given to the windowed detectors.
+    pub watermark: i64,
+    /// Observations numbered so far.
+    pub seq: u64,
+    /// Observations that came later than the allowed lateness.
+    pub late: u64,
+}
+
+/// Engine counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineStats {
+    /// Alerts raised, by detection.
+    pub alerts: BTreeMap<Detection, u64>,
+    /// Events later than the allowed lateness (stored and ruled on, not windowed).
+    pub late_events: u64,
+    /// Users with identity state.
+    pub users: usize,
+    /// Keys held by each windowed detector.
+    pub detector_keys: BTreeMap<&'static str, usize>,
+}
+
+/// The engine.
+pub struct Engine {
+    lateness_ms: i64,
+    rules: Vec<Rule>,
+    detectors: Vec<Box<dyn WindowedDetector>>,
+    buffer: BinaryHeap<Reverse<Pending>>,
+    clock: Clock,
+    risk: RiskBook,
+    identities: Identities,
+    emit: Emit,
+    alerts: Vec<Alert>,
+    raised: BTreeMap<Detection, u64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("clock", &self.clock)
+            .field("pending", &self.buffer.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with every rule and detector, configured by `config`.
+    pub fn new(config: &DetectConfig) -> Self {
+        Engine {
+            lateness_ms: config.allowed_lateness_s.max(0) * 1000,
+            rules: rules::rules(),
+            detectors: windowed_detectors(config),
+            buffer: BinaryHeap::new(),
+            clock: Clock {
+                max_time: i64::MIN,
+                watermark: i64::MIN,
+                seq: 0,
+                late: 0,
+            },
+            risk: RiskBook::new(config.risk_half_life_h),
+            identities: Identities::default(),
+            emit: Emit::default(),
+            alerts: Vec::new(),
+            raised: BTreeMap::new(),
+        }
+    }
+
+    /// One event, in arrival order.
+    pub fn process(&mut self, ev: &SemanticEvent) {
+        let t = ev.event_time.timestamp_millis();
+        self.clock.max_time = self.clock.max_time.max(t);
+        self.identities.observe(ev);
+        for rule in &self.rules {
+            if let Some(f) = (rule.eval)(ev) {
+                self.emit.findings.push(f);
+            }
+        }
+        if let Some(obs) = Obs::of(ev, self.clock.seq) {
+            self.clock.seq += 1;
+            if t <= self.clock.watermark {
+                self.clock.late += 1;
+            } else {
+                self.buffer.push(Reverse(Pending(obs)));
+            }
+        }
+        let watermark = self.clock.max_time.saturating_sub(self.lateness_ms);
+        self.advance(watermark);
+        self.collect();
+    }
+
+    /// Gives the windowed detectors everything up to `watermark`, in order.
+    fn advance(&mut self, watermark: i64) {
+        if watermark <= self.clock.watermark {
+            return;
+        }
+        while self.buffer.peek().is_some_and(|Reverse(p)| p.0.time <= watermark) {
+            let Some(Reverse(Pending(obs))) = self.buffer.pop() else {
+                break;
+            };
+            for d in &mut self.detectors {
+                d.on_event(&obs, &mut self.emit);
+            }
+        }
+        let minute = |t: i64| t.div_euclid(60_000);
+        let tick = self.clock.watermark == i64::MIN || minute(watermark) != minute(self.clock.watermark);
+        self.clock.watermark = watermark;
+        if tick {
+            for d in &mut self.detectors {
+                d.on_watermark(watermark, &mut self.emit);
+            }
+        }
+    }
+
+    /// Turns findings into alerts, feeding risk and identity state.
+    fn collect(&mut self) {
+        for (user, score) in self.emit.outliers.drain(..) {
+            self.identities.outlier(&user, score);
+        }
+        for f in self.emit.findings.drain(..) {
+            let alert = f.into_alert(self.clock.max_time);
+            self.risk.add(&alert);
+            self.identities.alerted(&alert);
+            *self.raised.entry(alert.detection).or_default() += 1;
+            self.alerts.push(alert);
+        }
+    }
+
+    /// End of input: everything buffered goes to the detectors now.
+    pub fn flush(&mut self) {
+        let last = self.clock.max_time;
+        if last == i64::MIN {
+            return;
+        }
+        while let Some(Reverse(Pending(obs))) = self.buffer.pop() {
+            for d in &mut self.detectors {
+                d.on_event(&obs, &mut self.emit);
+            }
+        }
+        self.clock.watermark = self.clock.watermark.max(last);
+        for d in &mut self.detectors {
+            d.on_watermark(self.clock.watermark, &mut self.emit);
+        }
+        self.collect();
+        self.risk.expire(last);
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Every user's state as of the stream's clock.
+    pub fn identity_states(&self) -> Vec<IdentityState> {
+        let now = if self.clock.max_time == i64::MIN {
+            0
+        } else {
+            self.clock.max_time
+        };
+        self.identities.states(&self.risk, now)
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            alerts: self.raised.clone(),
+            late_events: self.clock.late,
+            users: self.identities.len(),
+            detector_keys: self.detectors.iter().map(|d| (d.name(), d.keys())).collect(),
+        }
+    }
+}
+
+impl EventObserver for Engine {
+    fn on_event(&mut self, event: &SemanticEvent) {
+        self.process(event);
+    }
+}

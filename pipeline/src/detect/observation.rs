@@ -1,0 +1,130 @@
+//! [`Obs`]: the few facts of an event the windowed detectors use, owned and compact so
+//! the reorder buffer and per-user state stay small (a full `SemanticEvent` is ~2 KB; an
+//! `Obs` is ~250 bytes). Strings detectors only compare (user agents, session ids, device
+//! tokens) are kept as stable 64-bit hashes.
+
+use idgw_schemas::SemanticEvent;
+use serde::{Deserialize, Serialize};
+
+/// What kind of step of a sign-in an event is, for the windowed detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// `user.session.start` SUCCESS.
+    SignIn,
+    /// `user.session.start` FAILURE (bad password, unknown user, locked out).
+    SignInFailure,
+    /// An Okta Verify push was sent.
+    PushSent,
+    /// The user denied a push (classic `deny_push`, or an OIE `OV_RESPONSE_DENY`).
+    PushDenied,
+    /// A push timed out.
+    PushUnanswered,
+    /// The user approved a push.
+    PushApproved,
+    /// Any other event that carries a session or device token (SSO, policy, MFA, sign-out).
+    SessionActivity,
+}
+
+/// A compact view of one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Obs {
+    /// Okta `uuid`.
+    pub uuid: Box<str>,
+    /// Event time, ms since the epoch.
+    pub time: i64,
+    /// Arrival order (ties in event time keep arrival order).
+    pub seq: u64,
+    pub kind: Kind,
+    /// The subject user's (else the actor's) Okta id.
+    pub user_id: Option<Box<str>>,
+    pub login: Option<Box<str>>,
+    pub ip: Option<Box<str>>,
+    pub lat_lon: Option<(f64, f64)>,
+    pub country: Option<Box<str>>,
+    pub city: Option<Box<str>>,
+    pub asn: Option<i64>,
+    /// Okta's proxy flag or a recognised tunnel (corporate VPNs included).
+    pub proxy: bool,
+    /// Tor or an anonymous VPN.
+    pub anonymizer: bool,
+    /// Hash of the raw user agent.
+    pub user_agent: u64,
+    /// Hash of browser and OS, the user-agent family.
+    pub ua_family: u64,
+    /// Hash of the device token (`dtHash`), else the fingerprint or OIE device id.
+    pub device: Option<u64>,
+    /// Hash of `externalSessionId`.
+    pub session: Option<u64>,
+}
+
+/// A stable 64-bit hash (XXH3, fixed across builds, so checkpoints stay valid).
+pub fn hash(s: &str) -> u64 {
+    twox_hash::XxHash3_64::oneshot(s.as_bytes())
+}
+
+fn boxed(s: Option<&String>) -> Option<Box<str>> {
+    s.map(|s| s.as_str().into())
+}
+
+impl Obs {
+    /// The observation of `ev`, if any windowed detector looks at events of its kind.
+    pub fn of(ev: &SemanticEvent, seq: u64) -> Option<Obs> {
+        let result = ev.outcome.result.as_deref().unwrap_or("");
+        let kind = match ev.event_type.as_str() {
+            "user.session.start" if result == "SUCCESS" => Kind::SignIn,
+            "user.session.start" if result == "FAILURE" => Kind::SignInFailure,
+            "system.push.send_factor_verify_push" => Kind::PushSent,
+            "user.mfa.okta_verify.deny_push" => Kind::PushDenied,
+            "user.authentication.auth_via_mfa" if ev.auth.factor.as_deref() == Some("OKTA_VERIFY_PUSH") => {
+                match (result, ev.auth.push_response.as_deref()) {
+                    (_, Some("OV_RESPONSE_DENY")) => Kind::PushDenied,
+                    ("UNANSWERED", _) => Kind::PushUnanswered,
+                    ("SUCCESS", _) => Kind::PushApproved,
+                    _ if ev.session.external_session_id.is_some() => Kind::SessionActivity,
+                    _ => return None,
+                }
+            }
+            _ if ev.session.external_session_id.is_some() || ev.device.dt_hash.is_some() => Kind::SessionActivity,
+            _ => return None,
+        };
+        let subject = ev.subject_user.as_ref().or(ev.actor.as_ref());
+        let geo = ev.client.geo.as_ref();
+        let net = &ev.network;
+        let family = format!(
+            "{}|{}",
+            ev.client.browser.as_deref().unwrap_or(""),
+            ev.client.os.as_deref().unwrap_or("")
+        );
+        Some(Obs {
+            uuid: ev.event_id.as_str().into(),
+            time: ev.event_time.timestamp_millis(),
+            seq,
+            kind,
+            user_id: subject.and_then(|p| boxed(p.id.as_ref())),
+            login: subject.and_then(|p| boxed(p.login.as_ref())),
+            ip: boxed(ev.client.ip.as_ref()),
+            lat_lon: geo.and_then(|g| Some((g.lat?, g.lon?))),
+            country: geo.and_then(|g| boxed(g.country.as_ref())),
+            city: geo.and_then(|g| boxed(g.city.as_ref())),
+            asn: net.asn,
+            proxy: net.is_proxy == Some(true) || !net.tunnels.is_empty() || net.proxy_type.is_some(),
+            anonymizer: net.anonymizer,
+            user_agent: hash(ev.client.user_agent.as_deref().unwrap_or("")),
+            ua_family: hash(&family),
+            device: ev
+                .device
+                .dt_hash
+                .as_deref()
+                .or(ev.device.fingerprint.as_deref())
+                .or(ev.device.id.as_deref())
+                .map(hash),
+            session: ev.session.external_session_id.as_deref().map(hash),
+        })
+    }
+
+    /// The identity the user-keyed detectors key on: the user id, else the login (unknown
+    /// users in credential stuffing have no id).
+    pub fn user_key(&self) -> Option<&str> {
+        self.user_id.as_deref().or(self.login.as_deref())
+    }
+}

@@ -1,0 +1,257 @@
+//! Per-user risk with reasons, and the facts `identity_state` reports.
+//!
+//! Each alert adds its risk points (severity points × confidence, see
+//! [`super::alerting::severity_points`]); points decay with a half-life; a user's score
+//! combines the decayed points like independent probabilities,
+//! `100 × (1 − Π(1 − pᵢ/100))`, so it rises with every alert, never passes 100, and one
+//! critical alert outweighs many informational ones. The score is order-independent: late
+//! alerts land where they belong.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use idgw_schemas::{Alert, Detection, IdentityState, RiskLevel, RiskReason, SemanticEvent, Severity};
+use serde::{Deserialize, Serialize};
+
+use super::alerting::utc;
+
+/// Contributions kept per user (the weakest, after decay, is dropped first).
+const MAX_CONTRIBUTIONS: usize = 16;
+/// Reasons shown in identity state.
+const TOP_REASONS: usize = 5;
+/// Country names kept per user.
+const KNOWN_COUNTRIES: usize = 8;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Contribution {
+    alert_id: Box<str>,
+    detection: Detection,
+    severity: Severity,
+    points: f64,
+    at: i64,
+    summary: Box<str>,
+}
+
+/// Risk contributions per user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RiskBook {
+    half_life_ms: f64,
+    users: HashMap<Box<str>, Vec<Contribution>>,
+}
+
+impl RiskBook {
+    pub fn new(half_life_h: f64) -> Self {
+        RiskBook {
+            half_life_ms: (half_life_h * 3_600_000.0).max(1.0),
+            users: HashMap::new(),
+        }
+    }
+
+    fn decayed(&self, c: &Contribution, now: i64) -> f64 {
+        let age = (now - c.at).max(0) as f64;
+        c.points * 0.5f64.powf(age / self.half_life_ms)
+    }
+
+    /// Adds an alert's points to its user.
+    pub fn add(&mut self, alert: &Alert) {
+        let Some(user) = alert.user_id.as_deref() else {
+            return;
+        };
+        let at = alert.last_seen.timestamp_millis();
+        let now = alert.detected_at.timestamp_millis();
+        let half_life = self.half_life_ms;
+        let list = self.users.entry(user.into()).or_default();
+        if list.iter().any(|c| *c.alert_id == *alert.alert_id) {
+            return;
+        }
+        list.push(Contribution {
+            alert_id: alert.alert_id.as_str().into(),
+            detection: alert.detection,
+            severity: alert.severity,
+            points: alert.risk_score,
+            at,
+            summary: alert.summary.as_str().into(),
+        });
+        if list.len() > MAX_CONTRIBUTIONS {
+            let weight = |c: &Contribution| c.points * 0.5f64.powf((now - c.at).max(0) as f64 / half_life);
+            if let Some(weakest) = list
+                .iter()
+                .enumerate()
+                .min_by(|a, b| weight(a.1).total_cmp(&weight(b.1)))
+                .map(|(i, _)| i)
+            {
+                list.remove(weakest);
+            }
+        }
+    }
+
+    /// The user's score at `now` and the reasons, largest first.
+    pub fn score(&self, user: &str, now: i64) -> (f64, Vec<RiskReason>) {
+        let Some(list) = self.users.get(user) else {
+            return (0.0, Vec::new());
+        };
+        let mut reasons: Vec<RiskReason> = list
+            .iter()
+            .map(|c| RiskReason {
+                detection: c.detection,
+                alert_id: c.alert_id.to_string(),
+                severity: c.severity,
+                contribution: (self.decayed(c, now) * 10.0).round() / 10.0,
+                summary: c.summary.to_string(),
+                at: utc(c.at),
+            })
+            .collect();
+        let keep = 1.0 - reasons.iter().map(|r| 1.0 - r.contribution / 100.0).product::<f64>();
+        reasons.sort_by(|a, b| b.contribution.total_cmp(&a.contribution).then(b.at.cmp(&a.at)));
+        reasons.truncate(TOP_REASONS);
+        ((100.0 * keep * 10.0).round() / 10.0, reasons)
+    }
+
+    /// Drops contributions that decayed below a tenth of a point.
+    pub fn expire(&mut self, now: i64) {
+        let half_life = self.half_life_ms;
+        self.users.retain(|_, list| {
+            list.retain(|c| c.points * 0.5f64.powf((now - c.at).max(0) as f64 / half_life) >= 0.1);
+            !list.is_empty()
+        });
+    }
+}
+
+/// What identity state reports of one user, besides risk.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Facts {
+    login: Option<Box<str>>,
+    events: u64,
+    alerts: u64,
+    last_seen: i64,
+    last_ip: Option<Box<str>>,
+    last_country: Option<Box<str>>,
+    last_city: Option<Box<str>>,
+    countries: Vec<Box<str>>,
+    okta_status: Option<Box<str>>,
+    outlier: Option<f64>,
+}
+
+/// The latest facts of every user seen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Identities {
+    users: HashMap<Box<str>, Facts>,
+}
+
+/// The Okta status an event leaves its subject user in, when it changes it.
+fn status_after(ev: &SemanticEvent) -> Option<&'static str> {
+    if !matches!(ev.outcome.result.as_deref(), Some("SUCCESS") | None) {
+        return None;
+    }
+    Some(match ev.event_type.as_str() {
+        "user.lifecycle.suspend" => "SUSPENDED",
+        "user.lifecycle.unsuspend" | "user.lifecycle.activate" | "user.lifecycle.reactivate" => "ACTIVE",
+        "user.lifecycle.deactivate" => "DEPROVISIONED",
+        "user.account.lock" | "user.account.lock.limit" => "LOCKED_OUT",
+        "user.account.unlock" | "user.account.unlock_by_admin" => "ACTIVE",
+        "user.account.reset_password" => "RECOVERY",
+        "user.account.update_password" => "ACTIVE",
+        _ => return None,
+    })
+}
+
+impl Identities {
+    /// Records one event of its subject user.
+    pub fn observe(&mut self, ev: &SemanticEvent) {
+        let Some(subject) = ev.subject_user.as_ref() else {
+            return;
+        };
+        let Some(id) = subject.id.as_deref() else {
+            return;
+        };
+        let t = ev.event_time.timestamp_millis();
+        let facts = self.users.entry(id.into()).or_default();
+        facts.events += 1;
+        if facts.login.is_none() {
+            facts.login = subject.login.as_deref().map(Into::into);
+        }
+        if let Some(status) = status_after(ev) {
+            facts.okta_status = Some(status.into());
+        }
+        // Only the user's own actions say where the user is (an admin acting on them does not).
+        let own = ev.actor.as_ref().and_then(|a| a.id.as_deref()) == Some(id);
+        if t >= facts.last_seen {
+            facts.last_seen = t;
+            if own && ev.client.ip.is_some() {
+                facts.last_ip = ev.client.ip.as_deref().map(Into::into);
+                let geo = ev.client.geo.as_ref();
+                facts.last_country = geo.and_then(|g| g.country.as_deref()).map(Into::into);
+                facts.last_city = geo.and_then(|g| g.city.as_deref()).map(Into::into);
+            }
+        }
+        let success = ev.event_type == "user.session.start" && ev.outcome.result.as_deref() == Some("SUCCESS");
+        if success
+            && let Some(country) = ev.client.geo.as_ref().and_then(|g| g.country.as_deref())
+            && !facts.countries.iter().any(|c| &**c == country)
+        {
+            if facts.countries.len() >= KNOWN_COUNTRIES {
+                facts.countries.remove(0);
+            }
+            facts.countries.push(country.into());
+        }
+    }
+
+    /// Counts an alert against its user.
+    pub fn alerted(&mut self, alert: &Alert) {
+        if let Some(user) = alert.user_id.as_deref() {
+            let facts = self.users.entry(user.into()).or_default();
+            facts.alerts += 1;
+            if facts.login.is_none() {
+                facts.login = alert.user_login.as_deref().map(Into::into);
+            }
+        }
+    }
+
+    /// Sets a user's outlier score.
+    pub fn outlier(&mut self, user: &str, score: f64) {
+        if let Some(facts) = self.users.get_mut(user) {
+            facts.outlier = Some(score);
+        }
+    }
+
+    /// Users known.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when no user is known.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Every user's state as of `now` (ms), sorted by user id.
+    pub fn states(&self, risk: &RiskBook, now: i64) -> Vec<IdentityState> {
+        let updated_at: DateTime<Utc> = utc(now);
+        let mut out: Vec<IdentityState> = self
+            .users
+            .iter()
+            .map(|(id, f)| {
+                let (risk_score, top_reasons) = risk.score(id, now);
+                IdentityState {
+                    user_id: id.to_string(),
+                    user_login: f.login.as_deref().map(str::to_owned),
+                    risk_score,
+                    risk_level: RiskLevel::from_score(risk_score),
+                    top_reasons,
+                    event_count: f.events,
+                    alert_count: f.alerts,
+                    last_seen: (f.events > 0).then(|| utc(f.last_seen)),
+                    last_ip: f.last_ip.as_deref().map(str::to_owned),
+                    last_country: f.last_country.as_deref().map(str::to_owned),
+                    last_city: f.last_city.as_deref().map(str::to_owned),
+                    known_countries: f.countries.iter().map(|c| c.to_string()).collect(),
+                    outlier_score: f.outlier,
+                    okta_status: f.okta_status.as_deref().map(str::to_owned),
+                    updated_at,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        out
+    }
+}
