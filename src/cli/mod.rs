@@ -1,6 +1,7 @@
 //! Command-line surface (design.md, "The CLI surface").
 
 mod demo;
+mod eval;
 mod generate;
 mod query;
 mod replay;
@@ -19,9 +20,12 @@ const LONG_ABOUT: &str = "\
 Identity-threat analytics for Okta, and an audited MCP action gateway for AI agents.
 
 idgw reads Okta System Log events (files today; Kafka and the System Log API as they land),
-normalizes them into OCSF-aligned events, and keeps them in a store: a directory of Parquet
-tables that `idgw query` (and any Parquet reader) can query with SQL. Records that cannot be
-read go to the store's dead letter with the reason; nothing is dropped silently.
+normalizes them into OCSF-aligned events, runs streaming detections (impossible travel,
+brute force, password spray, MFA fatigue, session hijack, anomalous sign-ins and the
+single-event rules) with a per-user risk score, and keeps everything in a store: a
+directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl that
+`idgw query` (and any Parquet reader) can query with SQL. Records that cannot be read go to
+the store's dead letter with the reason; nothing is dropped silently.
 
 Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
 and shows what the store holds. `idgw generate` writes such tenants for your own runs.
@@ -43,6 +47,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo::DemoArgs),
+    Eval(eval::EvalArgs),
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
@@ -64,6 +69,7 @@ pub fn init_logging(filter: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),

@@ -4,6 +4,7 @@
 //! life, benign look-alikes and attacks). [`sim`] serves an Okta org over HTTP for
 //! everything the product calls (`idgw sim serve`).
 
+pub mod eval;
 pub mod generate;
 pub mod labels;
 pub mod sim;

@@ -96,6 +96,10 @@ fn hour_of(ms: i64) -> usize {
     (ms.rem_euclid(86_400_000) / 3_600_000) as usize
 }
 
+/// Novelty points an alert needs: more than a new network, device and browser together
+/// (a user's second device on their phone's carrier is that, and ordinary).
+const MIN_POINTS: f32 = 3.5;
+
 /// Novelty points: a new country weighs double, a new city half (cities shift with
 /// geo-IP), an hour the user almost never signs in at counts one.
 fn novelty(f: &[f32; FEATURES]) -> f32 {
@@ -163,9 +167,11 @@ impl WindowedDetector for AnomalousSignin {
             out.outliers
                 .push((user.into(), (score / (2.0 * self.threshold)).clamp(0.0, 1.0)));
             let points = novelty(&features);
-            if score > self.threshold && points >= 3.0 {
-                let new_country = features[0] > 0.0;
-                let severity = if new_country && points >= 4.0 {
+            if score > self.threshold && points >= MIN_POINTS {
+                // A new country on a known device and browser is travel; with a new device
+                // or browser too it is what an account takeover looks like.
+                let new_client = features[3] > 0.0 || features[4] > 0.0;
+                let severity = if features[0] > 0.0 && new_client && points >= 4.0 {
                     Severity::Medium
                 } else {
                     Severity::Low

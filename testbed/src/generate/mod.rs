@@ -116,6 +116,7 @@ pub fn generate(
             activity::user_day(&mut log, &mut urng, user);
         }
         let mut day_labels = Vec::new();
+        let mut busy = std::collections::HashSet::new();
         for (k, (name, _, benign)) in SCENARIOS.iter().enumerate() {
             let rate = if *benign {
                 config.lookalikes_per_1000_users_day
@@ -134,6 +135,7 @@ pub fn generate(
                     log: &mut log,
                     labels: &mut day_labels,
                     next_label: &mut next_label,
+                    busy: &mut busy,
                 }
                 .inject(name, &mut rng);
                 let added = (day_labels.len() - before) as u64;

@@ -45,6 +45,9 @@ pub struct Injector<'l, 't> {
     pub log: &'l mut DayLog<'t>,
     pub labels: &'l mut Vec<Label>,
     pub next_label: &'l mut u64,
+    /// Users already in a scenario today: one story per user per day, so labels stay true
+    /// (a traveller is not also hopping between carrier IPs at home).
+    pub busy: &'l mut std::collections::HashSet<u32>,
 }
 
 impl<'t> Injector<'_, 't> {
@@ -72,11 +75,14 @@ impl<'t> Injector<'_, 't> {
         });
     }
 
-    fn member(&self, rng: &mut ChaCha8Rng) -> &'t User {
+    fn member(&mut self, rng: &mut ChaCha8Rng) -> &'t User {
         let users = &self.log.tenant.users;
+        let mut tries = 0;
         loop {
             let u = &users[rng.random_range(0..users.len())];
-            if u.role == Role::Member && !u.night_shift {
+            tries += 1;
+            // A tiny tenant may have every member busy: then share rather than spin.
+            if u.role == Role::Member && !u.night_shift && (self.busy.insert(u.index) || tries > 1000) {
                 return u;
             }
         }
@@ -700,15 +706,15 @@ impl<'t> Injector<'_, 't> {
             no_geo: false,
             ..home_net(u, rng)
         };
-        let r8 = rng.random();
-        let a = sign_in(self.log, rng, u.index, t, home, client, dev.token, r8);
-        // Fly somewhere far, at airliner speed or slower, and sign in on arrival.
+        // Fly somewhere far, at airliner speed or slower, and sign in on arrival. Not too
+        // far: the traveller's ordinary sign-ins from home resume the next day, and that
+        // return must be possible too.
         let from = (CITIES[u.home].lat, CITIES[u.home].lon);
-        let dest = loop {
-            let d = rng.random_range(0..HOME_CITIES);
-            if d != u.home && haversine_km(from, (CITIES[d].lat, CITIES[d].lon)) > 1_500.0 {
-                break d;
-            }
+        let Some(dest) = (0..64).map(|_| rng.random_range(0..HOME_CITIES)).find(|&d| {
+            let km = haversine_km(from, (CITIES[d].lat, CITIES[d].lon));
+            d != u.home && (1_500.0..6_000.0).contains(&km)
+        }) else {
+            return;
         };
         let km = haversine_km(from, (CITIES[dest].lat, CITIES[dest].lon));
         let hours = (km / 700.0).ceil() as i64 + 2;
@@ -716,6 +722,13 @@ impl<'t> Injector<'_, 't> {
         if t2 > self.log.day_end() - HOUR {
             return;
         }
+        // While away, the traveller does not also sign in from home (removed before this
+        // scenario pushes its own events, whose indices it labels).
+        self.log
+            .specs
+            .retain(|s| !(s.actor == Actor::User(u.index) && s.t >= t));
+        let r8 = rng.random();
+        let a = sign_in(self.log, rng, u.index, t, home, client, dev.token, r8);
         let isp = CITIES[dest].isp;
         let away = Net {
             ip: ip_on(isp, rng),
