@@ -47,25 +47,23 @@ fn ingest(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));
-    g.bench_function("decode+normalize+parquet", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().expect("tempdir"),
-            |store_dir| {
-                let store = Store::open(store_dir.path()).expect("store");
-                let s = idgw_pipeline::replay(
-                    &[Input::Path(input.clone())],
-                    &store,
-                    &PipelineConfig::default(),
-                    &mut (),
-                    &mut |_| {},
-                )
-                .expect("replay");
-                assert_eq!(s.events_ok, n);
-                store_dir
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    for (name, detect) in [("decode+normalize+parquet", false), ("decode+normalize+detect+parquet", true)] {
+        let mut config = PipelineConfig::default();
+        config.detect.enabled = detect;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || tempfile::tempdir().expect("tempdir"),
+                |store_dir| {
+                    let store = Store::open(store_dir.path()).expect("store");
+                    let s = idgw_pipeline::replay(&[Input::Path(input.clone())], &store, &config, &mut |_| {})
+                        .expect("replay");
+                    assert_eq!(s.events_ok, n);
+                    store_dir
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -46,6 +46,11 @@ pub struct GenerateArgs {
     /// Labels file (JSON lines).
     #[arg(long, value_name = "LABELS")]
     labels: PathBuf,
+    /// Inject only this scenario (repeatable; default: every attack and look-alike). Names:
+    /// the detections (`impossible_travel`, `mfa_fatigue`, …) and the look-alikes `travel`,
+    /// `vpn_egress`, `mobile_hop`, `typos`, `new_device`, `night_shift`.
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -139,6 +144,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         days: args.days,
         seed: args.seed,
         start: parse_start(&args.start)?,
+        only: args.scenarios.clone(),
         ..GenerateConfig::default()
     };
     let summary = run_generator(&config, &args.out, &args.labels, args.json)?;

@@ -1,7 +1,9 @@
 //! Integration tests of the pipeline crate (one test binary, topical modules).
 
 mod bad_input;
+mod detect;
 mod formats;
+mod golden;
 mod normalize_props;
 mod query;
 mod samples;

@@ -39,6 +39,8 @@ pub struct GenerateConfig {
     pub lookalikes_per_1000_users_day: f64,
     /// Fraction of events delivered late (by up to a minute).
     pub late_fraction: f64,
+    /// Inject only these scenarios (names of [`SCENARIOS`]); all when empty.
+    pub only: Vec<String>,
 }
 
 impl Default for GenerateConfig {
@@ -51,6 +53,7 @@ impl Default for GenerateConfig {
             attacks_per_1000_users_day: 0.4,
             lookalikes_per_1000_users_day: 1.0,
             late_fraction: 0.005,
+            only: Vec::new(),
         }
     }
 }
@@ -93,6 +96,17 @@ pub fn generate(
     if config.users < 2 {
         return Err(GenerateError::Invalid("--users must be at least 2".into()));
     }
+    if let Some(unknown) = config
+        .only
+        .iter()
+        .find(|o| !SCENARIOS.iter().any(|s| s.0 == o.as_str()))
+    {
+        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.0).collect();
+        return Err(GenerateError::Invalid(format!(
+            "unknown scenario {unknown:?}; scenarios: {}",
+            names.join(", ")
+        )));
+    }
     let tenant = Tenant::new(config.seed, config.users);
     let renderer = Renderer { tenant: &tenant };
     let start = config.start.timestamp_millis().div_euclid(DAY) * DAY;
@@ -117,7 +131,10 @@ pub fn generate(
         }
         let mut day_labels = Vec::new();
         let mut busy = std::collections::HashSet::new();
-        for (k, (name, _, benign)) in SCENARIOS.iter().enumerate() {
+        let selected = SCENARIOS
+            .iter()
+            .filter(|(name, _, _)| config.only.is_empty() || config.only.iter().any(|o| o == name));
+        for (k, (name, _, benign)) in selected.enumerate() {
             let rate = if *benign {
                 config.lookalikes_per_1000_users_day
             } else {
@@ -125,8 +142,10 @@ pub fn generate(
             };
             let expected = rate * f64::from(config.users) / 1000.0;
             let mut n = expected.floor() as u32 + u32::from(rng.random_bool(expected.fract()));
-            // Every kind appears at least once over the run.
-            if n == 0 && expected * f64::from(config.days) < 1.0 && day == (k as u32 % config.days.max(1)) {
+            // Every kind appears at least once over the run, counting back from the last day
+            // (so users have some history before it).
+            let guaranteed_day = config.days.max(1) - 1 - (k as u32 % config.days.max(1));
+            if n == 0 && expected * f64::from(config.days) < 1.0 && day == guaranteed_day {
                 n = 1;
             }
             for _ in 0..n {

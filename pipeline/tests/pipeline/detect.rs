@@ -1,0 +1,199 @@
+//! The detection stage end to end: event-time order within the lateness bound, late events
+//! counted, replays that resume from the checkpoint, no duplicate alert, identity state.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+use idgw_pipeline::PipelineConfig;
+use idgw_pipeline::detect::{DetectConfig, Engine};
+use idgw_schemas::{Alert, SemanticEvent};
+
+use super::golden::{events, golden_dir};
+use super::support::Fixture;
+
+fn alerts_of(engine_events: &[&SemanticEvent]) -> (Vec<(String, String)>, Engine) {
+    let mut engine = Engine::new(&DetectConfig::default());
+    for ev in engine_events {
+        engine.process(ev);
+    }
+    engine.flush();
+    let mut out: Vec<(String, String)> = engine
+        .take_alerts()
+        .into_iter()
+        .map(|a| (a.alert_id, a.severity.as_str().to_owned()))
+        .collect();
+    out.sort();
+    (out, engine)
+}
+
+#[test]
+fn arrival_order_within_the_lateness_bound_does_not_change_alerts() {
+    for name in [
+        "impossible_travel",
+        "brute_force",
+        "mfa_fatigue",
+        "session_hijack",
+        "anomalous_signin",
+    ] {
+        let mut evs = events(&golden_dir().join(name));
+        evs.sort_by_key(|e| e.event_time);
+        let in_order: Vec<&SemanticEvent> = evs.iter().collect();
+        // Deliver each event up to 90 s late (a fixed pseudo-random delay per event).
+        let mut delayed: Vec<(i64, &SemanticEvent)> = evs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.event_time.timestamp_millis() + (i as i64 * 7_919) % 90_000, e))
+            .collect();
+        delayed.sort_by_key(|(t, _)| *t);
+        let shuffled: Vec<&SemanticEvent> = delayed.into_iter().map(|(_, e)| e).collect();
+        assert_ne!(
+            in_order.iter().map(|e| &e.event_id).collect::<Vec<_>>(),
+            shuffled.iter().map(|e| &e.event_id).collect::<Vec<_>>(),
+            "{name}: the delays must reorder something"
+        );
+        let (a, _) = alerts_of(&in_order);
+        let (b, late) = alerts_of(&shuffled);
+        assert!(!a.is_empty(), "{name}: no alert at all");
+        assert_eq!(a, b, "{name}: reordering within the bound changed the alerts");
+        assert_eq!(late.stats().late_events, 0, "{name}");
+    }
+}
+
+#[test]
+fn events_later_than_the_bound_are_counted_and_still_ruled_on() {
+    let evs = events(&golden_dir().join("account_lockout"));
+    let mut sorted: Vec<&SemanticEvent> = evs.iter().collect();
+    sorted.sort_by_key(|e| e.event_time);
+    // The day's first sign-in and the lock arrive after everything else: hours late.
+    let first_sign_in = sorted
+        .iter()
+        .position(|e| e.event_type == "user.session.start")
+        .expect("the fixture has sign-ins");
+    let sign_in = sorted.remove(first_sign_in);
+    let lock = sorted
+        .iter()
+        .position(|e| e.event_type == "user.account.lock")
+        .expect("the fixture locks an account");
+    let lock = sorted.remove(lock);
+    let mut engine = Engine::new(&DetectConfig::default());
+    for ev in &sorted {
+        engine.process(ev);
+    }
+    assert!(engine.clock().max_time - sign_in.event_time.timestamp_millis() > 10 * 60_000);
+    engine.process(sign_in);
+    engine.process(lock);
+    engine.flush();
+    assert_eq!(
+        engine.stats().late_events,
+        1,
+        "the sign-in is late for the windowed detectors"
+    );
+    let alerts = engine.take_alerts();
+    assert!(
+        alerts.iter().any(|a| a.detection.as_str() == "account_lockout"),
+        "single-event rules do not wait for the watermark"
+    );
+}
+
+fn jsonl_alerts(store: &Path) -> Vec<Alert> {
+    std::fs::read_to_string(store.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The fixture's NDJSON lines split at midnight before `day` (the generator never lets days
+/// interleave, so the split is clean in event time).
+fn split_by_day(dir: &Path, day: &str) -> (String, String) {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(dir.join("events.ndjson.gz")).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let (mut before, mut after) = (String::new(), String::new());
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let published = v["published"].as_str().unwrap();
+        let out = if published < day { &mut before } else { &mut after };
+        out.push_str(line);
+        out.push('\n');
+    }
+    (before, after)
+}
+
+#[test]
+fn a_replay_in_two_runs_resumes_from_the_checkpoint_and_matches_one_run() {
+    let dir = golden_dir().join("anomalous_signin");
+    let (first, second) = split_by_day(&dir, "2024-08-05");
+    assert!(!first.is_empty() && !second.is_empty());
+    let config = PipelineConfig::default();
+
+    let whole = Fixture::new();
+    let all = whole.file("all.ndjson", format!("{first}{second}"));
+    let one = whole.replay_with(&[&all], &config);
+    assert!(one.alerts > 0);
+
+    let split = Fixture::new();
+    let a = split.file("a.ndjson", &first);
+    let b = split.file("b.ndjson", &second);
+    let run1 = split.replay_with(&[&a], &config);
+    assert!(!run1.resumed);
+    let run2 = split.replay_with(&[&b], &config);
+    assert!(
+        run2.resumed,
+        "the second run restores the engine from the store's checkpoint"
+    );
+    assert_eq!(run1.alerts + run2.alerts, one.alerts);
+
+    let ids = |p: &Path| -> BTreeSet<String> { jsonl_alerts(p).into_iter().map(|a| a.alert_id).collect() };
+    assert_eq!(ids(&whole.store_path()), ids(&split.store_path()));
+    assert!(split.store_path().join("checkpoints/engine.json.zst").is_file());
+}
+
+#[test]
+fn replaying_the_same_events_again_raises_no_duplicate_alert() {
+    let fx = Fixture::new();
+    let input = golden_dir().join("mfa_fatigue/events.ndjson.gz");
+    let config = PipelineConfig::default();
+    let first = fx.replay_with(&[&input], &config);
+    assert!(first.alerts >= 1);
+    let lines = jsonl_alerts(&fx.store_path()).len();
+    let second = fx.replay_with(&[&input], &config);
+    assert_eq!(second.duplicates, first.events_ok, "every event is a repeat");
+    assert_eq!(second.alerts, 0);
+    assert_eq!(jsonl_alerts(&fx.store_path()).len(), lines);
+}
+
+#[test]
+fn identity_state_ranks_the_attacked_user_with_reasons() {
+    let fx = Fixture::new();
+    let input = golden_dir().join("mfa_fatigue/events.ndjson.gz");
+    let s = fx.replay_with(&[&input], &PipelineConfig::default());
+    assert!(s.users >= 6, "{s:?}");
+    let label: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(golden_dir().join("mfa_fatigue/labels.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let user = label["user_login"].as_str().unwrap();
+    let rows = fx.sql(
+        "SELECT user_login, risk_level, risk_score, top_reasons, okta_status FROM identity_state \
+         ORDER BY risk_score DESC LIMIT 1",
+    );
+    let top = &rows[0];
+    assert_eq!(top["user_login"], user, "the attacked user ranks first: {top:?}");
+    assert!(
+        matches!(top["risk_level"].as_str(), Some("high" | "critical")),
+        "{top:?}"
+    );
+    let reasons: Vec<serde_json::Value> = serde_json::from_str(top["top_reasons"].as_str().unwrap()).unwrap();
+    assert_eq!(reasons[0]["detection"], "mfa_fatigue", "{reasons:?}");
+    assert!(reasons[0]["contribution"].as_f64().unwrap() > 0.0);
+    // The alerts table holds what alerts.jsonl holds.
+    let n = fx.sql("SELECT count(*) AS n FROM alerts")[0]["n"].as_i64().unwrap();
+    assert_eq!(n as usize, jsonl_alerts(&fx.store_path()).len());
+}
