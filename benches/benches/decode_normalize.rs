@@ -47,7 +47,10 @@ fn ingest(c: &mut Criterion) {
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));
-    for (name, detect) in [("decode+normalize+parquet", false), ("decode+normalize+detect+parquet", true)] {
+    for (name, detect) in [
+        ("decode+normalize+parquet", false),
+        ("decode+normalize+detect+parquet", true),
+    ] {
         let mut config = PipelineConfig::default();
         config.detect.enabled = detect;
         g.bench_function(name, |b| {

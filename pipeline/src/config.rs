@@ -133,6 +133,7 @@ impl PipelineConfig {
         set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
         set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
         let d = &mut self.detect;
+        set(&get, "IDGW_DETECT_ENABLED", &mut d.enabled)?;
         set(&get, "IDGW_DETECT_ALLOWED_LATENESS_S", &mut d.allowed_lateness_s)?;
         set(&get, "IDGW_DETECT_RISK_HALF_LIFE_H", &mut d.risk_half_life_h)?;
         set(&get, "IDGW_DETECT_TRAVEL_MAX_KMH", &mut d.travel_max_kmh)?;

@@ -8,8 +8,6 @@
 //! each sign-in; an alert needs both a high model score and enough novelty, and only after
 //! the user has a minimum history.
 
-use std::collections::HashMap;
-
 use idgw_schemas::{Detection, Severity};
 use rcf3::Forest;
 use serde::{Deserialize, Serialize};
@@ -18,7 +16,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{CappedSet, Emit, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
 use crate::evidence;
 
 /// Profiles unused this long are forgotten (90 days).
@@ -108,7 +106,7 @@ fn novelty(f: &[f32; FEATURES]) -> f32 {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
-    profiles: HashMap<Box<str>, Profile>,
+    profiles: FastMap<Box<str>, Profile>,
     model: Forest,
 }
 
@@ -127,7 +125,7 @@ impl AnomalousSignin {
             min_history: config.anomaly_min_history,
             threshold: config.anomaly_model_threshold,
             state: State {
-                profiles: HashMap::new(),
+                profiles: FastMap::default(),
                 model: new_model(),
             },
             swept: i64::MIN,

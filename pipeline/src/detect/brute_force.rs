@@ -4,7 +4,7 @@
 //! One alert per episode: after firing, the user's failures keep extending the episode
 //! until the window passes without one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs};
-use super::windowed::{Emit, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
 use crate::evidence;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ struct UserFailures {
 pub struct BruteForce {
     threshold: usize,
     window_ms: i64,
-    users: HashMap<Box<str>, UserFailures>,
+    users: FastMap<Box<str>, UserFailures>,
     swept: i64,
 }
 
@@ -46,7 +46,7 @@ impl BruteForce {
         BruteForce {
             threshold: config.brute_force_failures.max(2),
             window_ms: config.brute_force_window_s * 1000,
-            users: HashMap::new(),
+            users: FastMap::default(),
             swept: i64::MIN,
         }
     }

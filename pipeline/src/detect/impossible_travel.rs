@@ -6,8 +6,6 @@
 //! VPN and cloud egress addresses, and destinations the user already signed in from, lower
 //! the severity and confidence instead of firing high.
 
-use std::collections::HashMap;
-
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -15,7 +13,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{CappedSet, Emit, WindowedDetector, from_raw, haversine_km, hourly, to_raw};
+use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, from_raw, haversine_km, hourly, to_raw};
 use crate::evidence;
 
 /// Sign-ins older than this are forgotten (a month).
@@ -46,7 +44,7 @@ pub struct ImpossibleTravel {
     max_kmh: f64,
     allowance_km: f64,
     min_km: f64,
-    users: HashMap<Box<str>, UserTravel>,
+    users: FastMap<Box<str>, UserTravel>,
     swept: i64,
 }
 
@@ -56,7 +54,7 @@ impl ImpossibleTravel {
             max_kmh: config.travel_max_kmh,
             allowance_km: config.travel_geo_allowance_km,
             min_km: config.travel_min_km,
-            users: HashMap::new(),
+            users: FastMap::default(),
             swept: i64::MIN,
         }
     }

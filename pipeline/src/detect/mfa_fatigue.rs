@@ -1,7 +1,7 @@
 //! `mfa_fatigue`: push denials or unanswered pushes piling up for one user within a window
 //! (high); an approval that follows them is the attack succeeding (critical).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs};
-use super::windowed::{Emit, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
 use crate::evidence;
 
 /// Refusals remembered per user.
@@ -38,7 +38,7 @@ struct UserPushes {
 pub struct MfaFatigue {
     threshold: usize,
     window_ms: i64,
-    users: HashMap<Box<str>, UserPushes>,
+    users: FastMap<Box<str>, UserPushes>,
     swept: i64,
 }
 
@@ -47,7 +47,7 @@ impl MfaFatigue {
         MfaFatigue {
             threshold: config.mfa_fatigue_denials.max(2),
             window_ms: config.mfa_fatigue_window_s * 1000,
-            users: HashMap::new(),
+            users: FastMap::default(),
             swept: i64::MIN,
         }
     }

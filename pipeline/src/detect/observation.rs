@@ -90,11 +90,9 @@ impl Obs {
         let subject = ev.subject_user.as_ref().or(ev.actor.as_ref());
         let geo = ev.client.geo.as_ref();
         let net = &ev.network;
-        let family = format!(
-            "{}|{}",
-            ev.client.browser.as_deref().unwrap_or(""),
-            ev.client.os.as_deref().unwrap_or("")
-        );
+        // Browser and OS hashed apart and combined: no string built per event.
+        let family = hash(ev.client.browser.as_deref().unwrap_or("")).rotate_left(17)
+            ^ hash(ev.client.os.as_deref().unwrap_or(""));
         Some(Obs {
             uuid: ev.event_id.as_str().into(),
             time: ev.event_time.timestamp_millis(),
@@ -110,7 +108,7 @@ impl Obs {
             proxy: net.is_proxy == Some(true) || !net.tunnels.is_empty() || net.proxy_type.is_some(),
             anonymizer: net.anonymizer,
             user_agent: hash(ev.client.user_agent.as_deref().unwrap_or("")),
-            ua_family: hash(&family),
+            ua_family: family,
             device: ev
                 .device
                 .dt_hash

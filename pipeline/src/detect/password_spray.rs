@@ -4,7 +4,7 @@
 //! Keyed by source IP. One alert per episode: once fired, the source's failures extend the
 //! episode until the window passes without one.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{Emit, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
 use crate::evidence;
 
 /// Attempts remembered per source (a spray's evidence needs no more).
@@ -40,7 +40,7 @@ pub struct PasswordSpray {
     users_threshold: usize,
     max_per_user: f64,
     window_ms: i64,
-    sources: HashMap<Box<str>, SourceAttempts>,
+    sources: FastMap<Box<str>, SourceAttempts>,
     swept: i64,
 }
 
@@ -50,7 +50,7 @@ impl PasswordSpray {
             users_threshold: config.spray_users.max(2),
             max_per_user: config.spray_max_attempts_per_user,
             window_ms: config.spray_window_s * 1000,
-            sources: HashMap::new(),
+            sources: FastMap::default(),
             swept: i64::MIN,
         }
     }

@@ -7,13 +7,12 @@
 //! critical alert outweighs many informational ones. The score is order-independent: late
 //! alerts land where they belong.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use idgw_schemas::{Alert, Detection, IdentityState, RiskLevel, RiskReason, SemanticEvent, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::alerting::utc;
+use super::windowed::FastMap;
 
 /// Contributions kept per user (the weakest, after decay, is dropped first).
 const MAX_CONTRIBUTIONS: usize = 16;
@@ -36,14 +35,14 @@ struct Contribution {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RiskBook {
     half_life_ms: f64,
-    users: HashMap<Box<str>, Vec<Contribution>>,
+    users: FastMap<Box<str>, Vec<Contribution>>,
 }
 
 impl RiskBook {
     pub fn new(half_life_h: f64) -> Self {
         RiskBook {
             half_life_ms: (half_life_h * 3_600_000.0).max(1.0),
-            users: HashMap::new(),
+            users: FastMap::default(),
         }
     }
 
@@ -135,7 +134,7 @@ struct Facts {
 /// The latest facts of every user seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Identities {
-    users: HashMap<Box<str>, Facts>,
+    users: FastMap<Box<str>, Facts>,
 }
 
 /// The Okta status an event leaves its subject user in, when it changes it.
@@ -165,7 +164,13 @@ impl Identities {
             return;
         };
         let t = ev.event_time.timestamp_millis();
-        let facts = self.users.entry(id.into()).or_default();
+        // Look up before inserting: `entry` would allocate the key for every event.
+        if !self.users.contains_key(id) {
+            self.users.insert(id.into(), Facts::default());
+        }
+        let Some(facts) = self.users.get_mut(id) else {
+            return;
+        };
         facts.events += 1;
         if facts.login.is_none() {
             facts.login = subject.login.as_deref().map(Into::into);

@@ -4,8 +4,6 @@
 //! The same device on another network with the same user agent (a laptop moving from home
 //! to a phone hotspot) is not a hijack. One alert per token.
 
-use std::collections::HashMap;
-
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,7 +11,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Obs, hash};
-use super::windowed::{Emit, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
 use crate::evidence;
 
 /// Tokens remembered per user (oldest forgotten first).
@@ -38,7 +36,7 @@ struct TokenUse {
 #[derive(Debug)]
 pub struct SessionHijack {
     ttl_ms: i64,
-    users: HashMap<Box<str>, Vec<TokenUse>>,
+    users: FastMap<Box<str>, Vec<TokenUse>>,
     swept: i64,
 }
 
@@ -46,7 +44,7 @@ impl SessionHijack {
     pub fn new(config: &DetectConfig) -> Self {
         SessionHijack {
             ttl_ms: config.session_ttl_s * 1000,
-            users: HashMap::new(),
+            users: FastMap::default(),
             swept: i64::MIN,
         }
     }
@@ -94,8 +92,17 @@ impl WindowedDetector for SessionHijack {
         let Some(user) = obs.user_id.as_deref() else {
             return;
         };
+        if obs.session.is_none() && obs.device.is_none() {
+            return;
+        }
         let country = obs.country.as_deref().map(hash);
-        let tokens = self.users.entry(user.into()).or_default();
+        // Look up before inserting: `entry` would allocate the key for every event.
+        if !self.users.contains_key(user) {
+            self.users.insert(user.into(), Vec::new());
+        }
+        let Some(tokens) = self.users.get_mut(user) else {
+            return;
+        };
         let mut fired = false;
         for (token, is_session) in [(obs.session, true), (obs.device, false)] {
             let Some(token) = token else {

@@ -34,6 +34,10 @@ pub trait WindowedDetector: Send {
     fn keys(&self) -> usize;
 }
 
+/// The hash map of detector state: foldhash (fast, seeded per process) instead of SipHash,
+/// since every event looks up its user.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Serializes any state for [`WindowedDetector::checkpoint`].
 pub fn to_raw<T: Serialize>(state: &T) -> Result<Box<RawValue>, serde_json::Error> {
     serde_json::value::to_raw_value(state)

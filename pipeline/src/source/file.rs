@@ -214,7 +214,7 @@ fn read_line_checked(reader: &mut dyn BufRead, buf: &mut Vec<u8>, limit: usize) 
 }
 
 fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 /// A growing batch of records stored back to back in one buffer.
