@@ -1,9 +1,17 @@
 //! `bench-detect EVENTS.ndjson [MAX]`: the detection engine alone. Decodes and normalizes up
 //! to MAX events into memory first (not timed), then times `Engine::process` over them and
-//! `flush`, and prints events/s, alerts and the checkpoint size per user as JSON.
+//! `flush`, and prints events/s, alerts, and the engine's live heap bytes per user (counted
+//! by a wrapping allocator) and its checkpoint size, as JSON.
 
+use std::alloc::System;
 use std::io::BufRead;
 use std::time::Instant;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+/// The system allocator, counting allocations (to measure the engine's live heap).
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 use idgw_pipeline::decode::{Decoded, decode};
 use idgw_pipeline::detect::{DetectConfig, Engine};
@@ -28,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             events.push(ev);
         }
     }
+    let region = Region::new(GLOBAL);
     let mut engine = Engine::new(&DetectConfig::default());
     let started = Instant::now();
     for ev in &events {
@@ -36,6 +45,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.flush();
     let elapsed = started.elapsed().as_secs_f64();
     let alerts = engine.take_alerts().len();
+    let change = region.change();
+    let engine_bytes = change.bytes_allocated as isize - change.bytes_deallocated as isize + change.bytes_reallocated;
     let stats = engine.stats();
     let checkpoint = engine.checkpoint()?;
     let json_bytes = zstd::decode_all(checkpoint.as_slice())?.len();
@@ -49,6 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "alerts": alerts,
             "users": stats.users,
             "detector_keys": stats.detector_keys,
+            "engine_heap_bytes": engine_bytes,
+            "engine_heap_bytes_per_user": engine_bytes as f64 / stats.users.max(1) as f64,
             "checkpoint_bytes_compressed": checkpoint.len(),
             "checkpoint_bytes_json": json_bytes,
             "checkpoint_json_bytes_per_user": json_bytes as f64 / stats.users.max(1) as f64,

@@ -48,7 +48,7 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             enabled: true,
-            allowed_lateness_s: 120,
+            allowed_lateness_s: 30,
             risk_half_life_h: 24.0,
             travel_max_kmh: 900.0,
             travel_geo_allowance_km: 100.0,

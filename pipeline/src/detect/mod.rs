@@ -158,7 +158,8 @@ impl Engine {
         }
         if let Some(obs) = Obs::of(ev, self.clock.seq) {
             self.clock.seq += 1;
-            if t <= self.clock.watermark {
+            // Equal times are not late: ties keep arrival order, after those released.
+            if t < self.clock.watermark {
                 self.clock.late += 1;
             } else {
                 self.buffer.push(Reverse(Pending(obs)));

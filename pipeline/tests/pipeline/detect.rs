@@ -39,11 +39,12 @@ fn arrival_order_within_the_lateness_bound_does_not_change_alerts() {
         let mut evs = events(&golden_dir().join(name));
         evs.sort_by_key(|e| e.event_time);
         let in_order: Vec<&SemanticEvent> = evs.iter().collect();
-        // Deliver each event up to 90 s late (a fixed pseudo-random delay per event).
+        // Deliver each event up to 25 s late (a fixed pseudo-random delay per event), inside
+        // the default 30 s bound.
         let mut delayed: Vec<(i64, &SemanticEvent)> = evs
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.event_time.timestamp_millis() + (i as i64 * 7_919) % 90_000, e))
+            .map(|(i, e)| (e.event_time.timestamp_millis() + (i as i64 * 7_919) % 25_000, e))
             .collect();
         delayed.sort_by_key(|(t, _)| *t);
         let shuffled: Vec<&SemanticEvent> = delayed.into_iter().map(|(_, e)| e).collect();
