@@ -6,6 +6,7 @@
 //! writes them ([`store`]) or dead-letters them with a reason ([`deadletter`]). [`replay`]
 //! drives that over files; [`query`] reads the result back with DataFusion.
 
+pub mod baseline;
 pub mod config;
 pub mod deadletter;
 pub mod decode;

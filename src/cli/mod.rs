@@ -1,5 +1,6 @@
 //! Command-line surface (design.md, "The CLI surface").
 
+mod baseline;
 mod demo;
 mod eval;
 mod generate;
@@ -47,6 +48,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(demo::DemoArgs),
+    Baseline(baseline::BaselineArgs),
     Eval(eval::EvalArgs),
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
@@ -69,6 +71,7 @@ pub fn init_logging(filter: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Baseline(args) => baseline::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),

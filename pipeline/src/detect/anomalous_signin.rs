@@ -214,6 +214,12 @@ impl WindowedDetector for AnomalousSignin {
         profile.learn(obs);
     }
 
+    fn seed(&mut self, obs: &Obs) {
+        if let Some(user) = obs.user_id.as_deref() {
+            self.state.profiles.entry(user.into()).or_default().learn(obs);
+        }
+    }
+
     fn on_watermark(&mut self, watermark: i64, _: &mut Emit) {
         if let Some(now) = hourly(&mut self.swept, watermark) {
             self.state.profiles.retain(|_, p| now - p.last_time < FORGET_MS);

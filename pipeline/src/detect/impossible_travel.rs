@@ -141,25 +141,20 @@ impl WindowedDetector for ImpossibleTravel {
         let (Some(user_id), Some(here)) = (obs.user_id.as_deref(), obs.lat_lon) else {
             return;
         };
-        let mut state = self.users.remove(user_id).unwrap_or_default();
+        let state = self.users.remove(user_id).unwrap_or_default();
         if let Some(prev) = &state.last
             && let Some(f) = self.compare(&state, prev, obs, here)
         {
             out.findings.push(f);
         }
-        if let Some(c) = obs.country.as_deref() {
-            state.countries.insert(hash(c), KNOWN_COUNTRIES);
+        self.remember(user_id, state, obs, here);
+    }
+
+    fn seed(&mut self, obs: &Obs) {
+        if let (Kind::SignIn, Some(user_id), Some(here)) = (obs.kind, obs.user_id.as_deref(), obs.lat_lon) {
+            let state = self.users.remove(user_id).unwrap_or_default();
+            self.remember(user_id, state, obs, here);
         }
-        state.last = Some(LastSignIn {
-            time: obs.time,
-            uuid: obs.uuid.clone(),
-            ip: obs.ip.clone(),
-            lat_lon: here,
-            country: obs.country.clone(),
-            city: obs.city.clone(),
-            proxy: obs.proxy,
-        });
-        self.users.insert(user_id.into(), state);
     }
 
     fn on_watermark(&mut self, watermark: i64, _: &mut Emit) {
@@ -180,5 +175,24 @@ impl WindowedDetector for ImpossibleTravel {
 
     fn keys(&self) -> usize {
         self.users.len()
+    }
+}
+
+impl ImpossibleTravel {
+    /// Makes `obs` the user's last sign-in.
+    fn remember(&mut self, user_id: &str, mut state: UserTravel, obs: &Obs, here: (f64, f64)) {
+        if let Some(c) = obs.country.as_deref() {
+            state.countries.insert(hash(c), KNOWN_COUNTRIES);
+        }
+        state.last = Some(LastSignIn {
+            time: obs.time,
+            uuid: obs.uuid.clone(),
+            ip: obs.ip.clone(),
+            lat_lon: here,
+            country: obs.country.clone(),
+            city: obs.city.clone(),
+            proxy: obs.proxy,
+        });
+        self.users.insert(user_id.into(), state);
     }
 }

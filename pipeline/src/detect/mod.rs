@@ -226,6 +226,17 @@ impl Engine {
         self.risk.expire(last);
     }
 
+    /// Learns from a historical successful sign-in without evaluating it (batch baselines):
+    /// profiles, last locations and known countries, and the clock moves to its time.
+    pub fn seed(&mut self, obs: &Obs) {
+        self.clock.max_time = self.clock.max_time.max(obs.time);
+        self.clock.watermark = self.clock.watermark.max(obs.time);
+        self.identities.seed(obs);
+        for d in &mut self.detectors {
+            d.seed(obs);
+        }
+    }
+
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<Alert> {
         std::mem::take(&mut self.alerts)

@@ -62,6 +62,12 @@ pub fn hash(s: &str) -> u64 {
     twox_hash::XxHash3_64::oneshot(s.as_bytes())
 }
 
+/// The user-agent family hash of a browser and an OS (Okta's parsed names). Hashed apart
+/// and combined: no string is built per event.
+pub fn ua_family(browser: Option<&str>, os: Option<&str>) -> u64 {
+    hash(browser.unwrap_or("")).rotate_left(17) ^ hash(os.unwrap_or(""))
+}
+
 fn boxed(s: Option<&String>) -> Option<Box<str>> {
     s.map(|s| s.as_str().into())
 }
@@ -90,9 +96,7 @@ impl Obs {
         let subject = ev.subject_user.as_ref().or(ev.actor.as_ref());
         let geo = ev.client.geo.as_ref();
         let net = &ev.network;
-        // Browser and OS hashed apart and combined: no string built per event.
-        let family = hash(ev.client.browser.as_deref().unwrap_or("")).rotate_left(17)
-            ^ hash(ev.client.os.as_deref().unwrap_or(""));
+        let family = ua_family(ev.client.browser.as_deref(), ev.client.os.as_deref());
         Some(Obs {
             uuid: ev.event_id.as_str().into(),
             time: ev.event_time.timestamp_millis(),

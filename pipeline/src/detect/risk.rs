@@ -201,6 +201,38 @@ impl Identities {
         }
     }
 
+    /// Records a historical successful sign-in (batch baselines): counts it, and updates
+    /// login, last location and known countries.
+    pub fn seed(&mut self, obs: &super::observation::Obs) {
+        let Some(id) = obs.user_id.as_deref() else {
+            return;
+        };
+        if !self.users.contains_key(id) {
+            self.users.insert(id.into(), Facts::default());
+        }
+        let Some(facts) = self.users.get_mut(id) else {
+            return;
+        };
+        facts.events += 1;
+        if facts.login.is_none() {
+            facts.login.clone_from(&obs.login);
+        }
+        if obs.time >= facts.last_seen {
+            facts.last_seen = obs.time;
+            facts.last_ip.clone_from(&obs.ip);
+            facts.last_country.clone_from(&obs.country);
+            facts.last_city.clone_from(&obs.city);
+        }
+        if let Some(country) = obs.country.as_deref()
+            && !facts.countries.iter().any(|c| &**c == country)
+        {
+            if facts.countries.len() >= KNOWN_COUNTRIES {
+                facts.countries.remove(0);
+            }
+            facts.countries.push(country.into());
+        }
+    }
+
     /// Counts an alert against its user.
     pub fn alerted(&mut self, alert: &Alert) {
         if let Some(user) = alert.user_id.as_deref() {

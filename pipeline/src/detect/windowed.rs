@@ -24,6 +24,9 @@ pub trait WindowedDetector: Send {
     fn name(&self) -> &'static str;
     /// One observation, in event-time order.
     fn on_event(&mut self, obs: &Obs, out: &mut Emit);
+    /// Learns from a historical sign-in without evaluating it (batch baselines). Most
+    /// detectors keep nothing long-lived and ignore it.
+    fn seed(&mut self, _obs: &Obs) {}
     /// Event time has reached `watermark` (ms): expire state older than the windows.
     fn on_watermark(&mut self, watermark: i64, out: &mut Emit);
     /// The state, serialized.

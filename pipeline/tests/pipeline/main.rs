@@ -1,6 +1,7 @@
 //! Integration tests of the pipeline crate (one test binary, topical modules).
 
 mod bad_input;
+mod baseline;
 mod detect;
 mod formats;
 mod golden;
