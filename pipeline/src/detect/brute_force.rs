@@ -8,12 +8,11 @@ use std::collections::VecDeque;
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs};
-use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, hourly};
 use crate::evidence;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,16 +169,5 @@ impl WindowedDetector for BruteForce {
         }
     }
 
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        to_raw(&self.users)
-    }
-
-    fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error> {
-        self.users = from_raw(state)?;
-        Ok(())
-    }
-
-    fn keys(&self) -> usize {
-        self.users.len()
-    }
+    crate::keyed_state!(users);
 }

@@ -8,12 +8,11 @@
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, from_raw, haversine_km, hourly, to_raw};
+use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, haversine_km, hourly};
 use crate::evidence;
 
 /// Sign-ins older than this are forgotten (a month).
@@ -164,18 +163,7 @@ impl WindowedDetector for ImpossibleTravel {
         }
     }
 
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        to_raw(&self.users)
-    }
-
-    fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error> {
-        self.users = from_raw(state)?;
-        Ok(())
-    }
-
-    fn keys(&self) -> usize {
-        self.users.len()
-    }
+    crate::keyed_state!(users);
 }
 
 impl ImpossibleTravel {

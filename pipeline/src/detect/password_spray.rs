@@ -8,12 +8,11 @@ use std::collections::{HashSet, VecDeque};
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, hourly};
 use crate::evidence;
 
 /// Attempts remembered per source (a spray's evidence needs no more).
@@ -137,16 +136,5 @@ impl WindowedDetector for PasswordSpray {
         }
     }
 
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        to_raw(&self.sources)
-    }
-
-    fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error> {
-        self.sources = from_raw(state)?;
-        Ok(())
-    }
-
-    fn keys(&self) -> usize {
-        self.sources.len()
-    }
+    crate::keyed_state!(sources);
 }

@@ -137,6 +137,19 @@ pub struct Identities {
     users: FastMap<Box<str>, Facts>,
 }
 
+impl Facts {
+    /// Adds a country to the known ones (the oldest is forgotten beyond the cap).
+    fn remember_country(&mut self, country: &str) {
+        if self.countries.iter().any(|c| &**c == country) {
+            return;
+        }
+        if self.countries.len() >= KNOWN_COUNTRIES {
+            self.countries.remove(0);
+        }
+        self.countries.push(country.into());
+    }
+}
+
 /// The Okta status an event leaves its subject user in, when it changes it.
 fn status_after(ev: &SemanticEvent) -> Option<&'static str> {
     if !matches!(ev.outcome.result.as_deref(), Some("SUCCESS") | None) {
@@ -164,13 +177,7 @@ impl Identities {
             return;
         };
         let t = ev.event_time.timestamp_millis();
-        // Look up before inserting: `entry` would allocate the key for every event.
-        if !self.users.contains_key(id) {
-            self.users.insert(id.into(), Facts::default());
-        }
-        let Some(facts) = self.users.get_mut(id) else {
-            return;
-        };
+        let facts = self.facts(id);
         facts.events += 1;
         if facts.login.is_none() {
             facts.login = subject.login.as_deref().map(Into::into);
@@ -190,15 +197,18 @@ impl Identities {
             }
         }
         let success = ev.event_type == "user.session.start" && ev.outcome.result.as_deref() == Some("SUCCESS");
-        if success
-            && let Some(country) = ev.client.geo.as_ref().and_then(|g| g.country.as_deref())
-            && !facts.countries.iter().any(|c| &**c == country)
-        {
-            if facts.countries.len() >= KNOWN_COUNTRIES {
-                facts.countries.remove(0);
-            }
-            facts.countries.push(country.into());
+        if success && let Some(country) = ev.client.geo.as_ref().and_then(|g| g.country.as_deref()) {
+            facts.remember_country(country);
         }
+    }
+
+    /// The user's facts, created when new (looked up first: `entry` would allocate the key
+    /// for every event).
+    fn facts(&mut self, id: &str) -> &mut Facts {
+        if !self.users.contains_key(id) {
+            self.users.insert(id.into(), Facts::default());
+        }
+        self.users.get_mut(id).unwrap_or_else(|| unreachable!("inserted above"))
     }
 
     /// Records a historical successful sign-in (batch baselines): counts it, and updates
@@ -207,12 +217,7 @@ impl Identities {
         let Some(id) = obs.user_id.as_deref() else {
             return;
         };
-        if !self.users.contains_key(id) {
-            self.users.insert(id.into(), Facts::default());
-        }
-        let Some(facts) = self.users.get_mut(id) else {
-            return;
-        };
+        let facts = self.facts(id);
         facts.events += 1;
         if facts.login.is_none() {
             facts.login.clone_from(&obs.login);
@@ -223,13 +228,8 @@ impl Identities {
             facts.last_country.clone_from(&obs.country);
             facts.last_city.clone_from(&obs.city);
         }
-        if let Some(country) = obs.country.as_deref()
-            && !facts.countries.iter().any(|c| &**c == country)
-        {
-            if facts.countries.len() >= KNOWN_COUNTRIES {
-                facts.countries.remove(0);
-            }
-            facts.countries.push(country.into());
+        if let Some(country) = obs.country.as_deref() {
+            facts.remember_country(country);
         }
     }
 

@@ -6,12 +6,11 @@
 
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Obs, hash};
-use super::windowed::{Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{Emit, FastMap, WindowedDetector, hourly};
 use crate::evidence;
 
 /// Tokens remembered per user (oldest forgotten first).
@@ -163,16 +162,5 @@ impl WindowedDetector for SessionHijack {
         }
     }
 
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        to_raw(&self.users)
-    }
-
-    fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error> {
-        self.users = from_raw(state)?;
-        Ok(())
-    }
-
-    fn keys(&self) -> usize {
-        self.users.len()
-    }
+    crate::keyed_state!(users);
 }

@@ -41,6 +41,25 @@ pub trait WindowedDetector: Send {
 /// since every event looks up its user.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The `checkpoint`, `restore` and `keys` of a detector whose whole state is one map field.
+#[macro_export]
+macro_rules! keyed_state {
+    ($field:ident) => {
+        fn checkpoint(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+            $crate::detect::windowed::to_raw(&self.$field)
+        }
+
+        fn restore(&mut self, state: &serde_json::value::RawValue) -> Result<(), serde_json::Error> {
+            self.$field = $crate::detect::windowed::from_raw(state)?;
+            Ok(())
+        }
+
+        fn keys(&self) -> usize {
+            self.$field.len()
+        }
+    };
+}
+
 /// Serializes any state for [`WindowedDetector::checkpoint`].
 pub fn to_raw<T: Serialize>(state: &T) -> Result<Box<RawValue>, serde_json::Error> {
     serde_json::value::to_raw_value(state)
