@@ -198,3 +198,20 @@ fn identity_state_ranks_the_attacked_user_with_reasons() {
     let n = fx.sql("SELECT count(*) AS n FROM alerts")[0]["n"].as_i64().unwrap();
     assert_eq!(n as usize, jsonl_alerts(&fx.store_path()).len());
 }
+
+#[test]
+fn a_damaged_checkpoint_is_a_clear_error_not_a_silent_cold_start() {
+    let fx = Fixture::new();
+    let input = golden_dir().join("account_lockout/events.ndjson.gz");
+    fx.replay_with(&[&input], &PipelineConfig::default());
+    let checkpoint = fx.store_path().join("checkpoints/engine.json.zst");
+    std::fs::write(&checkpoint, b"not a checkpoint").unwrap();
+    let inputs = [idgw_pipeline::source::file::Input::Path(input)];
+    let err = idgw_pipeline::replay(&inputs, &fx.store(), &PipelineConfig::default(), &mut |_| {}).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("engine checkpoint"), "{text}");
+    assert!(
+        text.contains(&fx.store_path().display().to_string()),
+        "names the store: {text}"
+    );
+}
