@@ -31,7 +31,8 @@ the store's dead letter with the reason; nothing is dropped silently.
 Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
 and shows what the store holds. `idgw generate` writes such tenants for your own runs.
 
-Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not be read to its end.";
+Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not be read to its end,
+4 `idgw eval --check` found a target missed.";
 
 /// The command line.
 #[derive(Debug, Parser)]

@@ -276,3 +276,104 @@ pub fn evaluate(labels: &[Label], alerts: &[Alert]) -> EvalReport {
         missed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use idgw_schemas::{Alert, Detection, Severity};
+
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_722_470_400 + minute * 60, 0).unwrap()
+    }
+
+    fn label(id: &str, category: &str, benign: bool, user: &str, minutes: (i64, i64), uuids: &[&str]) -> Label {
+        Label {
+            label_id: id.into(),
+            category: category.into(),
+            benign,
+            kind: "k".into(),
+            user_id: Some(user.into()),
+            user_login: Some(format!("{user}@example.com")),
+            src_ip: Some("203.0.113.9".into()),
+            start: at(minutes.0),
+            end: at(minutes.1),
+            event_uuids: uuids.iter().map(|u| (*u).to_owned()).collect(),
+        }
+    }
+
+    fn alert(detection: Detection, severity: Severity, user: &str, minutes: (i64, i64), uuids: &[&str]) -> Alert {
+        Alert {
+            alert_id: format!("alt-{user}-{}-{}", detection.as_str(), minutes.1),
+            detection,
+            severity,
+            risk_score: 50.0,
+            confidence: 0.8,
+            user_id: Some(user.into()),
+            user_login: None,
+            src_ip: None,
+            first_seen: at(minutes.0),
+            last_seen: at(minutes.1),
+            detected_at: at(minutes.1) + chrono::Duration::seconds(30),
+            event_uuids: uuids.iter().map(|u| (*u).to_owned()).collect(),
+            summary: String::new(),
+            evidence: serde_json::Map::new(),
+            mitre: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn alerts_are_classified_and_counted() {
+        let labels = vec![
+            label("l1", "brute_force", false, "u1", (10, 20), &["e1", "e2"]),
+            label("l2", "mfa_fatigue", false, "u2", (100, 110), &["e3"]),
+            label("l3", "impossible_travel", true, "u3", (200, 260), &["e4", "e5"]),
+        ];
+        let alerts = vec![
+            // Detects l1 by shared evidence.
+            alert(Detection::BruteForce, Severity::Medium, "u1", (10, 18), &["e1"]),
+            // Same user, other category, overlapping: related.
+            alert(Detection::ImpossibleTravel, Severity::High, "u1", (19, 25), &["x1"]),
+            // On the look-alike, high: trips it.
+            alert(Detection::ImpossibleTravel, Severity::High, "u3", (200, 260), &["e5"]),
+            // Nothing labelled there.
+            alert(Detection::AnomalousSignin, Severity::Low, "u9", (500, 500), &["x2"]),
+        ];
+        let r = evaluate(&labels, &alerts);
+        let bf = &r.by_detection["brute_force"];
+        assert_eq!((bf.attacks, bf.detected, bf.true_alerts), (1, 1, 1));
+        assert_eq!(bf.recall, Some(1.0));
+        assert_eq!(bf.delay_p50_s, Some(30.0));
+        let mfa = &r.by_detection["mfa_fatigue"];
+        assert_eq!((mfa.attacks, mfa.detected, mfa.recall), (1, 0, Some(0.0)));
+        let it = &r.by_detection["impossible_travel"];
+        assert_eq!(
+            (it.related_alerts, it.lookalike_alerts, it.lookalikes_tripped),
+            (1, 1, 1)
+        );
+        assert_eq!(r.by_detection["anomalous_signin"].false_alerts, 1);
+        assert_eq!(r.lookalikes_tripped, 1);
+        assert_eq!(r.min_recall, Some(0.0));
+        // 2 of 4 alerts are correct (true + related); of the 3 medium+ alerts, 2.
+        assert_eq!(r.precision, Some(0.5));
+        assert_eq!(r.precision_medium_up, Some(0.6667));
+        assert_eq!(r.missed.len(), 1);
+        assert!(r.missed[0].starts_with("l2 mfa_fatigue"));
+    }
+
+    #[test]
+    fn an_alert_outside_the_slack_does_not_count() {
+        let labels = vec![label("l1", "brute_force", false, "u1", (10, 20), &["e1"])];
+        let late = alert(
+            Detection::BruteForce,
+            Severity::Medium,
+            "u1",
+            (20 + 31, 20 + 40),
+            &["zz"],
+        );
+        let r = evaluate(&labels, &[late]);
+        assert_eq!(r.by_detection["brute_force"].detected, 0);
+        assert_eq!(r.by_detection["brute_force"].false_alerts, 1);
+    }
+}

@@ -31,7 +31,7 @@ fn help_explains_every_command() {
     let top = idgw(&["--help"]);
     assert!(top.status.success());
     let text = stdout(&top);
-    for word in ["replay", "query", "dead letter", "Exit codes"] {
+    for word in ["replay", "query", "eval", "baseline", "dead letter", "Exit codes"] {
         assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
     }
     let replay = stdout(&idgw(&["replay", "--help"]))
@@ -291,4 +291,67 @@ fn demo_runs_end_to_end() {
     ]);
     let n: serde_json::Value = serde_json::from_str(stdout(&q).trim()).unwrap();
     assert!(n["n"].as_i64().unwrap() > 500);
+}
+
+#[test]
+fn generate_replay_eval_and_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let o = idgw(&[
+        "generate",
+        "--users",
+        "6",
+        "--days",
+        "1",
+        "--seed",
+        "3",
+        "--scenario",
+        "mfa_fatigue",
+        "--out",
+        &p("e.ndjson"),
+        "--labels",
+        &p("l.jsonl"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = idgw(&["replay", &p("e.ndjson"), "--store", &p("store"), "--json", "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(summary["alerts"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(
+        summary["alerts_by_detection"]["mfa_fatigue"].as_u64(),
+        summary["alerts"].as_u64()
+    );
+
+    let o = idgw(&[
+        "eval",
+        "--labels",
+        &p("l.jsonl"),
+        "--store",
+        &p("store"),
+        "--json",
+        "--check",
+    ]);
+    assert!(o.status.success(), "targets met: {}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["by_detection"]["mfa_fatigue"]["recall"], 1.0);
+    assert_eq!(report["lookalikes_tripped"], 0);
+
+    // A label the store never saw makes --check fail with its own exit code.
+    let mut labels = std::fs::read_to_string(p("l.jsonl")).unwrap();
+    let mut extra: serde_json::Value = serde_json::from_str(labels.lines().next().unwrap()).unwrap();
+    extra["label_id"] = "lbl-999999".into();
+    extra["category"] = "session_hijack".into();
+    labels.push_str(&format!("{extra}\n"));
+    std::fs::write(p("l2.jsonl"), labels).unwrap();
+    let o = idgw(&["eval", "--labels", &p("l2.jsonl"), "--store", &p("store"), "--check"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stdout(&o));
+
+    // The store already holds detection state: a baseline refuses, --replace rebuilds.
+    let o = idgw(&["baseline", "build", "--store", &p("store")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--replace"));
+    let o = idgw(&["baseline", "build", "--store", &p("store"), "--replace", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let b: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(b["users"], 6, "{b}");
 }
