@@ -77,6 +77,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         summary.events_per_s
     );
 
+    let (truth, raised) = idgw_testbed::eval::load(&labels, &store.alerts_jsonl())?;
+    let report = idgw_testbed::eval::evaluate(&truth, &raised);
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    println!(
+        "    against the ground truth: lowest recall {}, precision of medium+ alerts {}, look-alikes tripped {} \
+         (idgw eval --labels {} --store {})",
+        pct(report.min_recall),
+        pct(report.precision_medium_up),
+        report.lookalikes_tripped,
+        labels.display(),
+        store_dir.display()
+    );
+
     println!("3/3 what the store holds");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     for (title, sql) in [
