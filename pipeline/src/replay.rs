@@ -8,7 +8,7 @@ use serde::Serialize;
 use idgw_schemas::Detection;
 
 use crate::config::PipelineConfig;
-use crate::detect::stage::{DetectOutcome, DetectStage, StageError};
+use crate::detect::stage::{DetectOutcome, DetectStage, StageError, ThreadedStage};
 use crate::ingest::{Counters, EventObserver, Ingest};
 use crate::source::file::{Input, ReadLimits, RecordSink, SourceError, read_input};
 use crate::store::{Store, StoreError};
@@ -96,7 +96,8 @@ pub fn replay(
     };
     let run_id = run_id();
     let mut stage = if config.detect.enabled {
-        Some(DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?)
+        let stage = DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?;
+        Some(ThreadedStage::spawn(stage).map_err(detect_err)?)
     } else {
         None
     };

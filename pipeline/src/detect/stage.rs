@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use idgw_schemas::Detection;
+use idgw_schemas::{Detection, SemanticEvent};
 use serde::Serialize;
 
 use super::checkpoint::CheckpointError;
@@ -115,7 +115,7 @@ impl DetectStage {
 }
 
 impl EventObserver for DetectStage {
-    fn on_event(&mut self, event: &idgw_schemas::SemanticEvent) {
+    fn on_event(&mut self, event: &SemanticEvent) {
         self.engine.process(event);
     }
 
@@ -125,5 +125,79 @@ impl EventObserver for DetectStage {
         {
             self.error = Some(e);
         }
+    }
+}
+
+/// The detection stage on its own thread: the ingest thread hands over each input batch's
+/// events (moved, not cloned) through a small bounded channel, so decoding and detection
+/// overlap on two cores and a slow detector applies back-pressure instead of buffering.
+#[derive(Debug)]
+pub struct ThreadedStage {
+    batch: Vec<SemanticEvent>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<SemanticEvent>>>,
+    worker: Option<std::thread::JoinHandle<DetectStage>>,
+}
+
+impl ThreadedStage {
+    /// Starts `stage` on a thread named `detect`.
+    pub fn spawn(stage: DetectStage) -> Result<Self, StageError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<SemanticEvent>>(2);
+        let worker = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || {
+                let mut stage = stage;
+                for batch in rx {
+                    for ev in &batch {
+                        stage.on_event(ev);
+                    }
+                    stage.batch_done();
+                }
+                stage
+            })
+            .map_err(|e| StageError::Store(StoreError::Io(e)))?;
+        Ok(ThreadedStage {
+            batch: Vec::new(),
+            tx: Some(tx),
+            worker: Some(worker),
+        })
+    }
+
+    fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if let Some(tx) = &self.tx
+            && tx.send(batch).is_err()
+        {
+            // The thread is gone (it panicked); `finish` reports it.
+            self.tx = None;
+        }
+    }
+
+    /// Hands over the last events, waits for the thread and finishes the stage.
+    pub fn finish(mut self) -> Result<(DetectOutcome, EngineStats), StageError> {
+        self.send();
+        drop(self.tx.take());
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(stage)) => stage.finish(),
+            _ => Err(StageError::Store(StoreError::WriterGone(
+                "the detection thread stopped".into(),
+            ))),
+        }
+    }
+}
+
+impl EventObserver for ThreadedStage {
+    fn on_event(&mut self, event: &SemanticEvent) {
+        self.batch.push(event.clone());
+    }
+
+    fn take_event(&mut self, event: SemanticEvent) {
+        self.batch.push(event);
+    }
+
+    fn batch_done(&mut self) {
+        self.send();
     }
 }
