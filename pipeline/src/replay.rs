@@ -8,7 +8,7 @@ use serde::Serialize;
 use idgw_schemas::Detection;
 
 use crate::config::PipelineConfig;
-use crate::detect::stage::{DetectOutcome, DetectStage, StageError, ThreadedStage};
+use crate::detect::stage::{DetectOutcome, DetectStage, StageError};
 use crate::ingest::{Counters, EventObserver, Ingest};
 use crate::source::file::{Input, ReadLimits, RecordSink, SourceError, read_input};
 use crate::store::{Store, StoreError};
@@ -96,8 +96,9 @@ pub fn replay(
     };
     let run_id = run_id();
     let mut stage = if config.detect.enabled {
-        let stage = DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?;
-        Some(ThreadedStage::spawn(stage).map_err(detect_err)?)
+        // In-line on the ingest thread: a separate detect thread measured slower on two
+        // cores (docs/benchmarks.md).
+        Some(DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?)
     } else {
         None
     };
