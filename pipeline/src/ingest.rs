@@ -65,12 +65,6 @@ pub trait EventObserver {
     /// Called once per stored (normalized, not duplicate) event, in input order.
     fn on_event(&mut self, event: &SemanticEvent);
 
-    /// The same, handing the event over (an observer on another thread keeps it instead of
-    /// cloning it).
-    fn take_event(&mut self, event: SemanticEvent) {
-        self.on_event(&event);
-    }
-
     /// Called after each batch of input records: the place to hand results on in bulk.
     fn batch_done(&mut self) {}
 }
@@ -193,10 +187,10 @@ impl<'o> Ingest<'o> {
                         return;
                     }
                     self.counters.events_ok += 1;
+                    self.observer.on_event(&ev);
                     if let Err(e) = self.append(&ev) {
                         self.fatal.get_or_insert(e);
                     }
-                    self.observer.take_event(ev);
                 }
             },
         }

@@ -31,6 +31,11 @@ struct Contribution {
     summary: Box<str>,
 }
 
+/// A contribution's points at `now` after decay (none before it happened).
+fn decayed(c: &Contribution, now: i64, half_life_ms: f64) -> f64 {
+    c.points * 0.5f64.powf((now - c.at).max(0) as f64 / half_life_ms)
+}
+
 /// Risk contributions per user.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RiskBook {
@@ -47,8 +52,7 @@ impl RiskBook {
     }
 
     fn decayed(&self, c: &Contribution, now: i64) -> f64 {
-        let age = (now - c.at).max(0) as f64;
-        c.points * 0.5f64.powf(age / self.half_life_ms)
+        decayed(c, now, self.half_life_ms)
     }
 
     /// Adds an alert's points to its user.
@@ -71,16 +75,14 @@ impl RiskBook {
             at,
             summary: alert.summary.as_str().into(),
         });
-        if list.len() > MAX_CONTRIBUTIONS {
-            let weight = |c: &Contribution| c.points * 0.5f64.powf((now - c.at).max(0) as f64 / half_life);
-            if let Some(weakest) = list
+        if list.len() > MAX_CONTRIBUTIONS
+            && let Some(weakest) = list
                 .iter()
                 .enumerate()
-                .min_by(|a, b| weight(a.1).total_cmp(&weight(b.1)))
+                .min_by(|a, b| decayed(a.1, now, half_life).total_cmp(&decayed(b.1, now, half_life)))
                 .map(|(i, _)| i)
-            {
-                list.remove(weakest);
-            }
+        {
+            list.remove(weakest);
         }
     }
 
@@ -110,7 +112,7 @@ impl RiskBook {
     pub fn expire(&mut self, now: i64) {
         let half_life = self.half_life_ms;
         self.users.retain(|_, list| {
-            list.retain(|c| c.points * 0.5f64.powf((now - c.at).max(0) as f64 / half_life) >= 0.1);
+            list.retain(|c| decayed(c, now, half_life) >= 0.1);
             !list.is_empty()
         });
     }
@@ -290,5 +292,56 @@ impl Identities {
             .collect();
         out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idgw_schemas::{Alert, Detection, Severity};
+
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn alert(id: &str, points: f64, at: i64) -> Alert {
+        Alert {
+            alert_id: id.into(),
+            detection: Detection::BruteForce,
+            severity: Severity::High,
+            risk_score: points,
+            confidence: 1.0,
+            user_id: Some("u1".into()),
+            user_login: None,
+            src_ip: None,
+            first_seen: utc(at),
+            last_seen: utc(at),
+            detected_at: utc(at),
+            event_uuids: Vec::new(),
+            summary: id.into(),
+            evidence: serde_json::Map::new(),
+            mitre: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn scores_combine_like_probabilities_decay_and_ignore_repeats() {
+        let mut book = RiskBook::new(24.0);
+        book.add(&alert("a", 50.0, 0));
+        book.add(&alert("b", 50.0, 0));
+        book.add(&alert("b", 50.0, 0));
+        let (score, reasons) = book.score("u1", 0);
+        assert_eq!(score, 75.0, "1 - 0.5 * 0.5; the repeated alert counts once");
+        assert_eq!(reasons.len(), 2);
+        let (later, reasons) = book.score("u1", 24 * HOUR);
+        assert_eq!(reasons[0].contribution, 25.0, "one half-life halves the points");
+        assert_eq!(later, 43.8, "1 - 0.75 * 0.75, rounded to a tenth");
+        // Order does not matter: the same alerts the other way round give the same score.
+        let mut other = RiskBook::new(24.0);
+        other.add(&alert("b", 50.0, 0));
+        other.add(&alert("a", 50.0, 0));
+        assert_eq!(other.score("u1", 24 * HOUR).0, later);
+        // Long decayed contributions are dropped.
+        book.expire(24 * 30 * HOUR);
+        assert_eq!(book.score("u1", 24 * 30 * HOUR), (0.0, Vec::new()));
     }
 }

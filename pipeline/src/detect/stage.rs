@@ -49,7 +49,6 @@ pub struct DetectStage {
     sink: AlertSink,
     store: Store,
     run_id: String,
-    written: u64,
     resumed: bool,
     error: Option<StoreError>,
 }
@@ -64,7 +63,6 @@ impl DetectStage {
             sink: AlertSink::open(store, run_id)?,
             store: store.clone(),
             run_id: run_id.to_owned(),
-            written: 0,
             resumed,
             error: None,
         })
@@ -75,7 +73,7 @@ impl DetectStage {
         if alerts.is_empty() {
             return Ok(());
         }
-        self.written += self.sink.write(alerts)? as u64;
+        self.sink.write(alerts)?;
         Ok(())
     }
 
@@ -106,11 +104,6 @@ impl DetectStage {
             },
             stats,
         ))
-    }
-
-    /// Alerts written so far.
-    pub fn alerts_written(&self) -> u64 {
-        self.written
     }
 }
 

@@ -5,7 +5,7 @@
 //! a replay or a redelivery never duplicates one.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,23 +46,22 @@ impl AlertSink {
             struct Id {
                 alert_id: String,
             }
-            let file = fs_err::File::open(&path)?;
-            for line in std::io::BufReader::new(file).lines() {
-                let line = line?;
-                match serde_json::from_str::<Id>(&line) {
+            // One pass: collect the ids, and notice a last line without its newline.
+            let mut reader = std::io::BufReader::new(fs_err::File::open(&path)?);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    break;
+                }
+                torn_tail = !line.ends_with('\n');
+                match serde_json::from_str::<Id>(line.trim_end()) {
                     Ok(id) => {
                         seen.insert(id.alert_id);
                     }
                     // A crash can leave half a line at the end; the alert is raised again.
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable alert line"),
                 }
-            }
-            let mut f = fs_err::File::open(&path)?;
-            if f.metadata()?.len() > 0 {
-                f.seek(SeekFrom::End(-1))?;
-                let mut last = [0u8; 1];
-                f.read_exact(&mut last)?;
-                torn_tail = last[0] != b'\n';
             }
         }
         let file = fs_err::OpenOptions::new().create(true).append(true).open(&path)?;

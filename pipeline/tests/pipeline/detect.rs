@@ -215,3 +215,43 @@ fn a_damaged_checkpoint_is_a_clear_error_not_a_silent_cold_start() {
         "names the store: {text}"
     );
 }
+
+#[test]
+fn a_lockout_leaves_the_user_locked_out_in_identity_state() {
+    let fx = Fixture::new();
+    let input = golden_dir().join("account_lockout/events.ndjson.gz");
+    fx.replay_with(&[&input], &PipelineConfig::default());
+    let rows = fx.sql(
+        "SELECT i.okta_status FROM identity_state i JOIN alerts a ON a.user_id = i.user_id \
+         WHERE a.detection = 'account_lockout'",
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["okta_status"], "LOCKED_OUT");
+}
+
+#[test]
+fn a_torn_last_alert_line_is_skipped_and_the_alert_raised_again() {
+    let fx = Fixture::new();
+    let input = golden_dir().join("mfa_fatigue/events.ndjson.gz");
+    let first = fx.replay_with(&[&input], &PipelineConfig::default());
+    let jsonl = fx.store_path().join("alerts.jsonl");
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    // A crash cut the last alert in half, and the engine state was never saved.
+    std::fs::write(&jsonl, &text[..text.len() - 20]).unwrap();
+    std::fs::remove_file(fx.store_path().join("checkpoints/engine.json.zst")).unwrap();
+    std::fs::remove_dir_all(fx.store_path().join("events")).unwrap();
+    let again = fx.replay_with(&[&input], &PipelineConfig::default());
+    assert_eq!(again.alerts, 1, "only the torn alert is new");
+    assert_eq!(again.duplicate_alerts, first.alerts - 1);
+    let alerts = jsonl_alerts_lenient(&jsonl);
+    assert_eq!(alerts, first.alerts as usize, "every alert readable once more");
+}
+
+/// Parses the alert lines that parse (a torn one stays behind as its own line).
+fn jsonl_alerts_lenient(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| serde_json::from_str::<Alert>(l).is_ok())
+        .count()
+}
