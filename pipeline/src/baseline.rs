@@ -11,8 +11,9 @@
 
 use polars::prelude::*;
 
+use crate::config::PipelineConfig;
+use crate::detect::Engine;
 use crate::detect::observation::{Kind, Obs, hash};
-use crate::detect::{DetectConfig, Engine};
 use crate::store::Store;
 
 /// Baseline failures.
@@ -32,6 +33,9 @@ pub enum BaselineError {
     /// Writing identity state.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Writing behaviour vectors.
+    #[error("vector index: {0}")]
+    Vectors(#[from] crate::vectors::VectorError),
     /// No events table.
     #[error("no events in {0}: replay history first (IDGW_DETECT_ENABLED=false replays without detecting)")]
     NoEvents(String),
@@ -49,7 +53,12 @@ pub struct BaselineSummary {
     pub to: Option<String>,
     /// The checkpoint written.
     pub checkpoint: String,
+    /// Behaviour vectors written to the vector index (0 when it is off).
+    pub vectors_upserted: u64,
 }
+
+/// Points per upsert call (bounded request size, for the server backend's gRPC limit).
+const UPSERT_CHUNK: usize = 4096;
 
 /// The columns a baseline reads.
 const COLUMNS: [&str; 17] = [
@@ -139,16 +148,29 @@ fn observations(frame: &DataFrame) -> Result<Vec<Obs>, PolarsError> {
 }
 
 /// Builds the baseline into the store's engine checkpoint.
-pub fn build(store: &Store, config: &DetectConfig, replace: bool) -> Result<BaselineSummary, BaselineError> {
+/// Every user's behaviour vector goes to the vector index first (when it is on), so the
+/// checkpoint never runs ahead of the index.
+pub fn build(store: &Store, config: &PipelineConfig, replace: bool) -> Result<BaselineSummary, BaselineError> {
     let path = store.engine_checkpoint();
     if path.exists() && !replace {
         return Err(BaselineError::HasState(store.root().display().to_string()));
     }
     let frame = signins(store)?;
     let observations = observations(&frame)?;
-    let mut engine = Engine::new(config);
+    let mut engine = Engine::new(&config.detect);
     for obs in &observations {
         engine.seed(obs);
+    }
+    let mut vectors_upserted = 0;
+    if config.vectors.enabled {
+        let index = crate::vectors::open(&config.vectors, store.root())?;
+        let points = engine.take_vectors(true);
+        for chunk in points.chunks(UPSERT_CHUNK) {
+            index.upsert(chunk)?;
+        }
+        vectors_upserted = points.len() as u64;
+        index.optimize()?;
+        index.flush()?;
     }
     engine.save(&path)?;
     crate::store::alerts::write_identity_state(store, &engine.identity_states(), &crate::replay::run_id())?;
@@ -159,5 +181,6 @@ pub fn build(store: &Store, config: &DetectConfig, replace: bool) -> Result<Base
         from: fmt(observations.first()),
         to: fmt(observations.last()),
         checkpoint: path.display().to_string(),
+        vectors_upserted,
     })
 }

@@ -34,6 +34,8 @@ pub struct PipelineConfig {
     pub store: StoreConfig,
     /// The detection engine's clock and thresholds.
     pub detect: crate::detect::DetectConfig,
+    /// The behaviour vector index.
+    pub vectors: crate::vectors::VectorsConfig,
 }
 
 /// `[ingest]`.
@@ -145,6 +147,21 @@ impl PipelineConfig {
             "IDGW_DETECT_ANOMALY_MODEL_THRESHOLD",
             &mut d.anomaly_model_threshold,
         )?;
+        set(&get, "IDGW_DETECT_BEHAVIOUR_HALF_LIFE_H", &mut d.behaviour_half_life_h)?;
+        let v = &mut self.vectors;
+        set(&get, "IDGW_VECTORS_ENABLED", &mut v.enabled)?;
+        set(&get, "IDGW_VECTORS_FLUSH_INTERVAL_S", &mut v.flush_interval_s)?;
+        set(&get, "IDGW_VECTORS_COLLECTION", &mut v.collection)?;
+        // The names a Qdrant deployment and the reference design already use.
+        if let Some(url) = get("QDRANT_URL") {
+            v.url = Some(url).filter(|u| !u.trim().is_empty());
+        }
+        if let Some(key) = get("QDRANT_API_KEY") {
+            v.api_key = Some(key).filter(|k| !k.is_empty());
+        }
+        if let Some(path) = get("VECTOR_DB_PATH") {
+            v.path = Some(path).filter(|p| !p.trim().is_empty());
+        }
         Ok(())
     }
 }
@@ -166,5 +183,23 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
         assert!(toml::from_str::<PipelineConfig>("[store]\nbatch_rowz = 1").is_err());
+    }
+
+    #[test]
+    fn qdrant_and_reference_names_override_the_vector_index() {
+        let mut c = PipelineConfig::default();
+        let env = |n: &str| match n {
+            "QDRANT_URL" => Some("http://qdrant:6334".to_owned()),
+            "VECTOR_DB_PATH" => Some("/data/vectors".to_owned()),
+            "IDGW_VECTORS_ENABLED" => Some("false".to_owned()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.vectors.url.as_deref(), Some("http://qdrant:6334"));
+        assert_eq!(c.vectors.path.as_deref(), Some("/data/vectors"));
+        assert!(!c.vectors.enabled);
+        // An empty QDRANT_URL means the embedded index.
+        c.apply_env(|n| (n == "QDRANT_URL").then(String::new)).unwrap();
+        assert_eq!(c.vectors.url, None);
     }
 }

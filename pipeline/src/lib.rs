@@ -18,6 +18,7 @@ pub mod reject;
 pub mod replay;
 pub mod source;
 pub mod store;
+pub mod vectors;
 
 pub use config::PipelineConfig;
 pub use replay::{Summary, replay};

@@ -58,6 +58,10 @@ pub struct Summary {
     pub users: usize,
     /// Whether detection resumed from the store's checkpoint.
     pub resumed: bool,
+    /// Behaviour vectors written to the vector index.
+    pub vectors_upserted: u64,
+    /// The vector backend (`qdrant-edge`, `qdrant-server`), when the index is on.
+    pub vector_backend: Option<&'static str>,
     /// Dead letters by reason.
     pub deadletter_reasons: BTreeMap<String, u64>,
     /// The dead-letter file of this run, if any record was rejected.
@@ -98,7 +102,7 @@ pub fn replay(
     let mut stage = if config.detect.enabled {
         // In-line on the ingest thread: a separate detect thread measured slower on two
         // cores (docs/benchmarks.md).
-        Some(DetectStage::start(store, &config.detect, &run_id).map_err(detect_err)?)
+        Some(DetectStage::start(store, config, &run_id).map_err(detect_err)?)
     } else {
         None
     };
@@ -160,6 +164,8 @@ pub fn replay(
         late_events: detected.late_events,
         users: detected.users,
         resumed: detected.resumed,
+        vectors_upserted: detected.vectors_upserted,
+        vector_backend: detected.vector_backend,
         deadletter_reasons: outcome
             .deadletter_reasons
             .into_iter()

@@ -88,6 +88,10 @@ pub struct IdentityState {
     pub known_countries: Vec<String>,
     /// How far the user's recent behaviour is from their own history (0–1), when known.
     pub outlier_score: Option<f64>,
+    /// How far the user's recent behaviour vector has moved from their lifetime one
+    /// (`1 − cosine`, 0–1; 0 = unchanged). See docs/detections.md, "Behaviour vectors".
+    #[serde(default)]
+    pub drift_score: Option<f64>,
     /// Okta status (`ACTIVE`, `SUSPENDED`, …) when known.
     pub okta_status: Option<String>,
     /// Event time this state reflects.

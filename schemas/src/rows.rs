@@ -395,6 +395,7 @@ pub struct IdentityStateRow<'a> {
     pub last_city: Option<&'a str>,
     pub known_countries: Vec<&'a str>,
     pub outlier_score: Option<f64>,
+    pub drift_score: Option<f64>,
     pub okta_status: Option<&'a str>,
     pub updated_at: i64,
 }
@@ -415,6 +416,7 @@ impl<'a> From<&'a IdentityState> for IdentityStateRow<'a> {
             last_city: s.last_city.as_deref(),
             known_countries: s.known_countries.iter().map(String::as_str).collect(),
             outlier_score: s.outlier_score,
+            drift_score: s.drift_score,
             okta_status: s.okta_status.as_deref(),
             updated_at: s.updated_at.timestamp_millis(),
         }
@@ -437,6 +439,7 @@ pub fn identity_state_schema() -> Schema {
         utf8("last_city"),
         Field::new("known_countries", list_utf8(), false),
         Field::new("outlier_score", DataType::Float64, true),
+        Field::new("drift_score", DataType::Float64, true),
         utf8("okta_status"),
         Field::new("updated_at", ts(), false),
     ])

@@ -52,7 +52,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
     let store = Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))?;
-    let summary = idgw_pipeline::baseline::build(&store, &config.detect, args.replace)?;
+    let summary = idgw_pipeline::baseline::build(&store, &config, args.replace)?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -64,6 +64,7 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
             summary.to.as_deref().unwrap_or("-")
         );
         println!("  checkpoint  {}", summary.checkpoint);
+        println!("  vectors     {} upserted", summary.vectors_upserted);
     }
     Ok(ExitCode::SUCCESS)
 }

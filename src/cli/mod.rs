@@ -7,6 +7,7 @@ mod generate;
 mod query;
 mod replay;
 mod sim;
+mod similar;
 
 use std::process::ExitCode;
 
@@ -26,7 +27,9 @@ brute force, password spray, MFA fatigue, session hijack, anomalous sign-ins and
 single-event rules) with a per-user risk score, and keeps everything in a store: a
 directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl that
 `idgw query` (and any Parquet reader) can query with SQL. Records that cannot be read go to
-the store's dead letter with the reason; nothing is dropped silently.
+the store's dead letter with the reason; nothing is dropped silently. Every user's behaviour
+is also kept as a vector in Qdrant (embedded in the store by default): `idgw similar` finds
+the users who behave alike.
 
 Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
 and shows what the store holds. `idgw generate` writes such tenants for your own runs.
@@ -55,6 +58,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
     Sim(sim::SimArgs),
+    Similar(similar::SimilarArgs),
 }
 
 /// Sets up `tracing` to stderr.
@@ -78,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Similar(args) => similar::run(args),
     }
 }

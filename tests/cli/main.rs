@@ -31,7 +31,15 @@ fn help_explains_every_command() {
     let top = idgw(&["--help"]);
     assert!(top.status.success());
     let text = stdout(&top);
-    for word in ["replay", "query", "eval", "baseline", "dead letter", "Exit codes"] {
+    for word in [
+        "replay",
+        "query",
+        "eval",
+        "baseline",
+        "similar",
+        "dead letter",
+        "Exit codes",
+    ] {
         assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
     }
     let replay = stdout(&idgw(&["replay", "--help"]))
@@ -180,7 +188,8 @@ fn errors_are_clear_and_exit_codes_distinct() {
 fn replay_of_the_shared_samples() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/okta/events");
     if !dir.is_dir() {
-        eprintln!("SKIPPED: {} is absent", dir.display());
+        // Straight to stderr: libtest would capture `eprintln!` of a passing test.
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {} is absent", dir.display());
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -321,6 +330,34 @@ fn generate_replay_eval_and_baseline() {
         summary["alerts_by_detection"]["mfa_fatigue"].as_u64(),
         summary["alerts"].as_u64()
     );
+    assert_eq!(summary["vector_backend"], "qdrant-edge", "{summary}");
+    assert_eq!(
+        summary["vectors_upserted"].as_u64(),
+        summary["users"].as_u64(),
+        "{summary}"
+    );
+
+    // Every user has a behaviour vector: the neighbours of one are the five others, best first.
+    let state = idgw(&[
+        "query",
+        "--store",
+        &p("store"),
+        "--json",
+        "SELECT user_id, user_login FROM identity_state ORDER BY user_id LIMIT 1",
+    ]);
+    let me: serde_json::Value = serde_json::from_str(stdout(&state).lines().next().unwrap()).unwrap();
+    let login = me["user_login"].as_str().unwrap();
+    let o = idgw(&["similar", "--store", &p("store"), login, "-k", "10", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let similar: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let neighbours = similar["neighbours"].as_array().unwrap();
+    assert_eq!(neighbours.len(), 5, "{similar}");
+    assert!(neighbours.iter().all(|n| n["user_id"] != me["user_id"]), "{similar}");
+    let scores: Vec<f64> = neighbours.iter().map(|n| n["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let o = idgw(&["similar", "--store", &p("store"), "nobody@example.com"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not in the vector index"));
 
     let o = idgw(&[
         "eval",
@@ -354,4 +391,5 @@ fn generate_replay_eval_and_baseline() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let b: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(b["users"], 6, "{b}");
+    assert_eq!(b["vectors_upserted"], 6, "{b}");
 }

@@ -1,5 +1,6 @@
 //! Engine checkpoints: one versioned JSON document (zstd-compressed) holding the clock, the
-//! reorder buffer, every windowed detector's state, risk and identity state.
+//! reorder buffer, every windowed detector's state, risk, identity state and behaviour
+//! profiles.
 //!
 //! A checkpoint taken between two events and restored into a fresh engine continues the
 //! stream exactly: the golden tests check that alerts are identical with and without one.
@@ -14,6 +15,7 @@ use serde_json::value::RawValue;
 use super::observation::Obs;
 use super::risk::{Identities, RiskBook};
 use super::{Clock, Engine, Pending};
+use crate::vectors::Behaviour;
 
 /// The document version this build writes and reads.
 pub const VERSION: u32 = 1;
@@ -43,6 +45,10 @@ struct Document {
     detectors: BTreeMap<String, Box<RawValue>>,
     risk: RiskBook,
     identities: Identities,
+    /// Behaviour profiles (absent from checkpoints written before they existed: those
+    /// resume with empty profiles).
+    #[serde(default)]
+    behaviour: Behaviour,
     raised: BTreeMap<Detection, u64>,
 }
 
@@ -62,6 +68,7 @@ impl Engine {
             detectors,
             risk: self.risk.clone(),
             identities: self.identities.clone(),
+            behaviour: self.behaviour.clone(),
             raised: self.raised.clone(),
         };
         let json = serde_json::to_vec(&doc)?;
@@ -94,6 +101,7 @@ impl Engine {
         self.buffer = doc.pending.into_iter().map(|o| std::cmp::Reverse(Pending(o))).collect();
         self.risk = doc.risk;
         self.identities = doc.identities;
+        self.behaviour = doc.behaviour;
         self.raised = doc.raised;
         Ok(())
     }

@@ -39,6 +39,9 @@ pub struct DetectConfig {
     pub session_ttl_s: i64,
     /// `anomalous_signin`: successful sign-ins a user needs before novelty counts.
     pub anomaly_min_history: u32,
+    /// Half-life of the recent behaviour profile behind the user vectors and the drift
+    /// score (hours).
+    pub behaviour_half_life_h: f64,
     /// `anomalous_signin`: the anomaly model's score above which a sign-in is unusual
     /// (random cut forest; scores near 1 are typical, larger are rarer).
     pub anomaly_model_threshold: f64,
@@ -63,6 +66,7 @@ impl Default for DetectConfig {
             session_ttl_s: 12 * 3600,
             anomaly_min_history: 5,
             anomaly_model_threshold: 2.5,
+            behaviour_half_life_h: crate::vectors::features::DEFAULT_HALF_LIFE_H,
         }
     }
 }

@@ -41,6 +41,7 @@ use rules::Rule;
 use windowed::{Emit, WindowedDetector};
 
 use crate::ingest::EventObserver;
+use crate::vectors::{Behaviour, UserPayload, UserVector};
 
 /// Every windowed detector, one line each.
 pub fn windowed_detectors(config: &DetectConfig) -> Vec<Box<dyn WindowedDetector>> {
@@ -110,6 +111,7 @@ pub struct Engine {
     clock: Clock,
     risk: RiskBook,
     identities: Identities,
+    behaviour: Behaviour,
     emit: Emit,
     alerts: Vec<Alert>,
     raised: BTreeMap<Detection, u64>,
@@ -140,6 +142,7 @@ impl Engine {
             },
             risk: RiskBook::new(config.risk_half_life_h),
             identities: Identities::default(),
+            behaviour: Behaviour::new(config.behaviour_half_life_h),
             emit: Emit::default(),
             alerts: Vec::new(),
             raised: BTreeMap::new(),
@@ -151,6 +154,7 @@ impl Engine {
         let t = ev.event_time.timestamp_millis();
         self.clock.max_time = self.clock.max_time.max(t);
         self.identities.observe(ev);
+        self.behaviour.observe(ev);
         for rule in &self.rules {
             if let Some(f) = (rule.eval)(ev) {
                 self.emit.findings.push(f);
@@ -202,6 +206,10 @@ impl Engine {
             let alert = f.into_alert(self.clock.max_time);
             self.risk.add(&alert);
             self.identities.alerted(&alert);
+            if let Some(user) = alert.user_id.as_deref() {
+                // The point's payload carries the risk level.
+                self.behaviour.touch(user);
+            }
             *self.raised.entry(alert.detection).or_default() += 1;
             self.alerts.push(alert);
         }
@@ -232,6 +240,7 @@ impl Engine {
         self.clock.max_time = self.clock.max_time.max(obs.time);
         self.clock.watermark = self.clock.watermark.max(obs.time);
         self.identities.seed(obs);
+        self.behaviour.seed(obs);
         for d in &mut self.detectors {
             d.seed(obs);
         }
@@ -242,14 +251,51 @@ impl Engine {
         std::mem::take(&mut self.alerts)
     }
 
-    /// Every user's state as of the stream's clock.
-    pub fn identity_states(&self) -> Vec<IdentityState> {
-        let now = if self.clock.max_time == i64::MIN {
+    /// The stream's clock (ms), 0 before any event.
+    fn now(&self) -> i64 {
+        if self.clock.max_time == i64::MIN {
             0
         } else {
             self.clock.max_time
+        }
+    }
+
+    /// Every user's state as of the stream's clock.
+    pub fn identity_states(&self) -> Vec<IdentityState> {
+        let mut states = self.identities.states(&self.risk, self.now());
+        for s in &mut states {
+            s.drift_score = self.behaviour.profile(&s.user_id).map(|p| p.drift());
+        }
+        states
+    }
+
+    /// The vectors of users whose behaviour or risk changed since the last call (`all`:
+    /// every user's), ready to upsert.
+    pub fn take_vectors(&mut self, all: bool) -> Vec<UserVector> {
+        let ids = if all {
+            self.behaviour.take_dirty();
+            self.behaviour.all_users()
+        } else {
+            self.behaviour.take_dirty()
         };
-        self.identities.states(&self.risk, now)
+        let now = self.now();
+        ids.iter()
+            .filter_map(|id| {
+                let profile = self.behaviour.profile(id)?;
+                let (risk_score, _) = self.risk.score(id, now);
+                let (login, last_country) = self.identities.label(id);
+                Some(UserVector {
+                    payload: UserPayload {
+                        user_id: id.to_string(),
+                        login: login.map(str::to_owned),
+                        risk_score,
+                        risk_level: idgw_schemas::RiskLevel::from_score(risk_score),
+                        last_country: last_country.map(str::to_owned),
+                    },
+                    vector: profile.vector(),
+                })
+            })
+            .collect()
     }
 
     /// The clock.

@@ -253,6 +253,14 @@ impl Identities {
         }
     }
 
+    /// A user's login and last country, when known.
+    pub fn label(&self, user: &str) -> (Option<&str>, Option<&str>) {
+        match self.users.get(user) {
+            Some(f) => (f.login.as_deref(), f.last_country.as_deref()),
+            None => (None, None),
+        }
+    }
+
     /// Users known.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -285,6 +293,7 @@ impl Identities {
                     last_city: f.last_city.as_deref().map(str::to_owned),
                     known_countries: f.countries.iter().map(|c| c.to_string()).collect(),
                     outlier_score: f.outlier,
+                    drift_score: None,
                     okta_status: f.okta_status.as_deref().map(str::to_owned),
                     updated_at,
                 }

@@ -1,18 +1,26 @@
 //! The detection stage as the ingest stage's observer: events go through the engine, and
 //! after every input batch the new alerts go to the store's alert sink (not one write per
-//! event). At the end: flush the reorder buffer, write alerts, identity state and the
-//! checkpoint.
+//! event); changed behaviour vectors go to the vector index every few seconds, in one batch.
+//! At the end: flush the reorder buffer, write alerts, identity state and vectors, then the
+//! checkpoint (last, so it never runs ahead of what the sinks hold).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use idgw_schemas::{Detection, SemanticEvent};
 use serde::Serialize;
 
 use super::checkpoint::CheckpointError;
-use super::{DetectConfig, Engine, EngineStats};
+use super::{Engine, EngineStats};
+use crate::config::PipelineConfig;
 use crate::ingest::EventObserver;
 use crate::store::alerts::{AlertSink, write_identity_state};
 use crate::store::{Store, StoreError};
+use crate::vectors::{self, VectorError, VectorIndex};
+
+/// Upserts in one run above which the embedded index is optimized at the end (a bulk load:
+/// below it, searches scan the few points plainly and fast).
+const BULK_POINTS: u64 = 1_000;
 
 /// Detection stage failures.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +31,16 @@ pub enum StageError {
     /// Reading or writing the engine checkpoint.
     #[error("engine checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// Opening or writing the vector index.
+    #[error("vector index: {0}")]
+    Vectors(#[from] VectorError),
+}
+
+/// A failure while events flow, reported at the end.
+#[derive(Debug)]
+enum Failure {
+    Store(StoreError),
+    Vectors(VectorError),
 }
 
 /// What the stage did.
@@ -40,6 +58,10 @@ pub struct DetectOutcome {
     pub users: usize,
     /// Whether the engine resumed from a checkpoint.
     pub resumed: bool,
+    /// Behaviour vectors written to the index (`qdrant-edge` or `qdrant-server`), if on.
+    pub vectors_upserted: u64,
+    /// The vector backend, when the index is on.
+    pub vector_backend: Option<&'static str>,
 }
 
 /// Engine plus sink.
@@ -50,22 +72,48 @@ pub struct DetectStage {
     store: Store,
     run_id: String,
     resumed: bool,
-    error: Option<StoreError>,
+    vectors: Option<Box<dyn VectorIndex>>,
+    vector_interval: Duration,
+    vectors_sent: Instant,
+    vectors_upserted: u64,
+    error: Option<Failure>,
 }
 
 impl DetectStage {
-    /// Starts the stage on `store`, resuming the engine from the store's checkpoint.
-    pub fn start(store: &Store, config: &DetectConfig, run_id: &str) -> Result<Self, StageError> {
-        let mut engine = Engine::new(config);
+    /// Starts the stage on `store`, resuming the engine from the store's checkpoint and
+    /// opening the vector index unless `config.vectors.enabled` is off.
+    pub fn start(store: &Store, config: &PipelineConfig, run_id: &str) -> Result<Self, StageError> {
+        let mut engine = Engine::new(&config.detect);
         let resumed = engine.load(&store.engine_checkpoint())?;
+        let vectors = if config.vectors.enabled {
+            Some(vectors::open(&config.vectors, store.root())?)
+        } else {
+            None
+        };
         Ok(DetectStage {
             engine,
             sink: AlertSink::open(store, run_id)?,
             store: store.clone(),
             run_id: run_id.to_owned(),
             resumed,
+            vectors,
+            vector_interval: Duration::from_secs(config.vectors.flush_interval_s),
+            vectors_sent: Instant::now(),
+            vectors_upserted: 0,
             error: None,
         })
+    }
+
+    /// Upserts the vectors that changed, in one batch.
+    fn send_vectors(&mut self) -> Result<(), VectorError> {
+        self.vectors_sent = Instant::now();
+        let Some(index) = self.vectors.as_deref() else {
+            return Ok(());
+        };
+        let points = self.engine.take_vectors(false);
+        index.upsert(&points)?;
+        self.vectors_upserted += points.len() as u64;
+        Ok(())
     }
 
     fn drain(&mut self) -> Result<(), StoreError> {
@@ -79,11 +127,20 @@ impl DetectStage {
 
     /// Flushes the engine and writes alerts, identity state and the checkpoint.
     pub fn finish(mut self) -> Result<(DetectOutcome, EngineStats), StageError> {
-        if let Some(e) = self.error.take() {
-            return Err(e.into());
+        match self.error.take() {
+            Some(Failure::Store(e)) => return Err(e.into()),
+            Some(Failure::Vectors(e)) => return Err(e.into()),
+            None => {}
         }
         self.engine.flush();
         self.drain()?;
+        self.send_vectors()?;
+        if let Some(index) = self.vectors.as_deref() {
+            if self.vectors_upserted >= BULK_POINTS {
+                index.optimize()?;
+            }
+            index.flush()?;
+        }
         let duplicate_alerts = self.sink.duplicates();
         let run = self.sink.finish()?;
         let mut by_detection = BTreeMap::new();
@@ -101,6 +158,8 @@ impl DetectStage {
                 late_events: stats.late_events,
                 users: stats.users,
                 resumed: self.resumed,
+                vectors_upserted: self.vectors_upserted,
+                vector_backend: self.vectors.as_deref().map(|v| v.backend()),
             },
             stats,
         ))
@@ -113,10 +172,16 @@ impl EventObserver for DetectStage {
     }
 
     fn batch_done(&mut self) {
-        if self.error.is_none()
-            && let Err(e) = self.drain()
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.drain() {
+            self.error = Some(Failure::Store(e));
+        } else if self.vectors.is_some()
+            && self.vectors_sent.elapsed() >= self.vector_interval
+            && let Err(e) = self.send_vectors()
         {
-            self.error = Some(e);
+            self.error = Some(Failure::Vectors(e));
         }
     }
 }

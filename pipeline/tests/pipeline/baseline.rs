@@ -18,8 +18,8 @@ fn a_baseline_seeds_profiles_from_history_and_the_next_replay_resumes_from_it() 
     assert!(!fx.store_path().join("checkpoints/engine.json.zst").exists());
 
     let store = fx.store();
-    let detect = PipelineConfig::default().detect;
-    let summary = build(&store, &detect, false).unwrap();
+    let config = PipelineConfig::default();
+    let summary = build(&store, &config, false).unwrap();
     let expected = fx.sql(
         "SELECT count(DISTINCT user_id) AS users, count(*) AS signins FROM events \
          WHERE event_type = 'user.session.start' AND outcome_result = 'SUCCESS'",
@@ -38,8 +38,8 @@ fn a_baseline_seeds_profiles_from_history_and_the_next_replay_resumes_from_it() 
     );
 
     // A second build refuses to overwrite the state; --replace rebuilds it identically.
-    assert!(matches!(build(&store, &detect, false), Err(BaselineError::HasState(_))));
-    let again = build(&store, &detect, true).unwrap();
+    assert!(matches!(build(&store, &config, false), Err(BaselineError::HasState(_))));
+    let again = build(&store, &config, true).unwrap();
     assert_eq!((again.users, again.signins), (summary.users, summary.signins));
 
     // The next replay with detection resumes from the seeded checkpoint.
@@ -50,7 +50,7 @@ fn a_baseline_seeds_profiles_from_history_and_the_next_replay_resumes_from_it() 
 #[test]
 fn a_store_without_events_is_a_clear_error() {
     let fx = Fixture::new();
-    let err = build(&fx.store(), &PipelineConfig::default().detect, false).unwrap_err();
+    let err = build(&fx.store(), &PipelineConfig::default(), false).unwrap_err();
     assert!(matches!(err, BaselineError::NoEvents(_)), "{err}");
     assert!(err.to_string().contains("replay history first"));
 }

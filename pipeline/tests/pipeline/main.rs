@@ -9,3 +9,4 @@ mod normalize_props;
 mod query;
 mod samples;
 mod support;
+mod vectors;

@@ -133,6 +133,13 @@ impl Fixture {
     }
 }
 
+/// Says that a test skipped its work, on the process's stderr itself: libtest captures
+/// `eprintln!` of passing tests, and a skip must show in every run's output.
+pub fn skip_notice(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {message}");
+}
+
 /// The shared Okta sample events (`../shared/okta/events`), or `None` with a visible note.
 pub fn shared_events_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("IDGW_SHARED_DIR")
@@ -142,10 +149,10 @@ pub fn shared_events_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: the shared Okta sample events are absent ({}); set IDGW_SHARED_DIR",
+        skip_notice(&format!(
+            "the shared Okta sample events are absent ({}); set IDGW_SHARED_DIR",
             dir.display()
-        );
+        ));
         None
     }
 }

@@ -1,0 +1,242 @@
+//! Behavioural vectors of users in Qdrant: the embedded `qdrant-edge` shard in the store by
+//! default ([`edge`]), a Qdrant server or cluster through `qdrant-client` when a URL is
+//! configured ([`server`]). Both sit behind [`VectorIndex`] with the same semantics, so the
+//! choice is configuration only.
+//!
+//! The pipeline keeps every user's profile ([`features`]) and upserts the vectors of users
+//! whose profile changed in batches; the queries the gateway and `idgw similar` use are
+//! here ([`similar_to`], [`near_centroid`]).
+
+pub mod edge;
+pub mod features;
+pub mod server;
+
+use std::path::Path;
+
+use idgw_schemas::RiskLevel;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use features::{Behaviour, DIM};
+
+/// The UUIDv5 namespace of user point ids (fixed: point ids must not change across builds).
+const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1c_5a0e_93b4_4f57_8a57_2b1e_0c6f_11d5);
+
+/// The stable point id of a user: UUIDv5 of the Okta user id (upserts are idempotent).
+pub fn point_id(user_id: &str) -> Uuid {
+    Uuid::new_v5(&POINT_NAMESPACE, user_id.as_bytes())
+}
+
+/// Vector index failures.
+#[derive(Debug, thiserror::Error)]
+pub enum VectorError {
+    /// The embedded shard refused an operation.
+    #[error("qdrant-edge at {path}: {message}")]
+    Edge { path: String, message: String },
+    /// The Qdrant server refused or could not be reached.
+    #[error("qdrant server {url}: {message}")]
+    Server { url: String, message: String },
+    /// A stored point does not have the shape this build writes.
+    #[error("point {id}: {message}")]
+    Point { id: String, message: String },
+    /// A query argument is unusable.
+    #[error("{0}")]
+    Query(String),
+}
+
+/// What is stored with each vector (and filtered on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPayload {
+    /// Okta user id.
+    pub user_id: String,
+    /// Login, when known.
+    pub login: Option<String>,
+    /// Risk score when the vector was last written (0–100).
+    pub risk_score: f64,
+    /// Its band.
+    pub risk_level: RiskLevel,
+    /// Country of the user's last own event.
+    pub last_country: Option<String>,
+}
+
+/// One user's point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserVector {
+    pub payload: UserPayload,
+    /// [`DIM`] values, unit length.
+    pub vector: Vec<f32>,
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Neighbour {
+    /// Cosine similarity to the query (1 = same behaviour).
+    pub score: f32,
+    #[serde(flatten)]
+    pub payload: UserPayload,
+}
+
+/// Optional restrictions on neighbours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimilarFilter {
+    /// Only users at these risk levels (any, when empty).
+    pub risk_levels: Vec<RiskLevel>,
+    /// Only users whose last country is one of these (any, when empty).
+    pub countries: Vec<String>,
+}
+
+/// Payload fields with an index (the same on both backends).
+pub const INDEXED_FIELDS: [&str; 4] = ["user_id", "login", "risk_level", "last_country"];
+
+/// A store of user vectors.
+pub trait VectorIndex: Send + Sync + std::fmt::Debug {
+    /// `qdrant-edge` or `qdrant-server`.
+    fn backend(&self) -> &'static str;
+    /// Inserts or replaces these users' points, in one batch.
+    fn upsert(&self, points: &[UserVector]) -> Result<(), VectorError>;
+    /// The points of these user ids (missing ones are left out).
+    fn fetch(&self, user_ids: &[&str]) -> Result<Vec<UserVector>, VectorError>;
+    /// The point whose payload has this login.
+    fn find_login(&self, login: &str) -> Result<Option<UserVector>, VectorError>;
+    /// The `k` points closest to `query` that pass `filter`, leaving out `exclude` (user ids).
+    fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &SimilarFilter,
+        exclude: &[&str],
+    ) -> Result<Vec<Neighbour>, VectorError>;
+    /// Points stored.
+    fn count(&self) -> Result<u64, VectorError>;
+    /// Makes every upsert durable.
+    fn flush(&self) -> Result<(), VectorError>;
+    /// Builds the search index after bulk loads (a server does it in the background).
+    fn optimize(&self) -> Result<(), VectorError>;
+}
+
+/// `[vectors]` configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorsConfig {
+    /// Keep the index up to date while replaying or streaming.
+    pub enabled: bool,
+    /// A Qdrant server (gRPC, e.g. `http://qdrant:6334`); unset: the embedded shard.
+    /// Environment: `QDRANT_URL`.
+    pub url: Option<String>,
+    /// API key for the server. Environment: `QDRANT_API_KEY`.
+    pub api_key: Option<String>,
+    /// Collection name on the server.
+    pub collection: String,
+    /// Directory of the embedded shard; unset: `<store>/vectors`. Environment:
+    /// `VECTOR_DB_PATH` (the reference design's name).
+    pub path: Option<String>,
+    /// Changed vectors are upserted at least this often while input flows (seconds).
+    pub flush_interval_s: u64,
+}
+
+impl Default for VectorsConfig {
+    fn default() -> Self {
+        VectorsConfig {
+            enabled: true,
+            url: None,
+            api_key: None,
+            collection: "user_behaviour".into(),
+            path: None,
+            flush_interval_s: 5,
+        }
+    }
+}
+
+/// Opens the configured index for the store at `store_root` (created when absent).
+pub fn open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorIndex>, VectorError> {
+    match config.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => Ok(Box::new(server::ServerIndex::connect(
+            url,
+            config.api_key.as_deref(),
+            &config.collection,
+        )?)),
+        None => {
+            let dir = config
+                .path
+                .as_deref()
+                .map(Into::into)
+                .unwrap_or_else(|| store_root.join("vectors"));
+            Ok(Box::new(edge::EdgeIndex::open(&dir)?))
+        }
+    }
+}
+
+/// A user given as an Okta id or a login.
+pub fn find_user(index: &dyn VectorIndex, user: &str) -> Result<Option<UserVector>, VectorError> {
+    if let Some(found) = index.fetch(&[user])?.pop() {
+        return Ok(Some(found));
+    }
+    index.find_login(user)
+}
+
+/// The `k` users behaving most like `user` (an id or a login), the user left out.
+pub fn similar_to(
+    index: &dyn VectorIndex,
+    user: &str,
+    k: usize,
+    filter: &SimilarFilter,
+) -> Result<Option<Vec<Neighbour>>, VectorError> {
+    let Some(me) = find_user(index, user)? else {
+        return Ok(None);
+    };
+    if me.vector.iter().all(|x| *x == 0.0) {
+        return Err(VectorError::Query(format!("{user} has no behaviour recorded yet")));
+    }
+    index
+        .nearest(&me.vector, k, filter, &[me.payload.user_id.as_str()])
+        .map(Some)
+}
+
+/// The `k` users nearest the centroid of `users` ("who else behaves like these accounts"),
+/// the set itself left out. Unknown users are reported, not ignored.
+pub fn near_centroid(
+    index: &dyn VectorIndex,
+    users: &[&str],
+    k: usize,
+    filter: &SimilarFilter,
+) -> Result<Vec<Neighbour>, VectorError> {
+    let mut members = Vec::with_capacity(users.len());
+    let mut unknown = Vec::new();
+    for u in users {
+        match find_user(index, u)? {
+            Some(v) => members.push(v),
+            None => unknown.push(*u),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(VectorError::Query(format!("unknown users: {}", unknown.join(", "))));
+    }
+    if members.is_empty() {
+        return Err(VectorError::Query("no users given".into()));
+    }
+    let mut centroid = vec![0.0f32; DIM];
+    for m in &members {
+        for (c, x) in centroid.iter_mut().zip(&m.vector) {
+            *c += x;
+        }
+    }
+    let norm = features::dot(&centroid, &centroid).sqrt();
+    if norm == 0.0 {
+        return Err(VectorError::Query("these users have no behaviour recorded yet".into()));
+    }
+    centroid.iter_mut().for_each(|c| *c /= norm);
+    let ids: Vec<&str> = members.iter().map(|m| m.payload.user_id.as_str()).collect();
+    index.nearest(&centroid, k, filter, &ids)
+}
+
+/// Checks a vector read back from a backend.
+fn checked(id: &str, vector: Vec<f32>) -> Result<Vec<f32>, VectorError> {
+    if vector.len() == DIM {
+        Ok(vector)
+    } else {
+        Err(VectorError::Point {
+            id: id.to_owned(),
+            message: format!("vector has {} dimensions, this build writes {DIM}", vector.len()),
+        })
+    }
+}
