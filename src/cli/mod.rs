@@ -3,6 +3,7 @@
 mod baseline;
 mod demo;
 mod eval;
+mod gateway;
 mod generate;
 mod query;
 mod replay;
@@ -29,7 +30,8 @@ directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl th
 `idgw query` (and any Parquet reader) can query with SQL. Records that cannot be read go to
 the store's dead letter with the reason; nothing is dropped silently. Every user's behaviour
 is also kept as a vector in Qdrant (embedded in the store by default): `idgw similar` finds
-the users who behave alike.
+the users who behave alike. `idgw gateway serve` gives AI agents the same picture as MCP
+tools (stdio or streamable HTTP).
 
 Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
 and shows what the store holds. `idgw generate` writes such tenants for your own runs.
@@ -43,7 +45,9 @@ Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not b
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `idgw_pipeline=debug`).
     /// Logs go to stderr.
-    #[arg(long, global = true, env = "IDGW_LOG", default_value = "warn")]
+    /// The default keeps qdrant-edge's start-up notices (feature flags it cannot be told
+    /// about from outside) out of the way.
+    #[arg(long, global = true, env = "IDGW_LOG", default_value = "warn,qdrant_edge=error")]
     pub log: String,
     #[command(subcommand)]
     command: Command,
@@ -54,6 +58,7 @@ enum Command {
     Demo(demo::DemoArgs),
     Baseline(baseline::BaselineArgs),
     Eval(eval::EvalArgs),
+    Gateway(gateway::GatewayArgs),
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
@@ -78,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Baseline(args) => baseline::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Gateway(args) => gateway::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),

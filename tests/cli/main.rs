@@ -1,5 +1,7 @@
 //! The `idgw` binary, driven as a user drives it.
 
+mod gateway;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

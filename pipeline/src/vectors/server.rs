@@ -24,7 +24,16 @@ pub struct ServerIndex {
     url: String,
     collection: String,
     client: Qdrant,
-    runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ServerIndex {
+    fn drop(&mut self) {
+        // Not a blocking shutdown: the index may be dropped on an async runtime's thread.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for ServerIndex {
@@ -61,7 +70,7 @@ impl ServerIndex {
             url: url.to_owned(),
             collection: collection.to_owned(),
             client,
-            runtime,
+            runtime: Some(runtime),
         };
         index.ensure_collection()?;
         Ok(index)
@@ -83,7 +92,11 @@ impl ServerIndex {
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let fut = f(self.client.clone());
-        self.runtime.spawn(async move {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| self.error("the index is shut down"))?;
+        runtime.spawn(async move {
             // The receiver only goes away if the caller did; nothing to report then.
             let _ = tx.send(fut.await);
         });

@@ -1,0 +1,207 @@
+//! Reading the store for the tools: DataFusion over the Parquet tables, the vector index.
+//!
+//! Every scan runs on the reader's own runtime, never on the threads that serve MCP
+//! requests, and under a time limit. One DataFusion session lives as long as the gateway:
+//! its listing tables list the table directories on every scan, so files a running
+//! pipeline publishes (and the identity-state snapshot it replaces) are seen by the next
+//! call without a restart.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::json::ArrayWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::prelude::DataFrame;
+use idgw_pipeline::Store;
+use idgw_pipeline::vectors::{self, VectorError, VectorIndex, VectorsConfig};
+use serde_json::{Map, Value};
+
+/// A row as JSON.
+pub type Row = Map<String, Value>;
+
+/// Data access failures, worded for the agent that will read them.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The store is not there.
+    #[error("no store at {0}")]
+    NoStore(String),
+    /// Planning or running a query failed.
+    #[error("{0}")]
+    Query(String),
+    /// The scan ran past its time limit.
+    #[error("the query ran longer than {0} s and was stopped; narrow it (time range, user, LIMIT)")]
+    Timeout(u64),
+    /// The vector index failed.
+    #[error("vector index: {0}")]
+    Vectors(#[from] VectorError),
+}
+
+impl From<datafusion::error::DataFusionError> for DataError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        DataError::Query(e.to_string())
+    }
+}
+
+/// The store, as the tools see it.
+#[derive(Clone)]
+pub struct StoreReader {
+    store: Store,
+    session: SessionContext,
+    vectors: VectorsConfig,
+    runtime: Arc<QueryRuntime>,
+    timeout: Duration,
+}
+
+/// The runtime scans run on. Dropped without waiting (the gateway is dropped on its own
+/// async runtime, where a blocking shutdown would panic); its tasks are done by then.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn handle(&self) -> Option<&tokio::runtime::Runtime> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreReader").field("store", &self.store).finish()
+    }
+}
+
+impl StoreReader {
+    /// Opens the store's tables (the store must exist; empty tables are fine).
+    pub fn open(root: PathBuf, vectors: VectorsConfig, timeout: Duration) -> Result<Self, DataError> {
+        let store = Store::at(root);
+        if !store.root().is_dir() {
+            return Err(DataError::NoStore(store.root().display().to_string()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("idgw-query")
+            .enable_all()
+            .build()
+            .map_err(|e| DataError::Query(format!("starting the query runtime: {e}")))?;
+        let session = runtime
+            .block_on(idgw_pipeline::query::session(&store))
+            .map_err(|e| DataError::Query(e.to_string()))?;
+        Ok(StoreReader {
+            store,
+            session,
+            vectors,
+            runtime: Arc::new(QueryRuntime(Some(runtime))),
+            timeout,
+        })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &std::path::Path {
+        self.store.root()
+    }
+
+    /// Runs `fut` on the query runtime, under the time limit.
+    async fn on_query_runtime<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, DataError>> + Send + 'static,
+    ) -> Result<T, DataError> {
+        let limit = self.timeout;
+        let runtime = self
+            .runtime
+            .handle()
+            .ok_or_else(|| DataError::Query("the query runtime has shut down".into()))?;
+        let task = runtime.spawn(async move {
+            tokio::time::timeout(limit, fut)
+                .await
+                .unwrap_or(Err(DataError::Timeout(limit.as_secs())))
+        });
+        task.await
+            .map_err(|e| DataError::Query(format!("the query task failed: {e}")))?
+    }
+
+    /// A table as a DataFrame, for the tools to filter and sort.
+    pub async fn table(&self, name: &str) -> Result<DataFrame, DataError> {
+        Ok(self.session.table(name).await?)
+    }
+
+    /// Collects `df` into JSON rows.
+    pub async fn rows(&self, df: DataFrame) -> Result<Vec<Row>, DataError> {
+        self.on_query_runtime(async move { to_rows(&df.collect().await?) })
+            .await
+    }
+
+    /// Runs one read-only SQL query and returns at most `max_rows` rows (`truncated` when
+    /// there were more). DDL, DML, `COPY` and statements are refused by DataFusion's
+    /// options; several statements are refused by the parser.
+    pub async fn sql(&self, sql: &str, max_rows: usize) -> Result<(Vec<Row>, bool), DataError> {
+        let session = self.session.clone();
+        let sql = sql.to_owned();
+        self.on_query_runtime(async move {
+            let options = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let df = session.sql_with_options(&sql, options).await?;
+            // One row more than the limit tells whether there were more.
+            let df = df.limit(0, Some(max_rows + 1))?;
+            let mut rows = to_rows(&df.collect().await?)?;
+            let truncated = rows.len() > max_rows;
+            rows.truncate(max_rows);
+            Ok((rows, truncated))
+        })
+        .await
+    }
+
+    /// Opens the vector index for one call (it is released afterwards, so a pipeline can
+    /// take it again; while a pipeline holds it, this fails with a clear message).
+    pub async fn with_vectors<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn VectorIndex) -> Result<T, DataError> + Send + 'static,
+    ) -> Result<T, DataError> {
+        let config = self.vectors.clone();
+        let root = self.store.root().to_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            let index = vectors::open(&config, &root)?;
+            f(index.as_ref())
+        });
+        task.await
+            .map_err(|e| DataError::Query(format!("the vector task failed: {e}")))?
+    }
+
+    /// Whether the embedded vector index exists (or a server is configured).
+    pub fn has_vectors(&self) -> bool {
+        if self.vectors.url.is_some() {
+            return true;
+        }
+        let dir = self
+            .vectors
+            .path
+            .clone()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.store.root().join("vectors"));
+        dir.join("edge_config.json").exists()
+    }
+}
+
+/// Record batches → JSON objects (Arrow's own JSON writer: timestamps as RFC 3339 text).
+pub fn to_rows(batches: &[RecordBatch]) -> Result<Vec<Row>, DataError> {
+    let mut writer = ArrayWriter::new(Vec::new());
+    for b in batches {
+        writer.write(b).map_err(|e| DataError::Query(e.to_string()))?;
+    }
+    writer.finish().map_err(|e| DataError::Query(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| DataError::Query(e.to_string()))
+}
