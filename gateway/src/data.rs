@@ -15,9 +15,13 @@ use datafusion::arrow::json::ArrayWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::DataFrame;
-use idgw_pipeline::Store;
+use futures::StreamExt;
+use idgw_pipeline::detect::DetectConfig;
 use idgw_pipeline::vectors::{self, VectorError, VectorIndex, VectorsConfig};
+use idgw_pipeline::{PipelineConfig, Store};
 use serde_json::{Map, Value};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 
 /// A row as JSON.
 pub type Row = Map<String, Value>;
@@ -37,6 +41,29 @@ pub enum DataError {
     /// The vector index failed.
     #[error("vector index: {0}")]
     Vectors(#[from] VectorError),
+    /// The client cancelled the request.
+    #[error("cancelled by the client")]
+    Cancelled,
+}
+
+/// Where a long scan reports how far it got: `(done, total, message)`, forwarded to the
+/// client as progress notifications when it asked for them.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Option<UnboundedSender<(u64, Option<u64>, String)>>);
+
+impl Progress {
+    /// A progress channel into `tx`.
+    pub fn to(tx: UnboundedSender<(u64, Option<u64>, String)>) -> Self {
+        Progress(Some(tx))
+    }
+
+    /// Reports (nothing happens when the client did not ask for progress).
+    pub fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(tx) = &self.0 {
+            // The receiver is gone only when the request is over.
+            let _ = tx.send((done, total, message.to_owned()));
+        }
+    }
 }
 
 impl From<datafusion::error::DataFusionError> for DataError {
@@ -51,8 +78,10 @@ pub struct StoreReader {
     store: Store,
     session: SessionContext,
     vectors: VectorsConfig,
+    detect: DetectConfig,
     runtime: Arc<QueryRuntime>,
     timeout: Duration,
+    cancel: CancellationToken,
 }
 
 /// The runtime scans run on. Dropped without waiting (the gateway is dropped on its own
@@ -81,7 +110,7 @@ impl std::fmt::Debug for StoreReader {
 
 impl StoreReader {
     /// Opens the store's tables (the store must exist; empty tables are fine).
-    pub fn open(root: PathBuf, vectors: VectorsConfig, timeout: Duration) -> Result<Self, DataError> {
+    pub fn open(root: PathBuf, config: &PipelineConfig, timeout: Duration) -> Result<Self, DataError> {
         let store = Store::at(root);
         if !store.root().is_dir() {
             return Err(DataError::NoStore(store.root().display().to_string()));
@@ -98,10 +127,22 @@ impl StoreReader {
         Ok(StoreReader {
             store,
             session,
-            vectors,
+            vectors: config.vectors.clone(),
+            detect: config.detect.clone(),
             runtime: Arc::new(QueryRuntime(Some(runtime))),
             timeout,
+            cancel: CancellationToken::new(),
         })
+    }
+
+    /// The same reader, whose scans stop when `cancel` fires (one per request).
+    pub fn cancelled_by(&self, cancel: CancellationToken) -> Self {
+        StoreReader { cancel, ..self.clone() }
+    }
+
+    /// The detection settings on-demand detections run with.
+    pub fn detect_config(&self) -> &DetectConfig {
+        &self.detect
     }
 
     /// The store directory.
@@ -119,13 +160,38 @@ impl StoreReader {
             .runtime
             .handle()
             .ok_or_else(|| DataError::Query("the query runtime has shut down".into()))?;
-        let task = runtime.spawn(async move {
+        let mut task = runtime.spawn(async move {
             tokio::time::timeout(limit, fut)
                 .await
                 .unwrap_or(Err(DataError::Timeout(limit.as_secs())))
         });
-        task.await
-            .map_err(|e| DataError::Query(format!("the query task failed: {e}")))?
+        tokio::select! {
+            joined = &mut task => joined.map_err(|e| DataError::Query(format!("the query task failed: {e}")))?,
+            () = self.cancel.cancelled() => {
+                // The scan stops too, not only the wait for it.
+                task.abort();
+                Err(DataError::Cancelled)
+            }
+        }
+    }
+
+    /// Streams `df`'s batches into `f`, which folds them into `state` (for scans too large to
+    /// collect), on the query runtime; returns the final state.
+    pub async fn fold<S: Send + 'static>(
+        &self,
+        df: DataFrame,
+        state: S,
+        mut f: impl FnMut(&mut S, &RecordBatch) -> Result<(), DataError> + Send + 'static,
+    ) -> Result<S, DataError> {
+        self.on_query_runtime(async move {
+            let mut state = state;
+            let mut stream = df.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                f(&mut state, &batch?)?;
+            }
+            Ok(state)
+        })
+        .await
     }
 
     /// A table as a DataFrame, for the tools to filter and sort.

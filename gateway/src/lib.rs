@@ -6,6 +6,8 @@
 //! the MCP service and its transports. The gateway never writes the store.
 
 pub mod data;
+pub mod ondemand;
+pub mod resources;
 pub mod server;
 pub mod tools;
 

@@ -32,13 +32,44 @@ pub const SQL_MAX_BYTES: usize = 1 << 20;
 
 // ---- arguments ------------------------------------------------------------------------
 
+/// Whole numbers given as JSON numbers or as numeric strings (some clients, the MCP
+/// Inspector CLI among them, send every argument as a string).
+pub(crate) mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(u32),
+        Text(String),
+    }
+
+    fn parse<E: serde::de::Error>(v: NumberOrText) -> Result<u32, E> {
+        match v {
+            NumberOrText::Number(n) => Ok(n),
+            NumberOrText::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| E::custom(format!("{t:?} is not a whole number"))),
+        }
+    }
+
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        parse(NumberOrText::deserialize(d)?)
+    }
+
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<NumberOrText>::deserialize(d)?.map(parse).transpose()
+    }
+}
+
 /// `analyze_identity_state`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AnalyzeArgs {
     /// Okta user id (`00u…`) or login.
     pub user: String,
     /// Hours of activity to summarise, back from the user's latest state (1–720, default 24).
-    #[serde(default = "default_hours")]
+    #[serde(default = "default_hours", deserialize_with = "lenient::u32")]
     pub time_range_hours: u32,
 }
 
@@ -60,6 +91,7 @@ pub struct ListAlertsArgs {
     /// Only this user (Okta id or login).
     pub user: Option<String>,
     /// Alerts per page (1–500, default 50).
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -90,6 +122,7 @@ pub struct SearchEventsArgs {
     /// Text contained in the display message or the outcome reason (case-insensitive).
     pub text: Option<String>,
     /// Events per page (1–500, default 50).
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -101,6 +134,7 @@ pub struct SimilarArgs {
     /// Okta user id or login.
     pub user: String,
     /// Neighbours to return (1–100, default 10).
+    #[serde(default, deserialize_with = "lenient::opt_u32")]
     pub k: Option<u32>,
     /// Only neighbours at these risk levels (low, medium, high, critical).
     #[serde(default)]
@@ -212,7 +246,8 @@ fn ts_literal(field: &str, value: &str) -> Result<Expr, ToolError> {
     Ok(ts_ms(t.timestamp_millis()))
 }
 
-fn ts_ms(ms: i64) -> Expr {
+/// A timestamp literal of the tables' type.
+pub(crate) fn ts_ms(ms: i64) -> Expr {
     lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
 }
 
@@ -699,4 +734,33 @@ pub async fn query_sql(reader: &StoreReader, args: SqlArgs) -> Result<SqlResult,
         rows,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_may_come_as_text_and_bad_ones_are_named() {
+        let a: ListAlertsArgs = serde_json::from_str(r#"{"limit": "3"}"#).unwrap();
+        assert_eq!(a.limit, Some(3));
+        let a: ListAlertsArgs = serde_json::from_str(r#"{"limit": 4}"#).unwrap();
+        assert_eq!(a.limit, Some(4));
+        let a: ListAlertsArgs = serde_json::from_str("{}").unwrap();
+        assert_eq!(a.limit, None);
+        let e = serde_json::from_str::<AnalyzeArgs>(r#"{"user": "u", "time_range_hours": "soon"}"#).unwrap_err();
+        assert!(e.to_string().contains("not a whole number"), "{e}");
+        let a: AnalyzeArgs = serde_json::from_str(r#"{"user": "u"}"#).unwrap();
+        assert_eq!(a.time_range_hours, 24);
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_cursors_are_checked() {
+        assert_eq!(like_pattern("50%_off"), "%50\\%\\_off%");
+        assert_eq!(offset_of(Some("o40")), Ok(40));
+        assert!(offset_of(Some("40")).is_err());
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(501)).is_err());
+        assert_eq!(page_size(None), Ok(50));
+    }
 }

@@ -130,7 +130,7 @@ fn mcp_clients_use_every_tool_over_stdio_and_http() {
     let store_arg = store.to_str().unwrap();
 
     let seen = run_client(&["stdio", env!("CARGO_BIN_EXE_idgw"), store_arg]);
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 6, "{seen}");
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 8, "{seen}");
     assert!(seen["events"].as_u64().unwrap() > 500, "{seen}");
 
     let (mut child, addr) = serve_http(&store);
@@ -177,4 +177,108 @@ fn gateway_refuses_a_missing_store_and_explains_itself() {
     ] {
         assert!(help.contains(word), "gateway serve --help lacks {word:?}");
     }
+}
+
+/// The MCP Inspector CLI (`@modelcontextprotocol/inspector`, Node 22), when .ci/run has
+/// installed it: `IDGW_MCP_INSPECTOR` is its `cli.js`, `IDGW_NODE` the Node binary.
+fn inspector() -> Option<(String, String)> {
+    match (std::env::var("IDGW_NODE"), std::env::var("IDGW_MCP_INSPECTOR")) {
+        (Ok(node), Ok(cli)) if Path::new(&node).exists() && Path::new(&cli).exists() => Some((node, cli)),
+        _ => {
+            assert!(
+                std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
+                "IDGW_REQUIRE_INTEROP is set but IDGW_NODE / IDGW_MCP_INSPECTOR do not name the Inspector"
+            );
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: the MCP Inspector CLI is absent (IDGW_NODE, IDGW_MCP_INSPECTOR); .ci/run installs it"
+            );
+            None
+        }
+    }
+}
+
+fn inspect(node: &str, cli: &str, target: &[&str], method: &[&str]) -> serde_json::Value {
+    let out = Command::new(node)
+        .arg(cli)
+        .arg("--cli")
+        .args(target)
+        .args(method)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "inspector {method:?}:\n{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+#[test]
+fn the_mcp_inspector_cli_lists_and_calls_tools_over_stdio_and_http() {
+    let Some((node, cli)) = inspector() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let stdio = [
+        env!("CARGO_BIN_EXE_idgw"),
+        "gateway",
+        "serve",
+        "--store",
+        store.to_str().unwrap(),
+        "--stdio",
+    ];
+    let tools = inspect(&node, &cli, &stdio, &["--method", "tools/list"]);
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.contains(&"analyze_identity_state") && names.contains(&"query_sql"));
+    let called = inspect(
+        &node,
+        &cli,
+        &stdio,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "query_sql",
+            "--tool-arg",
+            "sql=SELECT count(*) AS n FROM alerts",
+        ],
+    );
+    assert!(
+        called["structuredContent"]["rows"][0]["n"].as_u64().unwrap() > 0,
+        "{called}"
+    );
+    let resources = inspect(&node, &cli, &stdio, &["--method", "resources/list"]);
+    assert_eq!(resources["resources"].as_array().unwrap().len(), 4, "{resources}");
+
+    let (mut child, addr) = serve_http(&store);
+    let url = format!("http://{addr}/mcp");
+    let called = inspect(
+        &node,
+        &cli,
+        &[url.as_str(), "--transport", "http"],
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "list_alerts",
+            "--tool-arg",
+            "limit=3",
+        ],
+    );
+    assert_eq!(
+        called["structuredContent"]["items"].as_array().unwrap().len(),
+        3,
+        "{called}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
 }

@@ -21,6 +21,8 @@ EXPECTED_TOOLS = {
     "search_events",
     "similar_users",
     "query_sql",
+    "detect_impossible_travel",
+    "detect_anomalies_ml",
 }
 
 
@@ -101,6 +103,42 @@ async def exercise(target):
         counted = await call(client, "query_sql", {"sql": "SELECT count(*) AS n FROM events"})
         check(counted["rows"][0]["n"] > 0 and not counted["truncated"], f"query_sql: {counted}")
         seen["events"] = counted["rows"][0]["n"]
+
+        # On-demand detection over stored events, with progress notifications.
+        updates = []
+
+        async def on_progress(progress, total, message):
+            updates.append(progress)
+
+        result = await client.call_tool(
+            "detect_impossible_travel", {"time_range_hours": 168}, progress_callback=on_progress
+        )
+        check(not result.is_error, f"detect_impossible_travel: {result.content}")
+        travel = result.structured_content
+        check(travel["scope"] == "all" and travel["events_examined"] == seen["events"], f"travel scope: {travel}")
+        check(travel["alerts"], "detect_impossible_travel found the stored tenant's travel")
+        check(all(a["detection"] == "impossible_travel" for a in travel["alerts"]), "only travel alerts")
+        check(updates and updates == sorted(updates), f"progress notifications in order: {updates}")
+        stored = await call(
+            client, "query_sql", {"sql": "SELECT count(*) AS n FROM alerts WHERE detection = 'impossible_travel'"}
+        )
+        check(len(travel["alerts"]) == stored["rows"][0]["n"], "on demand finds what streaming found")
+        anomalies = await call(client, "detect_anomalies_ml", {"user": user, "time_range_hours": 72})
+        check(anomalies["scope"] == user and anomalies["events_examined"] > 0, f"anomalies: {anomalies}")
+        seen["travel_alerts"] = len(travel["alerts"])
+        seen["progress_updates"] = len(updates)
+
+        # Resources and prompts.
+        listed = (await client.list_resources()).resources
+        uris = {str(r.uri) for r in listed}
+        check("idgw://schema/events" in uris and "idgw://catalog/detections" in uris, f"resources: {uris}")
+        schema = await client.read_resource("idgw://schema/alerts")
+        columns = json.loads(schema.contents[0].text)["columns"]
+        check(any(c["name"] == "evidence" for c in columns), "alerts schema")
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        check(prompts == {"triage_user", "investigate_alert"}, f"prompts: {prompts}")
+        triage = await client.get_prompt("triage_user", {"user": user})
+        check(user in triage.messages[0].content.text, "triage prompt names the user")
 
         await call_error(client, "analyze_identity_state", {"user": "nobody@example.invalid"}, "not found")
         await call_error(client, "explain_alert", {"alert_id": "no-such-alert"}, "not found")
