@@ -110,7 +110,7 @@ impl std::fmt::Debug for StoreReader {
 
 impl StoreReader {
     /// Opens the store's tables (the store must exist; empty tables are fine).
-    pub fn open(root: PathBuf, config: &PipelineConfig, timeout: Duration) -> Result<Self, DataError> {
+    pub async fn open(root: PathBuf, config: &PipelineConfig, timeout: Duration) -> Result<Self, DataError> {
         let store = Store::at(root);
         if !store.root().is_dir() {
             return Err(DataError::NoStore(store.root().display().to_string()));
@@ -121,15 +121,17 @@ impl StoreReader {
             .enable_all()
             .build()
             .map_err(|e| DataError::Query(format!("starting the query runtime: {e}")))?;
-        let session = runtime
-            .block_on(idgw_pipeline::query::session(&store))
+        let runtime = QueryRuntime(Some(runtime));
+        // Registering tables reads nothing (schemas come from the contracts).
+        let session = idgw_pipeline::query::session(&store)
+            .await
             .map_err(|e| DataError::Query(e.to_string()))?;
         Ok(StoreReader {
             store,
             session,
             vectors: config.vectors.clone(),
             detect: config.detect.clone(),
-            runtime: Arc::new(QueryRuntime(Some(runtime))),
+            runtime: Arc::new(runtime),
             timeout,
             cancel: CancellationToken::new(),
         })

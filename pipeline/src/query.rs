@@ -2,8 +2,9 @@
 //!
 //! Tables are registered with their contract schemas, so a query runs (and returns no rows)
 //! on a store that has no file yet, and a file published while a session lives is seen by
-//! its next query (listing tables list the directory on every scan). Only queries run:
-//! DDL, DML and `SET`-style statements are refused.
+//! its next query: listing tables list the directory on every scan (DataFusion's cache of
+//! file listings, on by default with no expiry, is turned off). Only queries run: DDL, DML
+//! and `SET`-style statements are refused.
 
 use std::sync::Arc;
 
@@ -12,7 +13,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionConfig;
 use idgw_schemas::rows::{alerts_schema, events_schema, identity_state_schema};
 
 use crate::store::Store;
@@ -45,7 +49,11 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
     if !store.root().is_dir() {
         return Err(QueryError::NoStore(store.root().display().to_string()));
     }
-    let ctx = SessionContext::new();
+    // Long-lived sessions (the gateway's) must see files published after they started.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     for (name, schema, partitions) in tables() {
         let dir = store.root().join(name);
         let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;

@@ -71,14 +71,15 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
-    let reader = StoreReader::open(args.store.clone(), &config, Duration::from_secs(args.query_timeout))
-        .with_context(|| format!("opening store {}", args.store.display()))?;
-    let gateway = Gateway::new(reader);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting runtime")?;
     runtime.block_on(async move {
+        let reader = StoreReader::open(args.store.clone(), &config, Duration::from_secs(args.query_timeout))
+            .await
+            .with_context(|| format!("opening store {}", args.store.display()))?;
+        let gateway = Gateway::new(reader);
         let shutdown = CancellationToken::new();
         tokio::spawn({
             let shutdown = shutdown.clone();

@@ -1,0 +1,117 @@
+//! What a pipeline writes while the gateway runs is seen by the gateway's next call, without
+//! a restart: new event and alert files, the replaced identity-state snapshot, the vector
+//! index.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use idgw_gateway::StoreReader;
+use idgw_gateway::tools::{self, ListAlertsArgs, SimilarArgs, SqlArgs};
+use idgw_pipeline::source::file::Input;
+use idgw_pipeline::{PipelineConfig, Store};
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
+}
+
+fn replay(store: &Path, name: &str) {
+    let summary = idgw_pipeline::replay(
+        &[Input::Path(golden(name))],
+        &Store::open(store).unwrap(),
+        &PipelineConfig::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(summary.events_ok > 0 && summary.balanced, "{summary:?}");
+}
+
+async fn count(reader: &StoreReader, sql: &str) -> i64 {
+    let r = tools::query_sql(reader, SqlArgs { sql: sql.into() }).await.unwrap();
+    r.rows[0]["n"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_gateway_sees_what_the_pipeline_writes_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    replay(&store, "impossible_travel");
+    let config = PipelineConfig::default();
+    let reader = StoreReader::open(store.clone(), &config, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let events_before = count(&reader, "SELECT count(*) AS n FROM events").await;
+    let users_before = count(&reader, "SELECT count(*) AS n FROM identity_state").await;
+    let alerts_before = tools::list_alerts(&reader, ListAlertsArgs::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert!(events_before > 0 && users_before > 0 && alerts_before > 0);
+
+    // The pipeline writes more while the reader lives.
+    replay(&store, "brute_force");
+    let events_after = count(&reader, "SELECT count(*) AS n FROM events").await;
+    let users_after = count(&reader, "SELECT count(*) AS n FROM identity_state").await;
+    let alerts = tools::list_alerts(
+        &reader,
+        ListAlertsArgs {
+            detection: Some("brute_force".into()),
+            ..ListAlertsArgs::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(events_after > events_before, "{events_after} after {events_before}");
+    assert!(users_after >= users_before);
+    assert!(!alerts.items.is_empty(), "the new run's alerts are listed");
+
+    // The vector index too (opened per call): a user of the second run has neighbours.
+    let user = alerts.items[0]["user_id"].as_str().unwrap().to_owned();
+    let similar = tools::similar_users(
+        &reader,
+        SimilarArgs {
+            user,
+            k: Some(3),
+            risk_levels: Vec::new(),
+            countries: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!similar.neighbours.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_that_is_not_one_read_only_query_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    replay(&store, "brute_force");
+    let reader = StoreReader::open(store, &PipelineConfig::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    for sql in [
+        "DROP TABLE events",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        "COPY events TO '/tmp/out.csv'",
+        "INSERT INTO alerts SELECT * FROM alerts",
+        "SET datafusion.execution.batch_size = 1",
+        "SELECT 1; SELECT 2",
+    ] {
+        let err = tools::query_sql(&reader, SqlArgs { sql: sql.into() })
+            .await
+            .unwrap_err();
+        assert!(err.contains("read-only"), "{sql}: {err}");
+    }
+    // Row limit: more rows than the limit are cut and flagged.
+    let r = tools::query_sql(
+        &reader,
+        SqlArgs {
+            sql: "SELECT * FROM generate_series(1, 5000)".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.row_count, tools::SQL_MAX_ROWS);
+    assert!(r.truncated);
+}
