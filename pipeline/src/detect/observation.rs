@@ -62,6 +62,17 @@ pub fn hash(s: &str) -> u64 {
     twox_hash::XxHash3_64::oneshot(s.as_bytes())
 }
 
+/// The hash of the device an event came from: its device token (`dtHash`), else the
+/// fingerprint, else the OIE device id.
+pub fn device_hash(ev: &SemanticEvent) -> Option<u64> {
+    let d = &ev.device;
+    d.dt_hash
+        .as_deref()
+        .or(d.fingerprint.as_deref())
+        .or(d.id.as_deref())
+        .map(hash)
+}
+
 /// The user-agent family hash of a browser and an OS (Okta's parsed names). Hashed apart
 /// and combined: no string is built per event.
 pub fn ua_family(browser: Option<&str>, os: Option<&str>) -> u64 {
@@ -113,13 +124,7 @@ impl Obs {
             anonymizer: net.anonymizer,
             user_agent: hash(ev.client.user_agent.as_deref().unwrap_or("")),
             ua_family: family,
-            device: ev
-                .device
-                .dt_hash
-                .as_deref()
-                .or(ev.device.fingerprint.as_deref())
-                .or(ev.device.id.as_deref())
-                .map(hash),
+            device: device_hash(ev),
             session: ev.session.external_session_id.as_deref().map(hash),
         })
     }

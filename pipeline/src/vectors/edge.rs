@@ -227,22 +227,13 @@ impl VectorIndex for EdgeIndex {
         Ok(self.records(records)?.pop())
     }
 
-    fn nearest(
+    fn search(
         &self,
         query: &[f32],
         k: usize,
         filter: &SimilarFilter,
         exclude: &[&str],
     ) -> Result<Vec<Neighbour>, VectorError> {
-        if query.len() != DIM {
-            return Err(VectorError::Query(format!(
-                "query vector has {} dimensions, the index {DIM}",
-                query.len()
-            )));
-        }
-        if k == 0 {
-            return Ok(Vec::new());
-        }
         let request = SearchRequest {
             query: QueryEnum::Nearest(qdrant_edge::NamedQuery {
                 query: VectorInternal::Dense(query.to_vec()),

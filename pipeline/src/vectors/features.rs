@@ -29,7 +29,7 @@
 use idgw_schemas::SemanticEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::observation::{Obs, hash, ua_family};
+use crate::detect::observation::{Obs, device_hash, hash, ua_family};
 use crate::detect::windowed::FastMap;
 
 type FastSet = std::collections::HashSet<Box<str>, foldhash::fast::RandomState>;
@@ -81,13 +81,7 @@ impl Facet {
             time: ev.event_time.timestamp_millis(),
             country: client.geo.as_ref().and_then(|g| g.country.as_deref()).map(hash),
             asn: ev.network.asn,
-            device: ev
-                .device
-                .dt_hash
-                .as_deref()
-                .or(ev.device.fingerprint.as_deref())
-                .or(ev.device.id.as_deref())
-                .map(hash),
+            device: device_hash(ev),
             ua_family: has_ua.then(|| ua_family(client.browser.as_deref(), client.os.as_deref())),
             app: ev
                 .targets

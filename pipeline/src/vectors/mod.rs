@@ -98,8 +98,29 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     fn fetch(&self, user_ids: &[&str]) -> Result<Vec<UserVector>, VectorError>;
     /// The point whose payload has this login.
     fn find_login(&self, login: &str) -> Result<Option<UserVector>, VectorError>;
-    /// The `k` points closest to `query` that pass `filter`, leaving out `exclude` (user ids).
+    /// The `k` points closest to `query` that pass `filter`, leaving out `exclude` (user ids),
+    /// most similar first.
     fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &SimilarFilter,
+        exclude: &[&str],
+    ) -> Result<Vec<Neighbour>, VectorError> {
+        if query.len() != DIM {
+            return Err(VectorError::Query(format!(
+                "query vector has {} dimensions, the index {DIM}",
+                query.len()
+            )));
+        }
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.search(query, k, filter, exclude)
+    }
+    /// The backend's search behind [`VectorIndex::nearest`]: `query` has [`DIM`] values and
+    /// `k` is at least 1.
+    fn search(
         &self,
         query: &[f32],
         k: usize,

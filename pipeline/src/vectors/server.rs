@@ -238,22 +238,13 @@ impl VectorIndex for ServerIndex {
             .transpose()
     }
 
-    fn nearest(
+    fn search(
         &self,
         query: &[f32],
         k: usize,
         filter: &SimilarFilter,
         exclude: &[&str],
     ) -> Result<Vec<Neighbour>, VectorError> {
-        if query.len() != DIM {
-            return Err(VectorError::Query(format!(
-                "query vector has {} dimensions, the index {DIM}",
-                query.len()
-            )));
-        }
-        if k == 0 {
-            return Ok(Vec::new());
-        }
         let mut request = QueryPointsBuilder::new(self.collection.clone())
             .query(query.to_vec())
             .limit(k as u64)
