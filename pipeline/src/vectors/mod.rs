@@ -151,7 +151,8 @@ pub struct VectorsConfig {
     /// Directory of the embedded shard; unset: `<store>/vectors`. Environment:
     /// `VECTOR_DB_PATH` (the reference design's name).
     pub path: Option<String>,
-    /// Changed vectors are upserted at least this often while input flows (seconds).
+    /// Changed vectors are upserted at least this often while input flows (seconds). Each
+    /// round rewrites every changed user's point, so short intervals cost throughput.
     pub flush_interval_s: u64,
 }
 
@@ -163,7 +164,7 @@ impl Default for VectorsConfig {
             api_key: None,
             collection: "user_behaviour".into(),
             path: None,
-            flush_interval_s: 5,
+            flush_interval_s: 60,
         }
     }
 }
