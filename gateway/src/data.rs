@@ -245,18 +245,9 @@ impl StoreReader {
             .map_err(|e| DataError::Query(format!("the vector task failed: {e}")))?
     }
 
-    /// Whether the embedded vector index exists (or a server is configured).
+    /// Whether there is a vector index to read (a server, or the store's embedded shard).
     pub fn has_vectors(&self) -> bool {
-        if self.vectors.url.is_some() {
-            return true;
-        }
-        let dir = self
-            .vectors
-            .path
-            .clone()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.store.root().join("vectors"));
-        dir.join("edge_config.json").exists()
+        self.vectors.exists(self.store.root())
     }
 }
 

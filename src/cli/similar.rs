@@ -53,16 +53,10 @@ fn parse_level(s: &str) -> Result<RiskLevel, String> {
 
 pub fn run(args: SimilarArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
-    let edge_dir = config
-        .vectors
-        .path
-        .clone()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| args.store.join("vectors"));
-    if config.vectors.url.is_none() && !edge_dir.join("edge_config.json").exists() {
+    if !config.vectors.exists(&args.store) {
         anyhow::bail!(
             "no vector index in {}: replay events into the store first (or build a baseline)",
-            edge_dir.display()
+            config.vectors.edge_dir(&args.store).display()
         );
     }
     let index = vectors::open(&config.vectors, &args.store).context("opening the vector index")?;

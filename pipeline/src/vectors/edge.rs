@@ -38,6 +38,11 @@ fn field(name: &str) -> JsonPath {
 }
 
 impl EdgeIndex {
+    /// Whether `dir` holds a shard (its configuration is written when it is created).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("edge_config.json").exists()
+    }
+
     /// Opens the shard in `dir`, creating it (cosine, [`DIM`] dimensions, payload indexes)
     /// when the directory holds none.
     pub fn open(dir: &Path) -> Result<Self, VectorError> {
@@ -45,8 +50,7 @@ impl EdgeIndex {
             path: dir.display().to_string(),
             message: e.to_string(),
         };
-        let exists = dir.join("edge_config.json").exists();
-        let shard = if exists {
+        let shard = if Self::exists(dir) {
             EdgeShard::load(dir, None).map_err(|e| err(&e))?
         } else {
             fs_err::create_dir_all(dir).map_err(|e| err(&e))?;

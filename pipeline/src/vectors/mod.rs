@@ -11,7 +11,7 @@ pub mod edge;
 pub mod features;
 pub mod server;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use idgw_schemas::RiskLevel;
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,13 @@ pub struct SimilarFilter {
     pub risk_levels: Vec<RiskLevel>,
     /// Only users whose last country is one of these (any, when empty).
     pub countries: Vec<String>,
+}
+
+impl SimilarFilter {
+    /// The risk levels as stored in the `risk_level` payload field.
+    fn risk_level_names(&self) -> Vec<String> {
+        self.risk_levels.iter().map(|l| l.as_str().to_owned()).collect()
+    }
 }
 
 /// Payload fields with an index (the same on both backends).
@@ -169,22 +176,36 @@ impl Default for VectorsConfig {
     }
 }
 
+impl VectorsConfig {
+    /// The Qdrant server, when one is configured (an empty URL means none).
+    pub fn server_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
+    /// The embedded shard's directory for the store at `store_root`.
+    pub fn edge_dir(&self, store_root: &Path) -> PathBuf {
+        self.path
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| store_root.join("vectors"))
+    }
+
+    /// Whether there is an index to read: a server is configured, or the embedded shard
+    /// has been created.
+    pub fn exists(&self, store_root: &Path) -> bool {
+        self.server_url().is_some() || edge::EdgeIndex::exists(&self.edge_dir(store_root))
+    }
+}
+
 /// Opens the configured index for the store at `store_root` (created when absent).
 pub fn open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorIndex>, VectorError> {
-    match config.url.as_deref().filter(|u| !u.trim().is_empty()) {
+    match config.server_url() {
         Some(url) => Ok(Box::new(server::ServerIndex::connect(
             url,
             config.api_key.as_deref(),
             &config.collection,
         )?)),
-        None => {
-            let dir = config
-                .path
-                .as_deref()
-                .map(Into::into)
-                .unwrap_or_else(|| store_root.join("vectors"));
-            Ok(Box::new(edge::EdgeIndex::open(&dir)?))
-        }
+        None => Ok(Box::new(edge::EdgeIndex::open(&config.edge_dir(store_root))?)),
     }
 }
 
@@ -260,5 +281,31 @@ fn checked(id: &str, vector: Vec<f32>) -> Result<Vec<f32>, VectorError> {
             id: id.to_owned(),
             message: format!("vector has {} dimensions, this build writes {DIM}", vector.len()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_location_follows_the_configuration() {
+        let store = Path::new("/data/store");
+        let mut c = VectorsConfig::default();
+        assert_eq!(c.edge_dir(store), store.join("vectors"));
+        assert!(!c.exists(store), "no shard was created there");
+        c.path = Some("/elsewhere/vectors".into());
+        assert_eq!(c.edge_dir(store), PathBuf::from("/elsewhere/vectors"));
+        c.url = Some("  ".into());
+        assert_eq!(c.server_url(), None, "an empty URL means the embedded index");
+        c.url = Some("http://qdrant:6334".into());
+        assert!(c.exists(store), "a configured server is an index to read");
+    }
+
+    #[test]
+    fn point_ids_are_stable_per_user() {
+        assert_eq!(point_id("00u1"), point_id("00u1"));
+        assert_ne!(point_id("00u1"), point_id("00u2"));
+        assert_eq!(point_id("00u1").get_version_num(), 5);
     }
 }

@@ -160,8 +160,7 @@ impl ServerIndex {
 fn filter_of(filter: &SimilarFilter, exclude: &[&str]) -> Option<Filter> {
     let mut must = Vec::new();
     if !filter.risk_levels.is_empty() {
-        let levels: Vec<String> = filter.risk_levels.iter().map(|l| l.as_str().to_owned()).collect();
-        must.push(Condition::matches("risk_level", levels));
+        must.push(Condition::matches("risk_level", filter.risk_level_names()));
     }
     if !filter.countries.is_empty() {
         must.push(Condition::matches("last_country", filter.countries.clone()));
