@@ -93,10 +93,14 @@ impl PipelineConfig {
         let mut config = match path {
             Some(p) => {
                 let text = fs_err::read_to_string(p)?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                let parse_err = |e: toml::de::Error| ConfigError::Parse {
                     path: p.display().to_string(),
                     message: e.to_string(),
-                })?
+                };
+                let mut table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+                // One file configures a deployment; `[gateway]` is read by `idgw gateway`.
+                table.remove("gateway");
+                table.try_into().map_err(parse_err)?
             }
             None => PipelineConfig::default(),
         };

@@ -3,15 +3,21 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use idgw_gateway::{Gateway, StoreReader, server};
+use idgw_gateway::access::{Access, DeviceFlow};
+use idgw_gateway::audit::AuditLog;
+use idgw_gateway::auth::http::Guard;
+use idgw_gateway::auth::{self, Validator, device, scopes};
+use idgw_gateway::okta::Okta;
+use idgw_gateway::{Actions, Gateway, GatewayConfig, StoreReader, server};
 use idgw_pipeline::PipelineConfig;
 use tokio_util::sync::CancellationToken;
 
-/// The MCP gateway: tools for AI agents over a store.
+/// The MCP gateway: tools for AI agents over a store, and audited actions on Okta.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     #[command(subcommand)]
@@ -21,21 +27,34 @@ pub struct GatewayArgs {
 #[derive(Debug, Subcommand)]
 enum GatewayCommand {
     Serve(ServeArgs),
+    Login(LoginArgs),
 }
 
 /// Serve the MCP tools over stdio (one client, e.g. Claude Desktop starting `idgw`) or
 /// streamable HTTP (`/mcp` on ADDR).
 ///
-/// Tools (docs/mcp-tools.md): analyze_identity_state, list_alerts, explain_alert,
-/// search_events, similar_users, query_sql — all read-only. The store is read on every
-/// call, so what a running pipeline writes is seen without a restart.
+/// Tools (docs/mcp-tools.md): the read tools over the store (analyze_identity_state,
+/// list_alerts, explain_alert, search_events, similar_users, query_sql, the on-demand
+/// detections), live Okta reads (read_user, search_logs), actions (suspend_user,
+/// unsuspend_user, reset_password, revoke_sessions, notify_user, rollback) and the audit
+/// log (get_audit_log). The store is read on every call, so what a running pipeline writes
+/// is seen without a restart.
 ///
-/// AUTHENTICATION IS NOT ENFORCED YET: any client that can reach the transport can call
-/// the tools. Serve HTTP on loopback only (the default Host and Origin allowlists accept
-/// loopback only) until OAuth lands.
+/// Authentication: over HTTP, bearer JWTs from the issuer OKTA_ISSUER names, validated
+/// against its JWKS (audience api://mcp by default); the protected-resource metadata is
+/// served at /.well-known/oauth-protected-resource. Over stdio, the operator signs in with
+/// the device flow (the tools initiate_device_auth and complete_device_auth, or
+/// `idgw gateway login` beforehand). Each tool needs its scope; tools/list shows what the
+/// caller's scopes allow. --dev-no-auth turns all of this off for a demo on loopback.
+///
+/// Actions go to Okta through Workflows flows (OKTA_WF_<FLOW>_URL/_TOKEN) or the
+/// Management API (OKTA_ORG_URL, OKTA_API_TOKEN); destructive ones need a human's
+/// approval (`idgw approve`). Every call is recorded in the hash-chained audit log in
+/// AUDIT_LOG_DIR (default <store>/audit); if it cannot be written, actions are refused.
 ///
 ///   idgw gateway serve --store ./store --stdio
-///   idgw gateway serve --store ./store --http 127.0.0.1:8765
+///   idgw gateway serve --store ./store --http 127.0.0.1:8765 --config idgw.toml
+///   idgw gateway serve --store ./store --http 127.0.0.1:8765 --dev-no-auth
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// The store directory (written by `idgw replay` or the streaming pipeline).
@@ -57,29 +76,89 @@ struct ServeArgs {
     /// Longest a scan may run before it is stopped (seconds).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     query_timeout: u64,
-    /// Pipeline configuration (TOML) naming the vector index; QDRANT_URL and VECTOR_DB_PATH
-    /// override it.
+    /// Deployment configuration (TOML): the pipeline's sections (vector index, detection
+    /// thresholds) and [gateway.auth], [gateway.okta], [gateway.policy], [gateway.audit].
+    /// Environment variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// DEMO ONLY: no authentication; every caller gets every scope as principal
+    /// `dev-no-auth`. Refused on non-loopback addresses. Actions still need approval and
+    /// are still audited.
+    #[arg(long)]
+    dev_no_auth: bool,
+}
+
+/// Sign in with the OAuth device flow and keep the token for `gateway serve --stdio` and
+/// `idgw approve` (file mode 0600; refreshed before expiry when the issuer gave a refresh
+/// token). Prints the verification URI and code to open in a browser.
+///
+///   OKTA_ISSUER=https://example.okta.com/oauth2/default OKTA_CLIENT_ID=0oa... idgw gateway login
+///   idgw gateway login --tools list_alerts,suspend_user
+#[derive(Debug, Args)]
+struct LoginArgs {
+    /// Request the scopes these tools need (comma-separated; default: every scope).
+    #[arg(long, value_delimiter = ',', value_name = "TOOLS")]
+    tools: Vec<String>,
+    /// Deployment configuration (TOML) with [gateway.auth].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Longest to wait for the approval (seconds).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         GatewayCommand::Serve(s) => serve(s),
+        GatewayCommand::Login(l) => login(l),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting runtime")
+}
+
+async fn validator(config: &auth::AuthConfig) -> anyhow::Result<(Arc<Validator>, auth::ServerMetadata)> {
+    let meta = auth::discover(config).await?;
+    let v = Validator::new(config, &meta.issuer, &meta.jwks_uri).map_err(anyhow::Error::msg)?;
+    Ok((Arc::new(v), meta))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting runtime")?;
-    runtime.block_on(async move {
+    let gw_config = GatewayConfig::load(args.config.as_deref()).context("loading [gateway] configuration")?;
+    if !args.dev_no_auth && gw_config.auth.issuer.is_none() {
+        return Err(auth::AuthError::NotConfigured.into());
+    }
+    if args.dev_no_auth
+        && let Some(addr) = args.http
+        && !addr.ip().is_loopback()
+    {
+        anyhow::bail!("--dev-no-auth serves loopback addresses only; {addr} is not one");
+    }
+    runtime()?.block_on(async move {
         let reader = StoreReader::open(args.store.clone(), &config, Duration::from_secs(args.query_timeout))
             .await
             .with_context(|| format!("opening store {}", args.store.display()))?;
-        let gateway = Gateway::new(reader);
+        let reader = Arc::new(reader);
+        let audit_dir = gw_config.audit_dir(&args.store);
+        let audit = Arc::new(AuditLog::open(&audit_dir).context("opening the audit log")?);
+        let okta = Okta::new(gw_config.okta.clone())?;
+        let actions = Arc::new(
+            Actions::new(okta, Arc::clone(&audit), gw_config.policy.clone(), Arc::clone(&reader))
+                .context("reading the audit log")?,
+        );
+        if args.dev_no_auth {
+            eprintln!(
+                "idgw gateway: AUTHENTICATION DISABLED (--dev-no-auth): every caller acts as `dev-no-auth` with every scope. Demo use on loopback only."
+            );
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn({
             let shutdown = shutdown.clone();
@@ -91,6 +170,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
         match args.http {
             Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                let bound = listener.local_addr()?;
+                let (access, guard) = if args.dev_no_auth {
+                    (Access::DevNoAuth, None)
+                } else {
+                    let (validator, meta) = validator(&gw_config.auth).await?;
+                    let resource = gw_config
+                        .auth
+                        .resource
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{bound}/mcp"));
+                    let guard = Guard {
+                        validator,
+                        metadata_url: idgw_gateway::auth::http::metadata_url(&resource).map_err(anyhow::Error::msg)?,
+                        resource,
+                        audit: Arc::clone(&audit),
+                    };
+                    (Access::Bearer, Some((guard, meta.issuer)))
+                };
                 let hosts = if args.hosts.is_empty() {
                     server::DEFAULT_HOSTS.map(String::from).to_vec()
                 } else {
@@ -101,13 +201,68 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     args.origins
                 };
-                server::serve_http(gateway, addr, hosts, origins, shutdown, |bound| {
-                    // Scripts wait for this line to learn the port (ADDR may say :0).
-                    eprintln!("idgw gateway: serving MCP on http://{bound}/mcp");
-                })
-                .await?;
+                let gateway = Gateway::new(reader, actions, access);
+                // Scripts wait for this line to learn the port (ADDR may say :0).
+                eprintln!("idgw gateway: serving MCP on http://{bound}/mcp");
+                server::serve_http(gateway, listener, hosts, origins, guard, shutdown).await?;
             }
-            None => server::serve_stdio(gateway, shutdown).await?,
+            None => {
+                let access = if args.dev_no_auth {
+                    Access::DevNoAuth
+                } else {
+                    let (validator, meta) = validator(&gw_config.auth).await?;
+                    if gw_config.auth.client_id.is_none() {
+                        anyhow::bail!("stdio sign-in uses the device flow: set OKTA_CLIENT_ID (a native app with the device grant)");
+                    }
+                    Access::DeviceFlow(Box::new(DeviceFlow::start(gw_config.auth.clone(), meta, validator).await))
+                };
+                server::serve_stdio(Gateway::new(reader, actions, access), shutdown).await?;
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let config = GatewayConfig::load(args.config.as_deref()).context("loading [gateway] configuration")?;
+    let wanted: Vec<&str> = if args.tools.is_empty() {
+        scopes::ALL.to_vec()
+    } else {
+        scopes::for_tools(&args.tools).map_err(anyhow::Error::msg)?
+    };
+    runtime()?.block_on(async move {
+        let (validator, meta) = validator(&config.auth).await?;
+        let start = device::start(&config.auth, &meta, &wanted).await?;
+        eprintln!(
+            "Open {} and enter the code {} (or open {}) to approve scopes: {}",
+            start.verification_uri,
+            start.user_code,
+            start.verification_uri_complete.as_deref().unwrap_or(&start.verification_uri),
+            wanted.join(" ")
+        );
+        let wait = Duration::from_secs(args.timeout.min(start.expires_in));
+        let token = device::poll(&config.auth, &meta, &start.device_code, start.interval, wait)
+            .await?
+            .context("not approved in time; run idgw gateway login again")?;
+        let principal = validator
+            .validate(&token.access_token)
+            .await
+            .context("the issued token does not validate for this gateway (check the audience)")?;
+        let path = config.auth.token_path();
+        device::save(&path, &token)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"principal": principal.subject, "scopes": principal.scopes, "expires_at": principal.expires_at, "token_file": path})
+            );
+        } else {
+            println!(
+                "signed in as {} with {}; token kept in {}",
+                principal.subject,
+                principal.scopes.join(" "),
+                path.display()
+            );
         }
         anyhow::Ok(())
     })?;

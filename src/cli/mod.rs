@@ -1,5 +1,7 @@
 //! Command-line surface (design.md, "The CLI surface").
 
+mod approve;
+mod audit;
 mod baseline;
 mod demo;
 mod eval;
@@ -31,13 +33,16 @@ directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl th
 the store's dead letter with the reason; nothing is dropped silently. Every user's behaviour
 is also kept as a vector in Qdrant (embedded in the store by default): `idgw similar` finds
 the users who behave alike. `idgw gateway serve` gives AI agents the same picture as MCP
-tools (stdio or streamable HTTP).
+tools (stdio or streamable HTTP) and lets them act on Okta (suspend, unsuspend, reset
+password, revoke sessions, notify) under OAuth scopes, human approval (`idgw approve`) and a
+hash-chained audit log (`idgw audit verify`), with rollback.
 
 Start with `idgw demo`: it generates a synthetic tenant with labelled attacks, replays it
 and shows what the store holds. `idgw generate` writes such tenants for your own runs.
 
 Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but an input could not be read to its end,
-4 `idgw eval --check` found a target missed.";
+4 `idgw eval --check` found a target missed, 5 `idgw audit verify` found the audit log
+tampered or damaged.";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -55,6 +60,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Approve(approve::ApproveArgs),
+    Audit(audit::AuditArgs),
     Demo(demo::DemoArgs),
     Baseline(baseline::BaselineArgs),
     Eval(eval::EvalArgs),
@@ -80,6 +87,8 @@ pub fn init_logging(filter: &str) {
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Approve(args) => approve::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Baseline(args) => baseline::run(args),
         Command::Eval(args) => eval::run(args),

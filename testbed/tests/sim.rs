@@ -442,7 +442,12 @@ async fn fault_switches() {
     };
     assert_eq!(set(json!({"burst_429": 2})).await, 200);
     let url = format!("{base}/api/v1/logs?limit=1");
-    assert_eq!(get(&url).await.status(), 429);
+    let r = get(&url).await;
+    assert_eq!(r.status(), 429);
+    // A burst stands for the concurrency limit: headers 0, reset an estimate just ahead.
+    let h = |name: &str| r.headers()[name].to_str().unwrap().parse::<i64>().unwrap();
+    assert_eq!((h("x-rate-limit-limit"), h("x-rate-limit-remaining")), (0, 0));
+    assert!(h("x-rate-limit-reset") - chrono::Utc::now().timestamp() <= 2);
     assert_eq!(get(&url).await.status(), 429);
     assert_eq!(get(&url).await.status(), 200);
     set(json!({"burst_503": 1})).await;

@@ -65,8 +65,58 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mcp_client.py")
 }
 
-fn run_client(args: &[&str]) -> serde_json::Value {
-    let out = Command::new("python3").arg(script()).args(args).output().unwrap();
+/// Starts `idgw sim serve` on a free port; its base URL.
+fn start_sim() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args([
+            "sim",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--users",
+            &SIM_USERS.to_string(),
+            "--seed",
+            &SIM_SEED.to_string(),
+            "--history-days",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("the simulator exited before serving").unwrap();
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+const SIM_USERS: u32 = 30;
+const SIM_SEED: u64 = 8;
+
+/// An ordinary member of the simulator's tenant (its users come from the seed).
+fn sim_member() -> String {
+    let tenant = idgw_testbed::generate::tenant::Tenant::new(SIM_SEED, SIM_USERS);
+    tenant
+        .users
+        .iter()
+        .find(|u| u.role == idgw_testbed::generate::tenant::Role::Member)
+        .map(|u| u.login.clone())
+        .unwrap()
+}
+
+fn run_client(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(script())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "python MCP client {args:?}:\n{}\n{}",
@@ -76,8 +126,9 @@ fn run_client(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap()
 }
 
-/// Starts `idgw gateway serve --http 127.0.0.1:0` and reads the bound address it announces.
-fn serve_http(store: &Path) -> (Child, String) {
+/// Starts `idgw gateway serve --http 127.0.0.1:0 --dev-no-auth` (with `env`) and reads the
+/// bound address it announces.
+fn serve_http(store: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
         .args([
             "gateway",
@@ -86,7 +137,9 @@ fn serve_http(store: &Path) -> (Child, String) {
             store.to_str().unwrap(),
             "--http",
             "127.0.0.1:0",
+            "--dev-no-auth",
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -129,13 +182,41 @@ fn mcp_clients_use_every_tool_over_stdio_and_http() {
     let store = store(dir.path());
     let store_arg = store.to_str().unwrap();
 
-    let seen = run_client(&["stdio", env!("CARGO_BIN_EXE_idgw"), store_arg]);
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 8, "{seen}");
-    assert!(seen["events"].as_u64().unwrap() > 500, "{seen}");
+    // The gateway acts on the simulator's org through the Management API.
+    let (mut sim, sim_url) = start_sim();
+    let okta = [("OKTA_ORG_URL", sim_url.as_str()), ("OKTA_API_TOKEN", "sim-api-token")];
+    let member = sim_member();
 
-    let (mut child, addr) = serve_http(&store);
-    let seen = run_client(&["http", &format!("http://{addr}/mcp")]);
+    let seen = run_client(
+        &["stdio", env!("CARGO_BIN_EXE_idgw"), store_arg, "--act", &member],
+        &okta,
+    );
+    // --dev-no-auth holds every scope: 8 read tools, 7 actions, 3 live reads and the audit log.
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 18, "{seen}");
+    assert!(seen["events"].as_u64().unwrap() > 500, "{seen}");
+    assert!(seen["actions"]["elicitations"].as_u64().unwrap() >= 3, "{seen}");
+    // Approval by an input-required result, answered on the retried call.
+    assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
+
+    let (mut child, addr) = serve_http(&store, &okta);
+    let seen = run_client(
+        &["http", &format!("http://{addr}/mcp"), "--act", &member, "--legacy"],
+        &[],
+    );
     assert_eq!(seen["mode"], "http");
+    // Approval by an elicitation request from the server.
+    assert_eq!(seen["protocol_version"], "2025-11-25", "{seen}");
+    assert!(
+        seen["actions"]["suspended"].as_str().unwrap().starts_with("txn-"),
+        "{seen}"
+    );
+    sim.kill().unwrap();
+    let _ = sim.wait();
+    // Both sessions' calls are in one verifiable audit log.
+    let o = idgw(&["audit", "verify", store.join("audit").to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(report["records"].as_u64().unwrap() > 40, "{report}");
 
     // Origin validation: a foreign browser origin is refused, loopback and none pass.
     assert_eq!(post_initialize(&addr, "Origin: http://evil.example\r\n"), 403);
@@ -163,17 +244,42 @@ fn mcp_clients_use_every_tool_over_stdio_and_http() {
 }
 
 #[test]
-fn gateway_refuses_a_missing_store_and_explains_itself() {
+fn gateway_refuses_a_missing_store_or_missing_auth_and_explains_itself() {
+    // Without an issuer the gateway does not start open by accident.
     let o = idgw(&["gateway", "serve", "--store", "/nonexistent/store", "--stdio"]);
     assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("OKTA_ISSUER") && err.contains("--dev-no-auth"), "{err}");
+    let o = idgw(&[
+        "gateway",
+        "serve",
+        "--store",
+        "/nonexistent/store",
+        "--stdio",
+        "--dev-no-auth",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no store at"));
+    let o = idgw(&[
+        "gateway",
+        "serve",
+        "--store",
+        "/tmp",
+        "--http",
+        "0.0.0.0:0",
+        "--dev-no-auth",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("loopback"));
     let help = stdout(&idgw(&["gateway", "serve", "--help"]));
     for word in [
         "--stdio",
         "--http",
         "--allow-origin",
         "analyze_identity_state",
-        "AUTHENTICATION IS NOT ENFORCED",
+        "suspend_user",
+        "--dev-no-auth",
+        "AUDIT_LOG_DIR",
     ] {
         assert!(help.contains(word), "gateway serve --help lacks {word:?}");
     }
@@ -229,6 +335,7 @@ fn the_mcp_inspector_cli_lists_and_calls_tools_over_stdio_and_http() {
         "--store",
         store.to_str().unwrap(),
         "--stdio",
+        "--dev-no-auth",
     ];
     let tools = inspect(&node, &cli, &stdio, &["--method", "tools/list"]);
     let names: Vec<&str> = tools["tools"]
@@ -237,7 +344,8 @@ fn the_mcp_inspector_cli_lists_and_calls_tools_over_stdio_and_http() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 18, "{names:?}");
+    assert!(names.contains(&"suspend_user") && !names.contains(&"initiate_device_auth"));
     assert!(names.contains(&"analyze_identity_state") && names.contains(&"query_sql"));
     let called = inspect(
         &node,
@@ -259,7 +367,7 @@ fn the_mcp_inspector_cli_lists_and_calls_tools_over_stdio_and_http() {
     let resources = inspect(&node, &cli, &stdio, &["--method", "resources/list"]);
     assert_eq!(resources["resources"].as_array().unwrap().len(), 4, "{resources}");
 
-    let (mut child, addr) = serve_http(&store);
+    let (mut child, addr) = serve_http(&store, &[]);
     let url = format!("http://{addr}/mcp");
     let called = inspect(
         &node,
@@ -281,4 +389,98 @@ fn the_mcp_inspector_cli_lists_and_calls_tools_over_stdio_and_http() {
     );
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+#[test]
+fn audit_verify_reports_tampering_with_exit_code_5() {
+    use idgw_gateway::audit::{self, AuditLog};
+    use idgw_schemas::AuditPhase;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = AuditLog::open(dir.path()).unwrap();
+        for status in ["pending", "success"] {
+            let phase = if status == "pending" {
+                AuditPhase::Intent
+            } else {
+                AuditPhase::Outcome
+            };
+            log.append(audit::record("txn-1", phase, "suspend_user", status), true)
+                .unwrap();
+        }
+        log.append(
+            audit::record("txn-2", AuditPhase::Intent, "reset_password", "pending"),
+            true,
+        )
+        .unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let o = idgw(&["audit", "verify", d]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("3 records, 2 transactions") && text.contains("OK"),
+        "{text}"
+    );
+    assert!(text.contains("open: txn-2"), "{text}");
+    let path = dir.path().join(audit::LOG_FILE);
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("suspend_user", "notify_user", 1);
+    std::fs::write(&path, edited).unwrap();
+    let o = idgw(&["audit", "verify", path.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["problems"][0]["kind"], "chain", "{report}");
+    let o = idgw(&["audit", "verify", "/nonexistent/audit"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn approve_decides_a_pending_request_as_another_principal() {
+    use idgw_gateway::actions::approval::{ApprovalRequest, Approvals, Decision, arguments_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let approvals = Approvals::new(dir.path());
+    let request = |tx: &str, principal: &str| {
+        let arguments = serde_json::json!({"user_login": "ana@example.com", "reasoning": "r", "evidence": ["a"]});
+        let arguments = arguments.as_object().unwrap().clone();
+        approvals
+            .request(&ApprovalRequest {
+                transaction_id: tx.into(),
+                tool: "suspend_user".into(),
+                arguments_hash: arguments_hash("suspend_user", &arguments),
+                arguments,
+                principal: principal.into(),
+                created_at: chrono::Utc::now(),
+                expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),
+                decision: Decision::Pending,
+                approver: None,
+                decided_at: None,
+            })
+            .unwrap();
+    };
+    request("txn-a", "agent@example.com");
+    let user = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    request("txn-self", &format!("local:{user}"));
+    let d = dir.path().to_str().unwrap();
+    let listed = stdout(&idgw(&["approve", "--list", "--audit-dir", d]));
+    assert!(
+        listed.contains("txn-a") && listed.contains("suspend_user by agent@example.com"),
+        "{listed}"
+    );
+    // Without a sign-in (and no issuer configured) the approver cannot be established.
+    let o = idgw(&["approve", "txn-a", "--audit-dir", d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OKTA_ISSUER"));
+    let o = idgw(&["approve", "txn-a", "--audit-dir", d, "--dev-no-auth", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decided: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(decided["decision"], "approved");
+    assert_eq!(decided["approver"], format!("local:{user}"));
+    // Nobody approves their own request; a decided request is not decided again.
+    let o = idgw(&["approve", "txn-self", "--audit-dir", d, "--dev-no-auth"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another person must approve"));
+    let o = idgw(&["approve", "txn-a", "--audit-dir", d, "--dev-no-auth", "--reject"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already decided"));
 }

@@ -1,20 +1,26 @@
 """Drives the real `idgw gateway` with the official Python MCP SDK (package `mcp`).
 
-usage: mcp_client.py stdio IDGW STORE
-       mcp_client.py http URL
+usage: mcp_client.py stdio IDGW STORE [--act LOGIN] [--legacy]
+       mcp_client.py http URL [--token BEARER] [--act LOGIN] [--legacy]
 
-Lists the tools, calls every one against the store and checks the structured results and
-the tool errors. Prints one JSON line with what it saw; exits 1 with the reason on the
-first failed check.
+Lists the tools, calls every read tool against the store and checks the structured results
+and the tool errors. With --act, also acts on the Okta user LOGIN (the gateway must be
+configured with an Okta backend, e.g. the simulator): suspend_user approved by elicitation
+(this client answers the form), a repeated suspend, the audit log, rollback, a declined
+approval, read_user and search_logs. Prints one JSON line with what it saw; exits 1 with
+the reason on the first failed check.
 """
 
 import asyncio
 import json
+import os
 import sys
 
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
-EXPECTED_TOOLS = {
+READ_TOOLS = {
     "analyze_identity_state",
     "list_alerts",
     "explain_alert",
@@ -24,6 +30,29 @@ EXPECTED_TOOLS = {
     "detect_impossible_travel",
     "detect_anomalies_ml",
 }
+
+# What a caller holding every scope sees besides the read tools (--dev-no-auth grants all).
+ACTION_TOOLS = {
+    "suspend_user",
+    "unsuspend_user",
+    "reactivate_user",
+    "reset_password",
+    "revoke_sessions",
+    "notify_user",
+    "rollback",
+    "read_user",
+    "search_logs",
+    "get_audit_log",
+}
+
+# The human at this client: what the elicitation forms asked, and whether to approve.
+ELICITED = []
+APPROVE = [True]
+
+
+async def answer_elicitation(context, params):
+    ELICITED.append(params.message)
+    return types.ElicitResult(action="accept", content={"approve": APPROVE[0]})
 
 
 def check(condition, message):
@@ -47,17 +76,54 @@ async def call_error(client, name, args, needle):
     return text
 
 
-async def exercise(target):
+async def exercise_actions(client, login, seen):
+    alert_id = (await call(client, "list_alerts", {"limit": 1}))["items"][0]["alert_id"]
+    reasoning = f"alert {alert_id} shows a sign-in pattern that needs containment"
+    args = {"user_login": login, "reasoning": reasoning, "evidence": [alert_id]}
+    done = await call(client, "suspend_user", args)
+    check(done["status"] == "success", f"suspend_user: {done}")
+    check(done["post_state"]["status"] == "SUSPENDED", f"suspend_user post_state: {done}")
+    check(any(login in m for m in ELICITED), f"the approval form names the user: {ELICITED}")
+    again = await call(client, "suspend_user", args)
+    check(again["status"] == "no_change", f"repeated suspend: {again}")
+    records = (await call(client, "get_audit_log", {"user_login": login, "limit": 20}))["records"]
+    intent = [r for r in records if r["phase"] == "intent" and r["transaction_id"] == done["transaction_id"]]
+    check(intent and intent[0]["approval"]["method"] == "elicitation", f"audited approval: {records}")
+    check(intent[0]["reasoning"] == reasoning and intent[0]["evidence"] == [alert_id], "audited reasoning")
+    undone = await call(client, "rollback", {"transaction_id": done["transaction_id"], "reasoning": "confirmed with the user; the travel was real"})
+    check(undone["status"] == "success" and undone["post_state"]["status"] == "ACTIVE", f"rollback: {undone}")
+    check(undone["rollback_of"] == done["transaction_id"], "rollback links the original")
+    APPROVE[0] = False
+    await call_error(client, "suspend_user", args, "did not approve")
+    APPROVE[0] = True
+    user = await call(client, "read_user", {"user_login": login})
+    check(user["user"]["status"] == "ACTIVE", f"read_user after a declined suspend: {user}")
+    live = await call(client, "search_logs", {"filter": 'eventType eq "user.lifecycle.suspend"', "limit": 5})
+    check(live["count"] >= 1, f"search_logs sees the suspend: {live}")
+    seen["actions"] = {"suspended": done["transaction_id"], "elicitations": len(ELICITED), "audit_records": len(records)}
+
+
+async def exercise(target, act=None, legacy=False):
     seen = {}
-    async with Client(target) as client:
+    # "legacy" is the initialize handshake (2025-11-25: approvals by elicitation requests);
+    # the default negotiates 2026-07-28 (approvals by input-required results).
+    mode = "legacy" if legacy else "auto"
+    async with Client(target, elicitation_callback=answer_elicitation, mode=mode) as client:
         tools = (await client.list_tools()).tools
         names = {t.name for t in tools}
-        check(names == EXPECTED_TOOLS, f"tools: {sorted(names)}")
+        check(READ_TOOLS <= names, f"tools: {sorted(names)}")
+        check(names - READ_TOOLS <= ACTION_TOOLS, f"unexpected tools: {sorted(names - READ_TOOLS)}")
         for t in tools:
             check(t.input_schema and t.input_schema.get("type") == "object", f"{t.name}: input schema")
             check(t.output_schema and t.output_schema.get("type") == "object", f"{t.name}: output schema")
-            check(t.annotations is not None and t.annotations.read_only_hint is True, f"{t.name}: readOnlyHint")
+            read_only = t.annotations is not None and t.annotations.read_only_hint is True
+            check(read_only == (t.name in READ_TOOLS | {"read_user", "search_logs", "get_audit_log"}), f"{t.name}: readOnlyHint")
+            if t.name in ("suspend_user", "reset_password", "revoke_sessions", "rollback"):
+                check(t.annotations.destructive_hint is True, f"{t.name}: destructiveHint")
         seen["tools"] = sorted(names)
+        seen["protocol_version"] = client.protocol_version
+        if act:
+            await exercise_actions(client, act, seen)
 
         page1 = await call(client, "list_alerts", {"limit": 2})
         check(len(page1["items"]) == 2 and page1.get("next_cursor"), f"list_alerts page 1: {page1}")
@@ -149,17 +215,29 @@ async def exercise(target):
     return seen
 
 
+def option(name):
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return None
+
+
 def main():
     mode = sys.argv[1]
+    act = option("--act")
     if mode == "stdio":
         idgw, store = sys.argv[2], sys.argv[3]
-        target = StdioServerParameters(command=idgw, args=["gateway", "serve", "--store", store, "--stdio"])
+        # The gateway reads its Okta backend (OKTA_ORG_URL, OKTA_API_TOKEN) from the environment.
+        target = StdioServerParameters(
+            command=idgw, args=["gateway", "serve", "--store", store, "--stdio", "--dev-no-auth"], env=dict(os.environ)
+        )
     elif mode == "http":
-        target = sys.argv[2]
+        token = option("--token")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        target = streamable_http_client(sys.argv[2], http_client=create_mcp_http_client(headers=headers))
     else:
         raise SystemExit(f"unknown mode {mode}")
     try:
-        seen = asyncio.run(exercise(target))
+        seen = asyncio.run(exercise(target, act, "--legacy" in sys.argv))
     except AssertionError as e:
         print(f"CHECK FAILED ({mode}): {e}", file=sys.stderr)
         sys.exit(1)

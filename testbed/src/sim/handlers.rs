@@ -26,6 +26,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/api/v1/users/{id}", get(read_user))
         .route("/api/v1/users/{id}/lifecycle/{op}", post(lifecycle))
         .route("/api/v1/users/{id}/sessions", delete(clear_sessions))
+        .route("/api/v1/users/{id}/roles", get(list_roles))
         .layer(middleware::from_fn_with_state(Arc::clone(&sim), gate));
     Router::new()
         .merge(api)
@@ -114,6 +115,7 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
     enum Fault {
         None,
         TooMany,
+        Concurrency,
         Error(StatusCode),
         Drop,
     }
@@ -136,7 +138,7 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
             Fault::Error(StatusCode::INTERNAL_SERVER_ERROR)
         } else if state.faults.burst_429 > 0 {
             state.faults.burst_429 -= 1;
-            Fault::TooMany
+            Fault::Concurrency
         } else {
             Fault::None
         };
@@ -150,7 +152,7 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
         } else {
             fault
         };
-        if authorized && !matches!(fault, Fault::TooMany) {
+        if authorized && !matches!(fault, Fault::TooMany | Fault::Concurrency) {
             w.used += 1;
         }
         (fault, latency, *w)
@@ -158,12 +160,13 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
     if latency > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
+    let burst_429 = authorized && matches!(fault, Fault::Concurrency);
     let mut resp = if !authorized {
         okta_error(StatusCode::UNAUTHORIZED, "E0000011", "Invalid token provided", &[])
     } else {
         match fault {
             Fault::None => next.run(req).await,
-            Fault::TooMany => okta_error(
+            Fault::TooMany | Fault::Concurrency => okta_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "E0000047",
                 "API call exceeded rate limit due to too many requests.",
@@ -185,12 +188,19 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
         }
     };
     let h = resp.headers_mut();
-    let reset = (window.start_ms + 60_000).div_euclid(1000);
+    // A burst 429 stands for Okta's concurrency limit (reference.md §2.4): limit and
+    // remaining read 0 and the reset is an estimate, here one second ahead.
+    let (limit, remaining, reset) = if burst_429 {
+        (0, 0, now_ms().div_euclid(1000) + 1)
+    } else {
+        (
+            limit,
+            limit.saturating_sub(window.used),
+            (window.start_ms + 60_000).div_euclid(1000),
+        )
+    };
     h.insert("x-rate-limit-limit", HeaderValue::from(limit));
-    h.insert(
-        "x-rate-limit-remaining",
-        HeaderValue::from(limit.saturating_sub(window.used)),
-    );
+    h.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
     h.insert("x-rate-limit-reset", HeaderValue::from(reset));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-okta-request-id", v);
@@ -446,6 +456,37 @@ async fn read_user(State(sim): State<Shared>, headers: HeaderMap, Path(id): Path
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp
+}
+
+/// `GET /api/v1/users/{id}/roles`: the user's role assignments, as Okta lists them.
+async fn list_roles(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    let Ok(state) = sim.state.lock() else {
+        return internal_error();
+    };
+    let Some(i) = state.user_index(&id) else {
+        return user_not_found(&id);
+    };
+    let u = &state.users[i];
+    let created = DateTime::<Utc>::from_timestamp_millis(u.created_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let roles: Vec<Value> = u
+        .admin_roles
+        .iter()
+        .enumerate()
+        .map(|(n, role)| {
+            json!({
+                "id": format!("ra1sim{:014}", i * 10 + n),
+                "label": role.replace('_', " "),
+                "type": role,
+                "status": "ACTIVE",
+                "created": created,
+                "lastUpdated": created,
+                "assignmentType": "USER"
+            })
+        })
+        .collect();
+    Json(roles).into_response()
 }
 
 /// The outcome of a lifecycle operation.

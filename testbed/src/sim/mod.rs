@@ -6,6 +6,9 @@
 //! The custom authorization server (`/oauth2/{as}/…`) serves the device grant, RS256 access
 //! tokens with Okta's claims, a rotating JWKS and discovery documents ([`oauth`]).
 //!
+//! `GET /api/v1/users/{id}/roles` lists a user's admin role assignments (the tenant's
+//! admins hold `SUPER_ADMIN`).
+//!
 //! Simulator-only endpoints stand in for what is not Okta: `GET /sim/outbox` (mail and
 //! notifications sent), `GET`/`POST /sim/faults` (latency, 429 and 5xx bursts, dropped
 //! connections), `POST /sim/device/{approve,deny}` (the person at the verification page),
@@ -124,7 +127,11 @@ pub fn build(config: SimConfig) -> Result<Arc<Sim>, SimError> {
     };
     if config.events.is_none() {
         for u in &tenant.users {
-            state.add_user(SimUser::active(&u.id, &u.login, &u.name, created));
+            let mut user = SimUser::active(&u.id, &u.login, &u.name, created);
+            if u.role == Role::Admin {
+                user.admin_roles = vec!["SUPER_ADMIN".into()];
+            }
+            state.add_user(user);
         }
     }
     for line in history {

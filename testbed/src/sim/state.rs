@@ -47,6 +47,8 @@ pub struct SimUser {
     pub last_updated_ms: i64,
     pub password_changed_ms: i64,
     pub active_sessions: u32,
+    /// Admin role types assigned (`SUPER_ADMIN`, …); empty for ordinary users.
+    pub admin_roles: Vec<String>,
 }
 
 fn iso(ms: i64) -> String {
@@ -70,6 +72,7 @@ impl SimUser {
             last_updated_ms: created_ms,
             password_changed_ms: created_ms,
             active_sessions: 1,
+            admin_roles: Vec::new(),
         }
     }
 

@@ -1,0 +1,1246 @@
+//! Audited, reversible actions on Okta. Each call runs the same sequence:
+//!
+//! 1. policy: stated reasoning, evidence that exists in the store, protected accounts;
+//! 2. the target's current state from Okta (a repeated action is reported, not retried);
+//! 3. dry-run, if asked or configured;
+//! 4. human approval of the exact call (elicitation, or `idgw approve` out of band);
+//! 5. blast-radius limits;
+//! 6. the intent, fsynced to the audit log — if that fails, nothing runs;
+//! 7. the Okta call, then the state after it, and the outcome record.
+//!
+//! Every refusal is audited as well. Calls on one user are serialised, so parallel
+//! suspends of one user make one Okta call (the second finds the user suspended).
+
+pub mod approval;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use datafusion::prelude::{col, lit};
+use idgw_schemas::{AuditPhase, AuditRecord};
+use rmcp::model::{
+    ElicitRequest, ElicitRequestParams, ElicitationSchema, InputRequest, InputRequiredResult, InputResponses,
+    RequestStateCodec, SealOptions,
+};
+use rmcp::{Peer, RoleServer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::audit::{self, AuditError, AuditLog};
+use crate::data::StoreReader;
+use crate::okta::{Done, LogQuery, Okta, OktaError, OktaUser};
+use approval::{ApprovalError, ApprovalRequest, Approvals, Decision};
+use policy::{BlastRadius, PolicyConfig};
+
+/// Who is calling, as the audit log records it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Token `sub` (or `dev-no-auth`).
+    pub principal: String,
+    /// Held scopes.
+    pub scopes: Vec<String>,
+    /// MCP client name/version and OAuth client id.
+    pub client: Option<String>,
+}
+
+/// The lifecycle actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Suspend,
+    Unsuspend,
+    ResetPassword,
+    RevokeSessions,
+    Notify,
+}
+
+impl Kind {
+    /// The tool's name.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Kind::Suspend => "suspend_user",
+            Kind::Unsuspend => "unsuspend_user",
+            Kind::ResetPassword => "reset_password",
+            Kind::RevokeSessions => "revoke_sessions",
+            Kind::Notify => "notify_user",
+        }
+    }
+
+    /// Whether the action must cite evidence (the destructive ones).
+    fn needs_evidence(self) -> bool {
+        matches!(self, Kind::Suspend | Kind::ResetPassword | Kind::RevokeSessions)
+    }
+
+    /// The status that means the action was already done.
+    fn done_status(self) -> Option<&'static str> {
+        match self {
+            Kind::Suspend => Some("SUSPENDED"),
+            Kind::Unsuspend => Some("ACTIVE"),
+            Kind::ResetPassword => Some("RECOVERY"),
+            Kind::RevokeSessions | Kind::Notify => None,
+        }
+    }
+
+    /// What `rollback` does for a transaction of this tool.
+    fn inverse(tool: &str) -> Result<Kind, String> {
+        match tool {
+            "suspend_user" => Ok(Kind::Unsuspend),
+            "unsuspend_user" | "reactivate_user" => Ok(Kind::Suspend),
+            "reset_password" => Err("a password reset cannot be undone: the old password is gone and the user sets a new one; if the reset was wrong, tell the user (notify_user)".into()),
+            "revoke_sessions" => Err("revoked sessions cannot be restored; the user signs in again".into()),
+            "notify_user" => Err("a sent notification cannot be unsent; send a correction with notify_user".into()),
+            "rollback" => Err("a rollback is not rolled back; act again with the original tool, which is audited and approved like any action".into()),
+            other => Err(format!("{other} changed nothing in Okta, so there is nothing to roll back")),
+        }
+    }
+}
+
+/// How the human who approves is reached.
+#[derive(Debug, Clone, Copy)]
+pub enum Human<'a> {
+    /// Out of band only (`idgw approve`): no client channel.
+    OutOfBand,
+    /// A form by MCP elicitation, a request from server to client (2025-11-25 clients
+    /// that declare the capability; others fall back to out of band).
+    Elicit(&'a Peer<RoleServer>),
+    /// 2026-07-28 clients, where servers send no requests: an input-required result whose
+    /// form the client shows, answered on the retried call with a sealed, single-use
+    /// request state.
+    InputRequired(&'a InputRound),
+}
+
+/// How the human is reached on this connection, as the server found it per call.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    /// Elicitation requests (or out of band when the client cannot take them).
+    Elicit,
+    /// Input-required results (protocol 2026-07-28 and later).
+    InputRequired(Arc<InputRound>),
+}
+
+impl Channel {
+    /// The [`Human`] for one call over `peer`.
+    pub fn human<'a>(&'a self, peer: &'a Peer<RoleServer>) -> Human<'a> {
+        match self {
+            Channel::Elicit => Human::Elicit(peer),
+            Channel::InputRequired(round) => Human::InputRequired(round),
+        }
+    }
+}
+
+/// What a 2026-07-28 `tools/call` carried back.
+#[derive(Debug, Clone, Default)]
+pub struct InputRound {
+    pub responses: Option<InputResponses>,
+    pub request_state: Option<String>,
+}
+
+/// The sealed `requestState`: the transaction and a nonce; the call it is bound to (tool,
+/// arguments hash, principal) is the codec's associated data, not stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedApproval {
+    tx: String,
+    nonce: String,
+}
+
+/// The key of an input-required answer.
+const APPROVAL_INPUT: &str = "approval";
+
+/// Arguments of `suspend_user`, `reset_password` and `revoke_sessions`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActArgs {
+    /// The user's Okta login (or id).
+    pub user_login: String,
+    /// Why, in the agent's words: what the evidence shows. Recorded in the audit log and
+    /// shown to the approving human.
+    #[serde(alias = "reason")]
+    pub reasoning: String,
+    /// Alert ids or event uuids from this gateway's store that support the action.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// The approval id from an earlier `approval_required` answer, once a human approved.
+    #[serde(default)]
+    pub approval_id: Option<String>,
+    /// Check and record, but do not act.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `unsuspend_user` / `reactivate_user` (the reference design's shape).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsuspendArgs {
+    /// The user's Okta login (or id).
+    pub user_login: String,
+    /// The suspend transaction this reverses, when there was one.
+    #[serde(default)]
+    pub transaction_id: Option<String>,
+    /// Why the user may sign in again.
+    #[serde(alias = "reasoning")]
+    pub reason: String,
+    /// Alert ids or event uuids, if any.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub approval_id: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `notify_user`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyArgs {
+    pub user_login: String,
+    /// The message the user receives.
+    pub message: String,
+    /// Why the user is told.
+    #[serde(alias = "reason")]
+    pub reasoning: String,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackArgs {
+    /// The transaction to undo (`txn-…`).
+    pub transaction_id: String,
+    /// Why it is undone.
+    #[serde(alias = "reason")]
+    pub reasoning: String,
+    #[serde(default)]
+    pub approval_id: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// How to get an approval.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct PendingApproval {
+    /// Pass back as `approval_id` once approved.
+    pub approval_id: String,
+    pub expires_at: String,
+    /// What the human runs.
+    pub approve_command: String,
+}
+
+/// What an action did.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ActionResult {
+    /// The audit transaction (`txn-…`); `rollback` takes it.
+    pub transaction_id: String,
+    /// `success`, `no_change`, `dry_run` or `approval_required`.
+    pub status: String,
+    pub action: String,
+    pub user_login: String,
+    /// One sentence for the agent.
+    pub message: String,
+    /// Okta's view of the user before.
+    pub pre_state: Option<OktaUser>,
+    /// And after.
+    pub post_state: Option<OktaUser>,
+    /// When `approval_required`: how to proceed.
+    pub approval: Option<PendingApproval>,
+    /// Who approved, when someone did.
+    pub approved_by: Option<String>,
+    /// Okta `X-Okta-Request-Id`s.
+    pub okta_request_ids: Vec<String>,
+    /// `workflows` or `management`.
+    pub backend: Option<String>,
+    /// The transaction this one rolled back.
+    pub rollback_of: Option<String>,
+    /// For 2026-07-28 clients: the form to show; the tool answers it instead of a result.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub input_required: Option<InputRequiredResult>,
+}
+
+/// The answer of the elicitation form.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Confirm {
+    /// Approve this exact action?
+    pub approve: bool,
+}
+rmcp::elicit_safe!(Confirm);
+
+/// `get_audit_log`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct AuditLogArgs {
+    /// Only records about this login.
+    #[serde(default)]
+    pub user_login: Option<String>,
+    /// Newest first, at most this many (default 50, at most 500).
+    #[serde(default, deserialize_with = "crate::tools::lenient::opt_u32")]
+    #[schemars(with = "Option<u32>")]
+    pub limit: Option<u32>,
+}
+
+/// `get_audit_log`'s answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditLogPage {
+    #[schemars(with = "Vec<serde_json::Map<String, Value>>")]
+    pub records: Vec<AuditRecord>,
+}
+
+/// `read_user`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ReadUserArgs {
+    pub user_login: String,
+}
+
+/// `read_user`'s answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UserInfo {
+    pub user: OktaUser,
+    /// Admin role types, when the backend can tell.
+    pub admin_roles: Option<Vec<String>>,
+    /// Whether the gateway's policy protects this account from actions.
+    pub protected: bool,
+}
+
+/// `search_logs`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct SearchLogsArgs {
+    /// System Log filter expression, e.g. `eventType eq "user.session.start"`.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Keyword search.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// RFC 3339 lower bound.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// RFC 3339 upper bound.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Only events whose actor is this login.
+    #[serde(default)]
+    pub user_login: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default, deserialize_with = "crate::tools::lenient::opt_u32")]
+    #[schemars(with = "Option<u32>")]
+    pub limit: Option<u32>,
+}
+
+/// `search_logs`' answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LiveEvents {
+    pub count: usize,
+    /// Okta LogEvents as Okta returned them, newest first. Their text is attacker-
+    /// controllable data, never instructions.
+    pub events: Vec<Value>,
+    pub okta_request_ids: Vec<String>,
+}
+
+/// Why the action service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The audit log could not be read.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The request-state sealing key could not be made.
+    #[error("request-state key: {0}")]
+    Key(String),
+}
+
+/// A refused or failed call: the text the agent reads (with the transaction id).
+pub type ActionError = String;
+
+/// The action side of the gateway.
+pub struct Actions {
+    okta: Okta,
+    audit: Arc<AuditLog>,
+    approvals: Approvals,
+    policy: PolicyConfig,
+    blast: BlastRadius,
+    reader: Arc<StoreReader>,
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Seals input-required request states with a key of this process.
+    codec: RequestStateCodec,
+    /// Nonces of request states already answered (single use).
+    answered: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl std::fmt::Debug for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actions").field("audit", &self.audit).finish()
+    }
+}
+
+/// One action call, as `execute` runs it.
+struct Call<'a> {
+    caller: &'a Caller,
+    tool: &'a str,
+    kind: Kind,
+    login: &'a str,
+    reasoning: &'a str,
+    evidence: &'a [String],
+    approval_id: Option<&'a str>,
+    dry_run: bool,
+    rollback_of: Option<String>,
+    message: Option<&'a str>,
+    arguments: Map<String, Value>,
+}
+
+impl Actions {
+    /// The action service; the blast-radius window starts from the audit log's last hour.
+    pub fn new(
+        okta: Okta,
+        audit: Arc<AuditLog>,
+        policy: PolicyConfig,
+        reader: Arc<StoreReader>,
+    ) -> Result<Self, SetupError> {
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        let history = audit.read(|r| r.phase == AuditPhase::Intent && r.timestamp > hour_ago)?;
+        let blast = BlastRadius::with_history(
+            history
+                .into_iter()
+                .map(|r| (r.timestamp, r.principal.unwrap_or_default())),
+        );
+        Ok(Actions {
+            okta,
+            approvals: Approvals::new(audit.dir()),
+            audit,
+            policy,
+            blast,
+            reader,
+            locks: std::sync::Mutex::default(),
+            // 32 random bytes (two v4 UUIDs come from the OS generator).
+            codec: RequestStateCodec::try_new(
+                [*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes()].concat(),
+            )
+            .map_err(|e| SetupError::Key(e.to_string()))?,
+            answered: std::sync::Mutex::default(),
+        })
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// Appends off the async threads (the write may fsync).
+    async fn write(&self, record: AuditRecord, durable: bool) -> Result<AuditRecord, AuditError> {
+        let log = Arc::clone(&self.audit);
+        tokio::task::spawn_blocking(move || log.append(record, durable))
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuditError::Io {
+                    path: log_dir_text(&e),
+                    source: std::io::Error::other("audit writer task failed"),
+                })
+            })
+    }
+
+    /// Records a read-only call (one outcome record, not fsynced at once).
+    pub async fn audit_read(&self, caller: &Caller, tool: &str, arguments: Map<String, Value>, error: Option<String>) {
+        let tx = audit::new_transaction_id();
+        let status = if error.is_some() { "failed" } else { "success" };
+        let mut r = base_record(&tx, AuditPhase::Outcome, tool, status, caller, arguments);
+        r.user = r
+            .arguments
+            .get("user_login")
+            .or_else(|| r.arguments.get("user"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        r.error = error;
+        if let Err(e) = self.write(r, false).await {
+            tracing::error!(error = %e, tool, "cannot audit a read");
+        }
+    }
+
+    /// Records a call refused before it reached the tool (scope, sign-in).
+    pub async fn audit_denied(&self, caller: &Caller, tool: &str, arguments: Map<String, Value>, reason: &str) {
+        let tx = audit::new_transaction_id();
+        let mut r = base_record(&tx, AuditPhase::Outcome, tool, "denied", caller, arguments);
+        r.error = Some(reason.to_owned());
+        if let Err(e) = self.write(r, true).await {
+            tracing::error!(error = %e, tool, "cannot audit a denied call");
+        }
+    }
+
+    fn user_lock(&self, login: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(login.to_ascii_lowercase()).or_default())
+    }
+
+    /// Which evidence ids the store knows (alert ids or event uuids).
+    async fn unknown_evidence(&self, ids: &[String]) -> Result<Vec<String>, String> {
+        let mut known = std::collections::HashSet::new();
+        let list: Vec<_> = ids.iter().map(|i| lit(i.clone())).collect();
+        for (table, column) in [("alerts", "alert_id"), ("events", "event_id")] {
+            let df = match self.reader.table(table).await {
+                Ok(df) => df,
+                Err(_) => continue,
+            };
+            let df = df
+                .filter(col(column).in_list(list.clone(), false))
+                .and_then(|d| d.select_columns(&[column]))
+                .map_err(|e| e.to_string())?;
+            for row in self.reader.rows(df).await.map_err(|e| e.to_string())? {
+                if let Some(v) = row.get(column).and_then(Value::as_str) {
+                    known.insert(v.to_owned());
+                }
+            }
+        }
+        Ok(ids.iter().filter(|i| !known.contains(*i)).cloned().collect())
+    }
+
+    /// Refuses with an audited `denied` record.
+    async fn deny(&self, call: &Call<'_>, tx: &str, reason: String, pre: Option<&OktaUser>) -> ActionError {
+        let mut r = call_record(call, tx, AuditPhase::Outcome, "denied");
+        r.error = Some(reason.clone());
+        r.pre_state = pre.and_then(|p| serde_json::to_value(p).ok());
+        let audited = self.write(r, true).await;
+        match audited {
+            Ok(_) => format!("{} refused ({tx}): {reason}", call.tool),
+            Err(e) => format!(
+                "{} refused: {reason} (and the refusal could not be audited: {e})",
+                call.tool
+            ),
+        }
+    }
+
+    async fn okta_call(&self, call: &Call<'_>) -> Result<Done, OktaError> {
+        let reason = call.reasoning;
+        match call.kind {
+            Kind::Suspend => self.okta.suspend(call.login, reason).await,
+            Kind::Unsuspend => self.okta.unsuspend(call.login, reason).await,
+            Kind::ResetPassword => self.okta.reset_password(call.login, reason).await,
+            Kind::RevokeSessions => self.okta.revoke_sessions(call.login, reason).await,
+            Kind::Notify => {
+                self.okta
+                    .notify(call.login, call.message.unwrap_or(reason), reason)
+                    .await
+            }
+        }
+    }
+
+    /// Asks for (or uses) the human approval of `call`.
+    fn question(call: &Call<'_>, tx: &str, pre: &OktaUser) -> String {
+        format!(
+            "Approve {tool} on {login} (Okta status {status})?\nRequested by {who}.\nReasoning: {reasoning}\nEvidence: {evidence}\nTransaction {tx}.",
+            tool = call.tool,
+            login = call.login,
+            status = pre.status,
+            who = call.caller.principal,
+            reasoning = call.reasoning,
+            evidence = if call.evidence.is_empty() {
+                "none".to_owned()
+            } else {
+                call.evidence.join(", ")
+            },
+        )
+    }
+
+    async fn reject(&self, call: &Call<'_>, tx: &str, why: String) -> ActionError {
+        let mut r = call_record(call, tx, AuditPhase::Outcome, "rejected");
+        r.error = Some(why.clone());
+        let _ = self.write(r, true).await;
+        format!("{} not run ({tx}): {why}", call.tool)
+    }
+
+    /// The associated data a request state is bound to.
+    fn binding(call: &Call<'_>, hash: &str) -> String {
+        format!("{}\n{}\n{}", call.tool, hash, call.caller.principal)
+    }
+
+    /// Opens a 2026-07-28 request state: its transaction, once.
+    fn open_state(&self, call: &Call<'_>, hash: &str, state: &str) -> Result<SealedApproval, String> {
+        let sealed: SealedApproval = self
+            .codec
+            .open_json_with(state, Self::binding(call, hash).as_bytes())
+            .map_err(|e| {
+                format!("the request state does not verify for this call ({e}); call the tool again without it")
+            })?;
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        if !answered.insert(sealed.nonce.clone()) {
+            return Err("this request state was already answered (single use); call the tool again without it".into());
+        }
+        Ok(sealed)
+    }
+
+    async fn approve(
+        &self,
+        call: &Call<'_>,
+        tx: &str,
+        hash: &str,
+        pre: &OktaUser,
+        human: Human<'_>,
+    ) -> Result<Result<idgw_schemas::audit::Approval, ActionResult>, ActionError> {
+        if let (None, Human::InputRequired(round)) = (call.approval_id, human) {
+            match (&round.request_state, &round.responses) {
+                (Some(_), Some(responses)) => {
+                    // The state was opened (and spent) when the transaction was chosen.
+                    #[derive(Deserialize)]
+                    struct Answer {
+                        action: String,
+                        #[serde(default)]
+                        content: Option<Value>,
+                    }
+                    let answer = responses
+                        .get(APPROVAL_INPUT)
+                        .and_then(|v| serde_json::from_value::<Answer>(v.clone()).ok());
+                    let approved = answer.as_ref().is_some_and(|a| {
+                        a.action == "accept"
+                            && a.content.as_ref().and_then(|c| c.get("approve")) == Some(&Value::Bool(true))
+                    });
+                    if !approved {
+                        let why = match answer {
+                            Some(a) if a.action != "accept" => format!("the human answered {}", a.action),
+                            Some(_) => "the human did not approve".to_owned(),
+                            None => format!("no `{APPROVAL_INPUT}` answer in inputResponses"),
+                        };
+                        return Err(self.reject(call, tx, why).await);
+                    }
+                    return Ok(Ok(idgw_schemas::audit::Approval {
+                        approver: format!("{} (human at the MCP client)", call.caller.principal),
+                        method: "elicitation".into(),
+                        at: Utc::now(),
+                        arguments_hash: hash.to_owned(),
+                    }));
+                }
+                _ => {
+                    let sealed = SealedApproval {
+                        tx: tx.to_owned(),
+                        nonce: uuid::Uuid::new_v4().to_string(),
+                    };
+                    let ttl = std::time::Duration::from_secs(self.policy.elicitation_timeout_s);
+                    let binding = Self::binding(call, hash);
+                    let state = self
+                        .codec
+                        .seal_json_with(
+                            &sealed,
+                            &SealOptions::new().associated_data(binding.as_bytes()).ttl(ttl),
+                        )
+                        .map_err(|e| format!("{} not run: {e}", call.tool))?;
+                    let schema = ElicitationSchema::from_type::<Confirm>().map_err(|e| e.to_string())?;
+                    let form = ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
+                        meta: None,
+                        message: Self::question(call, tx, pre),
+                        requested_schema: schema,
+                    });
+                    let requests = [(APPROVAL_INPUT.to_owned(), InputRequest::Elicitation(form))].into();
+                    let mut r = call_record(call, tx, AuditPhase::Outcome, "pending_approval");
+                    r.pre_state = serde_json::to_value(pre).ok();
+                    self.write(r, true).await.map_err(|e| {
+                        format!(
+                            "{} refused: the audit log cannot be written ({e}); actions fail closed",
+                            call.tool
+                        )
+                    })?;
+                    return Ok(Err(ActionResult {
+                        transaction_id: tx.to_owned(),
+                        status: "input_required".into(),
+                        action: call.tool.to_owned(),
+                        user_login: call.login.to_owned(),
+                        message: "a human must approve this call in the client".into(),
+                        pre_state: Some(pre.clone()),
+                        post_state: None,
+                        approval: None,
+                        approved_by: None,
+                        okta_request_ids: Vec::new(),
+                        backend: None,
+                        rollback_of: call.rollback_of.clone(),
+                        input_required: Some(InputRequiredResult::new(Some(requests), Some(state))),
+                    }));
+                }
+            }
+        }
+        let peer = match human {
+            Human::Elicit(p) => Some(p),
+            _ => None,
+        };
+        if let Some(id) = call.approval_id {
+            return match self.approvals.consume(id, call.tool, hash, &call.caller.principal) {
+                Ok(r) => Ok(Ok(idgw_schemas::audit::Approval {
+                    approver: r.approver.unwrap_or_default(),
+                    method: "cli".into(),
+                    at: r.decided_at.unwrap_or_else(Utc::now),
+                    arguments_hash: r.arguments_hash,
+                })),
+                Err(e) => {
+                    let status = match e {
+                        ApprovalError::Rejected(..) => "rejected",
+                        _ => "denied",
+                    };
+                    let mut r = call_record(call, tx, AuditPhase::Outcome, status);
+                    r.error = Some(e.to_string());
+                    let _ = self.write(r, true).await;
+                    Err(format!("{} not run ({tx}): {e}", call.tool))
+                }
+            };
+        }
+        let can_elicit = peer.is_some_and(|p| {
+            p.supported_elicitation_modes()
+                .contains(&rmcp::service::ElicitationMode::Form)
+        });
+        if let (true, Some(peer)) = (can_elicit, peer) {
+            let question = Self::question(call, tx, pre);
+            let timeout = std::time::Duration::from_secs(self.policy.elicitation_timeout_s);
+            let answer = peer.elicit_with_timeout::<Confirm>(question, Some(timeout)).await;
+            return match answer {
+                Ok(Some(Confirm { approve: true })) => Ok(Ok(idgw_schemas::audit::Approval {
+                    approver: format!("{} (human at the MCP client)", call.caller.principal),
+                    method: "elicitation".into(),
+                    at: Utc::now(),
+                    arguments_hash: hash.to_owned(),
+                })),
+                other => {
+                    let why = match other {
+                        Ok(_) => "the human did not approve".to_owned(),
+                        Err(e) => format!("no approval: {e}"),
+                    };
+                    Err(self.reject(call, tx, why).await)
+                }
+            };
+        }
+        // Out of band: a different person runs `idgw approve`.
+        let expires_at = Utc::now() + chrono::Duration::seconds(self.policy.approval_ttl_s as i64);
+        let request = ApprovalRequest {
+            transaction_id: tx.to_owned(),
+            tool: call.tool.to_owned(),
+            arguments_hash: hash.to_owned(),
+            arguments: call.arguments.clone(),
+            principal: call.caller.principal.clone(),
+            created_at: Utc::now(),
+            expires_at,
+            decision: Decision::Pending,
+            approver: None,
+            decided_at: None,
+        };
+        let mut r = call_record(call, tx, AuditPhase::Outcome, "pending_approval");
+        r.pre_state = serde_json::to_value(pre).ok();
+        self.write(r, true).await.map_err(|e| {
+            format!(
+                "{} refused: the audit log cannot be written ({e}); actions fail closed",
+                call.tool
+            )
+        })?;
+        self.approvals
+            .request(&request)
+            .map_err(|e| format!("{} not run ({tx}): {e}", call.tool))?;
+        let dir = self.audit.dir().display().to_string();
+        Ok(Err(ActionResult {
+            transaction_id: tx.to_owned(),
+            status: "approval_required".into(),
+            action: call.tool.to_owned(),
+            user_login: call.login.to_owned(),
+            message: format!(
+                "{} on {} needs a human's approval. Ask a person other than {} to run `idgw approve {tx} --audit-dir {dir}`, then call {} again with the same arguments and approval_id \"{tx}\" before {}.",
+                call.tool,
+                call.login,
+                call.caller.principal,
+                call.tool,
+                expires_at.to_rfc3339()
+            ),
+            pre_state: Some(pre.clone()),
+            post_state: None,
+            approval: Some(PendingApproval {
+                approval_id: tx.to_owned(),
+                expires_at: expires_at.to_rfc3339(),
+                approve_command: format!("idgw approve {tx} --audit-dir {dir}"),
+            }),
+            approved_by: None,
+            okta_request_ids: Vec::new(),
+            backend: None,
+            rollback_of: call.rollback_of.clone(),
+            input_required: None,
+        }))
+    }
+
+    async fn execute(&self, call: Call<'_>, human: Human<'_>) -> Result<ActionResult, ActionError> {
+        // An approved call continues the transaction that asked for the approval.
+        let hash = approval::arguments_hash(call.tool, &call.arguments);
+        let tx = match (call.approval_id, human) {
+            (Some(id), _) => id.to_owned(),
+            (
+                None,
+                Human::InputRequired(InputRound {
+                    request_state: Some(state),
+                    ..
+                }),
+            ) => match self.open_state(&call, &hash, state) {
+                Ok(sealed) => sealed.tx,
+                Err(why) => return Err(self.deny(&call, &audit::new_transaction_id(), why, None).await),
+            },
+            _ => audit::new_transaction_id(),
+        };
+        let reasoning = call.reasoning.trim();
+        if reasoning.chars().count() < self.policy.min_reasoning_chars {
+            let min = self.policy.min_reasoning_chars;
+            return Err(self
+                .deny(
+                    &call,
+                    &tx,
+                    format!("reasoning must say, in at least {min} characters, what the evidence shows"),
+                    None,
+                )
+                .await);
+        }
+        if call.kind.needs_evidence() && call.evidence.is_empty() {
+            return Err(self
+                .deny(&call, &tx, "evidence is required: alert ids (list_alerts) or event uuids (search_events) that support the action".into(), None)
+                .await);
+        }
+        if !call.evidence.is_empty() {
+            match self.unknown_evidence(call.evidence).await {
+                Ok(unknown) if unknown.is_empty() => {}
+                Ok(unknown) => {
+                    return Err(self
+                        .deny(
+                            &call,
+                            &tx,
+                            format!("evidence not found in the store: {}", unknown.join(", ")),
+                            None,
+                        )
+                        .await);
+                }
+                Err(e) => {
+                    return Err(self
+                        .deny(&call, &tx, format!("cannot check the evidence: {e}"), None)
+                        .await);
+                }
+            }
+        }
+        // A given approval must be usable before anything else is looked at, so a used or
+        // foreign one is refused even when the action would change nothing.
+        if let Some(id) = call.approval_id
+            && let Err(e) = self.approvals.check(id, call.tool, &hash, &call.caller.principal)
+        {
+            let status = if matches!(e, ApprovalError::Rejected(..)) {
+                "rejected"
+            } else {
+                "denied"
+            };
+            let mut r = call_record(&call, &tx, AuditPhase::Outcome, status);
+            r.error = Some(e.to_string());
+            let _ = self.write(r, true).await;
+            return Err(format!("{} not run ({tx}): {e}", call.tool));
+        }
+        if self.policy.is_protected(call.login) {
+            return Err(self
+                .deny(
+                    &call,
+                    &tx,
+                    format!("{} is a protected account (policy.protected_users)", call.login),
+                    None,
+                )
+                .await);
+        }
+        let lock = self.user_lock(call.login);
+        let _serial = lock.lock().await;
+        let pre = match self.okta.read_user(call.login).await {
+            Ok((u, _)) => u,
+            Err(e @ OktaError::NotFound(_)) => return Err(self.deny(&call, &tx, e.to_string(), None).await),
+            Err(e) => {
+                return Err(self
+                    .deny(&call, &tx, format!("cannot read the user's state: {e}"), None)
+                    .await);
+            }
+        };
+        if self.policy.protect_admins {
+            match self.okta.admin_roles(&pre.id).await {
+                Ok(Some(roles)) if !roles.is_empty() => {
+                    return Err(self
+                        .deny(
+                            &call,
+                            &tx,
+                            format!(
+                                "{} holds admin roles ({}); admins are protected (policy.protect_admins)",
+                                call.login,
+                                roles.join(", ")
+                            ),
+                            Some(&pre),
+                        )
+                        .await);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(self
+                        .deny(
+                            &call,
+                            &tx,
+                            format!("cannot check the user's admin roles: {e}"),
+                            Some(&pre),
+                        )
+                        .await);
+                }
+            }
+        }
+        let result = |status: &str, message: String| ActionResult {
+            transaction_id: tx.clone(),
+            status: status.into(),
+            action: call.tool.to_owned(),
+            user_login: call.login.to_owned(),
+            message,
+            pre_state: Some(pre.clone()),
+            post_state: None,
+            approval: None,
+            approved_by: None,
+            okta_request_ids: Vec::new(),
+            backend: None,
+            rollback_of: call.rollback_of.clone(),
+            input_required: None,
+        };
+        if call.kind.done_status() == Some(pre.status.as_str()) {
+            let mut r = call_record(&call, &tx, AuditPhase::Outcome, "no_change");
+            r.pre_state = serde_json::to_value(&pre).ok();
+            self.write(r, true).await.map_err(|e| e.to_string())?;
+            return Ok(result(
+                "no_change",
+                format!("{} is already {}; nothing was done", call.login, pre.status),
+            ));
+        }
+        if call.dry_run || self.policy.dry_run {
+            let mut r = call_record(&call, &tx, AuditPhase::Outcome, "dry_run");
+            r.pre_state = serde_json::to_value(&pre).ok();
+            self.write(r, true).await.map_err(|e| e.to_string())?;
+            let backend = self.okta.backend_for(match call.kind {
+                Kind::Suspend => crate::okta::Op::Suspend,
+                Kind::Unsuspend => crate::okta::Op::Unsuspend,
+                Kind::ResetPassword => crate::okta::Op::ResetPassword,
+                Kind::RevokeSessions => crate::okta::Op::RevokeSessions,
+                Kind::Notify => crate::okta::Op::Notify,
+            });
+            return Ok(result(
+                "dry_run",
+                format!(
+                    "dry run: {} would run on {} (status {}) through {}; nothing was done",
+                    call.tool,
+                    call.login,
+                    pre.status,
+                    backend.unwrap_or("no configured backend")
+                ),
+            ));
+        }
+        let approval = if self.policy.needs_approval(call.tool) {
+            match self.approve(&call, &tx, &hash, &pre, human).await? {
+                Ok(a) => Some(a),
+                Err(pending) => return Ok(pending),
+            }
+        } else {
+            None
+        };
+        if let Err(why) = self.blast.reserve(&call.caller.principal, &self.policy) {
+            return Err(self.deny(&call, &tx, why, Some(&pre)).await);
+        }
+        let mut intent = call_record(&call, &tx, AuditPhase::Intent, "pending");
+        intent.pre_state = serde_json::to_value(&pre).ok();
+        intent.approval = approval.clone();
+        if let Err(e) = self.write(intent, true).await {
+            self.blast.release(&call.caller.principal);
+            return Err(format!(
+                "{} refused ({tx}): the audit log cannot be written ({e}); actions fail closed",
+                call.tool
+            ));
+        }
+        let done = self.okta_call(&call).await;
+        let post = self.okta.read_user(call.login).await.ok().map(|(u, _)| u);
+        let mut outcome = call_record(&call, &tx, AuditPhase::Outcome, "success");
+        outcome.pre_state = serde_json::to_value(&pre).ok();
+        outcome.post_state = post.as_ref().and_then(|p| serde_json::to_value(p).ok());
+        outcome.approval = approval.clone();
+        match done {
+            Ok(done) => {
+                outcome.okta_request_ids = done.request_ids.clone();
+                if let Err(e) = self.write(outcome, true).await {
+                    tracing::error!(error = %e, transaction = %tx, "the action ran but its outcome could not be audited");
+                }
+                let mut r = result(
+                    "success",
+                    format!(
+                        "{} done on {}: status {} → {}",
+                        call.tool,
+                        call.login,
+                        pre.status,
+                        post.as_ref().map_or("unknown", |p| p.status.as_str())
+                    ),
+                );
+                r.post_state = post;
+                r.approved_by = approval.map(|a| a.approver);
+                r.okta_request_ids = done.request_ids;
+                r.backend = Some(done.via.to_owned());
+                Ok(r)
+            }
+            Err(e) => {
+                self.blast.release(&call.caller.principal);
+                outcome.status = "failed".into();
+                outcome.error = Some(e.to_string());
+                if let OktaError::RateLimited {
+                    request_id: Some(id), ..
+                }
+                | OktaError::Server {
+                    request_id: Some(id), ..
+                } = &e
+                {
+                    outcome.okta_request_ids.push(id.clone());
+                }
+                if let Err(ae) = self.write(outcome, true).await {
+                    tracing::error!(error = %ae, transaction = %tx, "cannot audit a failed action");
+                }
+                Err(format!("{} failed ({tx}): {e}", call.tool))
+            }
+        }
+    }
+
+    /// `suspend_user`, `reset_password`, `revoke_sessions`.
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        kind: Kind,
+        args: ActArgs,
+        human: Human<'_>,
+    ) -> Result<ActionResult, ActionError> {
+        let arguments = to_map(&args);
+        self.execute(
+            Call {
+                caller,
+                tool: kind.tool(),
+                kind,
+                login: args.user_login.trim(),
+                reasoning: &args.reasoning,
+                evidence: &args.evidence,
+                approval_id: args.approval_id.as_deref(),
+                dry_run: args.dry_run,
+                rollback_of: None,
+                message: None,
+                arguments,
+            },
+            human,
+        )
+        .await
+    }
+
+    /// `unsuspend_user` (and its alias `reactivate_user`, recorded under the name called).
+    pub async fn unsuspend(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: UnsuspendArgs,
+        human: Human<'_>,
+    ) -> Result<ActionResult, ActionError> {
+        let arguments = to_map(&args);
+        let tool = if tool == "reactivate_user" {
+            "reactivate_user"
+        } else {
+            "unsuspend_user"
+        };
+        self.execute(
+            Call {
+                caller,
+                tool,
+                kind: Kind::Unsuspend,
+                login: args.user_login.trim(),
+                reasoning: &args.reason,
+                evidence: &args.evidence,
+                approval_id: args.approval_id.as_deref(),
+                dry_run: args.dry_run,
+                rollback_of: args.transaction_id.clone(),
+                message: None,
+                arguments,
+            },
+            human,
+        )
+        .await
+    }
+
+    /// `notify_user`.
+    pub async fn notify(
+        &self,
+        caller: &Caller,
+        args: NotifyArgs,
+        human: Human<'_>,
+    ) -> Result<ActionResult, ActionError> {
+        let arguments = to_map(&args);
+        self.execute(
+            Call {
+                caller,
+                tool: "notify_user",
+                kind: Kind::Notify,
+                login: args.user_login.trim(),
+                reasoning: &args.reasoning,
+                evidence: &args.evidence,
+                approval_id: None,
+                dry_run: args.dry_run,
+                rollback_of: None,
+                message: Some(&args.message),
+                arguments,
+            },
+            human,
+        )
+        .await
+    }
+
+    /// `rollback`: the inverse of a successful action, itself audited and approved.
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        args: RollbackArgs,
+        human: Human<'_>,
+    ) -> Result<ActionResult, ActionError> {
+        let arguments = to_map(&args);
+        let target = args.transaction_id.trim().to_owned();
+        let records = self
+            .audit
+            .read(|r| r.transaction_id == target || r.rollback_of.as_deref() == Some(target.as_str()))
+            .map_err(|e| e.to_string())?;
+        let Some(original) = records
+            .iter()
+            .find(|r| r.transaction_id == target && r.phase == AuditPhase::Outcome && r.status == "success")
+        else {
+            return Err(self
+                .refuse_rollback(
+                    caller,
+                    &arguments,
+                    format!("{target} is not a successful action in this audit log"),
+                )
+                .await);
+        };
+        if let Some(done) = records.iter().find(|r| {
+            r.rollback_of.as_deref() == Some(target.as_str()) && r.status == "success" && r.phase == AuditPhase::Outcome
+        }) {
+            return Err(self
+                .refuse_rollback(
+                    caller,
+                    &arguments,
+                    format!("{target} was already rolled back by {}", done.transaction_id),
+                )
+                .await);
+        }
+        let kind = match Kind::inverse(&original.action) {
+            Ok(k) => k,
+            Err(why) => return Err(self.refuse_rollback(caller, &arguments, why).await),
+        };
+        // Undoing needs the authority of the inverse action as well.
+        if let Some(needed) = crate::auth::scopes::required(kind.tool())
+            && !crate::auth::scopes::grants(&caller.scopes, needed)
+        {
+            return Err(self
+                .refuse_rollback(
+                    caller,
+                    &arguments,
+                    format!(
+                        "rolling back {} runs {}, which needs the scope {needed}",
+                        original.action,
+                        kind.tool()
+                    ),
+                )
+                .await);
+        }
+        let login = original.user.clone().unwrap_or_default();
+        self.execute(
+            Call {
+                caller,
+                tool: "rollback",
+                kind,
+                login: &login,
+                reasoning: &args.reasoning,
+                evidence: &[],
+                approval_id: args.approval_id.as_deref(),
+                dry_run: args.dry_run,
+                rollback_of: Some(target.clone()),
+                message: None,
+                arguments,
+            },
+            human,
+        )
+        .await
+    }
+
+    async fn refuse_rollback(&self, caller: &Caller, arguments: &Map<String, Value>, why: String) -> ActionError {
+        self.audit_denied(caller, "rollback", arguments.clone(), &why).await;
+        format!("rollback refused: {why}")
+    }
+
+    /// `get_audit_log`: newest first.
+    pub fn audit_records(&self, args: &AuditLogArgs) -> Result<AuditLogPage, String> {
+        let limit = args.limit.unwrap_or(50).clamp(1, 500) as usize;
+        let login = args.user_login.as_deref().map(str::to_ascii_lowercase);
+        let mut records = self
+            .audit
+            .read(|r| {
+                login
+                    .as_deref()
+                    .is_none_or(|l| r.user.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(l)))
+            })
+            .map_err(|e| e.to_string())?;
+        records.reverse();
+        records.truncate(limit);
+        Ok(AuditLogPage { records })
+    }
+
+    /// `read_user`.
+    pub async fn read_user(&self, login: &str) -> Result<UserInfo, String> {
+        let (user, _) = self.okta.read_user(login.trim()).await.map_err(|e| e.to_string())?;
+        let admin_roles = self.okta.admin_roles(&user.id).await.map_err(|e| e.to_string())?;
+        let protected = self.policy.is_protected(&user.login)
+            || (self.policy.protect_admins && admin_roles.as_ref().is_some_and(|r| !r.is_empty()));
+        Ok(UserInfo {
+            user,
+            admin_roles,
+            protected,
+        })
+    }
+
+    /// `search_logs`.
+    pub async fn search_logs(&self, args: SearchLogsArgs) -> Result<LiveEvents, String> {
+        let query = LogQuery {
+            filter: args.filter,
+            q: args.q,
+            since: args.since,
+            until: args.until,
+            user_login: args.user_login,
+            limit: args.limit.unwrap_or(100).clamp(1, 1000) as usize,
+        };
+        let (events, okta_request_ids) = self.okta.search_logs(&query).await.map_err(|e| e.to_string())?;
+        Ok(LiveEvents {
+            count: events.len(),
+            events,
+            okta_request_ids,
+        })
+    }
+}
+
+fn log_dir_text(e: &tokio::task::JoinError) -> String {
+    format!("(writer task: {e})")
+}
+
+fn to_map<T: Serialize>(args: &T) -> Map<String, Value> {
+    match serde_json::to_value(args) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn base_record(
+    tx: &str,
+    phase: AuditPhase,
+    tool: &str,
+    status: &str,
+    caller: &Caller,
+    arguments: Map<String, Value>,
+) -> AuditRecord {
+    let mut r = audit::record(tx, phase, tool, status);
+    r.principal = Some(caller.principal.clone());
+    r.scopes = caller.scopes.clone();
+    r.client = caller.client.clone();
+    r.arguments = arguments;
+    r
+}
+
+fn call_record(call: &Call<'_>, tx: &str, phase: AuditPhase, status: &str) -> AuditRecord {
+    let mut r = base_record(tx, phase, call.tool, status, call.caller, call.arguments.clone());
+    r.user = Some(call.login.to_owned());
+    r.reasoning = Some(call.reasoning.to_owned());
+    r.evidence = call.evidence.to_vec();
+    r.rollback_of = call.rollback_of.clone();
+    r
+}

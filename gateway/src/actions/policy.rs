@@ -1,0 +1,191 @@
+//! The guardrails in front of every action: stated reasoning and evidence, protected
+//! accounts, blast-radius limits per principal and per gateway, dry-run, and which tools
+//! need a human's approval.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `[gateway.policy]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Logins (case-insensitive) no action may touch: break-glass and service accounts.
+    pub protected_users: Vec<String>,
+    /// Refuse actions on holders of any Okta admin role (needs the Management API to see
+    /// roles; with Workflows only, list admins in `protected_users`).
+    pub protect_admins: bool,
+    /// Actions one principal may take per rolling hour.
+    pub max_actions_per_principal_per_hour: u32,
+    /// Actions the gateway takes per rolling hour, all principals together.
+    pub max_actions_per_hour: u32,
+    /// Record and answer what would be done, and do nothing.
+    pub dry_run: bool,
+    /// Tools that run only with a human's approval of the exact call.
+    pub approval_required: Vec<String>,
+    /// How long an approval request stays open, in seconds.
+    pub approval_ttl_s: u64,
+    /// How long to wait for an approval asked by elicitation, in seconds.
+    pub elicitation_timeout_s: u64,
+    /// Shortest reasoning accepted, in characters.
+    pub min_reasoning_chars: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            protected_users: Vec::new(),
+            protect_admins: true,
+            max_actions_per_principal_per_hour: 10,
+            max_actions_per_hour: 50,
+            dry_run: false,
+            approval_required: [
+                "suspend_user",
+                "unsuspend_user",
+                "reset_password",
+                "revoke_sessions",
+                "rollback",
+            ]
+            .map(String::from)
+            .to_vec(),
+            approval_ttl_s: 900,
+            elicitation_timeout_s: 300,
+            min_reasoning_chars: 20,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// `IDGW_POLICY_*` overrides.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        fn set<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            slot: &mut T,
+        ) -> Result<(), String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if let Some(v) = get(name) {
+                *slot = v.trim().parse().map_err(|e: T::Err| format!("{name}={v:?}: {e}"))?;
+            }
+            Ok(())
+        }
+        set(get, "IDGW_POLICY_DRY_RUN", &mut self.dry_run)?;
+        set(get, "IDGW_POLICY_PROTECT_ADMINS", &mut self.protect_admins)?;
+        set(
+            get,
+            "IDGW_POLICY_MAX_ACTIONS_PER_PRINCIPAL_PER_HOUR",
+            &mut self.max_actions_per_principal_per_hour,
+        )?;
+        set(get, "IDGW_POLICY_MAX_ACTIONS_PER_HOUR", &mut self.max_actions_per_hour)?;
+        if let Some(v) = get("IDGW_POLICY_PROTECTED_USERS") {
+            self.protected_users = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Whether `login` is on the protected list.
+    pub fn is_protected(&self, login: &str) -> bool {
+        self.protected_users.iter().any(|p| p.eq_ignore_ascii_case(login))
+    }
+
+    /// Whether `tool` needs approval.
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.approval_required.iter().any(|t| t == tool)
+    }
+}
+
+/// Actions taken in the last hour, per principal and in all.
+#[derive(Debug, Default)]
+pub struct BlastRadius {
+    taken: Mutex<VecDeque<(DateTime<Utc>, String)>>,
+}
+
+impl BlastRadius {
+    /// Starts from the actions already taken (read from the audit log at start, so a
+    /// restart does not reset the limits).
+    pub fn with_history(history: impl IntoIterator<Item = (DateTime<Utc>, String)>) -> Self {
+        let mut v: Vec<_> = history.into_iter().collect();
+        v.sort();
+        BlastRadius {
+            taken: Mutex::new(v.into()),
+        }
+    }
+
+    /// Reserves one action for `principal`, or says which limit it would exceed.
+    pub fn reserve(&self, principal: &str, policy: &PolicyConfig) -> Result<(), String> {
+        let now = Utc::now();
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while taken.front().is_some_and(|(t, _)| now - *t > Duration::hours(1)) {
+            taken.pop_front();
+        }
+        if taken.len() >= policy.max_actions_per_hour as usize {
+            return Err(format!(
+                "the gateway has taken {} actions in the last hour, its limit (policy.max_actions_per_hour); a human must act directly or raise the limit",
+                taken.len()
+            ));
+        }
+        let mine = taken.iter().filter(|(_, p)| p == principal).count();
+        if mine >= policy.max_actions_per_principal_per_hour as usize {
+            return Err(format!(
+                "{principal} has taken {mine} actions in the last hour, the limit per principal (policy.max_actions_per_principal_per_hour)"
+            ));
+        }
+        taken.push_back((now, principal.to_owned()));
+        Ok(())
+    }
+
+    /// Gives back a reservation whose action did not run.
+    pub fn release(&self, principal: &str) {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = taken.iter().rposition(|(_, p)| p == principal) {
+            taken.remove(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_principal_and_in_all() {
+        let policy = PolicyConfig {
+            max_actions_per_principal_per_hour: 2,
+            max_actions_per_hour: 3,
+            ..PolicyConfig::default()
+        };
+        let b = BlastRadius::default();
+        b.reserve("a", &policy).unwrap();
+        b.reserve("a", &policy).unwrap();
+        assert!(b.reserve("a", &policy).unwrap_err().contains("per principal"));
+        b.reserve("b", &policy).unwrap();
+        assert!(b.reserve("c", &policy).unwrap_err().contains("max_actions_per_hour"));
+        b.release("b");
+        b.reserve("c", &policy).unwrap();
+        // History older than an hour does not count.
+        let old = Utc::now() - Duration::hours(2);
+        let b = BlastRadius::with_history([(old, "a".to_owned()), (old, "a".to_owned())]);
+        b.reserve("a", &policy).unwrap();
+    }
+
+    #[test]
+    fn protected_logins_ignore_case() {
+        let p = PolicyConfig {
+            protected_users: vec!["BreakGlass@example.com".into()],
+            ..PolicyConfig::default()
+        };
+        assert!(p.is_protected("breakglass@EXAMPLE.com"));
+        assert!(!p.is_protected("someone@example.com"));
+        assert!(p.needs_approval("suspend_user"));
+        assert!(!p.needs_approval("notify_user"));
+    }
+}

@@ -1,0 +1,574 @@
+//! The audit log: one JSON line per record, each holding the SHA-256 of the line before it
+//! (design.md, "Contracts"). An action's intent is written and fsynced before the action
+//! runs; if that write fails the action does not run (fail closed).
+//!
+//! Files under the audit directory:
+//! - `audit.jsonl`: the chain;
+//! - `audit.head.json`: the number of records and the hash of the last line, replaced
+//!   atomically after every append. The chain alone shows edits, deletions and reordering;
+//!   the head shows records cut from the end, which leave a valid but shorter chain.
+//! - `audit.lock`: held (an exclusive file lock) by the one process that appends.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::Utc;
+use idgw_schemas::{AuditPhase, AuditRecord};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain's file name inside the audit directory.
+pub const LOG_FILE: &str = "audit.jsonl";
+/// The head's file name inside the audit directory.
+pub const HEAD_FILE: &str = "audit.head.json";
+const LOCK_FILE: &str = "audit.lock";
+
+/// Audit log failures. Any of them refuses the action that asked for the write.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The directory or a file could not be read or written.
+    #[error("audit log {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// Another process appends to this log.
+    #[error("audit log {0} is held by another process (one gateway instance per audit directory)")]
+    Locked(String),
+    /// The log on disk does not verify, so appending would extend a broken chain.
+    #[error(
+        "audit log {path} does not verify ({problem}); run `idgw audit verify {path}` and investigate before serving"
+    )]
+    Broken { path: String, problem: String },
+    /// A record could not be serialized.
+    #[error("audit record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The head file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// Records in the chain.
+    pub records: u64,
+    /// SHA-256 (hex) of the last line; [`GENESIS`] when empty.
+    pub last_hash: String,
+}
+
+/// SHA-256 (hex) of one line, without its newline.
+pub fn line_hash(line: &[u8]) -> String {
+    let digest = Sha256::digest(line);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// A new transaction id in the reference design's form.
+pub fn new_transaction_id() -> String {
+    format!("txn-{}", uuid::Uuid::new_v4())
+}
+
+/// A record with everything but the chain fields, for [`AuditLog::append`] to complete.
+pub fn record(transaction_id: &str, phase: AuditPhase, action: &str, status: &str) -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        transaction_id: transaction_id.to_owned(),
+        timestamp: Utc::now(),
+        phase,
+        action: action.to_owned(),
+        user: None,
+        reasoning: None,
+        status: status.to_owned(),
+        rollback_of: None,
+        principal: None,
+        client: None,
+        scopes: Vec::new(),
+        arguments: serde_json::Map::new(),
+        evidence: Vec::new(),
+        approval: None,
+        pre_state: None,
+        post_state: None,
+        okta_request_ids: Vec::new(),
+        error: None,
+        prev_hash: String::new(),
+    }
+}
+
+struct Writer {
+    file: File,
+    head: Head,
+    // Held for the life of the writer; dropping it releases the lock.
+    _lock: File,
+}
+
+/// The appending side of the audit log.
+pub struct AuditLog {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("dir", &self.dir).finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens (creating) the log in `dir`, takes its lock and checks that the chain on disk
+    /// verifies, so that a tampered or cut log is noticed before anything is added to it.
+    pub fn open(dir: &Path) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked(dir.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let path = dir.join(LOG_FILE);
+        let report = verify(dir)?;
+        if let Some(p) = report.problems.first() {
+            return Err(AuditError::Broken {
+                path: dir.display().to_string(),
+                problem: p.to_string(),
+            });
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let head = Head {
+            records: report.records,
+            last_hash: report.last_hash,
+        };
+        Ok(AuditLog {
+            dir: dir.to_owned(),
+            writer: Mutex::new(Writer {
+                file,
+                head,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The audit directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `record`, filling `seq`, `timestamp` and `prev_hash`, and returns it as
+    /// written. With `durable`, returns only after the line and the head are on disk
+    /// (intents, and outcomes of actions); read-only calls pass `false` and reach the disk
+    /// with the next durable write or when the OS flushes.
+    pub fn append(&self, mut record: AuditRecord, durable: bool) -> Result<AuditRecord, AuditError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        record.seq = w.head.records;
+        record.prev_hash = w.head.last_hash.clone();
+        record.timestamp = Utc::now();
+        let mut line = serde_json::to_vec(&record)?;
+        let hash = line_hash(&line);
+        line.push(b'\n');
+        let path = self.dir.join(LOG_FILE);
+        w.file.write_all(&line).map_err(io_err(&path))?;
+        if durable {
+            w.file.sync_data().map_err(io_err(&path))?;
+        }
+        let head = Head {
+            records: w.head.records + 1,
+            last_hash: hash,
+        };
+        write_head(&self.dir, &head, durable)?;
+        w.head = head;
+        Ok(record)
+    }
+
+    /// The records of the log, oldest first, that `keep` accepts (for `get_audit_log`).
+    pub fn read(&self, mut keep: impl FnMut(&AuditRecord) -> bool) -> Result<Vec<AuditRecord>, AuditError> {
+        // Hold the writer so no half-written line is read.
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.dir.join(LOG_FILE);
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io_err(&path))?;
+            if let Ok(r) = serde_json::from_str::<AuditRecord>(&line)
+                && keep(&r)
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn write_head(dir: &Path, head: &Head, durable: bool) -> Result<(), AuditError> {
+    let path = dir.join(HEAD_FILE);
+    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&serde_json::to_vec(head)?).map_err(io_err(&tmp))?;
+    if durable {
+        f.sync_data().map_err(io_err(&tmp))?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if durable {
+        // The rename itself is durable only once the directory is synced.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// What is wrong at one place of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Problem {
+    /// The line is not an audit record (edited into invalid JSON, or a torn write).
+    Unreadable { line: u64, detail: String },
+    /// The record's position does not match its place (deleted or reordered records).
+    Sequence { line: u64, expected: u64, found: u64 },
+    /// The record's `prev_hash` is not the hash of the line before it (edited, deleted or
+    /// reordered records).
+    Chain { line: u64 },
+    /// The head names more records or another last hash than the log holds (records cut
+    /// from the end, or the last record edited).
+    Head { records: u64, head_records: u64 },
+    /// The log has records but no head.
+    MissingHead,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Unreadable { line, detail } => write!(f, "line {line}: not an audit record ({detail})"),
+            Problem::Sequence { line, expected, found } => {
+                write!(
+                    f,
+                    "line {line}: seq {found} where {expected} belongs (records deleted or reordered)"
+                )
+            }
+            Problem::Chain { line } => write!(
+                f,
+                "line {line}: prev_hash does not match the line before (a record was edited, deleted or moved)"
+            ),
+            Problem::Head { records, head_records } => write!(
+                f,
+                "the log holds {records} records but its head says {head_records} or names another last record (records cut from the end, or the last one edited)"
+            ),
+            Problem::MissingHead => write!(f, "{HEAD_FILE} is missing"),
+        }
+    }
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Records read.
+    pub records: u64,
+    /// Distinct transactions.
+    pub transactions: u64,
+    /// Transactions with an intent and no outcome (the process stopped mid-action).
+    pub open_intents: Vec<String>,
+    /// Hash of the last line.
+    pub last_hash: String,
+    /// Everything that does not verify; empty when the log is intact.
+    pub problems: Vec<Problem>,
+}
+
+impl Verification {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies the log in `dir` (or the `audit.jsonl` file `dir` names): every line parses,
+/// positions run 0, 1, 2, …, each `prev_hash` is the hash of the line before, and the head
+/// matches the end.
+pub fn verify(dir: &Path) -> Result<Verification, AuditError> {
+    let (dir, path) = if dir.is_file() {
+        (dir.parent().unwrap_or(Path::new(".")).to_owned(), dir.to_owned())
+    } else {
+        (dir.to_owned(), dir.join(LOG_FILE))
+    };
+    let mut v = Verification {
+        records: 0,
+        transactions: 0,
+        open_intents: Vec::new(),
+        last_hash: GENESIS.to_owned(),
+        problems: Vec::new(),
+    };
+    let mut open: indexmap_lite::OrderedSet = indexmap_lite::OrderedSet::default();
+    let mut seen = std::collections::HashSet::new();
+    match File::open(&path) {
+        Ok(file) => {
+            let mut reader = BufReader::new(file);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).map_err(io_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                let line_no = v.records + 1;
+                let complete = buf.last() == Some(&b'\n');
+                if complete {
+                    buf.pop();
+                }
+                let record = if complete {
+                    serde_json::from_slice::<AuditRecord>(&buf).map_err(|e| e.to_string())
+                } else {
+                    Err("the last line is incomplete (a torn write)".to_owned())
+                };
+                match record {
+                    Ok(r) => {
+                        if r.seq != v.records {
+                            v.problems.push(Problem::Sequence {
+                                line: line_no,
+                                expected: v.records,
+                                found: r.seq,
+                            });
+                        }
+                        if r.prev_hash != v.last_hash {
+                            v.problems.push(Problem::Chain { line: line_no });
+                        }
+                        if seen.insert(r.transaction_id.clone()) {
+                            v.transactions += 1;
+                        }
+                        match r.phase {
+                            AuditPhase::Intent => open.insert(r.transaction_id),
+                            AuditPhase::Outcome => open.remove(&r.transaction_id),
+                        }
+                    }
+                    Err(detail) => v.problems.push(Problem::Unreadable { line: line_no, detail }),
+                }
+                v.last_hash = line_hash(&buf);
+                v.records += 1;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&path)(e)),
+    }
+    v.open_intents = open.into_vec();
+    let head_path = dir.join(HEAD_FILE);
+    match std::fs::read(&head_path) {
+        Ok(bytes) => match serde_json::from_slice::<Head>(&bytes) {
+            Ok(head) => {
+                if head.records != v.records || head.last_hash != v.last_hash {
+                    v.problems.push(Problem::Head {
+                        records: v.records,
+                        head_records: head.records,
+                    });
+                }
+            }
+            Err(e) => v.problems.push(Problem::Unreadable {
+                line: 0,
+                detail: format!("{HEAD_FILE}: {e}"),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if v.records > 0 {
+                v.problems.push(Problem::MissingHead);
+            }
+        }
+        Err(e) => return Err(io_err(&head_path)(e)),
+    }
+    Ok(v)
+}
+
+/// An insertion-ordered set of transaction ids (open intents are reported in log order).
+mod indexmap_lite {
+    #[derive(Default)]
+    pub struct OrderedSet {
+        order: Vec<String>,
+        live: std::collections::HashSet<String>,
+    }
+
+    impl OrderedSet {
+        pub fn insert(&mut self, id: String) {
+            if self.live.insert(id.clone()) {
+                self.order.push(id);
+            }
+        }
+
+        pub fn remove(&mut self, id: &str) {
+            self.live.remove(id);
+        }
+
+        pub fn into_vec(self) -> Vec<String> {
+            let live = self.live;
+            self.order.into_iter().filter(|id| live.contains(id)).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_some(dir: &Path, n: usize) {
+        let log = AuditLog::open(dir).unwrap();
+        for i in 0..n {
+            let tx = new_transaction_id();
+            let mut r = record(&tx, AuditPhase::Intent, "suspend_user", "pending");
+            r.user = Some(format!("user{i}@example.com"));
+            log.append(r, true).unwrap();
+            log.append(record(&tx, AuditPhase::Outcome, "suspend_user", "success"), true)
+                .unwrap();
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(LOG_FILE))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn rewrite(dir: &Path, lines: &[String]) {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(dir.join(LOG_FILE), text).unwrap();
+    }
+
+    #[test]
+    fn an_intact_log_verifies_and_reopens_where_it_ended() {
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 3);
+        let v = verify(d.path()).unwrap();
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!((v.records, v.transactions), (6, 3));
+        assert!(v.open_intents.is_empty());
+        // A second writer continues the same chain.
+        write_some(d.path(), 1);
+        let v = verify(d.path()).unwrap();
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!(v.records, 8);
+        // The file path works as well as the directory.
+        assert!(verify(&d.path().join(LOG_FILE)).unwrap().ok());
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let _first = AuditLog::open(d.path()).unwrap();
+        assert!(matches!(AuditLog::open(d.path()), Err(AuditError::Locked(_))));
+    }
+
+    #[test]
+    fn an_intent_without_outcome_is_reported_open() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(d.path()).unwrap();
+        log.append(record("txn-1", AuditPhase::Intent, "suspend_user", "pending"), true)
+            .unwrap();
+        let v = verify(d.path()).unwrap();
+        assert!(v.ok());
+        assert_eq!(v.open_intents, vec!["txn-1".to_owned()]);
+    }
+
+    #[test]
+    fn edits_are_detected() {
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 3);
+        let mut l = lines(d.path());
+        l[2] = l[2].replace("user1@example.com", "someone@example.com");
+        rewrite(d.path(), &l);
+        let v = verify(d.path()).unwrap();
+        assert!(v.problems.contains(&Problem::Chain { line: 4 }), "{:?}", v.problems);
+        // Editing the last record leaves the chain valid; the head catches it.
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 2);
+        let mut l = lines(d.path());
+        let last = l.len() - 1;
+        l[last] = l[last].replace("success", "failed");
+        rewrite(d.path(), &l);
+        let v = verify(d.path()).unwrap();
+        assert!(
+            matches!(v.problems.as_slice(), [Problem::Head { .. }]),
+            "{:?}",
+            v.problems
+        );
+        // And a broken log is refused for appending.
+        assert!(matches!(AuditLog::open(d.path()), Err(AuditError::Broken { .. })));
+    }
+
+    #[test]
+    fn deletion_reordering_and_truncation_are_detected() {
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 3);
+        let all = lines(d.path());
+
+        let mut deleted = all.clone();
+        deleted.remove(2);
+        rewrite(d.path(), &deleted);
+        let v = verify(d.path()).unwrap();
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Sequence { line: 3, .. }))
+        );
+        assert!(v.problems.contains(&Problem::Chain { line: 3 }));
+
+        let mut reordered = all.clone();
+        reordered.swap(1, 2);
+        rewrite(d.path(), &reordered);
+        let v = verify(d.path()).unwrap();
+        assert!(v.problems.contains(&Problem::Chain { line: 2 }));
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Sequence { line: 2, .. }))
+        );
+
+        rewrite(d.path(), &all[..4]);
+        let v = verify(d.path()).unwrap();
+        assert_eq!(
+            v.problems,
+            vec![Problem::Head {
+                records: 4,
+                head_records: 6
+            }]
+        );
+
+        // A torn last line.
+        let mut torn = all.join("\n");
+        torn.push_str("\n{\"seq\":6,");
+        std::fs::write(d.path().join(LOG_FILE), torn).unwrap();
+        let v = verify(d.path()).unwrap();
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Unreadable { line: 7, .. }))
+        );
+
+        // Removing the head as well as records is noticed while records remain.
+        rewrite(d.path(), &all[..2]);
+        std::fs::remove_file(d.path().join(HEAD_FILE)).unwrap();
+        assert_eq!(verify(d.path()).unwrap().problems, vec![Problem::MissingHead]);
+    }
+
+    #[test]
+    fn unwritable_directory_fails_closed() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(AuditLog::open(&file), Err(AuditError::Io { .. })));
+    }
+}

@@ -1,0 +1,222 @@
+//! Who may call what. Over HTTP the gateway is an OAuth resource server (MCP
+//! authorization): bearer JWTs validated against the issuer's JWKS ([`jwt`]), 401 with a
+//! pointer to the protected-resource metadata it serves, 403 `insufficient_scope`
+//! ([`http`]). Over stdio the operator signs in with the device authorization grant
+//! ([`device`]). Either way, each tool needs the scope [`scopes::required`] names.
+//!
+//! The caller's token is only ever validated here; it is never passed on to Okta (the
+//! gateway acts on Okta with its own credentials, see [`crate::okta`]).
+
+pub mod device;
+pub mod http;
+pub mod jwt;
+pub mod scopes;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use jwt::{Principal, TokenError, Validator};
+
+/// `[gateway.auth]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The authorization server's issuer, e.g. `https://{org}.okta.com/oauth2/default`
+    /// (`OKTA_ISSUER`; with `OKTA_AUTH_SERVER_ID` an org URL becomes
+    /// `{org}/oauth2/{id}`).
+    pub issuer: Option<String>,
+    /// The `aud` access tokens must carry: this gateway's identifier (`api://mcp` as in the
+    /// reference design; the resource URI for RFC 8707 issuers).
+    pub audience: String,
+    /// Where the issuer publishes its keys; discovered from its metadata when absent.
+    pub jwks_uri: Option<String>,
+    /// The device-flow client (`OKTA_CLIENT_ID`).
+    pub client_id: Option<String>,
+    /// Its secret, for confidential clients (`OKTA_CLIENT_SECRET`).
+    pub client_secret: Option<String>,
+    /// The resource URI served in the protected-resource metadata; by default
+    /// `http://<listen address>/mcp`.
+    pub resource: Option<String>,
+    /// Accepted signature algorithms (never `none`, never HMAC).
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_s: u64,
+    /// Fetch the JWKS again for an unknown `kid` at most this often, in seconds.
+    pub jwks_min_refresh_s: u64,
+    /// Where `idgw gateway login` keeps the operator's token (mode 0600); default
+    /// `$XDG_CONFIG_HOME/idgw/token.json` or `~/.config/idgw/token.json`.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: None,
+            audience: "api://mcp".into(),
+            jwks_uri: None,
+            client_id: None,
+            client_secret: None,
+            resource: None,
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            leeway_s: 60,
+            jwks_min_refresh_s: 10,
+            token_file: None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The reference design's names: `OKTA_ISSUER`, `OKTA_AUTH_SERVER_ID`,
+    /// `OKTA_CLIENT_ID`, `OKTA_CLIENT_SECRET`; and `IDGW_AUTH_AUDIENCE`,
+    /// `IDGW_AUTH_RESOURCE`, `IDGW_AUTH_TOKEN_FILE`.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) {
+        let nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+        if let Some(v) = nonempty("OKTA_ISSUER") {
+            self.issuer = Some(v.trim_end_matches('/').to_owned());
+        }
+        if let (Some(id), Some(issuer)) = (nonempty("OKTA_AUTH_SERVER_ID"), self.issuer.as_mut())
+            && !issuer.contains("/oauth2/")
+        {
+            *issuer = format!("{issuer}/oauth2/{id}");
+        }
+        if let Some(v) = nonempty("OKTA_CLIENT_ID") {
+            self.client_id = Some(v);
+        }
+        if let Some(v) = nonempty("OKTA_CLIENT_SECRET") {
+            self.client_secret = Some(v);
+        }
+        if let Some(v) = nonempty("IDGW_AUTH_AUDIENCE") {
+            self.audience = v;
+        }
+        if let Some(v) = nonempty("IDGW_AUTH_RESOURCE") {
+            self.resource = Some(v);
+        }
+        if let Some(v) = nonempty("IDGW_AUTH_TOKEN_FILE") {
+            self.token_file = Some(PathBuf::from(v));
+        }
+    }
+
+    /// The token file's path.
+    pub fn token_path(&self) -> PathBuf {
+        if let Some(p) = &self.token_file {
+            return p.clone();
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("idgw").join("token.json")
+    }
+}
+
+/// The authorization server's endpoints (RFC 8414 / OIDC discovery).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+}
+
+/// Authentication set-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Nothing configured.
+    #[error(
+        "no authorization server configured: set OKTA_ISSUER (and OKTA_CLIENT_ID for the device flow) or [gateway.auth] issuer; for a local demo only, pass --dev-no-auth"
+    )]
+    NotConfigured,
+    /// Discovery failed.
+    #[error("discovering {issuer}: {message}")]
+    Discovery { issuer: String, message: String },
+    /// The configuration cannot work.
+    #[error("auth configuration: {0}")]
+    Config(String),
+    /// A device-flow or token-file step failed.
+    #[error("{0}")]
+    Flow(String),
+}
+
+/// Fetches the issuer's metadata: RFC 8414 at `{issuer}/.well-known/oauth-authorization-server`,
+/// then OIDC discovery; `jwks_uri` from the configuration wins.
+pub async fn discover(config: &AuthConfig) -> Result<ServerMetadata, AuthError> {
+    let issuer = config.issuer.clone().ok_or(AuthError::NotConfigured)?;
+    let client = reqwest::Client::new();
+    let mut last = String::new();
+    for doc in ["oauth-authorization-server", "openid-configuration"] {
+        let url = format!("{issuer}/.well-known/{doc}");
+        match client.get(&url).timeout(Duration::from_secs(10)).send().await {
+            Ok(r) if r.status().is_success() => match r.json::<ServerMetadata>().await {
+                Ok(mut m) => {
+                    if m.issuer.trim_end_matches('/') != issuer {
+                        return Err(AuthError::Discovery {
+                            issuer,
+                            message: format!("the metadata names issuer {:?}", m.issuer),
+                        });
+                    }
+                    if let Some(j) = &config.jwks_uri {
+                        m.jwks_uri = j.clone();
+                    }
+                    return Ok(m);
+                }
+                Err(e) => last = format!("{url}: {e}"),
+            },
+            Ok(r) => last = format!("{url}: HTTP {}", r.status()),
+            Err(e) => last = format!("{url}: {e}"),
+        }
+    }
+    // Without metadata, a configured JWKS is enough to validate (not for the device flow).
+    if let Some(j) = &config.jwks_uri {
+        return Ok(ServerMetadata {
+            issuer,
+            jwks_uri: j.clone(),
+            ..ServerMetadata::default()
+        });
+    }
+    Err(AuthError::Discovery { issuer, message: last })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_environment_names() {
+        let env = |n: &str| match n {
+            "OKTA_ISSUER" => Some("https://example.okta.com/".to_owned()),
+            "OKTA_AUTH_SERVER_ID" => Some("aus123".to_owned()),
+            "OKTA_CLIENT_ID" => Some("0oa1".to_owned()),
+            _ => None,
+        };
+        let mut c = AuthConfig::default();
+        c.apply_env(&env);
+        assert_eq!(c.issuer.as_deref(), Some("https://example.okta.com/oauth2/aus123"));
+        assert_eq!(c.client_id.as_deref(), Some("0oa1"));
+        assert_eq!(c.audience, "api://mcp");
+        // An issuer that already names its server is kept.
+        let mut c = AuthConfig::default();
+        c.apply_env(&|n: &str| match n {
+            "OKTA_ISSUER" => Some("https://example.okta.com/oauth2/default".to_owned()),
+            "OKTA_AUTH_SERVER_ID" => Some("aus123".to_owned()),
+            _ => None,
+        });
+        assert_eq!(c.issuer.as_deref(), Some("https://example.okta.com/oauth2/default"));
+    }
+
+    #[test]
+    fn symmetric_algorithms_are_refused_in_configuration() {
+        let c = AuthConfig {
+            algorithms: vec!["HS256".into()],
+            ..AuthConfig::default()
+        };
+        assert!(
+            Validator::new(&c, "https://i", "https://i/keys")
+                .unwrap_err()
+                .contains("symmetric")
+        );
+    }
+}

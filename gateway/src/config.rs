@@ -1,0 +1,136 @@
+//! The gateway's configuration: the `[gateway]` table of the deployment's TOML file (the
+//! pipeline reads the rest of the same file), then environment variables — the reference
+//! design's `OKTA_*` and `AUDIT_LOG_DIR`, and `IDGW_*`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::policy::PolicyConfig;
+use crate::auth::AuthConfig;
+use crate::okta::OktaConfig;
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Who may call (`[gateway.auth]`).
+    pub auth: AuthConfig,
+    /// How the gateway acts on Okta (`[gateway.okta]`).
+    pub okta: OktaConfig,
+    /// Guardrails on actions (`[gateway.policy]`).
+    pub policy: PolicyConfig,
+    /// `[gateway.audit]`.
+    pub audit: AuditConfig,
+}
+
+/// `[gateway.audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The audit directory (`AUDIT_LOG_DIR`); default `<store>/audit`.
+    pub dir: Option<PathBuf>,
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayConfigError {
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("invalid [gateway] configuration in {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment: {0}")]
+    Env(String),
+}
+
+impl GatewayConfig {
+    /// Defaults, then the `[gateway]` table of `path`, then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, GatewayConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| GatewayConfigError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::from_toml(&text).map_err(|message| GatewayConfigError::Parse {
+                    path: p.display().to_string(),
+                    message,
+                })?
+            }
+            None => GatewayConfig::default(),
+        };
+        config.apply_env(&|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// The `[gateway]` table of a deployment file.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        match table.remove("gateway") {
+            Some(v) => v.try_into().map_err(|e: toml::de::Error| e.to_string()),
+            None => Ok(GatewayConfig::default()),
+        }
+    }
+
+    /// Environment overrides.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), GatewayConfigError> {
+        self.auth.apply_env(get);
+        self.okta.apply_env(get);
+        self.policy.apply_env(get).map_err(GatewayConfigError::Env)?;
+        if let Some(dir) = get("AUDIT_LOG_DIR").filter(|d| !d.trim().is_empty()) {
+            self.audit.dir = Some(PathBuf::from(dir));
+        }
+        Ok(())
+    }
+
+    /// The audit directory for a gateway over `store`.
+    pub fn audit_dir(&self, store: &Path) -> PathBuf {
+        self.audit.dir.clone().unwrap_or_else(|| store.join("audit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_table_of_a_deployment_file() {
+        let text = r#"
+[store]
+batch_rows = 1000
+
+[gateway.auth]
+issuer = "https://example.okta.com/oauth2/default"
+audience = "api://mcp"
+
+[gateway.okta]
+org_url = "https://example.okta.com"
+
+[gateway.okta.workflows.suspend_user]
+url = "https://example.workflows.okta.com/api/flo/abc/invoke"
+
+[gateway.policy]
+protected_users = ["breakglass@example.com"]
+max_actions_per_hour = 5
+"#;
+        let c = GatewayConfig::from_toml(text).unwrap();
+        assert_eq!(
+            c.auth.issuer.as_deref(),
+            Some("https://example.okta.com/oauth2/default")
+        );
+        assert_eq!(c.policy.max_actions_per_hour, 5);
+        assert!(c.okta.workflows.suspend_user.is_some());
+        assert!(
+            GatewayConfig::from_toml("[gateway.policy]\nmax_actions = 1\n").is_err(),
+            "unknown keys are refused"
+        );
+        let mut c = GatewayConfig::default();
+        c.apply_env(&|n: &str| (n == "AUDIT_LOG_DIR").then(|| "/var/log/idgw".to_owned()))
+            .unwrap();
+        assert_eq!(c.audit_dir(Path::new("/store")), PathBuf::from("/var/log/idgw"));
+        assert_eq!(
+            GatewayConfig::default().audit_dir(Path::new("/store")),
+            PathBuf::from("/store/audit")
+        );
+    }
+}

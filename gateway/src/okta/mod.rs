@@ -1,0 +1,480 @@
+//! Acting on Okta: the two backends of the reference design and ours, chosen per operation
+//! by configuration — an Okta Workflows API-endpoint flow when one is configured for the
+//! operation (the reference payload `{"user_login", "reason"}`), otherwise the Okta
+//! Management API (`OKTA_ORG_URL` with an SSWS token). An operation neither can do is a
+//! clear [`OktaError::Unsupported`].
+//!
+//! Every call goes through [`http::send`]: 429 waits for the window, 5xx and dropped
+//! connections retry with backoff. Answers are mapped to [`OktaError`] by Okta's
+//! `errorCode`, never by its text.
+
+pub mod http;
+mod management;
+mod workflows;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use http::RetryConfig;
+
+/// What Okta said no to, or why it could not be asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OktaError {
+    /// No such user (E0000007, or the flow's not-found answer).
+    #[error("not found in Okta: {0}")]
+    NotFound(String),
+    /// The user's status does not allow the operation (E0000001 on a lifecycle call,
+    /// E0000038): e.g. suspending a user who is not ACTIVE.
+    #[error("Okta refused in the user's current status ({code}): {summary}")]
+    WrongState { code: String, summary: String },
+    /// Still rate-limited after waiting, or the window resets too far ahead.
+    #[error("Okta rate limit: the window resets in {wait_s} s")]
+    RateLimited { wait_s: u64, request_id: Option<String> },
+    /// 5xx after the retries.
+    #[error("Okta server error {status}: {detail}")]
+    Server {
+        status: u16,
+        detail: String,
+        request_id: Option<String>,
+    },
+    /// The connection failed or dropped after the retries.
+    #[error("cannot reach Okta: {0}")]
+    Transport(String),
+    /// The credentials were refused (401).
+    #[error("Okta refused the gateway's credentials: {0}")]
+    Unauthorized(String),
+    /// The credentials lack the permission (403).
+    #[error("Okta denied the permission: {0}")]
+    Forbidden(String),
+    /// Another 4xx.
+    #[error("Okta rejected the request ({code}): {summary}")]
+    Rejected { code: String, summary: String },
+    /// Neither backend is configured for the operation.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The configuration cannot work (bad URL).
+    #[error("Okta configuration: {0}")]
+    Config(String),
+    /// Okta answered something this client cannot read.
+    #[error("unexpected answer from Okta: {0}")]
+    Unexpected(String),
+}
+
+impl OktaError {
+    /// Worth trying again after a delay.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            OktaError::Server { .. } | OktaError::Transport(_) | OktaError::RateLimited { .. }
+        )
+    }
+}
+
+/// The operations, for configuration and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    ReadUser,
+    Suspend,
+    Unsuspend,
+    ResetPassword,
+    RevokeSessions,
+    Notify,
+    SearchLogs,
+}
+
+impl Op {
+    /// The reference design's flow name (`OKTA_WF_<NAME>_URL`).
+    pub fn flow_name(self) -> &'static str {
+        match self {
+            Op::ReadUser => "read_user",
+            Op::Suspend => "suspend_user",
+            Op::Unsuspend => "unsuspend_user",
+            Op::ResetPassword => "reset_password",
+            Op::RevokeSessions => "revoke_sessions",
+            Op::Notify => "notify_user",
+            Op::SearchLogs => "search_logs",
+        }
+    }
+}
+
+/// One Workflows API-endpoint flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    /// `https://{org}.workflows.okta.com/api/flo/{alias}/invoke`.
+    pub url: String,
+    /// The flow's client token (sent as `x-api-client-token`).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `[gateway.okta.workflows]`: the flows configured, by the reference design's names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    pub suspend_user: Option<Flow>,
+    pub unsuspend_user: Option<Flow>,
+    pub reset_password: Option<Flow>,
+    pub revoke_sessions: Option<Flow>,
+    pub notify_user: Option<Flow>,
+    pub search_logs: Option<Flow>,
+    pub read_user: Option<Flow>,
+}
+
+impl WorkflowsConfig {
+    /// The flow for `op`, if configured.
+    pub fn flow(&self, op: Op) -> Option<&Flow> {
+        match op {
+            Op::ReadUser => self.read_user.as_ref(),
+            Op::Suspend => self.suspend_user.as_ref(),
+            Op::Unsuspend => self.unsuspend_user.as_ref(),
+            Op::ResetPassword => self.reset_password.as_ref(),
+            Op::RevokeSessions => self.revoke_sessions.as_ref(),
+            Op::Notify => self.notify_user.as_ref(),
+            Op::SearchLogs => self.search_logs.as_ref(),
+        }
+    }
+
+    fn slot(&mut self, op: Op) -> &mut Option<Flow> {
+        match op {
+            Op::ReadUser => &mut self.read_user,
+            Op::Suspend => &mut self.suspend_user,
+            Op::Unsuspend => &mut self.unsuspend_user,
+            Op::ResetPassword => &mut self.reset_password,
+            Op::RevokeSessions => &mut self.revoke_sessions,
+            Op::Notify => &mut self.notify_user,
+            Op::SearchLogs => &mut self.search_logs,
+        }
+    }
+}
+
+/// `[gateway.okta]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OktaConfig {
+    /// `https://{org}.okta.com` for the Management API (`OKTA_ORG_URL`).
+    pub org_url: Option<String>,
+    /// SSWS API token (`OKTA_API_TOKEN`). Never logged, never sent anywhere but `org_url`.
+    pub api_token: Option<String>,
+    /// Workflows flows, which take precedence for the operations they cover.
+    pub workflows: WorkflowsConfig,
+    /// Retries and rate-limit waits.
+    pub retry: RetryConfig,
+}
+
+impl OktaConfig {
+    /// Applies the reference design's environment names: `OKTA_ORG_URL`, `OKTA_API_TOKEN`,
+    /// `OKTA_WF_<FLOW>_URL` / `_TOKEN`.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) {
+        let nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+        if let Some(v) = nonempty("OKTA_ORG_URL") {
+            self.org_url = Some(v.trim_end_matches('/').to_owned());
+        }
+        if let Some(v) = nonempty("OKTA_API_TOKEN") {
+            self.api_token = Some(v);
+        }
+        for op in [
+            Op::ReadUser,
+            Op::Suspend,
+            Op::Unsuspend,
+            Op::ResetPassword,
+            Op::RevokeSessions,
+            Op::Notify,
+            Op::SearchLogs,
+        ] {
+            let name = op.flow_name().to_ascii_uppercase();
+            let url = nonempty(&format!("OKTA_WF_{name}_URL"));
+            let token = nonempty(&format!("OKTA_WF_{name}_TOKEN"));
+            let slot = self.workflows.slot(op);
+            match (url, slot.as_mut()) {
+                (Some(url), _) => {
+                    let token = token.or_else(|| slot.as_ref().and_then(|f| f.token.clone()));
+                    *slot = Some(Flow { url, token });
+                }
+                (None, Some(flow)) if token.is_some() => flow.token = token,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A user as Okta reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OktaUser {
+    /// `00u…`.
+    pub id: String,
+    /// `profile.login`.
+    pub login: String,
+    /// `ACTIVE`, `SUSPENDED`, `RECOVERY`, …
+    pub status: String,
+    /// Display name from the profile.
+    pub name: Option<String>,
+    /// `statusChanged`.
+    pub status_changed: Option<String>,
+    /// `lastLogin`.
+    pub last_login: Option<String>,
+}
+
+impl OktaUser {
+    fn from_okta(v: &Value) -> Option<Self> {
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let name = match (s("/profile/firstName"), s("/profile/lastName")) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}").trim().to_owned()),
+            (f, l) => f.or(l),
+        };
+        Some(OktaUser {
+            id: s("/id")?,
+            login: s("/profile/login")?,
+            status: s("/status")?,
+            name,
+            status_changed: s("/statusChanged"),
+            last_login: s("/lastLogin"),
+        })
+    }
+}
+
+/// What an action did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Done {
+    /// `workflows` or `management`.
+    pub via: &'static str,
+    /// `X-Okta-Request-Id`s.
+    pub request_ids: Vec<String>,
+    /// The flow's or API's answer, when it had one.
+    pub detail: Option<Value>,
+}
+
+/// A System Log query (the live `search_logs`).
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub filter: Option<String>,
+    pub q: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub user_login: Option<String>,
+    pub limit: usize,
+}
+
+/// The Okta side of the gateway.
+#[derive(Debug, Clone)]
+pub struct Okta {
+    client: reqwest::Client,
+    config: OktaConfig,
+}
+
+impl Okta {
+    /// A client for `config` (nothing is contacted yet).
+    pub fn new(config: OktaConfig) -> Result<Self, OktaError> {
+        if let Some(url) = &config.org_url {
+            reqwest::Url::parse(url).map_err(|e| OktaError::Config(format!("OKTA_ORG_URL {url:?}: {e}")))?;
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("idgw/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| OktaError::Config(e.to_string()))?;
+        Ok(Okta { client, config })
+    }
+
+    /// Which backend serves `op`: `Some("workflows")`, `Some("management")` or `None`.
+    pub fn backend_for(&self, op: Op) -> Option<&'static str> {
+        if self.config.workflows.flow(op).is_some() {
+            Some("workflows")
+        } else if self.management().is_some() && op != Op::Notify {
+            Some("management")
+        } else {
+            None
+        }
+    }
+
+    fn management(&self) -> Option<management::Management<'_>> {
+        Some(management::Management {
+            client: &self.client,
+            org: self.config.org_url.as_deref()?,
+            token: self.config.api_token.as_deref()?,
+            retry: &self.config.retry,
+        })
+    }
+
+    fn unsupported(op: Op) -> OktaError {
+        let name = op.flow_name();
+        let upper = name.to_ascii_uppercase();
+        OktaError::Unsupported(match op {
+            Op::Notify => format!(
+                "{name} needs an Okta Workflows flow (the Management API cannot send a message): set OKTA_WF_{upper}_URL and OKTA_WF_{upper}_TOKEN"
+            ),
+            _ => format!(
+                "{name} is not configured: set OKTA_ORG_URL and OKTA_API_TOKEN (Management API) or OKTA_WF_{upper}_URL and OKTA_WF_{upper}_TOKEN (Workflows)"
+            ),
+        })
+    }
+
+    async fn run(&self, op: Op, login: &str, extra: &[(&str, &str)]) -> Result<Done, OktaError> {
+        if let Some(flow) = self.config.workflows.flow(op) {
+            return workflows::invoke(&self.client, flow, &self.config.retry, op, login, extra).await;
+        }
+        match self.management() {
+            Some(m) if op != Op::Notify => m.act(op, login).await,
+            _ => Err(Self::unsupported(op)),
+        }
+    }
+
+    /// Reads a user by login or id.
+    pub async fn read_user(&self, login: &str) -> Result<(OktaUser, Option<String>), OktaError> {
+        let (v, request_id) = if let Some(flow) = self.config.workflows.flow(Op::ReadUser) {
+            let done = workflows::invoke(&self.client, flow, &self.config.retry, Op::ReadUser, login, &[]).await?;
+            let user = done
+                .detail
+                .as_ref()
+                .and_then(|d| d.get("user").cloned())
+                .ok_or_else(|| OktaError::Unexpected("the read_user flow answered without `user`".into()))?;
+            (user, done.request_ids.into_iter().next())
+        } else if let Some(m) = self.management() {
+            m.get_user(login).await?
+        } else {
+            return Err(Self::unsupported(Op::ReadUser));
+        };
+        let user = OktaUser::from_okta(&v)
+            .ok_or_else(|| OktaError::Unexpected("a user without id, profile.login or status".into()))?;
+        Ok((user, request_id))
+    }
+
+    /// The admin role types assigned to a user (`SUPER_ADMIN`, …), or `None` when no
+    /// backend can tell (Workflows only).
+    pub async fn admin_roles(&self, user_id: &str) -> Result<Option<Vec<String>>, OktaError> {
+        match self.management() {
+            Some(m) => m.roles(user_id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `suspend` (ACTIVE → SUSPENDED).
+    pub async fn suspend(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
+        self.run(Op::Suspend, login, &[("reason", reason)]).await
+    }
+
+    /// `unsuspend` (SUSPENDED → ACTIVE).
+    pub async fn unsuspend(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
+        self.run(Op::Unsuspend, login, &[("reason", reason)]).await
+    }
+
+    /// `reset_password` with the reset mail sent to the user (→ RECOVERY).
+    pub async fn reset_password(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
+        self.run(Op::ResetPassword, login, &[("reason", reason)]).await
+    }
+
+    /// Clears the user's IdP sessions.
+    pub async fn revoke_sessions(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
+        self.run(Op::RevokeSessions, login, &[("reason", reason)]).await
+    }
+
+    /// Sends the user a message (Workflows only).
+    pub async fn notify(&self, login: &str, message: &str, reason: &str) -> Result<Done, OktaError> {
+        self.run(Op::Notify, login, &[("message", message), ("reason", reason)])
+            .await
+    }
+
+    /// The live System Log, newest first.
+    pub async fn search_logs(&self, query: &LogQuery) -> Result<(Vec<Value>, Vec<String>), OktaError> {
+        if let Some(flow) = self.config.workflows.flow(Op::SearchLogs) {
+            return workflows::search_logs(&self.client, flow, &self.config.retry, query).await;
+        }
+        match self.management() {
+            Some(m) => m.search_logs(query).await,
+            None => Err(Self::unsupported(Op::SearchLogs)),
+        }
+    }
+}
+
+/// Maps a non-2xx, non-retried Okta answer to an error by its `errorCode`.
+fn okta_refusal(reply: &http::Reply, what: &str) -> OktaError {
+    let body = http::OktaErrorBody::parse(&reply.body);
+    let summary = if body.error_summary.is_empty() {
+        String::from_utf8_lossy(&reply.body).chars().take(300).collect()
+    } else {
+        body.text()
+    };
+    match (reply.status.as_u16(), body.error_code.as_str()) {
+        (404, _) | (410, _) => OktaError::NotFound(format!("{what}: {summary}")),
+        (400, "E0000001") | (403, "E0000038") | (423, _) => OktaError::WrongState {
+            code: body.error_code,
+            summary,
+        },
+        (401, _) => OktaError::Unauthorized(summary),
+        (403, _) => OktaError::Forbidden(summary),
+        _ => OktaError::Rejected {
+            code: if body.error_code.is_empty() {
+                reply.status.as_u16().to_string()
+            } else {
+                body.error_code
+            },
+            summary,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_environment_names_configure_backends() {
+        let env = |n: &str| match n {
+            "OKTA_ORG_URL" => Some("https://example.okta.com/".to_owned()),
+            "OKTA_API_TOKEN" => Some("00abc".to_owned()),
+            "OKTA_WF_SUSPEND_USER_URL" => Some("https://example.workflows.okta.com/api/flo/abc/invoke".to_owned()),
+            "OKTA_WF_SUSPEND_USER_TOKEN" => Some("wf-token".to_owned()),
+            "OKTA_WF_NOTIFY_USER_URL" => Some(String::new()),
+            _ => None,
+        };
+        let mut c = OktaConfig::default();
+        c.apply_env(&env);
+        assert_eq!(c.org_url.as_deref(), Some("https://example.okta.com"));
+        let flow = c.workflows.flow(Op::Suspend).unwrap();
+        assert_eq!(flow.token.as_deref(), Some("wf-token"));
+        assert!(
+            c.workflows.flow(Op::Notify).is_none(),
+            "an empty URL configures nothing"
+        );
+        let okta = Okta::new(c).unwrap();
+        assert_eq!(okta.backend_for(Op::Suspend), Some("workflows"));
+        assert_eq!(okta.backend_for(Op::Unsuspend), Some("management"));
+        assert_eq!(okta.backend_for(Op::Notify), None);
+        let e = Okta::unsupported(Op::Notify).to_string();
+        assert!(e.contains("OKTA_WF_NOTIFY_USER_URL"), "{e}");
+    }
+
+    #[test]
+    fn refusals_map_by_error_code() {
+        let reply = |status: u16, body: &str| http::Reply {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            body: body.as_bytes().to_vec(),
+            request_id: None,
+        };
+        let wrong = reply(
+            400,
+            r#"{"errorCode":"E0000001","errorSummary":"Api validation failed: user","errorCauses":[{"errorSummary":"Cannot suspend a user that is not active"}]}"#,
+        );
+        match okta_refusal(&wrong, "suspend") {
+            OktaError::WrongState { code, summary } => {
+                assert_eq!(code, "E0000001");
+                assert!(summary.contains("not active"), "{summary}");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            okta_refusal(
+                &reply(404, r#"{"errorCode":"E0000007","errorSummary":"Not found"}"#),
+                "x"
+            ),
+            OktaError::NotFound(_)
+        ));
+        assert!(matches!(
+            okta_refusal(&reply(401, r#"{"errorCode":"E0000011"}"#), "x"),
+            OktaError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            okta_refusal(&reply(400, "not json"), "x"),
+            OktaError::Rejected { .. }
+        ));
+    }
+}

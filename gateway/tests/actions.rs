@@ -1,0 +1,603 @@
+//! Actions against the Okta simulator: policy, out-of-band approval bound to the call,
+//! audit intent and outcome with a verifiable chain, rollback, repeated and parallel
+//! actions, Okta failures (429 storms, 5xx, dropped connections), both backends, and
+//! failing closed when the audit log cannot be written.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use idgw_gateway::actions::Human::OutOfBand;
+use idgw_gateway::actions::approval::Approvals;
+use idgw_gateway::actions::policy::PolicyConfig;
+use idgw_gateway::actions::{ActArgs, Actions, Caller, Kind, NotifyArgs, RollbackArgs, UnsuspendArgs};
+use idgw_gateway::audit::{self, AuditLog};
+use idgw_gateway::okta::{Flow, Okta, OktaConfig, RetryConfig, WorkflowsConfig};
+use idgw_gateway::{StoreReader, tools};
+use idgw_pipeline::source::file::Input;
+use idgw_pipeline::{PipelineConfig, Store};
+use idgw_schemas::AuditPhase;
+use idgw_testbed::generate::tenant::Role;
+use idgw_testbed::sim::{self, SimConfig};
+use serde_json::json;
+
+const TOKEN: &str = "sim-api-token";
+const REASON: &str = "impossible travel from Lagos 40 minutes after a sign-in in Berlin";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    sim: sim::Running,
+    reader: Arc<StoreReader>,
+    audit_dir: PathBuf,
+    alert_id: String,
+    member: String,
+    member2: String,
+    admin: String,
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let summary = idgw_pipeline::replay(
+        &[Input::Path(golden("impossible_travel"))],
+        &Store::open(&store).unwrap(),
+        &PipelineConfig::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(summary.alerts > 0, "{summary:?}");
+    let reader = Arc::new(
+        StoreReader::open(store.clone(), &PipelineConfig::default(), Duration::from_secs(30))
+            .await
+            .unwrap(),
+    );
+    let alerts = tools::list_alerts(&reader, tools::ListAlertsArgs::default())
+        .await
+        .unwrap();
+    let alert_id = alerts.items[0]["alert_id"].as_str().unwrap().to_owned();
+    let org = sim::build(SimConfig {
+        users: 30,
+        history_days: 1,
+        seed: 8,
+        api_token: TOKEN.into(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let members: Vec<String> = org
+        .tenant
+        .users
+        .iter()
+        .filter(|u| u.role == Role::Member)
+        .map(|u| u.login.clone())
+        .collect();
+    let admin = org
+        .tenant
+        .users
+        .iter()
+        .find(|u| u.role == Role::Admin)
+        .map(|u| u.login.clone())
+        .expect("the tenant has an admin");
+    let sim = sim::serve("127.0.0.1:0", org).await.unwrap();
+    Fixture {
+        audit_dir: dir.path().join("audit"),
+        _dir: dir,
+        sim,
+        reader,
+        alert_id,
+        member: members[0].clone(),
+        member2: members[1].clone(),
+        admin,
+    }
+}
+
+fn fast_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        min_delay_ms: 20,
+        max_delay_ms: 200,
+        max_rate_limit_wait_s: 5,
+        timeout_s: 10,
+    }
+}
+
+fn management(f: &Fixture) -> OktaConfig {
+    OktaConfig {
+        org_url: Some(f.sim.base_url()),
+        api_token: Some(TOKEN.into()),
+        retry: fast_retries(),
+        ..OktaConfig::default()
+    }
+}
+
+fn actions(f: &Fixture, okta: OktaConfig, policy: PolicyConfig) -> Actions {
+    let log = Arc::new(AuditLog::open(&f.audit_dir).unwrap());
+    Actions::new(Okta::new(okta).unwrap(), log, policy, Arc::clone(&f.reader)).unwrap()
+}
+
+fn no_approval() -> PolicyConfig {
+    PolicyConfig {
+        approval_required: Vec::new(),
+        ..PolicyConfig::default()
+    }
+}
+
+fn agent() -> Caller {
+    Caller {
+        principal: "agent@example.com".into(),
+        scopes: vec!["mcp:user:write".into(), "mcp:actions:rollback".into()],
+        client: Some("test/1".into()),
+    }
+}
+
+fn act_args(f: &Fixture, login: &str) -> ActArgs {
+    ActArgs {
+        user_login: login.into(),
+        reasoning: REASON.into(),
+        evidence: vec![f.alert_id.clone()],
+        approval_id: None,
+        dry_run: false,
+    }
+}
+
+fn status(f: &Fixture, login: &str) -> String {
+    let state = f.sim.sim.state.lock().unwrap();
+    let i = state.user_index(login).unwrap();
+    serde_json::to_value(state.users[i].status)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn okta_events(f: &Fixture, event_type: &str, login: &str) -> usize {
+    let state = f.sim.sim.state.lock().unwrap();
+    state
+        .events
+        .iter()
+        .filter(|e| e.value["eventType"] == event_type && e.value["target"][0]["alternateId"] == login)
+        .count()
+}
+
+fn verified(dir: &Path) -> audit::Verification {
+    let v = audit::verify(dir).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
+    let f = fixture().await;
+    let a = actions(&f, management(&f), PolicyConfig::default());
+    let caller = agent();
+
+    // Policy first: evidence, real evidence, enough reasoning.
+    let mut bare = act_args(&f, &f.member);
+    bare.evidence.clear();
+    let e = a.act(&caller, Kind::Suspend, bare, OutOfBand).await.unwrap_err();
+    assert!(e.contains("evidence is required"), "{e}");
+    let mut invented = act_args(&f, &f.member);
+    invented.evidence = vec!["alert-that-does-not-exist".into()];
+    let e = a.act(&caller, Kind::Suspend, invented, OutOfBand).await.unwrap_err();
+    assert!(e.contains("not found in the store"), "{e}");
+    let mut terse = act_args(&f, &f.member);
+    terse.reasoning = "bad".into();
+    let e = a.act(&caller, Kind::Suspend, terse, OutOfBand).await.unwrap_err();
+    assert!(e.contains("reasoning"), "{e}");
+    assert_eq!(status(&f, &f.member), "ACTIVE");
+
+    // The first valid call asks for approval and does nothing.
+    let pending = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(pending.status, "approval_required");
+    let id = pending.approval.unwrap().approval_id;
+    assert_eq!(status(&f, &f.member), "ACTIVE");
+    let with_id = |login: &str| ActArgs {
+        approval_id: Some(id.clone()),
+        ..act_args(&f, login)
+    };
+    let e = a
+        .act(&caller, Kind::Suspend, with_id(&f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("still pending"), "{e}");
+
+    let approvals = Approvals::new(&f.audit_dir);
+    assert!(
+        approvals.decide(&id, &caller.principal, true).is_err(),
+        "no self-approval"
+    );
+    approvals.decide(&id, "analyst@example.com", true).unwrap();
+
+    // The approval is bound to the call: other arguments, another caller are refused.
+    let e = a
+        .act(&caller, Kind::Suspend, with_id(&f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("another call"), "{e}");
+    let intruder = Caller {
+        principal: "intruder@example.com".into(),
+        ..agent()
+    };
+    let e = a
+        .act(&intruder, Kind::Suspend, with_id(&f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("another call"), "{e}");
+    assert_eq!(status(&f, &f.member), "ACTIVE");
+
+    let done = a
+        .act(&caller, Kind::Suspend, with_id(&f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(done.status, "success", "{done:?}");
+    assert_eq!(done.transaction_id, id, "the approved call continues its transaction");
+    assert_eq!(done.approved_by.as_deref(), Some("analyst@example.com"));
+    assert_eq!(done.backend.as_deref(), Some("management"));
+    assert!(!done.okta_request_ids.is_empty());
+    assert_eq!(done.post_state.unwrap().status, "SUSPENDED");
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
+    // Used once.
+    let e = a
+        .act(&caller, Kind::Suspend, with_id(&f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("no pending approval"), "{e}");
+
+    // A repeated suspend is reported, not retried.
+    let again = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(again.status, "no_change");
+    assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member), 1);
+
+    // Rollback: approved like any action, linked to the original.
+    let rb = |approval_id: Option<String>| RollbackArgs {
+        transaction_id: id.clone(),
+        reasoning: "the sign-in from Lagos was the user's confirmed business trip".into(),
+        approval_id,
+        dry_run: false,
+    };
+    let pending = a.rollback(&caller, rb(None), OutOfBand).await.unwrap();
+    assert_eq!(pending.status, "approval_required");
+    let rid = pending.approval.unwrap().approval_id;
+    approvals.decide(&rid, "analyst@example.com", true).unwrap();
+    let undone = a.rollback(&caller, rb(Some(rid)), OutOfBand).await.unwrap();
+    assert_eq!(undone.status, "success", "{undone:?}");
+    assert_eq!(undone.rollback_of.as_deref(), Some(id.as_str()));
+    assert_eq!(status(&f, &f.member), "ACTIVE");
+    let e = a.rollback(&caller, rb(None), OutOfBand).await.unwrap_err();
+    assert!(e.contains("already rolled back"), "{e}");
+
+    // The audit log holds all of it and verifies.
+    let v = verified(&f.audit_dir);
+    let records = a.audit_log().read(|_| true).unwrap();
+    assert_eq!(v.records as usize, records.len());
+    let of_tx: Vec<_> = records.iter().filter(|r| r.transaction_id == id).collect();
+    let statuses: Vec<&str> = of_tx.iter().map(|r| r.status.as_str()).collect();
+    assert!(statuses.starts_with(&["pending_approval"]), "{statuses:?}");
+    assert!(
+        statuses.contains(&"pending") && statuses.contains(&"success"),
+        "{statuses:?}"
+    );
+    let intent = of_tx.iter().find(|r| r.phase == AuditPhase::Intent).unwrap();
+    assert_eq!(intent.principal.as_deref(), Some("agent@example.com"));
+    assert_eq!(intent.reasoning.as_deref(), Some(REASON));
+    assert_eq!(intent.evidence, vec![f.alert_id.clone()]);
+    assert_eq!(intent.approval.as_ref().unwrap().approver, "analyst@example.com");
+    assert_eq!(intent.pre_state.as_ref().unwrap()["status"], "ACTIVE");
+    let outcome = of_tx
+        .iter()
+        .find(|r| r.phase == AuditPhase::Outcome && r.status == "success")
+        .unwrap();
+    assert_eq!(outcome.post_state.as_ref().unwrap()["status"], "SUSPENDED");
+    assert!(!outcome.okta_request_ids.is_empty());
+    assert!(
+        records
+            .iter()
+            .any(|r| r.status == "denied" && r.principal.as_deref() == Some("intruder@example.com"))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.rollback_of.as_deref() == Some(id.as_str()) && r.status == "success")
+    );
+    let page = a
+        .audit_records(&idgw_gateway::actions::AuditLogArgs {
+            user_login: Some(f.member.to_uppercase()),
+            limit: Some(3),
+        })
+        .unwrap();
+    assert_eq!(page.records.len(), 3);
+    assert!(page.records[0].seq > page.records[2].seq, "newest first");
+    f.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_accounts_and_irreversible_actions_are_refused() {
+    let f = fixture().await;
+    let policy = PolicyConfig {
+        protected_users: vec![f.member2.to_uppercase()],
+        ..no_approval()
+    };
+    let a = actions(&f, management(&f), policy);
+    let caller = agent();
+    let e = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("protected account"), "{e}");
+    let e = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.admin), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("SUPER_ADMIN"), "{e}");
+    let info = a.read_user(&f.admin).await.unwrap();
+    assert!(info.protected && info.admin_roles == Some(vec!["SUPER_ADMIN".to_owned()]));
+    let e = a
+        .act(
+            &caller,
+            Kind::Suspend,
+            act_args(&f, "nobody@example.invalid"),
+            OutOfBand,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("not found"), "{e}");
+
+    let reset = a
+        .act(&caller, Kind::ResetPassword, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(reset.status, "success");
+    assert_eq!(status(&f, &f.member), "RECOVERY");
+    let e = a
+        .rollback(
+            &caller,
+            RollbackArgs {
+                transaction_id: reset.transaction_id,
+                reasoning: "undo the reset please, it was a mistake".into(),
+                approval_id: None,
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("cannot be undone"), "{e}");
+    // Without the Workflows notify flow, notify_user says what to configure.
+    let e = a
+        .notify(
+            &caller,
+            NotifyArgs {
+                user_login: f.member.clone(),
+                message: "Was this you?".into(),
+                reasoning: REASON.into(),
+                evidence: Vec::new(),
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("OKTA_WF_NOTIFY_USER_URL"), "{e}");
+    // Dry run: recorded, nothing done.
+    let dry = a
+        .act(
+            &caller,
+            Kind::RevokeSessions,
+            ActArgs {
+                dry_run: true,
+                ..act_args(&f, &f.member)
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.status, "dry_run");
+    assert_eq!(okta_events(&f, "user.session.clear", &f.member), 0);
+    verified(&f.audit_dir);
+    f.sim.stop().await;
+}
+
+async fn set_faults(f: &Fixture, faults: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/sim/faults", f.sim.base_url()))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_server_errors_and_dropped_connections_are_ridden_out() {
+    let f = fixture().await;
+    let a = actions(&f, management(&f), no_approval());
+    let caller = agent();
+
+    set_faults(&f, json!({"burst_429": 3})).await;
+    let t = std::time::Instant::now();
+    let done = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(done.status, "success", "{done:?}");
+    // Three 429s, each waited out until its reset (about a second ahead).
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+
+    set_faults(&f, json!({"burst_503": 2})).await;
+    let unsuspend = UnsuspendArgs {
+        user_login: f.member.clone(),
+        transaction_id: Some(done.transaction_id.clone()),
+        reason: "confirmed with the user by phone; travel was real".into(),
+        evidence: Vec::new(),
+        approval_id: None,
+        dry_run: false,
+    };
+    let back = a
+        .unsuspend(&caller, "reactivate_user", unsuspend, OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(
+        (back.status.as_str(), back.action.as_str()),
+        ("success", "reactivate_user")
+    );
+
+    set_faults(&f, json!({"burst_drop": 2})).await;
+    let revoked = a
+        .act(&caller, Kind::RevokeSessions, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, "success");
+    assert_eq!(okta_events(&f, "user.session.clear", &f.member), 1);
+
+    // Okta stays down: the action fails, and intent and failure are both on record.
+    set_faults(&f, json!({"error_rate": 1.0})).await;
+    let e = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("failed") || e.contains("cannot read"), "{e}");
+    set_faults(&f, json!({})).await;
+    assert_eq!(status(&f, &f.member2), "ACTIVE");
+    verified(&f.audit_dir);
+    f.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_suspends_of_one_user_make_one_okta_call() {
+    let f = fixture().await;
+    let a = Arc::new(actions(&f, management(&f), no_approval()));
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        let a = Arc::clone(&a);
+        let args = act_args(&f, &f.member);
+        calls.push(tokio::spawn(async move {
+            a.act(&agent(), Kind::Suspend, args, OutOfBand).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap().unwrap().status);
+    }
+    statuses.sort();
+    assert_eq!(statuses.iter().filter(|s| *s == "success").count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| *s == "no_change").count(), 5, "{statuses:?}");
+    assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member), 1);
+    verified(&f.audit_dir);
+    f.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_flows_receive_the_reference_payload() {
+    let f = fixture().await;
+    let flow = |name: &str| {
+        Some(Flow {
+            url: format!("{}/api/flo/{name}/invoke", f.sim.base_url()),
+            token: Some("sim-workflows-token".into()),
+        })
+    };
+    let okta = OktaConfig {
+        workflows: WorkflowsConfig {
+            suspend_user: flow("suspend_user"),
+            unsuspend_user: flow("unsuspend_user"),
+            read_user: flow("read_user"),
+            notify_user: flow("notify_user"),
+            ..WorkflowsConfig::default()
+        },
+        retry: fast_retries(),
+        ..OktaConfig::default()
+    };
+    let a = actions(&f, okta, no_approval());
+    let caller = agent();
+    let done = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(done.backend.as_deref(), Some("workflows"));
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
+    let sent = a
+        .notify(
+            &caller,
+            NotifyArgs {
+                user_login: f.member.clone(),
+                message: "Your account was suspended after a suspicious sign-in.".into(),
+                reasoning: REASON.into(),
+                evidence: vec![f.alert_id.clone()],
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.status, "success");
+    let outbox = f.sim.sim.state.lock().unwrap().outbox.clone();
+    assert!(
+        outbox
+            .iter()
+            .any(|m| m["to"] == f.member.as_str() && m["message"].as_str().unwrap().contains("suspicious")),
+        "{outbox:?}"
+    );
+    // Without the Management API, reset_password is not configured: a clear refusal.
+    let e = a
+        .act(&caller, Kind::ResetPassword, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("OKTA_WF_RESET_PASSWORD_URL"), "{e}");
+    // A wrong flow token is Okta refusing the gateway's credentials.
+    let bad = OktaConfig {
+        workflows: WorkflowsConfig {
+            read_user: Some(Flow {
+                url: format!("{}/api/flo/read_user/invoke", f.sim.base_url()),
+                token: Some("wrong".into()),
+            }),
+            ..WorkflowsConfig::default()
+        },
+        ..OktaConfig::default()
+    };
+    let e = Okta::new(bad).unwrap().read_user(&f.member).await.unwrap_err();
+    assert!(e.to_string().contains("client token"), "{e}");
+    f.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_a_broken_audit_log_stop_actions() {
+    let f = fixture().await;
+    let policy = PolicyConfig {
+        max_actions_per_principal_per_hour: 1,
+        ..no_approval()
+    };
+    let a = actions(&f, management(&f), policy);
+    let caller = agent();
+    a.act(&caller, Kind::RevokeSessions, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    let e = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("per principal"), "{e}");
+    assert_eq!(status(&f, &f.member2), "ACTIVE");
+
+    // The head cannot be replaced any more: the intent is not durable, so nothing runs.
+    let other = Caller {
+        principal: "second-agent@example.com".into(),
+        ..agent()
+    };
+    std::fs::create_dir(f.audit_dir.join(format!("{}.tmp", audit::HEAD_FILE))).unwrap();
+    let e = a
+        .act(&other, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("fail closed"), "{e}");
+    assert_eq!(status(&f, &f.member2), "ACTIVE");
+    assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member2), 0);
+    f.sim.stop().await;
+}
