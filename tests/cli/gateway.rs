@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{idgw, stdout};
 
 /// A store with a generated tenant (every attack scenario, with labels) replayed into it.
-fn store(dir: &Path) -> PathBuf {
+pub(super) fn store(dir: &Path) -> PathBuf {
     let events = dir.join("events.ndjson");
     let o = idgw(&[
         "generate",
@@ -41,7 +41,7 @@ fn store(dir: &Path) -> PathBuf {
 
 /// Whether python3 with the `mcp` package is here; `IDGW_REQUIRE_INTEROP=1` (set by
 /// .ci/run, which installs it) turns its absence into a failure.
-fn python_mcp() -> bool {
+pub(super) fn python_mcp() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import mcp"])
         .stdout(Stdio::null())
@@ -110,7 +110,7 @@ fn sim_member() -> String {
         .unwrap()
 }
 
-fn run_client(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+pub(super) fn run_client(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(script())
         .args(args)
@@ -129,16 +129,15 @@ fn run_client(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
 /// Starts `idgw gateway serve --http 127.0.0.1:0 --dev-no-auth` (with `env`) and reads the
 /// bound address it announces.
 fn serve_http(store: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    serve_http_on(store, "127.0.0.1:0", &["--dev-no-auth"], env)
+}
+
+/// Starts `idgw gateway serve --http LISTEN ARGS…` (with `env`) and reads the bound
+/// address it announces.
+pub(super) fn serve_http_on(store: &Path, listen: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args([
-            "gateway",
-            "serve",
-            "--store",
-            store.to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--dev-no-auth",
-        ])
+        .args(["gateway", "serve", "--store", store.to_str().unwrap(), "--http", listen])
+        .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -158,7 +157,7 @@ fn serve_http(store: &Path, env: &[(&str, &str)]) -> (Child, String) {
 }
 
 /// One raw HTTP POST of an `initialize` request with these extra headers; the status code.
-fn post_initialize(addr: &str, headers: &str) -> u16 {
+pub(super) fn post_initialize(addr: &str, headers: &str) -> u16 {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

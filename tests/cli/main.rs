@@ -1,6 +1,7 @@
 //! The `idgw` binary, driven as a user drives it.
 
 mod gateway;
+mod oauth;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,6 +2,12 @@
 
 usage: mcp_client.py stdio IDGW STORE [--act LOGIN] [--legacy]
        mcp_client.py http URL [--token BEARER] [--act LOGIN] [--legacy]
+       mcp_client.py signin IDGW STORE APPROVE_URL
+
+signin starts the gateway over stdio with OAuth (the environment names the issuer and the
+client) and signs in through the tools: initiate_device_auth, the person's approval (a POST
+of the user code to APPROVE_URL stands in for the verification page), complete_device_auth;
+then checks that tools/list and tools/call follow the granted scopes.
 
 Lists the tools, calls every read tool against the store and checks the structured results
 and the tool errors. With --act, also acts on the Okta user LOGIN (the gateway must be
@@ -215,6 +221,36 @@ async def exercise(target, act=None, legacy=False):
     return seen
 
 
+async def signin(idgw, store, approve_url):
+    import urllib.request
+
+    seen = {}
+    target = StdioServerParameters(command=idgw, args=["gateway", "serve", "--store", store, "--stdio"], env=dict(os.environ))
+    async with Client(target) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        check(names == {"initiate_device_auth", "complete_device_auth"}, f"before sign-in: {sorted(names)}")
+        await call_error(client, "list_alerts", {}, "not signed in")
+        started = await call(client, "initiate_device_auth", {"tools": ["list_alerts", "explain_alert"]})
+        check(started["scopes"] == ["mcp:logs:read"], f"requested scopes: {started}")
+        check(started["verification_uri"].startswith("http"), f"verification uri: {started}")
+        body = json.dumps({"user_code": started["user_code"], "login": "analyst@example.com"}).encode()
+        request = urllib.request.Request(approve_url, data=body, method="POST", headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            check(answer.status == 204, f"approval: {answer.status}")
+        done = await call(client, "complete_device_auth", {"device_code": started["device_code"]})
+        check(done["status"] == "authorized" and done["principal"] == "analyst@example.com", f"complete: {done}")
+        names = {t.name for t in (await client.list_tools()).tools}
+        check({"list_alerts", "explain_alert", "search_events", "search_logs"} <= names, f"after sign-in: {sorted(names)}")
+        check("suspend_user" not in names and "query_sql" not in names, f"beyond the scopes: {sorted(names)}")
+        alerts = await call(client, "list_alerts", {"limit": 1})
+        check(len(alerts["items"]) == 1, "list_alerts after sign-in")
+        await call_error(client, "query_sql", {"sql": "SELECT 1"}, "needs the scope mcp:sql:read")
+        seen["principal"] = done["principal"]
+        seen["scopes"] = done["scopes"]
+        seen["tools_after"] = sorted(names)
+    return seen
+
+
 def option(name):
     if name in sys.argv:
         return sys.argv[sys.argv.index(name) + 1]
@@ -230,6 +266,14 @@ def main():
         target = StdioServerParameters(
             command=idgw, args=["gateway", "serve", "--store", store, "--stdio", "--dev-no-auth"], env=dict(os.environ)
         )
+    elif mode == "signin":
+        try:
+            seen = asyncio.run(signin(sys.argv[2], sys.argv[3], sys.argv[4]))
+        except AssertionError as e:
+            print(f"CHECK FAILED (signin): {e}", file=sys.stderr)
+            sys.exit(1)
+        print(json.dumps(seen))
+        return
     elif mode == "http":
         token = option("--token")
         headers = {"Authorization": f"Bearer {token}"} if token else None
