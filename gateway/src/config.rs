@@ -94,6 +94,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_deployment_file_parses() {
+        let c = GatewayConfig::from_toml(include_str!("../../deploy/config.example.toml")).unwrap();
+        assert_eq!(c, GatewayConfig::default(), "the example documents the defaults");
+    }
+
+    #[test]
     fn the_gateway_table_of_a_deployment_file() {
         let text = r#"
 [store]

@@ -93,19 +93,23 @@ impl PipelineConfig {
         let mut config = match path {
             Some(p) => {
                 let text = fs_err::read_to_string(p)?;
-                let parse_err = |e: toml::de::Error| ConfigError::Parse {
+                Self::from_toml(&text).map_err(|e| ConfigError::Parse {
                     path: p.display().to_string(),
                     message: e.to_string(),
-                };
-                let mut table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
-                // One file configures a deployment; `[gateway]` is read by `idgw gateway`.
-                table.remove("gateway");
-                table.try_into().map_err(parse_err)?
+                })?
             }
             None => PipelineConfig::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
         Ok(config)
+    }
+
+    /// The pipeline's sections of a deployment file. One file configures a deployment;
+    /// its `[gateway]` table is read by `idgw gateway`, not here.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        table.remove("gateway");
+        table.try_into()
     }
 
     /// Applies `IDGW_*` overrides read through `get`.
@@ -177,7 +181,7 @@ mod tests {
     #[test]
     fn example_file_parses_and_env_overrides() {
         let text = include_str!("../../deploy/config.example.toml");
-        let mut c: PipelineConfig = toml::from_str(text).unwrap();
+        let mut c = PipelineConfig::from_toml(text).unwrap();
         assert_eq!(c, PipelineConfig::default(), "the example documents the defaults");
         c.apply_env(|n| (n == "IDGW_STORE_BATCH_ROWS").then(|| "77".to_owned()))
             .unwrap();
@@ -186,7 +190,7 @@ mod tests {
             .apply_env(|n| (n == "IDGW_STORE_ZSTD_LEVEL").then(|| "high".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
-        assert!(toml::from_str::<PipelineConfig>("[store]\nbatch_rowz = 1").is_err());
+        assert!(PipelineConfig::from_toml("[store]\nbatch_rowz = 1").is_err());
     }
 
     #[test]

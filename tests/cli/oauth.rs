@@ -207,6 +207,26 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let decided: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(decided["approver"], "analyst@example.com");
+    // A token about to expire is refreshed (and saved) before use.
+    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
+    let before = stored["access_token"].clone();
+    stored["expires_at"] = serde_json::json!(chrono::Utc::now().timestamp() + 30);
+    std::fs::write(&token_all, stored.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args(["approve", "txn-oauth", "--audit-dir", audit_dir.to_str().unwrap()])
+        .envs(borrow(&env_all))
+        .output()
+        .unwrap();
+    // (Already decided: the refresh happened while establishing the approver.)
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already decided"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let refreshed: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
+    assert_ne!(refreshed["access_token"], before, "the access token was refreshed");
+    assert!(refreshed["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp() + 300);
+
     // The reader's token lacks mcp:actions:approve.
     let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
         .args(["approve", "txn-oauth", "--audit-dir", audit_dir.to_str().unwrap()])
