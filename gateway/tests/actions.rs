@@ -12,7 +12,7 @@ use idgw_gateway::actions::approval::Approvals;
 use idgw_gateway::actions::policy::PolicyConfig;
 use idgw_gateway::actions::{ActArgs, Actions, Caller, Kind, NotifyArgs, RollbackArgs, UnsuspendArgs};
 use idgw_gateway::audit::{self, AuditLog};
-use idgw_gateway::okta::{Flow, Okta, OktaConfig, RetryConfig, WorkflowsConfig};
+use idgw_gateway::okta::{Flow, Okta, OktaConfig, RetryConfig, ServiceAppConfig, WorkflowsConfig};
 use idgw_gateway::{StoreReader, tools};
 use idgw_pipeline::source::file::Input;
 use idgw_pipeline::{PipelineConfig, Store};
@@ -40,6 +40,10 @@ fn golden(name: &str) -> PathBuf {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Vec::new()).await
+}
+
+async fn fixture_with(service_apps: Vec<sim::ServiceApp>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let summary = idgw_pipeline::replay(
@@ -64,6 +68,7 @@ async fn fixture() -> Fixture {
         history_days: 1,
         seed: 8,
         api_token: TOKEN.into(),
+        service_apps,
         ..SimConfig::default()
     })
     .unwrap();
@@ -599,5 +604,72 @@ async fn limits_and_a_broken_audit_log_stop_actions() {
     assert!(e.contains("fail closed"), "{e}");
     assert_eq!(status(&f, &f.member2), "ACTIVE");
     assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member2), 0);
+    f.sim.stop().await;
+}
+
+/// An RSA key pair: the private key's PEM file and the public key's PEM.
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
+    use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+    let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let file = dir.join(format!("{name}.pem"));
+    std::fs::write(&file, private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let public = private.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+    (file, public)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_app_acts_with_private_key_jwt_within_its_scopes() {
+    let keys = tempfile::tempdir().unwrap();
+    let (full_key, full_public) = key_pair(keys.path(), "full");
+    let (reader_key, reader_public) = key_pair(keys.path(), "reader");
+    let (stranger_key, _) = key_pair(keys.path(), "stranger");
+    let app = |client_id: &str, public_key_pem: String, scopes: &[&str]| sim::ServiceApp {
+        client_id: client_id.into(),
+        public_key_pem,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let f = fixture_with(vec![
+        app("0oafullapp", full_public.clone(), &sim::OKTA_SCOPES),
+        app("0oareaderapp", reader_public, &["okta.users.read", "okta.roles.read"]),
+    ])
+    .await;
+    let with_app = |client_id: &str, key: &Path| OktaConfig {
+        org_url: Some(f.sim.base_url()),
+        service_app: Some(ServiceAppConfig {
+            client_id: client_id.into(),
+            private_key_file: key.to_owned(),
+            key_id: Some("key-1".into()),
+            scopes: idgw_gateway::okta::ServiceAppConfig::default_scopes(),
+        }),
+        retry: fast_retries(),
+        ..OktaConfig::default()
+    };
+    let a = actions(&f, with_app("0oafullapp", &full_key), no_approval());
+    let done = a
+        .act(&agent(), Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.backend.as_deref()),
+        ("success", Some("management"))
+    );
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
+    // The token is reused, not fetched per call.
+    assert_eq!(f.sim.sim.auth.lock().unwrap().org_tokens.len(), 1);
+    let info = a.read_user(&f.admin).await.unwrap();
+    assert_eq!(info.admin_roles, Some(vec!["SUPER_ADMIN".to_owned()]));
+    drop(a);
+
+    // Okta grants only what the app holds: reading works, suspending is forbidden.
+    let reader = Okta::new(with_app("0oareaderapp", &reader_key)).unwrap();
+    assert_eq!(reader.read_user(&f.member2).await.unwrap().0.status, "ACTIVE");
+    let e = reader.suspend(&f.member2, REASON).await.unwrap_err();
+    assert!(e.to_string().contains("permission"), "{e}");
+    assert_eq!(status(&f, &f.member2), "ACTIVE");
+
+    // An assertion signed with another key is refused at the token endpoint.
+    let stranger = Okta::new(with_app("0oafullapp", &stranger_key)).unwrap();
+    let e = stranger.read_user(&f.member2).await.unwrap_err();
+    assert!(e.to_string().contains("refused the service app"), "{e}");
     f.sim.stop().await;
 }

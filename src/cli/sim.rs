@@ -60,6 +60,11 @@ struct ServeArgs {
     /// System Log requests per minute before 429.
     #[arg(long, default_value_t = 120)]
     logs_per_minute: u32,
+    /// An OAuth service app of the org authorization server: CLIENT_ID=PUBLIC_KEY_PEM_FILE
+    /// (repeatable). It gets tokens at /oauth2/v1/token with private_key_jwt, holding every
+    /// okta.* scope the simulator checks.
+    #[arg(long = "service-app", value_name = "CLIENT_ID=PEM")]
+    service_apps: Vec<String>,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +89,20 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut service_apps = Vec::new();
+    for spec in &args.service_apps {
+        let (client_id, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--service-app {spec:?}: expected CLIENT_ID=PUBLIC_KEY_PEM_FILE"))?;
+        let public_key_pem = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+        service_apps.push(idgw_testbed::sim::ServiceApp {
+            client_id: client_id.to_owned(),
+            public_key_pem,
+            scopes: idgw_testbed::sim::OKTA_SCOPES.map(String::from).to_vec(),
+        });
+    }
     let config = SimConfig {
+        service_apps,
         users: args.users,
         seed: args.seed,
         history_days: args.history_days,

@@ -1,16 +1,17 @@
 //! The Okta Management API backend (reference.md §3): Users lifecycle, sessions, roles and
-//! the System Log, with an SSWS API token.
+//! the System Log, with an SSWS API token or a service app's access token.
 
 use reqwest::{Method, Url};
 use serde_json::Value;
 
+use super::credentials::Credential;
 use super::http::{self, RetryConfig};
 use super::{Done, LogQuery, OktaError, Op, okta_refusal};
 
 pub(super) struct Management<'a> {
     pub client: &'a reqwest::Client,
     pub org: &'a str,
-    pub token: &'a str,
+    pub credential: &'a Credential,
     pub retry: &'a RetryConfig,
 }
 
@@ -26,14 +27,19 @@ impl Management<'_> {
     }
 
     async fn call(&self, method: Method, url: Url, what: &str) -> Result<(Value, Option<String>), OktaError> {
+        let authorization = self.credential.header(self.client, self.retry).await?;
         let reply = http::send(self.retry, || {
             self.client
                 .request(method.clone(), url.clone())
-                .header("Authorization", format!("SSWS {}", self.token))
+                .header("Authorization", &authorization)
                 .header("Accept", "application/json")
         })
         .await?;
         if !reply.status.is_success() {
+            if reply.status == reqwest::StatusCode::UNAUTHORIZED {
+                // A revoked or expired service-app token: the next call fetches a new one.
+                self.credential.forget().await;
+            }
             return Err(okta_refusal(&reply, what));
         }
         // Lifecycle calls answer 200 with an empty body, session clears 204.

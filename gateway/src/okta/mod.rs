@@ -8,6 +8,7 @@
 //! connections retry with backoff. Answers are mapped to [`OktaError`] by Okta's
 //! `errorCode`, never by its text.
 
+mod credentials;
 pub mod http;
 mod management;
 mod workflows;
@@ -15,7 +16,10 @@ mod workflows;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use credentials::ServiceAppConfig;
 pub use http::RetryConfig;
+
+use credentials::Credential;
 
 /// What Okta said no to, or why it could not be asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -156,6 +160,8 @@ pub struct OktaConfig {
     pub org_url: Option<String>,
     /// SSWS API token (`OKTA_API_TOKEN`). Never logged, never sent anywhere but `org_url`.
     pub api_token: Option<String>,
+    /// An OAuth service app instead of the API token (taken when both are set).
+    pub service_app: Option<ServiceAppConfig>,
     /// Workflows flows, which take precedence for the operations they cover.
     pub workflows: WorkflowsConfig,
     /// Retries and rate-limit waits.
@@ -172,6 +178,17 @@ impl OktaConfig {
         }
         if let Some(v) = nonempty("OKTA_API_TOKEN") {
             self.api_token = Some(v);
+        }
+        if let (Some(client_id), Some(key)) = (
+            nonempty("OKTA_SERVICE_CLIENT_ID"),
+            nonempty("OKTA_SERVICE_PRIVATE_KEY_FILE"),
+        ) {
+            self.service_app = Some(ServiceAppConfig {
+                client_id,
+                private_key_file: key.into(),
+                key_id: nonempty("OKTA_SERVICE_KEY_ID"),
+                scopes: ServiceAppConfig::default_scopes(),
+            });
         }
         for op in [
             Op::ReadUser,
@@ -260,6 +277,7 @@ pub struct LogQuery {
 pub struct Okta {
     client: reqwest::Client,
     config: OktaConfig,
+    credential: Option<std::sync::Arc<Credential>>,
 }
 
 impl Okta {
@@ -272,7 +290,16 @@ impl Okta {
             .user_agent(concat!("idgw/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OktaError::Config(e.to_string()))?;
-        Ok(Okta { client, config })
+        let credential = match (&config.org_url, &config.service_app, &config.api_token) {
+            (Some(org), Some(app), _) => Some(Credential::service_app(org, app)?),
+            (Some(_), None, Some(token)) => Some(Credential::Ssws(token.clone())),
+            _ => None,
+        };
+        Ok(Okta {
+            client,
+            config,
+            credential: credential.map(std::sync::Arc::new),
+        })
     }
 
     /// Which backend serves `op`: `Some("workflows")`, `Some("management")` or `None`.
@@ -290,7 +317,7 @@ impl Okta {
         Some(management::Management {
             client: &self.client,
             org: self.config.org_url.as_deref()?,
-            token: self.config.api_token.as_deref()?,
+            credential: self.credential.as_deref()?,
             retry: &self.config.retry,
         })
     }
@@ -303,7 +330,7 @@ impl Okta {
                 "{name} needs an Okta Workflows flow (the Management API cannot send a message): set OKTA_WF_{upper}_URL and OKTA_WF_{upper}_TOKEN"
             ),
             _ => format!(
-                "{name} is not configured: set OKTA_ORG_URL and OKTA_API_TOKEN (Management API) or OKTA_WF_{upper}_URL and OKTA_WF_{upper}_TOKEN (Workflows)"
+                "{name} is not configured: set OKTA_ORG_URL with OKTA_API_TOKEN or a service app (OKTA_SERVICE_CLIENT_ID, OKTA_SERVICE_PRIVATE_KEY_FILE) for the Management API, or OKTA_WF_{upper}_URL and OKTA_WF_{upper}_TOKEN (Workflows)"
             ),
         })
     }

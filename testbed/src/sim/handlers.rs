@@ -33,6 +33,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/api/flo/{alias}/invoke", any(invoke_flow))
         .route("/sim/outbox", get(outbox))
         .route("/sim/faults", get(get_faults).post(set_faults))
+        .route("/oauth2/v1/token", post(oauth::org_token))
         .route("/oauth2/{server}/v1/device/authorize", post(oauth::device_authorize))
         .route("/oauth2/{server}/v1/token", post(oauth::token))
         .route("/oauth2/{server}/v1/keys", get(oauth::keys))
@@ -100,17 +101,49 @@ fn bucket(sim: &Sim, method: &Method, path: &str) -> (&'static str, u32) {
     }
 }
 
+/// The `okta.*` scopes an OAuth token needs for a call (any one of them).
+fn required_scope(method: &Method, path: &str) -> Option<&'static [&'static str]> {
+    if path.starts_with("/api/v1/logs") {
+        Some(&["okta.logs.read"])
+    } else if path.ends_with("/roles") {
+        Some(&["okta.roles.read", "okta.roles.manage"])
+    } else if method == Method::GET {
+        Some(&["okta.users.read", "okta.users.manage"])
+    } else {
+        Some(&["okta.users.manage"])
+    }
+}
+
 /// What every `/api/v1` request goes through: auth, faults, rate limits, Okta headers.
 async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
     let request_id = format!("{:x}", rand::rng().random::<u64>());
-    let authorized = req
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.strip_prefix("SSWS ")
-                .is_some_and(|t| t.trim() == sim.config.api_token)
-        });
+        .unwrap_or_default()
+        .to_owned();
+    let ssws = authorization
+        .strip_prefix("SSWS ")
+        .is_some_and(|t| t.trim() == sim.config.api_token);
+    // A service app's bearer token works within its okta.* scopes.
+    let bearer_scopes = if ssws {
+        None
+    } else {
+        oauth::org_token_scopes(&sim, &authorization)
+    };
+    let authorized = ssws || bearer_scopes.is_some();
+    let missing_scope = bearer_scopes.as_ref().and_then(|held| {
+        required_scope(req.method(), req.uri().path()).filter(|need| !need.iter().any(|n| held.iter().any(|h| h == n)))
+    });
+    if authorized && let Some(need) = missing_scope {
+        return okta_error(
+            StatusCode::FORBIDDEN,
+            "E0000006",
+            "You do not have permission to perform the requested action",
+            &[format!("the token lacks {}", need.join(" or "))],
+        );
+    }
     let (name, limit) = bucket(&sim, req.method(), req.uri().path());
     enum Fault {
         None,

@@ -4,7 +4,10 @@
 //! pagination, `X-Rate-Limit-*` headers and 429s, and switchable faults.
 //!
 //! The custom authorization server (`/oauth2/{as}/…`) serves the device grant, RS256 access
-//! tokens with Okta's claims, a rotating JWKS and discovery documents ([`oauth`]).
+//! tokens with Okta's claims, a rotating JWKS and discovery documents ([`oauth`]). The org
+//! authorization server (`/oauth2/v1/token`) serves client credentials with private_key_jwt
+//! to service apps; its opaque tokens are accepted by the APIs as `Bearer`, within their
+//! `okta.*` scopes.
 //!
 //! `GET /api/v1/users/{id}/roles` lists a user's admin role assignments (the tenant's
 //! admins hold `SUPER_ADMIN`).
@@ -62,7 +65,28 @@ pub struct SimConfig {
     pub audience: String,
     /// Device-grant polling interval, in seconds.
     pub device_interval_s: u64,
+    /// OAuth service apps of the org authorization server (client credentials with
+    /// private_key_jwt, reference.md §3.1).
+    pub service_apps: Vec<ServiceApp>,
 }
+
+/// An OAuth service app: its client id, the public key its assertions are signed with,
+/// and the `okta.*` scopes it was granted.
+#[derive(Debug, Clone)]
+pub struct ServiceApp {
+    pub client_id: String,
+    /// PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`).
+    pub public_key_pem: String,
+    pub scopes: Vec<String>,
+}
+
+/// Every `okta.*` scope the simulated APIs check.
+pub const OKTA_SCOPES: [&str; 4] = [
+    "okta.users.read",
+    "okta.users.manage",
+    "okta.logs.read",
+    "okta.roles.read",
+];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -80,6 +104,7 @@ impl Default for SimConfig {
             oauth_clients: vec!["0oa1simmcpclient0000".into()],
             audience: "api://mcp".into(),
             device_interval_s: 5,
+            service_apps: Vec::new(),
         }
     }
 }

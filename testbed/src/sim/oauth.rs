@@ -84,6 +84,117 @@ pub struct AuthState {
     /// Published keys, newest last; tokens are signed with the newest.
     pub keys: Vec<SigningKey>,
     pub grants: HashMap<String, DeviceGrant>,
+    /// Opaque org-AS access tokens: client id, granted scopes, expiry (ms).
+    pub org_tokens: HashMap<String, (String, Vec<String>, i64)>,
+}
+
+/// The scopes of a live org-AS bearer token, if `authorization` carries one.
+pub fn org_token_scopes(sim: &Sim, authorization: &str) -> Option<Vec<String>> {
+    let token = authorization.strip_prefix("Bearer ")?.trim();
+    let auth = sim.auth.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, scopes, expires_ms) = auth.org_tokens.get(token)?;
+    (Utc::now().timestamp_millis() < *expires_ms).then(|| scopes.clone())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClientCredentials {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// An RSA public key from PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`).
+fn public_key(pem: &str) -> Option<jsonwebtoken::DecodingKey> {
+    use rsa::pkcs1::DecodeRsaPublicKey as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .ok()?;
+    jsonwebtoken::DecodingKey::from_rsa_components(&b64(&key.n().to_bytes_be()), &b64(&key.e().to_bytes_be())).ok()
+}
+
+/// `POST /oauth2/v1/token` (the org authorization server): client credentials for service
+/// apps authenticated with private_key_jwt. Like Okta, grants the requested scopes the app
+/// holds ("silent downscoping") and answers an opaque token without a refresh token.
+pub async fn org_token(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Form(form): Form<ClientCredentials>,
+) -> Response {
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        );
+    }
+    let invalid_client = |why: &str| {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            &format!("The client_assertion token is invalid: {why}"),
+        )
+    };
+    if form.client_assertion_type.as_deref() != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        return invalid_client("client_assertion_type must be jwt-bearer");
+    }
+    let Some(assertion) = form.client_assertion else {
+        return invalid_client("no client_assertion");
+    };
+    // The issuer names the app; its key decides whether the assertion is real.
+    let claimed = assertion
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["iss"].as_str().map(str::to_owned));
+    let Some(app) = claimed.and_then(|iss| sim.config.service_apps.iter().find(|a| a.client_id == iss)) else {
+        return invalid_client("unknown client");
+    };
+    let Some(key) = public_key(&app.public_key_pem) else {
+        return invalid_client("the app's public key is unusable");
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+    v.algorithms = vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512];
+    v.set_audience(&[format!("http://{host}/oauth2/v1/token")]);
+    v.set_issuer(&[&app.client_id]);
+    v.sub = Some(app.client_id.clone());
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let claims = match jsonwebtoken::decode::<Value>(&assertion, &key, &v) {
+        Ok(d) => d.claims,
+        Err(e) => return invalid_client(&e.to_string()),
+    };
+    let now = Utc::now().timestamp();
+    if claims["exp"].as_i64().is_some_and(|exp| exp > now + 3600) {
+        return invalid_client("exp is more than one hour ahead");
+    }
+    let requested: Vec<String> = form
+        .scope
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let granted: Vec<String> = requested.iter().filter(|s| app.scopes.contains(s)).cloned().collect();
+    if granted.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The authorization server resource does not have any configured default scopes, 'scope' must be provided.",
+        );
+    }
+    let token = b64(&rand::rng().random::<[u8; 32]>());
+    sim.auth.lock().unwrap_or_else(|e| e.into_inner()).org_tokens.insert(
+        token.clone(),
+        (
+            app.client_id.clone(),
+            granted.clone(),
+            Utc::now().timestamp_millis() + 3_600_000,
+        ),
+    );
+    Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token, "scope": granted.join(" ")}))
+        .into_response()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
