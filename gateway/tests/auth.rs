@@ -101,6 +101,71 @@ fn config(iss: &Issuer) -> AuthConfig {
     }
 }
 
+type Expect = fn(&TokenError) -> bool;
+
+/// The negative matrix: tokens wrong in one way each, and the refusal each must get.
+fn bad_tokens(iss: &Issuer, k1: &Key) -> Vec<(&'static str, String, Expect)> {
+    let good = claims(&iss.url, &["mcp:logs:read"]);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        sign(k1, &c)
+    };
+    let now = chrono::Utc::now().timestamp();
+    // alg none: the allow-list has no name for it.
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
+        b64(good.to_string().as_bytes())
+    );
+    // HS256 signed with the RSA public key (the classic confusion).
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("k1".into());
+    let confused = jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(&k1.public_der)).unwrap();
+    // A tampered payload: the scopes raised after signing.
+    let real = sign(k1, &good);
+    let parts: Vec<&str> = real.split('.').collect();
+    let raised = b64(claims(&iss.url, &["mcp:user:write"]).to_string().as_bytes());
+    let tampered = format!("{}.{raised}.{}", parts[0], parts[2]);
+    vec![
+        ("expired", with(&|c| c["exp"] = json!(now - 120)), |e| {
+            *e == TokenError::Expired
+        }),
+        ("not yet valid", with(&|c| c["nbf"] = json!(now + 600)), |e| {
+            *e == TokenError::NotYetValid
+        }),
+        ("issued in the future", with(&|c| c["iat"] = json!(now + 600)), |e| {
+            *e == TokenError::NotYetValid
+        }),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://evil.example")),
+            |e| *e == TokenError::Issuer,
+        ),
+        ("wrong audience", with(&|c| c["aud"] = json!("api://other")), |e| {
+            *e == TokenError::Audience
+        }),
+        (
+            "no subject",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+            |e| *e == TokenError::Claim("sub is missing".into()),
+        ),
+        ("unknown kid", sign(&key("k-unknown"), &good), |e| {
+            *e == TokenError::UnknownKey("k-unknown".into())
+        }),
+        ("alg none", none, |e| matches!(e, TokenError::Malformed(_))),
+        ("HS256 with the RSA public key", confused, |e| {
+            matches!(e, TokenError::Algorithm(_))
+        }),
+        ("tampered payload", tampered, |e| *e == TokenError::Signature),
+        ("not a JWT", "not-a-jwt".into(), |e| {
+            matches!(e, TokenError::Malformed(_))
+        }),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refused_for_every_reason_in_the_matrix() {
     let iss = issuer().await;
@@ -114,75 +179,10 @@ async fn tokens_are_refused_for_every_reason_in_the_matrix() {
     assert_eq!(p.scopes, vec!["mcp:logs:read"]);
     assert_eq!(p.client_id.as_deref(), Some("0oatestclient"));
 
-    let with = |f: &dyn Fn(&mut Value)| {
-        let mut c = good.clone();
-        f(&mut c);
-        sign(&k1, &c)
-    };
-    let now = chrono::Utc::now().timestamp();
-    let cases: Vec<(&str, String, TokenError)> = vec![
-        ("expired", with(&|c| c["exp"] = json!(now - 120)), TokenError::Expired),
-        (
-            "not yet valid",
-            with(&|c| c["nbf"] = json!(now + 600)),
-            TokenError::NotYetValid,
-        ),
-        (
-            "issued in the future",
-            with(&|c| c["iat"] = json!(now + 600)),
-            TokenError::NotYetValid,
-        ),
-        (
-            "wrong issuer",
-            with(&|c| c["iss"] = json!("https://evil.example")),
-            TokenError::Issuer,
-        ),
-        (
-            "wrong audience",
-            with(&|c| c["aud"] = json!("api://other")),
-            TokenError::Audience,
-        ),
-        (
-            "no subject",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("sub");
-            }),
-            TokenError::Claim("sub is missing".into()),
-        ),
-    ];
-    for (name, token, expected) in cases {
-        assert_eq!(v.validate(&token).await.unwrap_err(), expected, "{name}");
+    for (name, token, expected) in bad_tokens(&iss, &k1) {
+        let e = v.validate(&token).await.unwrap_err();
+        assert!(expected(&e), "{name}: {e:?}");
     }
-
-    // Unknown kid: refetched, still unknown.
-    let stranger = key("k-unknown");
-    assert_eq!(
-        v.validate(&sign(&stranger, &good)).await.unwrap_err(),
-        TokenError::UnknownKey("k-unknown".into())
-    );
-    // alg none: the allow-list has no name for it.
-    let header = b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
-    let body = b64(good.to_string().as_bytes());
-    let none = format!("{header}.{body}.");
-    assert!(matches!(v.validate(&none).await.unwrap_err(), TokenError::Malformed(_)));
-    // HS256 signed with the RSA public key (the classic confusion).
-    let mut h = Header::new(Algorithm::HS256);
-    h.kid = Some("k1".into());
-    let confused = jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(&k1.public_der)).unwrap();
-    assert!(matches!(
-        v.validate(&confused).await.unwrap_err(),
-        TokenError::Algorithm(_)
-    ));
-    // A tampered payload: the scopes raised after signing.
-    let real = sign(&k1, &good);
-    let parts: Vec<&str> = real.split('.').collect();
-    let raised = b64(claims(&iss.url, &["mcp:user:write"]).to_string().as_bytes());
-    let tampered = format!("{}.{raised}.{}", parts[0], parts[2]);
-    assert_eq!(v.validate(&tampered).await.unwrap_err(), TokenError::Signature);
-    assert!(matches!(
-        v.validate("not-a-jwt").await.unwrap_err(),
-        TokenError::Malformed(_)
-    ));
 
     // Key rotation: a token under a newly published key validates after one refetch, and
     // the old key keeps working while it is still published.
@@ -315,6 +315,18 @@ async fn the_http_gateway_challenges_filters_and_audits() {
             .unwrap()
             .contains("error=\"invalid_token\"")
     );
+
+    // The whole matrix over HTTP: each defect is a 401 invalid_token, and audited.
+    let matrix = bad_tokens(&iss, &k1);
+    for (name, token, _) in &matrix {
+        let (status, headers, _) = post(&http, &resource, Some(token), None, init.clone()).await;
+        assert_eq!(status, 401, "{name}");
+        let www = headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            www.contains("error=\"invalid_token\"") && www.contains("resource_metadata="),
+            "{name}: {www}"
+        );
+    }
 
     // A reader's token: initialize, and tools/list shows the read tools only.
     let reader_token = sign(&k1, &claims(&iss.url, &["mcp:logs:read", "mcp:user:read:full"]));
