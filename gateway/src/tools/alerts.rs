@@ -1,0 +1,90 @@
+//! `list_alerts` and `explain_alert`.
+
+use super::*;
+
+/// `list_alerts`.
+pub async fn list_alerts(reader: &StoreReader, args: ListAlertsArgs) -> Result<Page, ToolError> {
+    let size = page_size(args.limit)?;
+    let offset = offset_of(args.cursor.as_deref())?;
+    let mut filter = lit(true);
+    if let Some(s) = &args.since {
+        filter = filter.and(col("detected_at").gt_eq(ts_literal("since", s)?));
+    }
+    if let Some(u) = &args.until {
+        filter = filter.and(col("detected_at").lt(ts_literal("until", u)?));
+    }
+    if let Some(min) = &args.min_severity {
+        let min = Severity::parse(&min.to_ascii_lowercase())
+            .ok_or_else(|| format!("min_severity {min:?} is not one of info, low, medium, high, critical"))?;
+        let allowed: Vec<Expr> = Severity::ALL
+            .into_iter()
+            .filter(|s| *s >= min)
+            .map(|s| lit(s.as_str()))
+            .collect();
+        filter = filter.and(col("severity").in_list(allowed, false));
+    }
+    if let Some(d) = &args.detection {
+        if !Detection::ALL.iter().any(|x| x.as_str() == d) {
+            let names: Vec<&str> = Detection::ALL.iter().map(|x| x.as_str()).collect();
+            return Err(format!("detection {d:?} is unknown; one of: {}", names.join(", ")));
+        }
+        filter = filter.and(col("detection").eq(lit(d.as_str())));
+    }
+    if let Some(u) = &args.user {
+        filter = filter.and(user_filter(u));
+    }
+    let df = reader
+        .table("alerts")
+        .await
+        .map_err(err)?
+        .filter(filter)
+        .and_then(|d| {
+            d.sort(vec![
+                col("detected_at").sort(false, true),
+                col("alert_id").sort(true, true),
+            ])
+        })
+        .map_err(|e| e.to_string())?;
+    let mut p = page(reader, df, offset, size).await?;
+    p.items = p.items.into_iter().map(expand_evidence).collect();
+    Ok(p)
+}
+
+/// `explain_alert`.
+pub async fn explain_alert(reader: &StoreReader, args: ExplainArgs) -> Result<AlertExplanation, ToolError> {
+    let df = reader
+        .table("alerts")
+        .await
+        .map_err(err)?
+        .filter(col("alert_id").eq(lit(args.alert_id.as_str())))
+        .and_then(|d| d.limit(0, Some(1)))
+        .map_err(|e| e.to_string())?;
+    let Some(alert) = reader.rows(df).await.map_err(err)?.pop() else {
+        return Err(format!("alert {} not found; list_alerts gives the ids", args.alert_id));
+    };
+    let ids: Vec<String> = alert
+        .get("event_uuids")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let events = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let df = reader
+            .table("events")
+            .await
+            .map_err(err)?
+            .filter(col("event_id").in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false))
+            .and_then(|d| d.select_columns(&EVENT_COLUMNS))
+            .and_then(|d| d.sort(vec![col("event_time").sort(true, true)]))
+            .map_err(|e| e.to_string())?;
+        reader.rows(df).await.map_err(err)?
+    };
+    let found: std::collections::HashSet<&str> = events.iter().filter_map(|e| e.get("event_id")?.as_str()).collect();
+    let missing_events = ids.iter().filter(|i| !found.contains(i.as_str())).cloned().collect();
+    Ok(AlertExplanation {
+        alert: expand_evidence(alert),
+        events,
+        missing_events,
+    })
+}

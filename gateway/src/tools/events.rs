@@ -1,0 +1,50 @@
+//! `search_events`: stored events, filtered and paged.
+
+use super::*;
+
+/// `search_events`.
+pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Result<Page, ToolError> {
+    let size = page_size(args.limit)?;
+    let offset = offset_of(args.cursor.as_deref())?;
+    let mut filter = lit(true);
+    if let Some(u) = &args.user {
+        filter = filter.and(user_filter(u));
+    }
+    if let Some(ip) = &args.ip {
+        filter = filter.and(col("src_ip").eq(lit(ip.as_str())));
+    }
+    if let Some(t) = &args.event_type {
+        filter = filter.and(col("event_type").eq(lit(t.as_str())));
+    }
+    if let Some(o) = &args.outcome {
+        filter = filter.and(col("outcome_result").eq(lit(o.to_ascii_uppercase())));
+    }
+    if let Some(s) = &args.since {
+        filter = filter.and(col("event_time").gt_eq(ts_literal("since", s)?));
+    }
+    if let Some(u) = &args.until {
+        filter = filter.and(col("event_time").lt(ts_literal("until", u)?));
+    }
+    if let Some(text) = args.text.as_deref().filter(|t| !t.is_empty()) {
+        let p = like_pattern(text);
+        filter = filter.and(
+            col("display_message")
+                .ilike(lit(p.clone()))
+                .or(col("outcome_reason").ilike(lit(p))),
+        );
+    }
+    let df = reader
+        .table("events")
+        .await
+        .map_err(err)?
+        .filter(filter)
+        .and_then(|d| d.select_columns(&EVENT_COLUMNS))
+        .and_then(|d| {
+            d.sort(vec![
+                col("event_time").sort(false, true),
+                col("event_id").sort(true, true),
+            ])
+        })
+        .map_err(|e| e.to_string())?;
+    page(reader, df, offset, size).await
+}

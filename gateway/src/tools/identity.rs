@@ -1,0 +1,221 @@
+//! `analyze_identity_state` and `similar_users`: one identity's picture, and who behaves alike.
+
+use super::*;
+
+/// `analyze_identity_state`.
+pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> Result<IdentityAnalysis, ToolError> {
+    if !(1..=720).contains(&args.time_range_hours) {
+        return Err("time_range_hours must be between 1 and 720".into());
+    }
+    let df = reader
+        .table("identity_state")
+        .await
+        .map_err(err)?
+        .filter(user_filter(&args.user))
+        .map_err(|e| e.to_string())?
+        .limit(0, Some(1))
+        .map_err(|e| e.to_string())?;
+    let Some(state) = reader
+        .rows(df)
+        .await
+        .map_err(err)?
+        .pop()
+        .map(|r| expand_json(r, "top_reasons"))
+    else {
+        return Err(format!(
+            "user {} not found in identity state; pass an Okta user id (00u…) or a login seen in the events",
+            args.user
+        ));
+    };
+    let user_id = str_field(&state, "user_id").unwrap_or_default();
+    let as_of = str_field(&state, "updated_at");
+    let end_ms = as_of
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(i64::MAX, |t| t.timestamp_millis());
+    let start_ms = end_ms.saturating_sub(i64::from(args.time_range_hours) * 3_600_000);
+    let window = col("user_id")
+        .eq(lit(user_id.as_str()))
+        .and(col("event_time").gt_eq(ts_ms(start_ms)));
+
+    let events = reader
+        .table("events")
+        .await
+        .map_err(err)?
+        .filter(window.clone())
+        .map_err(|e| e.to_string())?;
+    let last = || max(col("event_time")).alias("last_seen");
+    let locations = events
+        .clone()
+        .aggregate(
+            vec![col("geo_country"), col("geo_city"), col("src_ip")],
+            vec![count(lit(1)).alias("events"), last()],
+        )
+        .and_then(|d| d.sort(vec![col("last_seen").sort(false, true)]))
+        .and_then(|d| d.limit(0, Some(10)))
+        .map_err(|e| e.to_string())?;
+    let devices = events
+        .aggregate(
+            vec![col("ua_browser"), col("ua_os"), col("dt_hash")],
+            vec![count(lit(1)).alias("events"), last()],
+        )
+        .and_then(|d| d.sort(vec![col("last_seen").sort(false, true)]))
+        .and_then(|d| d.limit(0, Some(10)))
+        .map_err(|e| e.to_string())?;
+    let alerts = reader
+        .table("alerts")
+        .await
+        .map_err(err)?
+        .filter(
+            col("user_id")
+                .eq(lit(user_id.as_str()))
+                .and(col("last_seen").gt_eq(ts_ms(start_ms))),
+        )
+        .and_then(|d| {
+            d.sort(vec![
+                col("detected_at").sort(false, true),
+                col("alert_id").sort(true, true),
+            ])
+        })
+        .and_then(|d| d.limit(0, Some(20)))
+        .map_err(|e| e.to_string())?;
+
+    let recent_locations = reader.rows(locations).await.map_err(err)?;
+    let recent_devices = reader.rows(devices).await.map_err(err)?;
+    let open_alerts: Vec<Row> = reader
+        .rows(alerts)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(expand_evidence)
+        .collect();
+
+    let similar_past_behaviors = if reader.has_vectors() {
+        let id = user_id.clone();
+        match reader
+            .with_vectors(move |index| Ok(vectors::similar_to(index, &id, 5, &SimilarFilter::default())?))
+            .await
+        {
+            Ok(found) => found.unwrap_or_default().into_iter().map(similar_user).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "similar users unavailable");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+
+    let risk_score = f64_field(&state, "risk_score").unwrap_or(0.0);
+    let risk_level =
+        str_field(&state, "risk_level").unwrap_or_else(|| RiskLevel::from_score(risk_score).as_str().into());
+    let top_reasons: Vec<Row> = state
+        .get("top_reasons")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
+        .unwrap_or_default();
+    let events_in_window: i64 = recent_locations.iter().filter_map(|r| r.get("events")?.as_i64()).sum();
+    let countries: std::collections::BTreeSet<String> = recent_locations
+        .iter()
+        .filter_map(|r| str_field(r, "geo_country"))
+        .collect();
+    let behavior_summary = format!(
+        "{} events in the last {} h from {} location(s){}{}; {} client/device combination(s); {} alert(s) in the window; risk {} ({:.1}/100){}.",
+        events_in_window,
+        args.time_range_hours,
+        recent_locations.len(),
+        if countries.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", countries.into_iter().collect::<Vec<_>>().join(", "))
+        },
+        f64_field(&state, "drift_score").map_or(String::new(), |d| format!(", behaviour drift {d:.2}")),
+        recent_devices.len(),
+        open_alerts.len(),
+        risk_level,
+        risk_score,
+        top_reasons
+            .first()
+            .and_then(|r| str_field(r, "summary"))
+            .map_or(String::new(), |s| format!("; main reason: {s}")),
+    );
+    let recommended_actions = recommend(&risk_level, &open_alerts);
+    Ok(IdentityAnalysis {
+        user_id,
+        user_login: str_field(&state, "user_login"),
+        risk_score,
+        risk_level,
+        top_reasons,
+        behavior_summary,
+        recommended_actions,
+        similar_past_behaviors,
+        recent_locations,
+        recent_devices,
+        open_alerts,
+        outlier_score: f64_field(&state, "outlier_score"),
+        drift_score: f64_field(&state, "drift_score"),
+        okta_status: str_field(&state, "okta_status"),
+        as_of,
+        time_range_hours: args.time_range_hours,
+    })
+}
+
+/// Next steps by risk level and what the alerts say.
+fn recommend(level: &str, alerts: &[Row]) -> Vec<String> {
+    let detections: std::collections::BTreeSet<String> =
+        alerts.iter().filter_map(|a| str_field(a, "detection")).collect();
+    let mut out = Vec::new();
+    match level {
+        "critical" => {
+            out.push(
+                "Suspend the account (suspend_user) with this analysis as reasoning, after human approval.".into(),
+            );
+            out.push("Revoke the user's sessions (revoke_sessions).".into());
+        }
+        "high" => {
+            out.push("Revoke the user's sessions (revoke_sessions) and confirm the recent activity with the user out of band.".into());
+        }
+        "medium" => out.push("Review the open alerts (explain_alert) and watch the user's next sign-ins.".into()),
+        _ => out.push("No action needed; keep monitoring.".into()),
+    }
+    if detections.contains("mfa_fatigue") || detections.contains("brute_force") || detections.contains("password_spray")
+    {
+        out.push("Reset the password (reset_password): the alerts show credential attacks.".into());
+    }
+    if detections.contains("session_hijack") {
+        out.push(
+            "Treat the session as stolen: revoke sessions even if the sign-in succeeded from a known device.".into(),
+        );
+    }
+    out
+}
+
+/// `similar_users`.
+pub async fn similar_users(reader: &StoreReader, args: SimilarArgs) -> Result<SimilarUsers, ToolError> {
+    let k = args.k.unwrap_or(10);
+    if !(1..=100).contains(&k) {
+        return Err("k must be between 1 and 100".into());
+    }
+    if !reader.has_vectors() {
+        return Err(format!(
+            "the store {} has no vector index yet; replay events with vectors enabled",
+            reader.root().display()
+        ));
+    }
+    let filter = SimilarFilter {
+        risk_levels: args.risk_levels,
+        countries: args.countries,
+    };
+    let user = args.user.clone();
+    let found = reader
+        .with_vectors(move |index| Ok(vectors::similar_to(index, &user, k as usize, &filter)?))
+        .await
+        .map_err(err)?;
+    match found {
+        Some(n) => Ok(SimilarUsers {
+            user: args.user,
+            neighbours: n.into_iter().map(similar_user).collect(),
+        }),
+        None => Err(format!("user {} not found in the vector index", args.user)),
+    }
+}
