@@ -454,6 +454,23 @@ async fn rate_limits_server_errors_and_dropped_connections_are_ridden_out() {
         (back.status.as_str(), back.action.as_str()),
         ("success", "reactivate_user")
     );
+    // Rolling back the unsuspend suspends again (its evidence is the transaction it undoes).
+    let again = a
+        .rollback(
+            &caller,
+            RollbackArgs {
+                transaction_id: back.transaction_id.clone(),
+                reasoning: "the phone confirmation came from the attacker's SIM swap".into(),
+                approval_id: None,
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.status.as_str(), again.action.as_str()), ("success", "rollback"));
+    assert_eq!(again.rollback_of.as_deref(), Some(back.transaction_id.as_str()));
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
 
     set_faults(&f, json!({"burst_drop": 2})).await;
     let revoked = a

@@ -312,7 +312,8 @@ impl Actions {
                 )
                 .await);
         }
-        if call.kind.needs_evidence() && call.evidence.is_empty() {
+        // A rollback's evidence is the transaction it undoes, checked in the audit log.
+        if call.kind.needs_evidence() && call.evidence.is_empty() && call.rollback_of.is_none() {
             return Err(self
                 .deny(&call, &tx, "evidence is required: alert ids (list_alerts) or event uuids (search_events) that support the action".into(), None)
                 .await);
