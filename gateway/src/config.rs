@@ -30,6 +30,8 @@ pub struct GatewayConfig {
 pub struct AuditConfig {
     /// The audit directory (`AUDIT_LOG_DIR`); default `<store>/audit`.
     pub dir: Option<PathBuf>,
+    /// A copy of every record on a Kafka topic (`[gateway.audit.kafka]`).
+    pub kafka: Option<crate::audit::mirror::MirrorConfig>,
 }
 
 /// Configuration errors.
@@ -79,6 +81,21 @@ impl GatewayConfig {
         self.policy.apply_env(get).map_err(GatewayConfigError::Env)?;
         if let Some(dir) = get("AUDIT_LOG_DIR").filter(|d| !d.trim().is_empty()) {
             self.audit.dir = Some(PathBuf::from(dir));
+        }
+        // The deployment's brokers (design.md) carry the audit copy too.
+        if let Some(brokers) = get("KAFKA_BROKERS").filter(|b| !b.trim().is_empty()) {
+            let topic = self
+                .audit
+                .kafka
+                .as_ref()
+                .map_or_else(crate::audit::mirror::MirrorConfig::default_topic, |k| k.topic.clone());
+            self.audit.kafka = Some(crate::audit::mirror::MirrorConfig { brokers, topic });
+        }
+        if let (Some(topic), Some(k)) = (
+            get("IDGW_AUDIT_KAFKA_TOPIC").filter(|t| !t.trim().is_empty()),
+            self.audit.kafka.as_mut(),
+        ) {
+            k.topic = topic;
         }
         Ok(())
     }

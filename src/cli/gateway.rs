@@ -148,7 +148,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening store {}", args.store.display()))?;
         let reader = Arc::new(reader);
         let audit_dir = gw_config.audit_dir(&args.store);
-        let audit = Arc::new(AuditLog::open(&audit_dir).context("opening the audit log")?);
+        let mut audit = AuditLog::open(&audit_dir).context("opening the audit log")?;
+        if let Some(kafka) = &gw_config.audit.kafka {
+            let mirror = idgw_gateway::audit::mirror::KafkaMirror::new(kafka).map_err(anyhow::Error::msg)?;
+            audit = audit.with_mirror(mirror);
+        }
+        let audit = Arc::new(audit);
         let okta = Okta::new(gw_config.okta.clone())?;
         let actions = Arc::new(
             Actions::new(okta, Arc::clone(&audit), gw_config.policy.clone(), Arc::clone(&reader))

@@ -8,6 +8,10 @@
 //!   atomically after every append. The chain alone shows edits, deletions and reordering;
 //!   the head shows records cut from the end, which leave a valid but shorter chain.
 //! - `audit.lock`: held (an exclusive file lock) by the one process that appends.
+//!
+//! [`mirror`] copies every line to a Kafka topic as it is written.
+
+pub mod mirror;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -116,6 +120,7 @@ struct Writer {
 pub struct AuditLog {
     dir: PathBuf,
     writer: Mutex<Writer>,
+    mirror: Option<mirror::KafkaMirror>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -165,7 +170,19 @@ impl AuditLog {
                 head,
                 _lock: lock,
             }),
+            mirror: None,
         })
+    }
+
+    /// Also copies every record to Kafka.
+    pub fn with_mirror(mut self, mirror: mirror::KafkaMirror) -> Self {
+        self.mirror = Some(mirror);
+        self
+    }
+
+    /// The Kafka mirror, if any.
+    pub fn mirror(&self) -> Option<&mirror::KafkaMirror> {
+        self.mirror.as_ref()
     }
 
     /// The audit directory.
@@ -196,6 +213,10 @@ impl AuditLog {
         };
         write_head(&self.dir, &head, durable)?;
         w.head = head;
+        // In chain order (still under the writer's lock), the exact line that was written.
+        if let Some(m) = &self.mirror {
+            m.send(&record.transaction_id, &line[..line.len() - 1]);
+        }
         Ok(record)
     }
 
