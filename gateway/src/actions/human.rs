@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::approval::{ApprovalError, ApprovalRequest, Decision};
-use super::{ActionError, ActionResult, Actions, Call, Confirm, PendingApproval, call_record};
+use super::{ActionError, ActionResult, Actions, Call, Confirm, PendingApproval, call_record, fail_closed, result_for};
 use crate::okta::OktaUser;
 
 /// How the human who approves is reached.
@@ -160,12 +160,7 @@ impl Actions {
                         };
                         return Err(self.reject(call, tx, why).await);
                     }
-                    return Ok(Ok(idgw_schemas::audit::Approval {
-                        approver: format!("{} (human at the MCP client)", call.caller.principal),
-                        method: "elicitation".into(),
-                        at: Utc::now(),
-                        arguments_hash: hash.to_owned(),
-                    }));
+                    return Ok(Ok(in_client_approval(call, hash)));
                 }
                 _ => {
                     let sealed = SealedApproval {
@@ -188,29 +183,16 @@ impl Actions {
                         requested_schema: schema,
                     });
                     let requests = [(APPROVAL_INPUT.to_owned(), InputRequest::Elicitation(form))].into();
-                    let mut r = call_record(call, tx, AuditPhase::Outcome, "pending_approval");
-                    r.pre_state = serde_json::to_value(pre).ok();
-                    self.write(r, true).await.map_err(|e| {
-                        format!(
-                            "{} refused: the audit log cannot be written ({e}); actions fail closed",
-                            call.tool
-                        )
-                    })?;
-                    return Ok(Err(ActionResult {
-                        transaction_id: tx.to_owned(),
-                        status: "input_required".into(),
-                        action: call.tool.to_owned(),
-                        user_login: call.login.to_owned(),
-                        message: "a human must approve this call in the client".into(),
-                        pre_state: Some(pre.clone()),
-                        post_state: None,
-                        approval: None,
-                        approved_by: None,
-                        okta_request_ids: Vec::new(),
-                        backend: None,
-                        rollback_of: call.rollback_of.clone(),
-                        input_required: Some(InputRequiredResult::new(Some(requests), Some(state))),
-                    }));
+                    self.record_pending(call, tx, pre).await?;
+                    let mut r = result_for(
+                        call,
+                        tx,
+                        pre,
+                        "input_required",
+                        "a human must approve this call in the client".into(),
+                    );
+                    r.input_required = Some(InputRequiredResult::new(Some(requests), Some(state)));
+                    return Ok(Err(r));
                 }
             }
         }
@@ -238,12 +220,7 @@ impl Actions {
             let timeout = std::time::Duration::from_secs(self.policy.elicitation_timeout_s);
             let answer = peer.elicit_with_timeout::<Confirm>(question, Some(timeout)).await;
             return match answer {
-                Ok(Some(Confirm { approve: true })) => Ok(Ok(idgw_schemas::audit::Approval {
-                    approver: format!("{} (human at the MCP client)", call.caller.principal),
-                    method: "elicitation".into(),
-                    at: Utc::now(),
-                    arguments_hash: hash.to_owned(),
-                })),
+                Ok(Some(Confirm { approve: true })) => Ok(Ok(in_client_approval(call, hash))),
                 other => {
                     let why = match other {
                         Ok(_) => "the human did not approve".to_owned(),
@@ -267,43 +244,45 @@ impl Actions {
             approver: None,
             decided_at: None,
         };
-        let mut r = call_record(call, tx, AuditPhase::Outcome, "pending_approval");
-        r.pre_state = serde_json::to_value(pre).ok();
-        self.write(r, true).await.map_err(|e| {
-            format!(
-                "{} refused: the audit log cannot be written ({e}); actions fail closed",
-                call.tool
-            )
-        })?;
+        self.record_pending(call, tx, pre).await?;
         self.approvals
             .request(&request)
             .map_err(|e| format!("{} not run ({tx}): {e}", call.tool))?;
         let dir = self.audit.dir().display().to_string();
-        Ok(Err(ActionResult {
-            transaction_id: tx.to_owned(),
-            status: "approval_required".into(),
-            action: call.tool.to_owned(),
-            user_login: call.login.to_owned(),
-            message: format!(
-                "{} on {} needs a human's approval. Ask a person other than {} to run `idgw approve {tx} --audit-dir {dir}`, then call {} again with the same arguments and approval_id \"{tx}\" before {}.",
-                call.tool,
-                call.login,
-                call.caller.principal,
-                call.tool,
-                expires_at.to_rfc3339()
-            ),
-            pre_state: Some(pre.clone()),
-            post_state: None,
-            approval: Some(PendingApproval {
-                approval_id: tx.to_owned(),
-                expires_at: expires_at.to_rfc3339(),
-                approve_command: format!("idgw approve {tx} --audit-dir {dir}"),
-            }),
-            approved_by: None,
-            okta_request_ids: Vec::new(),
-            backend: None,
-            rollback_of: call.rollback_of.clone(),
-            input_required: None,
-        }))
+        let message = format!(
+            "{} on {} needs a human's approval. Ask a person other than {} to run `idgw approve {tx} --audit-dir {dir}`, then call {} again with the same arguments and approval_id \"{tx}\" before {}.",
+            call.tool,
+            call.login,
+            call.caller.principal,
+            call.tool,
+            expires_at.to_rfc3339()
+        );
+        let mut r = result_for(call, tx, pre, "approval_required", message);
+        r.approval = Some(PendingApproval {
+            approval_id: tx.to_owned(),
+            expires_at: expires_at.to_rfc3339(),
+            approve_command: format!("idgw approve {tx} --audit-dir {dir}"),
+        });
+        Ok(Err(r))
+    }
+
+    /// Records that the call waits for a human (fsynced, like every step of an action).
+    async fn record_pending(&self, call: &Call<'_>, tx: &str, pre: &OktaUser) -> Result<(), ActionError> {
+        let mut r = call_record(call, tx, AuditPhase::Outcome, "pending_approval");
+        r.pre_state = serde_json::to_value(pre).ok();
+        self.write(r, true)
+            .await
+            .map(|_| ())
+            .map_err(|e| fail_closed(call, tx, &e))
+    }
+}
+
+/// An approval given in the MCP client (a form or an input-required answer).
+fn in_client_approval(call: &Call<'_>, hash: &str) -> idgw_schemas::audit::Approval {
+    idgw_schemas::audit::Approval {
+        approver: format!("{} (human at the MCP client)", call.caller.principal),
+        method: "elicitation".into(),
+        at: Utc::now(),
+        arguments_hash: hash.to_owned(),
     }
 }

@@ -395,21 +395,7 @@ impl Actions {
                 }
             }
         }
-        let result = |status: &str, message: String| ActionResult {
-            transaction_id: tx.clone(),
-            status: status.into(),
-            action: call.tool.to_owned(),
-            user_login: call.login.to_owned(),
-            message,
-            pre_state: Some(pre.clone()),
-            post_state: None,
-            approval: None,
-            approved_by: None,
-            okta_request_ids: Vec::new(),
-            backend: None,
-            rollback_of: call.rollback_of.clone(),
-            input_required: None,
-        };
+        let result = |status: &str, message: String| result_for(&call, &tx, &pre, status, message);
         if call.kind.done_status() == Some(pre.status.as_str()) {
             let mut r = call_record(&call, &tx, AuditPhase::Outcome, "no_change");
             r.pre_state = serde_json::to_value(&pre).ok();
@@ -457,10 +443,7 @@ impl Actions {
         intent.approval = approval.clone();
         if let Err(e) = self.write(intent, true).await {
             self.blast.release(&call.caller.principal);
-            return Err(format!(
-                "{} refused ({tx}): the audit log cannot be written ({e}); actions fail closed",
-                call.tool
-            ));
+            return Err(fail_closed(&call, &tx, &e));
         }
         let done = self.okta_call(&call).await;
         let post = self.okta.read_user(call.login).await.ok().map(|(u, _)| u);
@@ -706,6 +689,33 @@ fn base_record(
     r.client = caller.client.clone();
     r.arguments = arguments;
     r
+}
+
+/// The answer for a call on `pre`'s user before Okta is asked anything.
+fn result_for(call: &Call<'_>, tx: &str, pre: &OktaUser, status: &str, message: String) -> ActionResult {
+    ActionResult {
+        transaction_id: tx.to_owned(),
+        status: status.into(),
+        action: call.tool.to_owned(),
+        user_login: call.login.to_owned(),
+        message,
+        pre_state: Some(pre.clone()),
+        post_state: None,
+        approval: None,
+        approved_by: None,
+        okta_request_ids: Vec::new(),
+        backend: None,
+        rollback_of: call.rollback_of.clone(),
+        input_required: None,
+    }
+}
+
+/// The refusal when the audit log cannot take a record: actions fail closed.
+fn fail_closed(call: &Call<'_>, tx: &str, e: &AuditError) -> ActionError {
+    format!(
+        "{} refused ({tx}): the audit log cannot be written ({e}); actions fail closed",
+        call.tool
+    )
 }
 
 fn call_record(call: &Call<'_>, tx: &str, phase: AuditPhase, status: &str) -> AuditRecord {
