@@ -36,6 +36,12 @@ pub struct PipelineConfig {
     pub detect: crate::detect::DetectConfig,
     /// The behaviour vector index.
     pub vectors: crate::vectors::VectorsConfig,
+    /// Streaming: the Kafka topics and consumer group.
+    pub kafka: crate::stream::KafkaConfig,
+    /// Streaming: alerts POSTed to a webhook.
+    pub webhook: crate::stream::WebhookConfig,
+    /// Streaming: the operations port.
+    pub admin: crate::stream::AdminConfig,
 }
 
 /// `[ingest]`.
@@ -156,6 +162,17 @@ impl PipelineConfig {
             &mut d.anomaly_model_threshold,
         )?;
         set(&get, "IDGW_DETECT_BEHAVIOUR_HALF_LIFE_H", &mut d.behaviour_half_life_h)?;
+        let k = &mut self.kafka;
+        // The reference design's name for the brokers.
+        set(&get, "KAFKA_BROKERS", &mut k.brokers)?;
+        set(&get, "IDGW_KAFKA_TOPIC", &mut k.topic)?;
+        set(&get, "IDGW_KAFKA_GROUP_ID", &mut k.group_id)?;
+        set(&get, "IDGW_KAFKA_ALERTS_TOPIC", &mut k.alerts_topic)?;
+        set(&get, "IDGW_KAFKA_DEADLETTER_TOPIC", &mut k.deadletter_topic)?;
+        set(&get, "IDGW_KAFKA_COMMIT_INTERVAL_MS", &mut k.commit_interval_ms)?;
+        set(&get, "IDGW_WEBHOOK_URL", &mut self.webhook.url)?;
+        set(&get, "IDGW_WEBHOOK_TOKEN", &mut self.webhook.bearer_token)?;
+        set(&get, "IDGW_ADMIN_LISTEN", &mut self.admin.listen)?;
         let v = &mut self.vectors;
         set(&get, "IDGW_VECTORS_ENABLED", &mut v.enabled)?;
         set(&get, "IDGW_VECTORS_FLUSH_INTERVAL_S", &mut v.flush_interval_s)?;

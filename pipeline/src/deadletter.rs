@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::reject::{RejectKind, Rejection};
 use crate::source::file::Position;
-use crate::store::StoreError;
+use crate::store::{Staged, StoreError};
 
 /// One dead-letter line.
 #[derive(Debug, Serialize)]
@@ -30,6 +30,9 @@ pub struct DeadLetter<'a> {
     pub line: Option<u64>,
     /// 1-based value or array element, for document inputs.
     pub element: Option<u64>,
+    /// The message offset, for Kafka inputs (`source` names the topic and partition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
     /// Bytes of the record that reached the pipeline (an over-long line is cut at the
     /// event size limit while reading; `detail` gives its full length).
     pub byte_len: usize,
@@ -102,6 +105,10 @@ impl DeadLetterWriter {
                 Some(Position::Element(e)) => Some(e),
                 _ => None,
             },
+            offset: match position {
+                Some(Position::Offset(o)) => Some(o),
+                _ => None,
+            },
             byte_len: bytes.len(),
             raw_truncated: bytes.len() > self.raw_limit,
             raw,
@@ -127,12 +134,23 @@ impl DeadLetterWriter {
     }
 
     /// Flushes, syncs and publishes the file; returns its path if any letter was written.
-    pub fn finish(mut self) -> Result<Option<PathBuf>, StoreError> {
+    pub fn finish(self) -> Result<Option<PathBuf>, StoreError> {
+        let Some(staged) = self.finish_staged()? else {
+            return Ok(None);
+        };
+        staged.publish()?;
+        Ok(Some(staged.path))
+    }
+
+    /// Flushes and syncs the file and leaves it for the caller to publish.
+    pub fn finish_staged(mut self) -> Result<Option<Staged>, StoreError> {
         let Some(out) = self.out.take() else { return Ok(None) };
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
-        fs_err::rename(&self.tmp, &self.path)?;
-        Ok(Some(self.path))
+        Ok(Some(Staged {
+            tmp: self.tmp,
+            path: self.path,
+        }))
     }
 }

@@ -29,10 +29,10 @@ use crate::reject::Rejection;
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::dedup::SeenIds;
 use crate::store::parquet_writer::{PartitionedWriter, WriterOptions};
-use crate::store::{Store, StoreError};
+use crate::store::{Staged, Store, StoreError};
 
 /// Conservation counters: `events_in == events_ok + deadlettered + duplicates` always.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Records presented (an event-hook envelope counts as its events).
     pub events_in: u64,
@@ -42,6 +42,15 @@ pub struct Counters {
     pub deadlettered: u64,
     /// Events whose `uuid` was already stored.
     pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, o: Counters) {
+        self.events_in += o.events_in;
+        self.events_ok += o.events_ok;
+        self.deadlettered += o.deadlettered;
+        self.duplicates += o.duplicates;
+    }
 }
 
 impl Counters {
@@ -60,6 +69,36 @@ pub struct IngestOutcome {
     pub files_written: Vec<PathBuf>,
 }
 
+/// What a staging ingest leaves for its caller: complete files to publish once a
+/// checkpoint names them, and the dedup set to carry into the next cycle.
+#[derive(Debug)]
+pub struct StagedOutcome<O> {
+    pub observer: O,
+    pub counters: Counters,
+    pub deadletter_reasons: BTreeMap<&'static str, u64>,
+    /// Events files and the dead-letter file, synced, under temporary names.
+    pub staged: Vec<Staged>,
+    pub seen: SeenIds,
+}
+
+/// A copy of a rejected record, kept for a dead-letter topic.
+#[derive(Debug, Clone)]
+pub struct RejectedRecord {
+    pub reason: &'static str,
+    pub detail: String,
+    pub position: Position,
+    pub bytes: Vec<u8>,
+}
+
+/// How an ingest publishes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestMode {
+    /// Leave files under temporary names ([`Ingest::finish_staged`]).
+    pub stage: bool,
+    /// Keep a copy of every rejected record ([`Ingest::take_rejects`]).
+    pub keep_rejects: bool,
+}
+
 /// Receives every stored event (detectors hook in here).
 pub trait EventObserver {
     /// Called once per stored (normalized, not duplicate) event, in input order.
@@ -73,6 +112,19 @@ impl EventObserver for () {
     fn on_event(&mut self, _: &SemanticEvent) {}
 }
 
+impl<T: EventObserver + ?Sized> EventObserver for &mut T {
+    fn on_event(&mut self, event: &SemanticEvent) {
+        (**self).on_event(event);
+    }
+
+    fn batch_done(&mut self) {
+        (**self).batch_done();
+    }
+}
+
+/// Published files, or staged ones.
+type WriterResult = Result<(Vec<PathBuf>, Vec<Staged>), StoreError>;
+
 struct Partition {
     key: String,
     builder: ArrayBuilder,
@@ -80,7 +132,7 @@ struct Partition {
 }
 
 /// The ingest stage; a [`RecordSink`] for sources.
-pub struct Ingest<'o> {
+pub struct Ingest<O> {
     fields: Vec<FieldRef>,
     schema: Arc<Schema>,
     batch_rows: usize,
@@ -89,44 +141,67 @@ pub struct Ingest<'o> {
     deadletter: DeadLetterWriter,
     partitions: HashMap<i32, Partition>,
     tx: Option<SyncSender<(String, RecordBatch)>>,
-    writer: Option<JoinHandle<Result<Vec<PathBuf>, StoreError>>>,
+    writer: Option<JoinHandle<WriterResult>>,
     counters: Counters,
     fatal: Option<StoreError>,
-    observer: &'o mut dyn EventObserver,
+    rejects: Option<Vec<RejectedRecord>>,
+    observer: O,
 }
 
-impl std::fmt::Debug for Ingest<'_> {
+struct Closed<O> {
+    observer: O,
+    files: Vec<PathBuf>,
+    staged: Vec<Staged>,
+    deadletter: DeadLetterWriter,
+    counters: Counters,
+    seen: SeenIds,
+}
+
+impl<O> std::fmt::Debug for Ingest<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ingest").field("counters", &self.counters).finish()
     }
 }
 
-impl<'o> Ingest<'o> {
+impl<O: EventObserver> Ingest<O> {
     /// Starts ingesting into `store` (loading the ids already stored, for dedup).
-    pub fn start(
+    pub fn start(store: &Store, config: &PipelineConfig, run_id: &str, observer: O) -> Result<Self, StoreError> {
+        let seen = SeenIds::load(&store.events_dir())?;
+        Self::open(store, config, run_id, seen, IngestMode::default(), observer)
+    }
+
+    /// Starts ingesting with a known dedup set (a stream carries it from cycle to cycle).
+    pub fn open(
         store: &Store,
         config: &PipelineConfig,
         run_id: &str,
-        observer: &'o mut dyn EventObserver,
+        seen: SeenIds,
+        mode: IngestMode,
+        observer: O,
     ) -> Result<Self, StoreError> {
         let schema = Arc::new(events_schema());
         let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
-        let seen = SeenIds::load(&store.events_dir())?;
         let options = WriterOptions {
             row_group_rows: config.store.row_group_rows,
             max_rows_per_file: config.store.max_rows_per_file,
             zstd_level: config.store.zstd_level,
             plain_columns: vec!["event_id".into(), "raw".into(), "request_id".into()],
+            stage: mode.stage,
         };
         let mut writer = PartitionedWriter::new(store.events_dir(), Arc::clone(&schema), options, run_id)?;
         let (tx, rx) = mpsc::sync_channel::<(String, RecordBatch)>(4);
+        let stage = mode.stage;
         let handle = std::thread::Builder::new()
             .name("events-writer".into())
             .spawn(move || {
                 for (partition, batch) in rx {
                     writer.write(&partition, &batch)?;
                 }
-                writer.finish()
+                if stage {
+                    Ok((Vec::new(), writer.finish_staged()?))
+                } else {
+                    Ok((writer.finish()?, Vec::new()))
+                }
             })
             .map_err(StoreError::Io)?;
         Ok(Ingest {
@@ -141,8 +216,14 @@ impl<'o> Ingest<'o> {
             writer: Some(handle),
             counters: Counters::default(),
             fatal: None,
+            rejects: mode.keep_rejects.then(Vec::new),
             observer,
         })
+    }
+
+    /// The observer (the detection stage, for a stream).
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
     }
 
     /// Counters so far.
@@ -161,6 +242,19 @@ impl<'o> Ingest<'o> {
         if let Err(e) = self.deadletter.write(rejection, source, Some(position), bytes) {
             self.fatal.get_or_insert(e);
         }
+        if let Some(kept) = self.rejects.as_mut() {
+            kept.push(RejectedRecord {
+                reason: rejection.kind.as_str(),
+                detail: rejection.detail.clone(),
+                position,
+                bytes: bytes.to_vec(),
+            });
+        }
+    }
+
+    /// The rejected records kept since the last call (with [`IngestMode::keep_rejects`]).
+    pub fn take_rejects(&mut self) -> Vec<RejectedRecord> {
+        self.rejects.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     fn record(&mut self, source: &str, position: Position, bytes: &[u8], depth: u8) {
@@ -229,7 +323,35 @@ impl<'o> Ingest<'o> {
     }
 
     /// Flushes every partition, waits for the writer and publishes the dead letter.
-    pub fn finish(mut self) -> Result<IngestOutcome, StoreError> {
+    pub fn finish(self) -> Result<IngestOutcome, StoreError> {
+        let closed = self.close()?;
+        let deadletter_reasons = closed.deadletter.counts().clone();
+        let deadletter_file = closed.deadletter.finish()?;
+        Ok(IngestOutcome {
+            counters: closed.counters,
+            deadletter_reasons,
+            deadletter_file,
+            files_written: closed.files,
+        })
+    }
+
+    /// Flushes every partition and waits for the writer, leaving the files (events and
+    /// dead letter) synced under temporary names for the caller to publish.
+    pub fn finish_staged(self) -> Result<StagedOutcome<O>, StoreError> {
+        let closed = self.close()?;
+        let deadletter_reasons = closed.deadletter.counts().clone();
+        let mut staged = closed.staged;
+        staged.extend(closed.deadletter.finish_staged()?);
+        Ok(StagedOutcome {
+            observer: closed.observer,
+            counters: closed.counters,
+            deadletter_reasons,
+            staged,
+            seen: closed.seen,
+        })
+    }
+
+    fn close(mut self) -> Result<Closed<O>, StoreError> {
         let mut flush_error = None;
         if self.fatal.is_none() {
             let mut parts: Vec<(String, RecordBatch)> = Vec::new();
@@ -253,21 +375,21 @@ impl<'o> Ingest<'o> {
         let written = match self.writer.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::WriterGone("the writer thread panicked".into())),
-            None => Ok(Vec::new()),
+            None => Ok((Vec::new(), Vec::new())),
         };
         // The writer's own error explains a closed channel better than the channel does.
-        let files_written = written?;
+        let (files, staged) = written?;
         if let Some(e) = self.fatal.take().or(flush_error) {
             return Err(e);
         }
-        let deadletter_reasons = self.deadletter.counts().clone();
-        let deadletter_file = self.deadletter.finish()?;
         debug_assert!(self.counters.balanced(), "{:?}", self.counters);
-        Ok(IngestOutcome {
+        Ok(Closed {
+            observer: self.observer,
+            files,
+            staged,
+            deadletter: self.deadletter,
             counters: self.counters,
-            deadletter_reasons,
-            deadletter_file,
-            files_written,
+            seen: self.seen,
         })
     }
 }
@@ -276,7 +398,7 @@ fn days_since_epoch(t: DateTime<Utc>) -> i32 {
     t.timestamp().div_euclid(86_400) as i32
 }
 
-impl RecordSink for Ingest<'_> {
+impl<O: EventObserver> RecordSink for Ingest<O> {
     fn records(&mut self, source: &str, batch: &[RawRecord<'_>]) -> ControlFlow<()> {
         for rec in batch {
             match &rec.rejected {

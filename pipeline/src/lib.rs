@@ -18,6 +18,7 @@ pub mod reject;
 pub mod replay;
 pub mod source;
 pub mod store;
+pub mod stream;
 pub mod vectors;
 
 pub use config::PipelineConfig;

@@ -186,7 +186,7 @@ pub fn run_id() -> String {
 }
 
 struct Progressing<'a, 'o> {
-    inner: &'a mut Ingest<'o>,
+    inner: &'a mut Ingest<&'o mut dyn EventObserver>,
     progress: &'a mut dyn FnMut(&Counters),
 }
 

@@ -7,6 +7,7 @@ mod demo;
 mod eval;
 mod gateway;
 mod generate;
+mod pipeline;
 mod query;
 mod replay;
 mod sim;
@@ -24,7 +25,7 @@ const ABOUT: &str = "Identity-threat analytics for Okta, and an audited MCP acti
 const LONG_ABOUT: &str = "\
 Identity-threat analytics for Okta, and an audited MCP action gateway for AI agents.
 
-idgw reads Okta System Log events (files today; Kafka and the System Log API as they land),
+idgw reads Okta System Log events (files with `idgw replay`, Kafka with `idgw pipeline run`),
 normalizes them into OCSF-aligned events, runs streaming detections (impossible travel,
 brute force, password spray, MFA fatigue, session hijack, anomalous sign-ins and the
 single-event rules) with a per-user risk score, and keeps everything in a store: a
@@ -67,6 +68,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Gateway(gateway::GatewayArgs),
     Generate(generate::GenerateArgs),
+    Pipeline(pipeline::PipelineArgs),
     Replay(replay::ReplayArgs),
     Query(query::QueryArgs),
     Sim(sim::SimArgs),
@@ -94,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Pipeline(args) => pipeline::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Query(args) => query::run(args),
         Command::Sim(args) => sim::run(args),

@@ -55,6 +55,12 @@ struct Document {
 impl Engine {
     /// The engine's whole state, serialized and compressed.
     pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
+        let json = self.checkpoint_json()?;
+        Ok(zstd::encode_all(json.as_slice(), 3)?)
+    }
+
+    /// The engine's whole state as a JSON document (for callers that wrap it).
+    pub fn checkpoint_json(&self) -> Result<Vec<u8>, CheckpointError> {
         let mut pending: Vec<Obs> = self.buffer.iter().map(|p| p.0.0.clone()).collect();
         pending.sort_by_key(|o| (o.time, o.seq));
         let mut detectors = BTreeMap::new();
@@ -71,25 +77,29 @@ impl Engine {
             behaviour: self.behaviour.clone(),
             raised: self.raised.clone(),
         };
-        let json = serde_json::to_vec(&doc)?;
-        Ok(zstd::encode_all(json.as_slice(), 3)?)
+        Ok(serde_json::to_vec(&doc)?)
     }
 
     /// Replaces the engine's state with a checkpoint's.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
         let json = zstd::decode_all(bytes)?;
+        self.restore_json(&json)
+    }
+
+    /// Replaces the engine's state with a [`Engine::checkpoint_json`] document.
+    pub fn restore_json(&mut self, json: &[u8]) -> Result<(), CheckpointError> {
         #[derive(Deserialize)]
         struct Version {
             version: u32,
         }
-        let v: Version = serde_json::from_slice(&json)?;
+        let v: Version = serde_json::from_slice(json)?;
         if v.version != VERSION {
             return Err(CheckpointError::Version {
                 found: v.version,
                 expected: VERSION,
             });
         }
-        let doc: Document = serde_json::from_slice(&json)?;
+        let doc: Document = serde_json::from_slice(json)?;
         for d in &mut self.detectors {
             let state = doc
                 .detectors
@@ -108,20 +118,7 @@ impl Engine {
 
     /// Writes a checkpoint to `path` atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let bytes = self.checkpoint()?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs_err::create_dir_all(dir)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")
-        ));
-        {
-            let mut f = fs_err::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-        }
-        fs_err::rename(&tmp, path)?;
-        Ok(())
+        write_atomically(path, &self.checkpoint()?)
     }
 
     /// Restores from `path` when it exists; returns whether it did.
@@ -133,4 +130,23 @@ impl Engine {
         self.restore(&bytes)?;
         Ok(true)
     }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, and an
+/// fsync of the directory so the rename itself survives a power cut.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")
+    ));
+    {
+        let mut f = fs_err::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+    }
+    fs_err::rename(&tmp, path)?;
+    fs_err::File::open(dir)?.sync_all()?;
+    Ok(())
 }

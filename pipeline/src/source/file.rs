@@ -23,6 +23,8 @@ pub enum Position {
     Line(u64),
     /// 1-based top-level value (or array element) of a document input.
     Element(u64),
+    /// The offset of a Kafka message in its partition.
+    Offset(i64),
 }
 
 /// An input as named on the command line.

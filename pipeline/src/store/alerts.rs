@@ -5,7 +5,7 @@
 //! a replay or a redelivery never duplicates one.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,14 +19,117 @@ use super::{Store, StoreError};
 /// The file name of the identity-state snapshot in `identity_state/`.
 pub const IDENTITY_STATE_FILE: &str = "identity_state.parquet";
 
-/// Appends alerts to the store.
-pub struct AlertSink {
-    jsonl: BufWriter<fs_err::File>,
+/// `alerts.jsonl`: appended, never rewritten, each alert id once.
+///
+/// A batch of lines goes out in one `write` on a file opened for appending, so several
+/// pipeline workers can share the file without interleaving lines.
+pub struct AlertLog {
+    path: PathBuf,
+    file: fs_err::File,
     seen: HashSet<String>,
+    duplicates: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for AlertLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertLog").field("path", &self.path).finish()
+    }
+}
+
+impl AlertLog {
+    /// Opens the log, loading the ids of the alerts it holds.
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        let path = store.alerts_jsonl();
+        let (seen, torn_tail) = read_ids(&path)?;
+        let mut file = fs_err::OpenOptions::new().create(true).append(true).open(&path)?;
+        if torn_tail {
+            file.write_all(b"\n")?;
+        }
+        Ok(AlertLog {
+            path,
+            file,
+            seen,
+            duplicates: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Reloads the ids (another worker may have written alerts this one will see again).
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.seen = read_ids(&self.path)?.0;
+        Ok(())
+    }
+
+    /// Appends the alerts the log does not hold yet; returns them.
+    pub fn append<'a>(&mut self, alerts: &'a [Alert]) -> Result<Vec<&'a Alert>, StoreError> {
+        self.buf.clear();
+        let mut new = Vec::new();
+        for alert in alerts {
+            if !self.seen.insert(alert.alert_id.clone()) {
+                self.duplicates += 1;
+                continue;
+            }
+            serde_json::to_writer(&mut self.buf, alert).map_err(std::io::Error::other)?;
+            self.buf.push(b'\n');
+            new.push(alert);
+        }
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+        }
+        Ok(new)
+    }
+
+    /// Makes the appended lines durable.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.file.sync_data()?;
+        Ok(())
+    }
+
+    /// Alerts dropped because the log already held them.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+}
+
+/// The alert ids in `path`, and whether its last line lacks its newline.
+fn read_ids(path: &std::path::Path) -> Result<(HashSet<String>, bool), StoreError> {
+    let mut seen = HashSet::new();
+    let mut torn_tail = false;
+    if !path.exists() {
+        return Ok((seen, false));
+    }
+    #[derive(Deserialize)]
+    struct Id {
+        alert_id: String,
+    }
+    // One pass: collect the ids, and notice a last line without its newline.
+    let mut reader = std::io::BufReader::new(fs_err::File::open(path)?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        torn_tail = !line.ends_with('\n');
+        match serde_json::from_str::<Id>(line.trim_end()) {
+            Ok(id) => {
+                seen.insert(id.alert_id);
+            }
+            // A crash can leave half a line at the end; the alert is raised again.
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable alert line"),
+        }
+    }
+    Ok((seen, torn_tail))
+}
+
+/// Appends alerts to the store: `alerts.jsonl` as they come, and the run's alerts as one
+/// Parquet file at the end.
+pub struct AlertSink {
+    log: AlertLog,
     run: Vec<Alert>,
     alerts_dir: PathBuf,
     run_id: String,
-    duplicates: u64,
 }
 
 impl std::fmt::Debug for AlertSink {
@@ -38,95 +141,66 @@ impl std::fmt::Debug for AlertSink {
 impl AlertSink {
     /// Opens the sink, loading the ids of the alerts already stored.
     pub fn open(store: &Store, run_id: &str) -> Result<Self, StoreError> {
-        let path = store.alerts_jsonl();
-        let mut seen = HashSet::new();
-        let mut torn_tail = false;
-        if path.exists() {
-            #[derive(Deserialize)]
-            struct Id {
-                alert_id: String,
-            }
-            // One pass: collect the ids, and notice a last line without its newline.
-            let mut reader = std::io::BufReader::new(fs_err::File::open(&path)?);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 {
-                    break;
-                }
-                torn_tail = !line.ends_with('\n');
-                match serde_json::from_str::<Id>(line.trim_end()) {
-                    Ok(id) => {
-                        seen.insert(id.alert_id);
-                    }
-                    // A crash can leave half a line at the end; the alert is raised again.
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable alert line"),
-                }
-            }
-        }
-        let file = fs_err::OpenOptions::new().create(true).append(true).open(&path)?;
-        let mut jsonl = BufWriter::new(file);
-        if torn_tail {
-            jsonl.write_all(b"\n")?;
-        }
         Ok(AlertSink {
-            jsonl,
-            seen,
+            log: AlertLog::open(store)?,
             run: Vec::new(),
             alerts_dir: store.alerts_dir(),
             run_id: run_id.to_owned(),
-            duplicates: 0,
         })
     }
 
     /// Appends the alerts the store does not hold yet; returns how many were new.
     pub fn write(&mut self, alerts: Vec<Alert>) -> Result<usize, StoreError> {
-        let mut new = 0;
-        for alert in alerts {
-            if !self.seen.insert(alert.alert_id.clone()) {
-                self.duplicates += 1;
-                continue;
-            }
-            serde_json::to_writer(&mut self.jsonl, &alert).map_err(std::io::Error::other)?;
-            self.jsonl.write_all(b"\n")?;
-            self.run.push(alert);
-            new += 1;
-        }
-        Ok(new)
-    }
-
-    /// Makes the JSONL durable (at a checkpoint).
-    pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.jsonl.flush()?;
-        self.jsonl.get_ref().sync_data()?;
-        Ok(())
+        let new: Vec<Alert> = self.log.append(&alerts)?.into_iter().cloned().collect();
+        let n = new.len();
+        self.run.extend(new);
+        Ok(n)
     }
 
     /// Alerts dropped because the store already held them.
     pub fn duplicates(&self) -> u64 {
-        self.duplicates
+        self.log.duplicates()
     }
 
     /// Syncs the JSONL and writes this run's alerts as one Parquet file.
     pub fn finish(mut self) -> Result<Vec<Alert>, StoreError> {
-        self.sync()?;
+        self.log.sync()?;
         if !self.run.is_empty() {
-            let schema = Arc::new(alerts_schema());
-            let rows: Vec<AlertRow<'_>> = self.run.iter().map(AlertRow::from).collect();
-            let batch = serde_arrow::to_record_batch(schema.fields(), &rows)?;
-            let batch =
-                datafusion::arrow::record_batch::RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?;
-            let mut writer =
-                PartitionedWriter::new(self.alerts_dir.clone(), schema, WriterOptions::default(), &self.run_id)?;
-            writer.write("", &batch)?;
+            let mut writer = PartitionedWriter::new(
+                self.alerts_dir.clone(),
+                Arc::new(alerts_schema()),
+                WriterOptions::default(),
+                &self.run_id,
+            )?;
+            write_alerts(&mut writer, &self.run)?;
             writer.finish()?;
         }
         Ok(self.run)
     }
 }
 
+/// Writes `alerts` as one batch of the `alerts` table.
+pub fn write_alerts(writer: &mut PartitionedWriter, alerts: &[Alert]) -> Result<(), StoreError> {
+    let schema = Arc::new(alerts_schema());
+    let rows: Vec<AlertRow<'_>> = alerts.iter().map(AlertRow::from).collect();
+    let batch = serde_arrow::to_record_batch(schema.fields(), &rows)?;
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(schema, batch.columns().to_vec())?;
+    writer.write("", &batch)
+}
+
 /// Replaces the store's identity-state snapshot with `states` (atomically).
 pub fn write_identity_state(store: &Store, states: &[IdentityState], run_id: &str) -> Result<PathBuf, StoreError> {
+    write_identity_state_file(store, states, run_id, IDENTITY_STATE_FILE)
+}
+
+/// Replaces `identity_state/<file>` with `states` (atomically). Stream partitions each keep
+/// their own file: their users are disjoint, and the table is every file in the directory.
+pub fn write_identity_state_file(
+    store: &Store,
+    states: &[IdentityState],
+    run_id: &str,
+    file: &str,
+) -> Result<PathBuf, StoreError> {
     let dir = store.identity_state_dir();
     let schema = Arc::new(identity_state_schema());
     let rows: Vec<IdentityStateRow<'_>> = states.iter().map(IdentityStateRow::from).collect();
@@ -135,7 +209,7 @@ pub fn write_identity_state(store: &Store, states: &[IdentityState], run_id: &st
     let mut writer = PartitionedWriter::new(dir.clone(), schema, WriterOptions::default(), run_id)?;
     writer.write("", &batch)?;
     let published = writer.finish()?;
-    let target = dir.join(IDENTITY_STATE_FILE);
+    let target = dir.join(file);
     if let Some(file) = published.first() {
         fs_err::rename(file, &target)?;
     } else {

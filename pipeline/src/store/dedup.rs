@@ -30,6 +30,14 @@ impl SeenIds {
         }
     }
 
+    /// True when `id` is known.
+    pub fn contains(&self, id: &str) -> bool {
+        match uuid::Uuid::try_parse(id) {
+            Ok(u) => self.uuids.contains(&u.as_u128()),
+            Err(_) => self.others.contains(id),
+        }
+    }
+
     /// How many ids are known.
     pub fn len(&self) -> usize {
         self.uuids.len() + self.others.len()
@@ -42,11 +50,30 @@ impl SeenIds {
 
     /// Loads the `event_id`s of every published Parquet file under `events_dir`.
     pub fn load(events_dir: &Path) -> Result<Self, StoreError> {
+        Self::load_files(events_dir, "event_id", |_| true)
+    }
+
+    /// Loads the `event_id`s of the published files whose name starts with `prefix` (a
+    /// stream partition's files: its events never land anywhere else).
+    pub fn load_prefixed(events_dir: &Path, prefix: &str) -> Result<Self, StoreError> {
+        Self::load_files(events_dir, "event_id", |name| name.starts_with(prefix))
+    }
+
+    /// Loads the string column `column` of the published files under `dir` whose name
+    /// starts with `prefix` (e.g. the `alert_id`s a stream partition has published).
+    pub fn load_column(dir: &Path, column: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::load_files(dir, column, |name| name.starts_with(prefix))
+    }
+
+    fn load_files(events_dir: &Path, column: &str, wanted: impl Fn(&str) -> bool) -> Result<Self, StoreError> {
         let mut seen = SeenIds::default();
-        for path in parquet_files(events_dir)? {
+        let files = parquet_files(events_dir)?
+            .into_iter()
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&wanted));
+        for path in files {
             let file = fs_err::File::open(&path)?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)?;
-            let Some(idx) = builder.schema().fields().iter().position(|f| f.name() == "event_id") else {
+            let Some(idx) = builder.schema().fields().iter().position(|f| f.name() == column) else {
                 continue;
             };
             let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);

@@ -88,6 +88,32 @@ impl Store {
     }
 }
 
+/// A complete, synced file still under its hidden temporary name, and the name it gets
+/// when published. Streaming checkpoints list these, so a restart can finish publishing
+/// what a checkpoint promised.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Staged {
+    /// The temporary (hidden) path.
+    pub tmp: PathBuf,
+    /// The published path.
+    pub path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file into place. Idempotent: a file already published is fine; one that
+    /// is in neither place is an error (the store lost data a checkpoint relies on).
+    pub fn publish(&self) -> Result<(), StoreError> {
+        match std::fs::rename(&self.tmp, &self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.path.exists() => Ok(()),
+            Err(e) => Err(StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("publishing {} as {}: {e}", self.tmp.display(), self.path.display()),
+            ))),
+        }
+    }
+}
+
 /// Lists the published Parquet files under `dir` (recursively; temporary files skipped).
 pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();

@@ -1,7 +1,9 @@
 //! A Parquet table writer with hive-style partitions (`date=2024-08-13/`).
 //!
 //! One open file per partition; a file is published (renamed from its hidden temporary
-//! name) when it reaches `max_rows_per_file` or when the writer finishes.
+//! name) when it reaches `max_rows_per_file` or when the writer finishes. A staging writer
+//! (streaming) closes and syncs its files the same way but leaves the renames to the caller,
+//! who publishes them only once a checkpoint names them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use super::StoreError;
+use super::{Staged, StoreError};
 
 /// How files are laid out and encoded.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct WriterOptions {
     pub zstd_level: i32,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
+    /// Leave complete files under their temporary names for the caller to publish.
+    pub stage: bool,
 }
 
 impl Default for WriterOptions {
@@ -36,6 +40,7 @@ impl Default for WriterOptions {
             max_rows_per_file: 1_000_000,
             zstd_level: 1,
             plain_columns: Vec::new(),
+            stage: false,
         }
     }
 }
@@ -57,6 +62,7 @@ pub struct PartitionedWriter {
     seq: u64,
     open: HashMap<String, OpenFile>,
     published: Vec<PathBuf>,
+    staged: Vec<Staged>,
     rows_written: u64,
 }
 
@@ -88,6 +94,7 @@ impl PartitionedWriter {
             seq: 0,
             open: HashMap::new(),
             published: Vec::new(),
+            staged: Vec::new(),
             rows_written: 0,
         })
     }
@@ -141,8 +148,16 @@ impl PartitionedWriter {
         let out = file.writer.into_inner()?;
         out.sync_all()?;
         drop(out);
-        fs_err::rename(&file.tmp, &file.path)?;
-        self.published.push(file.path);
+        let staged = Staged {
+            tmp: file.tmp,
+            path: file.path,
+        };
+        if self.options.stage {
+            self.staged.push(staged);
+        } else {
+            staged.publish()?;
+            self.published.push(staged.path);
+        }
         Ok(())
     }
 
@@ -152,12 +167,21 @@ impl PartitionedWriter {
     }
 
     /// Closes and publishes every open file; returns the files this writer published.
-    pub fn finish(mut self) -> Result<Vec<PathBuf>, StoreError> {
+    pub fn finish(self) -> Result<Vec<PathBuf>, StoreError> {
+        Ok(self.close()?.published)
+    }
+
+    /// Closes every open file; returns what a staging writer left to publish.
+    pub fn finish_staged(self) -> Result<Vec<Staged>, StoreError> {
+        Ok(self.close()?.staged)
+    }
+
+    fn close(mut self) -> Result<Self, StoreError> {
         let mut open: Vec<(String, OpenFile)> = self.open.drain().collect();
         open.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, file) in open {
             self.publish(file)?;
         }
-        Ok(self.published)
+        Ok(self)
     }
 }

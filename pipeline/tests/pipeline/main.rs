@@ -8,5 +8,6 @@ mod golden;
 mod normalize_props;
 mod query;
 mod samples;
+mod stream;
 mod support;
 mod vectors;

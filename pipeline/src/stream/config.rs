@@ -1,0 +1,78 @@
+//! `[kafka]` and `[admin]`: where a streaming pipeline reads, writes and reports.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `[kafka]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]` (`KAFKA_BROKERS`). Empty: no Kafka.
+    pub brokers: String,
+    /// The topic of Okta LogEvents (JSON), partitioned by user id.
+    pub topic: String,
+    /// The consumer group every worker of one deployment joins.
+    pub group_id: String,
+    /// Where alerts are produced (keyed by user id, payload the Alert contract); empty: off.
+    pub alerts_topic: String,
+    /// Where rejected records are produced (raw bytes, reason in headers); empty: off.
+    pub deadletter_topic: String,
+    /// How often each partition's work is made durable and its offset committed.
+    pub commit_interval_ms: u64,
+    /// How often each partition's identity-state file is rewritten (at a commit).
+    pub state_interval_ms: u64,
+    /// Bytes buffered from the consumer before they go to the engine as one batch.
+    pub batch_max_bytes: usize,
+    /// Longest a message waits in that buffer.
+    pub batch_max_wait_ms: u64,
+    /// librdkafka consumer properties, applied over ours (e.g. `"fetch.wait.max.ms" = "10"`).
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka producer properties, applied over ours.
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topic: "okta.logs".into(),
+            group_id: "idgw-pipeline".into(),
+            alerts_topic: "idgw.alerts".into(),
+            deadletter_topic: "idgw.deadletter".into(),
+            commit_interval_ms: 2_000,
+            state_interval_ms: 10_000,
+            batch_max_bytes: 1 << 20,
+            batch_max_wait_ms: 5,
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// True when a broker is configured.
+    pub fn enabled(&self) -> bool {
+        !self.brokers.trim().is_empty()
+    }
+}
+
+/// `[admin]`: the operations port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `/metrics` and `/healthz` listen here; empty: no admin port.
+    pub listen: String,
+    /// Longest a SIGTERM drain (write, checkpoint, commit) may take before the process
+    /// exits with an error.
+    pub shutdown_deadline_s: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9464".into(),
+            shutdown_deadline_s: 30,
+        }
+    }
+}

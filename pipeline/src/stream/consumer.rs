@@ -1,0 +1,246 @@
+//! The Kafka source: a consumer-group member that moves messages into the lanes in batches
+//! (one memcpy per message into the lane's buffer, no async hop) and commits offsets only
+//! after the lanes have made what those offsets produced durable.
+//!
+//! Rebalances run inside `poll`, on this thread: on revoke, the worker processes what is
+//! buffered, commits the revoked lanes (checkpoint, files, offsets) and lets them go; on
+//! assign, it opens the new lanes from their checkpoints.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::lane::LaneId;
+use super::metrics::Metrics;
+use super::worker::{Worker, WorkerError, WorkerSummary};
+use crate::config::PipelineConfig;
+use crate::store::Store;
+
+/// Streaming failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The consumer could not be created or subscribed.
+    #[error("kafka consumer: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A lane or a sink failed; a restart resumes from the last checkpoints.
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// No broker configured.
+    #[error("no Kafka brokers configured: set [kafka] brokers or KAFKA_BROKERS")]
+    NoBrokers,
+}
+
+struct Ctx {
+    worker: Arc<Mutex<Worker>>,
+    error: Mutex<Option<WorkerError>>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere poisons nothing we cannot read: the lanes' durable state is on disk.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ctx {
+    fn fail(&self, e: WorkerError) {
+        tracing::error!(error = %e, "rebalance handling failed");
+        lock(&self.error).get_or_insert(e);
+    }
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; a negative lag means unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        let mut commit = TopicPartitionList::new();
+        {
+            let mut worker = lock(&self.worker);
+            for e in tpl.elements() {
+                let id = LaneId {
+                    topic: e.topic().to_owned(),
+                    partition: e.partition(),
+                };
+                match worker.revoke(&id) {
+                    Ok(Some(offset)) => {
+                        let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+        if commit.count() > 0
+            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+        {
+            // The lane checkpoints hold the offsets; the next owner skips what they cover.
+            tracing::warn!(error = %e, "offset commit on revoke failed");
+        }
+        tracing::info!(partitions = tpl.count(), "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else { return };
+        let mut worker = lock(&self.worker);
+        for e in tpl.elements() {
+            let id = LaneId {
+                topic: e.topic().to_owned(),
+                partition: e.partition(),
+            };
+            if let Err(e) = worker.assign(id) {
+                self.fail(e);
+            }
+        }
+        tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+}
+
+/// The consumer properties we set; `[kafka.consumer]` overrides any of them.
+pub fn consumer_properties(config: &PipelineConfig) -> Vec<(String, String)> {
+    let k = &config.kafka;
+    let mut props: Vec<(String, String)> = [
+        ("bootstrap.servers", k.brokers.as_str()),
+        ("group.id", k.group_id.as_str()),
+        // Offsets are committed by hand, after the lanes' checkpoints.
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        // The default 500 ms is the latency floor of a quiet partition.
+        ("fetch.wait.max.ms", "10"),
+        ("statistics.interval.ms", "5000"),
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "2000"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    for (key, value) in &k.consumer {
+        props.retain(|(k, _)| k != key);
+        props.push((key.clone(), value.clone()));
+    }
+    props
+}
+
+/// Runs until `shutdown` is set or a failure; then makes everything durable, commits and
+/// leaves the group.
+pub fn run(
+    store: &Store,
+    config: Arc<PipelineConfig>,
+    metrics: Arc<Metrics>,
+    shutdown: &AtomicBool,
+) -> Result<WorkerSummary, StreamError> {
+    if !config.kafka.enabled() {
+        return Err(StreamError::NoBrokers);
+    }
+    let worker = Arc::new(Mutex::new(Worker::new(
+        store,
+        Arc::clone(&config),
+        Arc::clone(&metrics),
+    )?));
+    let ctx = Ctx {
+        worker: Arc::clone(&worker),
+        error: Mutex::new(None),
+        metrics: Arc::clone(&metrics),
+    };
+    let mut client = ClientConfig::new();
+    for (k, v) in consumer_properties(&config) {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer<Ctx> = client.create_with_context(ctx)?;
+    consumer.subscribe(&[config.kafka.topic.as_str()])?;
+    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "consuming");
+    let commit_every = Duration::from_millis(config.kafka.commit_interval_ms.max(1));
+    let wait = Duration::from_millis(config.kafka.batch_max_wait_ms.max(1));
+    let mut last_commit = Instant::now();
+    let mut lane = LaneId {
+        topic: String::new(),
+        partition: -1,
+    };
+    let outcome = loop {
+        if shutdown.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        metrics.turn();
+        let polled = consumer.poll(wait);
+        if let Some(e) = lock(&consumer.context().error).take() {
+            break Err(StreamError::Worker(e));
+        }
+        let mut w = lock(&worker);
+        let idle = match polled {
+            Some(Ok(m)) => {
+                if lane.partition != m.partition() || lane.topic != m.topic() {
+                    lane = LaneId {
+                        topic: m.topic().to_owned(),
+                        partition: m.partition(),
+                    };
+                }
+                w.buffer(&lane, m.offset(), m.payload());
+                false
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer error");
+                true
+            }
+            None => true,
+        };
+        if (idle || w.batch_due())
+            && let Err(e) = w.process()
+        {
+            break Err(e.into());
+        }
+        if last_commit.elapsed() >= commit_every {
+            last_commit = Instant::now();
+            match w.commit() {
+                Ok(offsets) => {
+                    drop(w);
+                    commit_offsets(&consumer, &offsets, CommitMode::Async);
+                }
+                Err(e) => break Err(e.into()),
+            }
+        }
+    };
+    if let Err(e) = &outcome {
+        metrics.failed.store(true, Ordering::Relaxed);
+        // Nothing more is made durable after a failure: the restart resumes from the last
+        // checkpoints, which never run ahead of the sinks.
+        tracing::error!(error = %e, "stopping on a failure");
+        return Err(outcome.unwrap_err());
+    }
+    // Drain: what was read is processed, written, checkpointed and committed.
+    let offsets = lock(&worker).commit()?;
+    commit_offsets(&consumer, &offsets, CommitMode::Sync);
+    consumer.unsubscribe();
+    drop(consumer);
+    Ok(lock(&worker).finish())
+}
+
+fn commit_offsets(consumer: &BaseConsumer<Ctx>, offsets: &[(LaneId, i64)], mode: CommitMode) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (id, offset) in offsets {
+        let _ = tpl.add_partition_offset(&id.topic, id.partition, Offset::Offset(*offset));
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::warn!(error = %e, "offset commit failed (the lane checkpoints hold the offsets)");
+    }
+}

@@ -1,0 +1,198 @@
+//! The Kafka sinks: alerts (keyed by user id, payload the Alert contract) and dead letters
+//! (the raw bytes as they came, the reason and the source offset in headers, as Kafka
+//! Connect's dead-letter queues carry them), through one idempotent producer.
+//!
+//! Sends are fire-and-forget into librdkafka's queue; [`KafkaOut::flush`] waits until
+//! every send is acknowledged and fails if any delivery failed, and the worker calls it
+//! before a checkpoint, so offsets never run ahead of the sinks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use idgw_schemas::Alert;
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use super::config::KafkaConfig;
+use super::lane::LaneId;
+use crate::ingest::RejectedRecord;
+use crate::source::file::Position;
+
+/// Producer failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The producer could not be created (bad configuration).
+    #[error("kafka producer: {0}")]
+    Create(KafkaError),
+    /// A record could not be queued.
+    #[error("producing to {topic}: {source}")]
+    Send { topic: String, source: KafkaError },
+    /// Waiting for acknowledgements timed out or failed.
+    #[error("kafka producer flush: {0}")]
+    Flush(KafkaError),
+    /// An alert could not be serialized.
+    #[error("encoding an alert: {0}")]
+    Encode(serde_json::Error),
+    /// Some deliveries failed since the last flush.
+    #[error("{0} Kafka deliveries failed (see the log); the cycle is not committed")]
+    Deliveries(u64),
+}
+
+/// Counts failed deliveries (librdkafka retries before it gives up).
+#[derive(Debug, Default)]
+pub struct DeliveryCount {
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryCount {}
+
+impl ProducerContext for DeliveryCount {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "a Kafka delivery failed");
+        }
+    }
+}
+
+/// The producer and its topics.
+pub struct KafkaOut {
+    producer: ThreadedProducer<DeliveryCount>,
+    alerts_topic: Option<String>,
+    deadletter_topic: Option<String>,
+    reported: u64,
+}
+
+impl std::fmt::Debug for KafkaOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOut")
+            .field("alerts_topic", &self.alerts_topic)
+            .field("deadletter_topic", &self.deadletter_topic)
+            .finish()
+    }
+}
+
+impl KafkaOut {
+    /// A producer for the configured topics; `None` when neither is set.
+    pub fn new(config: &KafkaConfig) -> Result<Option<Self>, ProduceError> {
+        let topic = |t: &str| Some(t.trim().to_owned()).filter(|t| !t.is_empty());
+        let (alerts_topic, deadletter_topic) = (topic(&config.alerts_topic), topic(&config.deadletter_topic));
+        if alerts_topic.is_none() && deadletter_topic.is_none() {
+            return Ok(None);
+        }
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            // Alerts should leave at once: their latency is the product's latency.
+            .set("linger.ms", "1");
+        for (k, v) in &config.producer {
+            client.set(k, v);
+        }
+        let producer = client
+            .create_with_context(DeliveryCount::default())
+            .map_err(ProduceError::Create)?;
+        Ok(Some(KafkaOut {
+            producer,
+            alerts_topic,
+            deadletter_topic,
+            reported: 0,
+        }))
+    }
+
+    fn send(&self, topic: &str, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                // The local queue is full: wait for acknowledgements to drain it.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((source, _)) => {
+                    return Err(ProduceError::Send {
+                        topic: topic.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queues alerts; returns how many.
+    pub fn alerts(&self, alerts: &[&Alert]) -> Result<u64, ProduceError> {
+        let Some(topic) = &self.alerts_topic else { return Ok(0) };
+        for alert in alerts {
+            let payload = serde_json::to_vec(alert).map_err(ProduceError::Encode)?;
+            let key = alert.user_id.as_deref().unwrap_or("");
+            self.send(
+                topic,
+                BaseRecord::to(topic).key(key.as_bytes()).payload(payload.as_slice()),
+            )?;
+        }
+        Ok(alerts.len() as u64)
+    }
+
+    /// Queues rejected records of `lane`; returns how many.
+    pub fn deadletters(&self, lane: &LaneId, rejects: &[RejectedRecord]) -> Result<u64, ProduceError> {
+        let Some(topic) = &self.deadletter_topic else {
+            return Ok(0);
+        };
+        let partition = lane.partition.to_string();
+        for r in rejects {
+            let offset = match r.position {
+                Position::Offset(o) => o.to_string(),
+                Position::Line(l) | Position::Element(l) => l.to_string(),
+            };
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "idgw.reason",
+                    value: Some(r.reason),
+                })
+                .insert(Header {
+                    key: "idgw.detail",
+                    value: Some(r.detail.as_str()),
+                })
+                .insert(Header {
+                    key: "idgw.source.topic",
+                    value: Some(lane.topic.as_str()),
+                })
+                .insert(Header {
+                    key: "idgw.source.partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "idgw.source.offset",
+                    value: Some(offset.as_str()),
+                });
+            let record = BaseRecord::to(topic)
+                .key(partition.as_bytes())
+                .payload(r.bytes.as_slice())
+                .headers(headers);
+            self.send(topic, record)?;
+        }
+        Ok(rejects.len() as u64)
+    }
+
+    /// Waits for every queued record to be acknowledged; fails if any delivery failed.
+    pub fn flush(&mut self, timeout: Duration) -> Result<(), ProduceError> {
+        self.producer.flush(timeout).map_err(ProduceError::Flush)?;
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > self.reported {
+            let new = failed - self.reported;
+            self.reported = failed;
+            return Err(ProduceError::Deliveries(new));
+        }
+        Ok(())
+    }
+
+    /// Failed deliveries so far.
+    pub fn failures(&self) -> u64 {
+        self.producer.context().failed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,469 @@
+//! A lane: one Kafka partition's share of the pipeline — its own detection engine, its own
+//! files in the store and its own checkpoint, so a partition (and its users) can move to
+//! another worker with everything it needs.
+//!
+//! Work is done in cycles. During a cycle, events go to Parquet files and dead letters that
+//! stay under hidden temporary names. A commit closes the cycle in this order:
+//! 1. close and fsync the cycle's files (events, dead letters, the cycle's new alerts);
+//! 2. write the lane checkpoint atomically: the engine state, the next offset to read, the
+//!    counters and the list of files the cycle staged;
+//! 3. publish the staged files (rename);
+//! 4. the caller commits the offset to Kafka.
+//!
+//! A crash before 2 leaves orphans that the next owner deletes: the cycle never happened,
+//! and its messages are read again. A crash after 2 leaves a checkpoint whose files the
+//! next owner publishes (rename is idempotent) before reading on from the checkpoint's
+//! offset. Either way each input message lands in the store exactly once, and the engine
+//! continues from exactly the state those files reflect. The Kafka offset commit is only a
+//! hint for lag and for a lane without a checkpoint; messages before the checkpoint's
+//! offset are skipped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use idgw_schemas::Alert;
+use idgw_schemas::rows::alerts_schema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::PipelineConfig;
+use crate::detect::Engine;
+use crate::detect::checkpoint::{CheckpointError, write_atomically};
+use crate::ingest::{Counters, Ingest, IngestMode, RejectedRecord};
+use crate::reject::{RejectKind, Rejection};
+use crate::source::file::{Position, RawRecord, RecordSink};
+use crate::store::alerts::{write_alerts, write_identity_state_file};
+use crate::store::dedup::SeenIds;
+use crate::store::parquet_writer::{PartitionedWriter, WriterOptions};
+use crate::store::{Staged, Store, StoreError};
+use crate::vectors::UserVector;
+
+/// The lane checkpoint version this build writes and reads.
+const VERSION: u32 = 1;
+
+/// Lane failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    /// Writing or reading the store.
+    #[error("{lane}: store: {source}")]
+    Store { lane: String, source: StoreError },
+    /// Writing or reading the checkpoint.
+    #[error("{lane}: checkpoint: {source}")]
+    Checkpoint { lane: String, source: CheckpointError },
+}
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LaneId {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl LaneId {
+    /// The lane's file-name tag, e.g. `kafka-okta.logs.3`. Every file it writes starts with
+    /// `part-<tag>-` or `deadletter-<tag>-`; the trailing dash keeps partition 1 from
+    /// matching partition 10.
+    pub fn tag(&self) -> String {
+        let topic: String = self
+            .topic
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("kafka-{topic}.{}", self.partition)
+    }
+
+    /// The checkpoint file of this lane in `store`.
+    pub fn checkpoint_path(&self, store: &Store) -> PathBuf {
+        store
+            .root()
+            .join("checkpoints")
+            .join("kafka")
+            .join(format!("{}.json.zst", self.tag()))
+    }
+}
+
+impl std::fmt::Display for LaneId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LaneDoc {
+    version: u32,
+    topic: String,
+    partition: i32,
+    /// The first offset the checkpoint does not cover.
+    next_offset: i64,
+    /// The cycle this checkpoint closed.
+    cycle: u64,
+    /// Everything the lane has counted, up to `next_offset`.
+    counters: Counters,
+    /// Files of the cycle, published after the checkpoint was written.
+    staged: Vec<Staged>,
+    engine: Box<RawValue>,
+}
+
+/// What processing a batch produced for the sinks.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Alerts raised (the alert log drops those it holds already).
+    pub alerts: Vec<Alert>,
+    /// Rejected records, for the dead-letter topic.
+    pub rejects: Vec<RejectedRecord>,
+    /// Counters of this batch.
+    pub counters: Counters,
+}
+
+/// What a commit made durable.
+#[derive(Debug)]
+pub struct Committed {
+    /// The offset to commit to Kafka (the next to read).
+    pub next_offset: i64,
+    /// Behaviour vectors that changed, to upsert.
+    pub vectors: Vec<UserVector>,
+}
+
+struct Message {
+    offset: i64,
+    start: usize,
+    end: usize,
+    payload: bool,
+}
+
+/// One partition's pipeline.
+pub struct Lane {
+    id: LaneId,
+    tag: String,
+    source: String,
+    store: Store,
+    config: Arc<PipelineConfig>,
+    ingest: Option<Ingest<Engine>>,
+    /// The first offset not yet given to the engine; `None` before the first message of a
+    /// lane without a checkpoint.
+    next_offset: Option<i64>,
+    cycle: u64,
+    /// Counters of committed cycles.
+    totals: Counters,
+    /// Counters of the open cycle.
+    open: Counters,
+    /// Alert ids in this lane's published `alerts` files.
+    published_alerts: SeenIds,
+    cycle_alerts: Vec<Alert>,
+    arena: Vec<u8>,
+    messages: Vec<Message>,
+    skipped: u64,
+    resumed: bool,
+    state_written: Option<std::time::Instant>,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane")
+            .field("id", &self.id)
+            .field("next_offset", &self.next_offset)
+            .field("cycle", &self.cycle)
+            .finish()
+    }
+}
+
+impl Lane {
+    /// Takes ownership of a partition: finishes what its last checkpoint promised, removes
+    /// what a crashed cycle left, and restores the engine.
+    pub fn open(store: &Store, config: Arc<PipelineConfig>, id: LaneId) -> Result<Self, LaneError> {
+        let lane = id.to_string();
+        let store_err = |source| LaneError::Store {
+            lane: lane.clone(),
+            source,
+        };
+        let ckpt_err = |source| LaneError::Checkpoint {
+            lane: lane.clone(),
+            source,
+        };
+        let tag = id.tag();
+        let mut engine = Engine::new(&config.detect);
+        let path = id.checkpoint_path(store);
+        let (next_offset, cycle, totals, resumed) = if path.exists() {
+            let doc = read_doc(&path).map_err(ckpt_err)?;
+            engine.restore_json(doc.engine.get().as_bytes()).map_err(ckpt_err)?;
+            for staged in &doc.staged {
+                staged.publish().map_err(store_err)?;
+            }
+            (Some(doc.next_offset), doc.cycle + 1, doc.counters, true)
+        } else {
+            (None, 1, Counters::default(), false)
+        };
+        remove_orphans(store, &tag).map_err(store_err)?;
+        let seen = SeenIds::load_prefixed(&store.events_dir(), &format!("part-{tag}-")).map_err(store_err)?;
+        let published_alerts =
+            SeenIds::load_column(&store.alerts_dir(), "alert_id", &format!("part-{tag}-")).map_err(store_err)?;
+        let mut lane = Lane {
+            source: format!("kafka:{}", id),
+            id,
+            tag,
+            store: store.clone(),
+            config,
+            ingest: None,
+            next_offset,
+            cycle,
+            totals,
+            open: Counters::default(),
+            published_alerts,
+            cycle_alerts: Vec::new(),
+            arena: Vec::new(),
+            messages: Vec::new(),
+            skipped: 0,
+            resumed,
+            state_written: None,
+        };
+        lane.ingest = Some(lane.start_cycle(seen, engine).map_err(store_err)?);
+        tracing::info!(lane = %lane.id, resumed, next_offset = ?lane.next_offset, "partition opened");
+        Ok(lane)
+    }
+
+    fn start_cycle(&self, seen: SeenIds, engine: Engine) -> Result<Ingest<Engine>, StoreError> {
+        let mode = IngestMode {
+            stage: true,
+            keep_rejects: true,
+        };
+        Ingest::open(&self.store, &self.config, &self.run_id(), seen, mode, engine)
+    }
+
+    fn run_id(&self) -> String {
+        format!("{}-{:010}", self.tag, self.cycle)
+    }
+
+    fn err(&self, source: StoreError) -> LaneError {
+        LaneError::Store {
+            lane: self.id.to_string(),
+            source,
+        }
+    }
+
+    /// The partition.
+    pub fn id(&self) -> &LaneId {
+        &self.id
+    }
+
+    /// Whether the lane resumed from a checkpoint.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Everything counted so far (committed and open cycles).
+    pub fn counters(&self) -> Counters {
+        let mut c = self.totals;
+        c += self.open;
+        c
+    }
+
+    /// Messages skipped because the checkpoint already covered them (redelivered after a
+    /// crash between a checkpoint and its offset commit).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Buffers one message (`None`: a message without a payload). Returns the bytes copied.
+    pub fn buffer(&mut self, offset: i64, payload: Option<&[u8]>) -> usize {
+        if self.next_offset.is_some_and(|next| offset < next) {
+            self.skipped += 1;
+            return 0;
+        }
+        let start = self.arena.len();
+        if let Some(bytes) = payload {
+            self.arena.extend_from_slice(bytes);
+        }
+        self.messages.push(Message {
+            offset,
+            start,
+            end: self.arena.len(),
+            payload: payload.is_some(),
+        });
+        self.arena.len() - start
+    }
+
+    /// True when messages wait in the buffer.
+    pub fn has_buffered(&self) -> bool {
+        !self.messages.is_empty()
+    }
+
+    /// Runs the buffered messages through ingest and the engine, in one batch.
+    pub fn process(&mut self) -> Result<Processed, LaneError> {
+        if self.messages.is_empty() {
+            return Ok(Processed::default());
+        }
+        let Some(ingest) = self.ingest.as_mut() else {
+            return Ok(Processed::default());
+        };
+        let tombstone = Rejection::new(RejectKind::NotJson, "a Kafka message without a payload");
+        let records: Vec<RawRecord<'_>> = self
+            .messages
+            .iter()
+            .map(|m| RawRecord {
+                bytes: &self.arena[m.start..m.end],
+                position: Position::Offset(m.offset),
+                rejected: (!m.payload).then(|| tombstone.clone()),
+            })
+            .collect();
+        let before = ingest.counters();
+        let _ = ingest.records(&self.source, &records);
+        let last = self.messages.last().map(|m| m.offset);
+        self.messages.clear();
+        self.arena.clear();
+        if ingest.failed() {
+            // The ingest stage keeps its first error; finishing it hands the error over.
+            let error = match self.ingest.take().map(Ingest::finish_staged) {
+                Some(Err(e)) => e,
+                _ => StoreError::WriterGone("ingest stopped".into()),
+            };
+            return Err(self.err(error));
+        }
+        self.next_offset = last.map(|o| o + 1).or(self.next_offset);
+        let after = ingest.counters();
+        let batch = Counters {
+            events_in: after.events_in - before.events_in,
+            events_ok: after.events_ok - before.events_ok,
+            deadlettered: after.deadlettered - before.deadlettered,
+            duplicates: after.duplicates - before.duplicates,
+        };
+        self.open = after;
+        let alerts = ingest.observer_mut().take_alerts();
+        self.cycle_alerts.extend(alerts.iter().cloned());
+        Ok(Processed {
+            alerts,
+            rejects: ingest.take_rejects(),
+            counters: batch,
+        })
+    }
+
+    /// Closes the cycle: stages its files, writes the checkpoint, publishes. Returns `None`
+    /// when the cycle saw no message (nothing to make durable).
+    pub fn commit(&mut self) -> Result<Option<Committed>, LaneError> {
+        if self.open.events_in == 0 && self.cycle_alerts.is_empty() {
+            return Ok(None);
+        }
+        let Some(next_offset) = self.next_offset else {
+            return Ok(None);
+        };
+        let Some(ingest) = self.ingest.take() else {
+            return Ok(None);
+        };
+        let outcome = ingest.finish_staged().map_err(|e| self.err(e))?;
+        let mut engine = outcome.observer;
+        let mut staged = outcome.staged;
+        let new_alerts: Vec<Alert> = std::mem::take(&mut self.cycle_alerts)
+            .into_iter()
+            .filter(|a| !self.published_alerts.contains(&a.alert_id))
+            .collect();
+        if !new_alerts.is_empty() {
+            let options = WriterOptions {
+                stage: true,
+                ..WriterOptions::default()
+            };
+            let run_id = self.run_id();
+            let mut writer =
+                PartitionedWriter::new(self.store.alerts_dir(), Arc::new(alerts_schema()), options, &run_id)
+                    .map_err(|e| self.err(e))?;
+            write_alerts(&mut writer, &new_alerts).map_err(|e| self.err(e))?;
+            staged.extend(writer.finish_staged().map_err(|e| self.err(e))?);
+        }
+        let mut totals = self.totals;
+        totals += outcome.counters;
+        let ckpt_err = |source| LaneError::Checkpoint {
+            lane: self.id.to_string(),
+            source,
+        };
+        let engine_json = engine.checkpoint_json().map_err(ckpt_err)?;
+        let engine_raw =
+            serde_json::from_slice::<Box<RawValue>>(&engine_json).map_err(|e| ckpt_err(CheckpointError::Format(e)))?;
+        let doc = LaneDoc {
+            version: VERSION,
+            topic: self.id.topic.clone(),
+            partition: self.id.partition,
+            next_offset,
+            cycle: self.cycle,
+            counters: totals,
+            staged,
+            engine: engine_raw,
+        };
+        write_doc(&self.id.checkpoint_path(&self.store), &doc).map_err(ckpt_err)?;
+        for file in &doc.staged {
+            file.publish().map_err(|e| self.err(e))?;
+        }
+        for a in &new_alerts {
+            self.published_alerts.insert(&a.alert_id);
+        }
+        self.totals = totals;
+        self.open = Counters::default();
+        let interval = std::time::Duration::from_millis(self.config.kafka.state_interval_ms);
+        if self.state_written.is_none_or(|t| t.elapsed() >= interval) {
+            let file = format!("{}.parquet", self.tag);
+            write_identity_state_file(&self.store, &engine.identity_states(), &self.run_id(), &file)
+                .map_err(|e| self.err(e))?;
+            self.state_written = Some(std::time::Instant::now());
+        }
+        let vectors = engine.take_vectors(false);
+        self.cycle += 1;
+        self.ingest = Some(self.start_cycle(outcome.seen, engine).map_err(|e| self.err(e))?);
+        Ok(Some(Committed { next_offset, vectors }))
+    }
+}
+
+fn read_doc(path: &Path) -> Result<LaneDoc, CheckpointError> {
+    let json = zstd::decode_all(fs_err::read(path)?.as_slice())?;
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let v: Version = serde_json::from_slice(&json)?;
+    if v.version != VERSION {
+        return Err(CheckpointError::Version {
+            found: v.version,
+            expected: VERSION,
+        });
+    }
+    Ok(serde_json::from_slice(&json)?)
+}
+
+fn write_doc(path: &Path, doc: &LaneDoc) -> Result<(), CheckpointError> {
+    let json = serde_json::to_vec(doc)?;
+    write_atomically(path, &zstd::encode_all(json.as_slice(), 1)?)
+}
+
+/// Deletes the temporary files a crashed cycle of lane `tag` left in the store's tables.
+fn remove_orphans(store: &Store, tag: &str) -> Result<(), StoreError> {
+    let prefixes = [format!(".part-{tag}-"), format!(".deadletter-{tag}-")];
+    let mut stack: Vec<PathBuf> = [
+        store.events_dir(),
+        store.alerts_dir(),
+        store.deadletter_dir(),
+        store.identity_state_dir(),
+    ]
+    .into_iter()
+    .filter(|d| d.is_dir())
+    .collect();
+    let mut removed = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                fs_err::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(lane = tag, removed, "removed the files of an unfinished cycle");
+    }
+    Ok(())
+}

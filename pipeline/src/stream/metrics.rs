@@ -1,0 +1,187 @@
+//! The streaming pipeline's Prometheus metrics (served on the admin port at `/metrics`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::ingest::Counters;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub events_in: Counter,
+    pub events_stored: Counter,
+    pub events_deadlettered: Counter,
+    pub events_duplicate: Counter,
+    pub alerts: Family<Labels, Counter>,
+    pub alerts_produced: Counter,
+    pub deadletters_produced: Counter,
+    pub produce_errors: Counter,
+    pub webhook_delivered: Counter,
+    pub webhook_failed: Counter,
+    pub consumer_lag: Family<Labels, Gauge>,
+    pub partitions: Gauge,
+    pub batch_seconds: Histogram,
+    pub commit_seconds: Histogram,
+    pub poller_pages: Counter,
+    /// Unix ms of the consumer's or poller's last turn, for `/healthz`.
+    pub last_turn_ms: AtomicI64,
+    /// Set when the pipeline stopped on an error.
+    pub failed: AtomicBool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set, registered under `idgw_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("idgw");
+        let m = Metrics {
+            registry: Registry::default(),
+            events_in: Counter::default(),
+            events_stored: Counter::default(),
+            events_deadlettered: Counter::default(),
+            events_duplicate: Counter::default(),
+            alerts: Family::default(),
+            alerts_produced: Counter::default(),
+            deadletters_produced: Counter::default(),
+            produce_errors: Counter::default(),
+            webhook_delivered: Counter::default(),
+            webhook_failed: Counter::default(),
+            consumer_lag: Family::default(),
+            partitions: Gauge::default(),
+            batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            poller_pages: Counter::default(),
+            last_turn_ms: AtomicI64::new(0),
+            failed: AtomicBool::new(false),
+        };
+        registry.register("events_in", "Records read from the sources", m.events_in.clone());
+        registry.register("events_stored", "Events normalized and stored", m.events_stored.clone());
+        registry.register(
+            "events_deadlettered",
+            "Records dead-lettered with a reason",
+            m.events_deadlettered.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events whose uuid was already stored",
+            m.events_duplicate.clone(),
+        );
+        registry.register("alerts", "Alerts raised, by detection", m.alerts.clone());
+        registry.register(
+            "alerts_produced",
+            "Alerts handed to the alerts topic",
+            m.alerts_produced.clone(),
+        );
+        registry.register(
+            "deadletters_produced",
+            "Rejected records handed to the dead-letter topic",
+            m.deadletters_produced.clone(),
+        );
+        registry.register(
+            "produce_errors",
+            "Kafka deliveries that failed",
+            m.produce_errors.clone(),
+        );
+        registry.register(
+            "webhook_delivered",
+            "Alerts the webhook accepted",
+            m.webhook_delivered.clone(),
+        );
+        registry.register(
+            "webhook_failed",
+            "Alerts dead-lettered after the webhook kept failing",
+            m.webhook_failed.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Messages behind the partition's end (librdkafka statistics)",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "partitions_assigned",
+            "Partitions this worker owns",
+            m.partitions.clone(),
+        );
+        registry.register(
+            "batch_seconds",
+            "Time to run one batch through ingest and detection",
+            m.batch_seconds.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to make a cycle durable (files, checkpoints, producer flush)",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "poller_pages",
+            "Pages read from the Okta System Log API",
+            m.poller_pages.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Adds a batch's counters.
+    pub fn count(&self, c: &Counters) {
+        self.events_in.inc_by(c.events_in);
+        self.events_stored.inc_by(c.events_ok);
+        self.events_deadlettered.inc_by(c.deadlettered);
+        self.events_duplicate.inc_by(c.duplicates);
+    }
+
+    /// Counts an alert.
+    pub fn alert(&self, detection: &str) {
+        self.alerts
+            .get_or_create(&vec![("detection", detection.to_owned())])
+            .inc();
+    }
+
+    /// Records the lag of a partition.
+    pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag
+            .get_or_create(&vec![("topic", topic.to_owned()), ("partition", partition.to_string())])
+            .set(lag);
+    }
+
+    /// Marks a turn of the main loop (liveness).
+    pub fn turn(&self) {
+        self.last_turn_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Healthy: no failure and a turn within `stale_ms`.
+    pub fn healthy(&self, stale_ms: i64) -> bool {
+        let last = self.last_turn_ms.load(Ordering::Relaxed);
+        !self.failed.load(Ordering::Relaxed) && chrono::Utc::now().timestamp_millis() - last <= stale_ms
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String does not fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;

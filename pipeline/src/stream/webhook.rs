@@ -1,0 +1,259 @@
+//! The webhook sink: each alert is POSTed as JSON (the Alert contract) to a SOAR or chat
+//! endpoint, from a bounded queue on its own thread, so a slow endpoint never slows the
+//! pipeline. Failures retry with jittered exponential backoff (`backon`); an alert the
+//! endpoint keeps refusing, or one that finds the queue full, goes to the dead letter
+//! `<store>/deadletter/webhook-<run>.jsonl` with the reason — never dropped silently.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use idgw_schemas::Alert;
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// `[webhook]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where alerts are POSTed; empty: off (`IDGW_WEBHOOK_URL`).
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set (`IDGW_WEBHOOK_TOKEN`).
+    pub bearer_token: String,
+    /// Alerts waiting to be sent; beyond it, alerts are dead-lettered at once.
+    pub queue: usize,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First backoff delay (doubles each retry, with jitter), and the longest.
+    pub min_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: String::new(),
+            bearer_token: String::new(),
+            queue: 10_000,
+            max_retries: 6,
+            min_delay_ms: 200,
+            max_delay_ms: 10_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Webhook failures at start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Serialize)]
+struct Letter<'a> {
+    reason: &'a str,
+    detail: &'a str,
+    url: &'a str,
+    alert: &'a serde_json::value::RawValue,
+    at: String,
+}
+
+struct DeadLetters {
+    path: PathBuf,
+    file: Option<fs_err::File>,
+    url: String,
+}
+
+impl DeadLetters {
+    fn write(&mut self, reason: &str, detail: &str, alert: &[u8]) -> Result<(), StoreError> {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(alert).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        let letter = Letter {
+            reason,
+            detail,
+            url: &self.url,
+            alert: raw,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let mut line = serde_json::to_vec(&letter).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        if self.file.is_none() {
+            let file = fs_err::OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = Some(file);
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(&line)?;
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// The running sink.
+pub struct Webhook {
+    tx: SyncSender<Vec<u8>>,
+    thread: JoinHandle<()>,
+    letters: Arc<std::sync::Mutex<DeadLetters>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook").finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// Starts the sender thread; `None` when no URL is configured.
+    pub fn start(config: &WebhookConfig, store: &Store, metrics: Arc<Metrics>) -> Result<Option<Self>, WebhookError> {
+        if config.url.trim().is_empty() {
+            return Ok(None);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()?;
+        let run = crate::replay::run_id();
+        let letters = Arc::new(std::sync::Mutex::new(DeadLetters {
+            path: store.deadletter_dir().join(format!("webhook-{run}.jsonl")),
+            file: None,
+            url: config.url.clone(),
+        }));
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(config.queue.max(1));
+        let config = config.clone();
+        let thread_letters = Arc::clone(&letters);
+        let thread_metrics = Arc::clone(&metrics);
+        let thread = std::thread::Builder::new()
+            .name("webhook".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "webhook: no runtime; alerts go to the dead letter");
+                        for body in rx {
+                            letter(
+                                &thread_letters,
+                                &thread_metrics,
+                                "webhook_unavailable",
+                                &e.to_string(),
+                                &body,
+                            );
+                        }
+                        return;
+                    }
+                };
+                for body in rx {
+                    match runtime.block_on(post(&client, &config, &body)) {
+                        Ok(()) => {
+                            thread_metrics.webhook_delivered.inc();
+                        }
+                        Err(e) => letter(&thread_letters, &thread_metrics, "webhook_failed", &e, &body),
+                    }
+                }
+            })
+            .map_err(|e| WebhookError::Store(StoreError::Io(e)))?;
+        Ok(Some(Webhook {
+            tx,
+            thread,
+            letters,
+            metrics,
+        }))
+    }
+
+    /// Queues alerts; a full queue dead-letters them at once.
+    pub fn send(&self, alerts: &[&Alert]) {
+        for alert in alerts {
+            let Ok(body) = serde_json::to_vec(alert) else { continue };
+            match self.tx.try_send(body) {
+                Ok(()) => {}
+                Err(TrySendError::Full(body)) => letter(
+                    &self.letters,
+                    &self.metrics,
+                    "webhook_queue_full",
+                    "the webhook queue is full",
+                    &body,
+                ),
+                Err(TrySendError::Disconnected(body)) => letter(
+                    &self.letters,
+                    &self.metrics,
+                    "webhook_stopped",
+                    "the webhook sender stopped",
+                    &body,
+                ),
+            }
+        }
+    }
+
+    /// Sends what is queued (retries included), then stops.
+    pub fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+}
+
+fn letter(letters: &std::sync::Mutex<DeadLetters>, metrics: &Metrics, reason: &str, detail: &str, body: &[u8]) {
+    metrics.webhook_failed.inc();
+    tracing::warn!(reason, detail, "alert dead-lettered by the webhook sink");
+    let result = match letters.lock() {
+        Ok(mut l) => l.write(reason, detail, body),
+        Err(_) => Err(StoreError::WriterGone("webhook dead letter".into())),
+    };
+    if let Err(e) = result {
+        // The last resort: the alert is still in alerts.jsonl and the alerts table.
+        tracing::error!(error = %e, "could not write the webhook dead letter");
+    }
+}
+
+/// One alert, with retries on 5xx, 429, 408 and transport errors.
+async fn post(client: &reqwest::Client, config: &WebhookConfig, body: &[u8]) -> Result<(), String> {
+    #[derive(Debug)]
+    enum Failure {
+        Retry(String),
+        Final(String),
+    }
+    let attempt = || async {
+        let mut req = client
+            .post(&config.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        if !config.bearer_token.is_empty() {
+            req = req.bearer_auth(&config.bearer_token);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let text = format!("HTTP {status}");
+                if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                    Err(Failure::Retry(text))
+                } else {
+                    Err(Failure::Final(text))
+                }
+            }
+            Err(e) => Err(Failure::Retry(e.to_string())),
+        }
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(config.min_delay_ms))
+        .with_max_delay(Duration::from_millis(config.max_delay_ms))
+        .with_max_times(config.max_retries)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .when(|f| matches!(f, Failure::Retry(_)))
+        .await
+        .map_err(|f| match f {
+            Failure::Retry(t) => format!("{t} after {} retries", config.max_retries),
+            Failure::Final(t) => t,
+        })
+}

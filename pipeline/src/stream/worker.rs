@@ -1,0 +1,285 @@
+//! A worker: the lanes (partitions) this process owns and the sinks they share — the
+//! store's `alerts.jsonl`, the Kafka alerts and dead-letter topics, the webhook and the
+//! vector index.
+//!
+//! Alerts leave as soon as a batch raises them (their latency is the product's latency);
+//! files and engine state become durable at a commit. Sinks outside the store are therefore
+//! at-least-once: a crash between an alert leaving and the next checkpoint sends it again
+//! after the restart, with the same deterministic `alert_id`. The store itself is
+//! exactly-once (see [`super::lane`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idgw_schemas::Alert;
+use serde::Serialize;
+
+use super::kafka_out::{KafkaOut, ProduceError};
+use super::lane::{Lane, LaneError, LaneId};
+use super::metrics::Metrics;
+use super::webhook::Webhook;
+use crate::config::PipelineConfig;
+use crate::ingest::Counters;
+use crate::store::alerts::AlertLog;
+use crate::store::{Store, StoreError};
+use crate::vectors::{self, VectorError, VectorIndex};
+
+/// Worker failures: each stops the pipeline (a restart resumes from the checkpoints).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    #[error("alerts.jsonl: {0}")]
+    AlertLog(#[from] StoreError),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error("vector index: {0}")]
+    Vectors(#[from] VectorError),
+    #[error(transparent)]
+    Webhook(#[from] super::webhook::WebhookError),
+}
+
+/// What a worker did, for the exit summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerSummary {
+    /// Counters of this process's batches.
+    pub counters: Counters,
+    pub balanced: bool,
+    /// Alerts new to `alerts.jsonl`, by detection.
+    pub alerts_by_detection: BTreeMap<String, u64>,
+    pub alerts: u64,
+    pub alerts_produced: u64,
+    pub deadletters_produced: u64,
+    /// Messages a checkpoint already covered (redelivered after a crash).
+    pub skipped: u64,
+    pub commits: u64,
+    /// Partitions owned at the end.
+    pub partitions: Vec<String>,
+}
+
+/// The lanes and the sinks.
+pub struct Worker {
+    store: Store,
+    config: Arc<PipelineConfig>,
+    lanes: BTreeMap<LaneId, Lane>,
+    alert_log: AlertLog,
+    kafka: Option<KafkaOut>,
+    webhook: Option<Webhook>,
+    vectors: Option<Box<dyn VectorIndex>>,
+    metrics: Arc<Metrics>,
+    buffered: usize,
+    first_buffered: Option<Instant>,
+    summary: WorkerSummary,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("lanes", &self.lanes.keys()).finish()
+    }
+}
+
+impl Worker {
+    /// A worker on `store` with the configured sinks.
+    pub fn new(store: &Store, config: Arc<PipelineConfig>, metrics: Arc<Metrics>) -> Result<Self, WorkerError> {
+        let vectors = if config.vectors.enabled {
+            Some(vectors::open(&config.vectors, store.root())?)
+        } else {
+            None
+        };
+        let kafka = if config.kafka.enabled() {
+            KafkaOut::new(&config.kafka)?
+        } else {
+            None
+        };
+        let webhook = Webhook::start(&config.webhook, store, Arc::clone(&metrics))?;
+        Ok(Worker {
+            store: store.clone(),
+            alert_log: AlertLog::open(store)?,
+            config,
+            lanes: BTreeMap::new(),
+            kafka,
+            webhook,
+            vectors,
+            metrics,
+            buffered: 0,
+            first_buffered: None,
+            summary: WorkerSummary::default(),
+        })
+    }
+
+    /// Takes a partition.
+    pub fn assign(&mut self, id: LaneId) -> Result<(), WorkerError> {
+        if self.lanes.contains_key(&id) {
+            return Ok(());
+        }
+        // Another worker may have written alerts this partition will raise again.
+        self.alert_log.reload()?;
+        let lane = Lane::open(&self.store, Arc::clone(&self.config), id.clone())?;
+        self.lanes.insert(id, lane);
+        self.metrics.partitions.set(self.lanes.len() as i64);
+        Ok(())
+    }
+
+    /// Gives a partition up: everything it read is made durable first. Returns the offset
+    /// to commit, if the lane has one.
+    pub fn revoke(&mut self, id: &LaneId) -> Result<Option<i64>, WorkerError> {
+        self.process()?;
+        self.flush_sinks()?;
+        let committed = match self.lanes.get_mut(id) {
+            Some(lane) => lane.commit()?,
+            None => None,
+        };
+        let offset = self.commit_lane_inner(id, committed)?;
+        if let Some(lane) = self.lanes.remove(id) {
+            self.summary.skipped += lane.skipped();
+        }
+        self.metrics.partitions.set(self.lanes.len() as i64);
+        Ok(offset)
+    }
+
+    fn commit_lane_inner(
+        &mut self,
+        id: &LaneId,
+        committed: Option<super::lane::Committed>,
+    ) -> Result<Option<i64>, WorkerError> {
+        let Some(c) = committed else {
+            return Ok(None);
+        };
+        if let Some(index) = self.vectors.as_deref()
+            && !c.vectors.is_empty()
+        {
+            index.upsert(&c.vectors)?;
+        }
+        self.summary.commits += 1;
+        tracing::debug!(lane = %id, offset = c.next_offset, "cycle committed");
+        Ok(Some(c.next_offset))
+    }
+
+    /// Buffers one message of a partition this worker owns.
+    pub fn buffer(&mut self, id: &LaneId, offset: i64, payload: Option<&[u8]>) {
+        match self.lanes.get_mut(id) {
+            Some(lane) => {
+                self.buffered += lane.buffer(offset, payload);
+                self.first_buffered.get_or_insert_with(Instant::now);
+            }
+            // A message of a partition just revoked: its new owner reads it again.
+            None => tracing::debug!(lane = %id, offset, "message for a partition not owned"),
+        }
+    }
+
+    /// True when the buffer should go to the engine now.
+    pub fn batch_due(&self) -> bool {
+        self.buffered >= self.config.kafka.batch_max_bytes
+            || self
+                .first_buffered
+                .is_some_and(|t| t.elapsed() >= Duration::from_millis(self.config.kafka.batch_max_wait_ms))
+    }
+
+    /// Runs every lane's buffer through ingest and detection and sends what they raised.
+    pub fn process(&mut self) -> Result<(), WorkerError> {
+        if self.first_buffered.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        for (id, lane) in self.lanes.iter_mut() {
+            if !lane.has_buffered() {
+                continue;
+            }
+            let processed = lane.process()?;
+            self.metrics.count(&processed.counters);
+            self.summary.counters += processed.counters;
+            if !processed.alerts.is_empty() {
+                let new = self.alert_log.append(&processed.alerts)?;
+                for a in &new {
+                    self.metrics.alert(a.detection.as_str());
+                    *self
+                        .summary
+                        .alerts_by_detection
+                        .entry(a.detection.as_str().to_owned())
+                        .or_default() += 1;
+                }
+                self.summary.alerts += new.len() as u64;
+                // Downstream gets every alert this run raised, repeats included: after a
+                // crash, what was sent before the checkpoint cannot be known.
+                let all: Vec<&Alert> = processed.alerts.iter().collect();
+                if let Some(out) = &self.kafka {
+                    let n = out.alerts(&all)?;
+                    self.metrics.alerts_produced.inc_by(n);
+                    self.summary.alerts_produced += n;
+                }
+                if let Some(hook) = &self.webhook {
+                    hook.send(&all);
+                }
+            }
+            if !processed.rejects.is_empty()
+                && let Some(out) = &self.kafka
+            {
+                let n = out.deadletters(id, &processed.rejects)?;
+                self.metrics.deadletters_produced.inc_by(n);
+                self.summary.deadletters_produced += n;
+            }
+        }
+        self.buffered = 0;
+        self.first_buffered = None;
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn flush_sinks(&mut self) -> Result<(), WorkerError> {
+        if let Some(out) = self.kafka.as_mut()
+            && let Err(e) = out.flush(Duration::from_secs(60))
+        {
+            if let ProduceError::Deliveries(n) = &e {
+                self.metrics.produce_errors.inc_by(*n);
+            }
+            return Err(e.into());
+        }
+        self.alert_log.sync()?;
+        Ok(())
+    }
+
+    /// Makes every lane's cycle durable; returns the offsets to commit to Kafka.
+    pub fn commit(&mut self) -> Result<Vec<(LaneId, i64)>, WorkerError> {
+        let started = Instant::now();
+        self.process()?;
+        // Sinks first: an offset is committed only once what it produced is delivered.
+        self.flush_sinks()?;
+        let ids: Vec<LaneId> = self.lanes.keys().cloned().collect();
+        let mut offsets = Vec::new();
+        for id in ids {
+            let committed = match self.lanes.get_mut(&id) {
+                Some(lane) => lane.commit()?,
+                None => None,
+            };
+            if let Some(offset) = self.commit_lane_inner(&id, committed)? {
+                offsets.push((id, offset));
+            }
+        }
+        if !offsets.is_empty() {
+            if let Some(index) = self.vectors.as_deref() {
+                index.flush()?;
+            }
+            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        Ok(offsets)
+    }
+
+    /// The partitions owned.
+    pub fn lanes(&self) -> impl Iterator<Item = &LaneId> {
+        self.lanes.keys()
+    }
+
+    /// Stops the sinks (the webhook drains its queue) and returns the summary.
+    pub fn finish(&mut self) -> WorkerSummary {
+        if let Some(hook) = self.webhook.take() {
+            hook.finish();
+        }
+        for lane in self.lanes.values() {
+            self.summary.skipped += lane.skipped();
+        }
+        self.summary.partitions = self.lanes.keys().map(ToString::to_string).collect();
+        self.summary.balanced = self.summary.counters.balanced();
+        self.summary.clone()
+    }
+}

@@ -1,0 +1,217 @@
+//! `idgw pipeline run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use clap::{Args, Subcommand};
+use idgw_pipeline::stream::{self, Metrics, WorkerSummary};
+use idgw_pipeline::{PipelineConfig, Store};
+
+/// The streaming pipeline.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    command: PipelineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineCommand {
+    Run(RunArgs),
+}
+
+/// Run the pipeline continuously: Kafka in, the store, alerts out.
+///
+/// Joins the consumer group [kafka] group_id on the topic [kafka] topic (Okta LogEvents as
+/// JSON, keyed by user id) at the brokers [kafka] brokers (or KAFKA_BROKERS). Each partition
+/// gets its own detection engine and checkpoint in <STORE>/checkpoints/kafka/; offsets are
+/// committed only after what they produced is durable, so a crash (even SIGKILL) loses and
+/// duplicates nothing in the store, and a partition that moves to another worker takes its
+/// state along. Alerts go to <STORE>/alerts.jsonl, the alerts table, the [kafka]
+/// alerts_topic and the [webhook] url; rejected records to <STORE>/deadletter/ and the
+/// [kafka] deadletter_topic.
+///
+/// The admin port ([admin] listen, default 127.0.0.1:9464) serves /metrics (Prometheus) and
+/// /healthz. SIGTERM or Ctrl-C drains: what was read is processed, written, checkpointed and
+/// committed, and the process exits 0 within [admin] shutdown_deadline_s.
+///
+/// Example:
+///   KAFKA_BROKERS=127.0.0.1:9092 idgw pipeline run --config idgw.toml --store ./store
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration (TOML; see deploy/config.example.toml). IDGW_* and KAFKA_BROKERS
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The store directory (created if missing). Several workers may share one.
+    #[arg(long, value_name = "DIR", env = "IDGW_STORE")]
+    store: PathBuf,
+    /// Print the exit summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        PipelineCommand::Run(args) => run_stream(args),
+    }
+}
+
+fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
+    if !config.kafka.enabled() {
+        anyhow::bail!("no Kafka brokers configured: set [kafka] brokers in the configuration or KAFKA_BROKERS");
+    }
+    let store = Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))?;
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let deadline = Duration::from_secs(config.admin.shutdown_deadline_s.max(1));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the admin runtime")?;
+    if !config.admin.listen.trim().is_empty() {
+        let addr: SocketAddr = config
+            .admin
+            .listen
+            .parse()
+            .with_context(|| format!("[admin] listen = {:?} is not an address", config.admin.listen))?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("binding the admin port {addr}"))?;
+        let bound = listener.local_addr()?;
+        eprintln!("admin: http://{bound}/metrics and /healthz");
+        let app = admin_router(Arc::clone(&metrics), config.kafka.commit_interval_ms);
+        runtime.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the admin server stopped");
+            }
+        });
+    }
+    let signalled = Arc::clone(&shutdown);
+    runtime.spawn(async move {
+        wait_for_signal().await;
+        eprintln!("stopping: draining, checkpointing and committing");
+        signalled.store(true, Ordering::Relaxed);
+    });
+
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<WorkerSummary, stream::StreamError>>();
+    let thread_store = store.clone();
+    let thread_config = Arc::clone(&config);
+    let thread_metrics = Arc::clone(&metrics);
+    let thread_shutdown = Arc::clone(&shutdown);
+    std::thread::Builder::new()
+        .name("pipeline".into())
+        .spawn(move || {
+            let result = stream::run(&thread_store, thread_config, thread_metrics, &thread_shutdown);
+            let _ = done_tx.send(result);
+        })
+        .context("starting the pipeline thread")?;
+
+    // Wait for the pipeline; once a stop is asked for, for at most the deadline.
+    let result = loop {
+        let wait = if shutdown.load(Ordering::Relaxed) {
+            deadline
+        } else {
+            Duration::from_millis(200)
+        };
+        match done_rx.recv_timeout(wait) {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if shutdown.load(Ordering::Relaxed) => {
+                // Only reached when the drain itself overran the deadline.
+                if done_rx.recv_timeout(Duration::ZERO).is_err() {
+                    anyhow::bail!(
+                        "the drain did not finish within {}s; the next start resumes from the last checkpoints",
+                        deadline.as_secs()
+                    );
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the pipeline thread stopped"),
+        }
+    };
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let summary = result.context("pipeline")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let c = summary.counters;
+        println!(
+            "stopped: {} in = {} stored + {} dead-lettered + {} duplicates ({}); {} alerts new to {}, {} commits",
+            c.events_in,
+            c.events_ok,
+            c.deadlettered,
+            c.duplicates,
+            if summary.balanced { "balanced" } else { "NOT balanced" },
+            summary.alerts,
+            store.alerts_jsonl().display(),
+            summary.commits
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn admin_router(metrics: Arc<Metrics>, commit_interval_ms: u64) -> Router {
+    let for_metrics = Arc::clone(&metrics);
+    // Healthy while the loop turns: a poll returns at least every batch wait, and a commit
+    // may hold it for a while.
+    let stale_ms = (commit_interval_ms as i64).max(1_000) * 10;
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&for_metrics);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let m = Arc::clone(&metrics);
+                async move {
+                    if m.healthy(stale_ms) {
+                        (StatusCode::OK, "ok\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+                    }
+                }
+            }),
+        )
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
