@@ -53,6 +53,10 @@ struct RunArgs {
     /// The store directory (created if missing). Several workers may share one.
     #[arg(long, value_name = "DIR", env = "IDGW_STORE")]
     store: PathBuf,
+    /// Stop once every owned partition has been read to its end (draining as on SIGTERM):
+    /// for backfills and benchmark runs.
+    #[arg(long)]
+    until_end: bool,
     /// Print the exit summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -65,7 +69,8 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
+    let mut config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
+    config.kafka.stop_at_end |= args.until_end;
     if !config.kafka.enabled() {
         anyhow::bail!("no Kafka brokers configured: set [kafka] brokers in the configuration or KAFKA_BROKERS");
     }
@@ -119,25 +124,18 @@ fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the pipeline thread")?;
 
     // Wait for the pipeline; once a stop is asked for, for at most the deadline.
+    use std::sync::mpsc::RecvTimeoutError;
     let result = loop {
-        let wait = if shutdown.load(Ordering::Relaxed) {
-            deadline
-        } else {
-            Duration::from_millis(200)
-        };
+        let stopping = shutdown.load(Ordering::Relaxed);
+        let wait = if stopping { deadline } else { Duration::from_millis(200) };
         match done_rx.recv_timeout(wait) {
             Ok(result) => break result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if shutdown.load(Ordering::Relaxed) => {
-                // Only reached when the drain itself overran the deadline.
-                if done_rx.recv_timeout(Duration::ZERO).is_err() {
-                    anyhow::bail!(
-                        "the drain did not finish within {}s; the next start resumes from the last checkpoints",
-                        deadline.as_secs()
-                    );
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the pipeline thread stopped"),
+            Err(RecvTimeoutError::Timeout) if stopping => anyhow::bail!(
+                "the drain did not finish within {}s; the next start resumes from the last checkpoints",
+                deadline.as_secs()
+            ),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the pipeline thread stopped"),
         }
     };
     runtime.shutdown_timeout(Duration::from_secs(1));

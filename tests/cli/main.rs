@@ -2,6 +2,7 @@
 
 mod gateway;
 mod oauth;
+mod stream;
 
 use std::io::Write;
 use std::path::Path;

@@ -26,6 +26,9 @@ pub struct KafkaConfig {
     pub batch_max_bytes: usize,
     /// Longest a message waits in that buffer.
     pub batch_max_wait_ms: u64,
+    /// Stop (draining as on SIGTERM) once every owned partition has been read to its end:
+    /// for backfills, benchmarks and tests (`idgw pipeline run --until-end`).
+    pub stop_at_end: bool,
     /// librdkafka consumer properties, applied over ours (e.g. `"fetch.wait.max.ms" = "10"`).
     pub consumer: BTreeMap<String, String>,
     /// librdkafka producer properties, applied over ours.
@@ -44,6 +47,7 @@ impl Default for KafkaConfig {
             state_interval_ms: 10_000,
             batch_max_bytes: 1 << 20,
             batch_max_wait_ms: 5,
+            stop_at_end: false,
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
         }

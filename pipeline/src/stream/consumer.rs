@@ -128,6 +128,7 @@ pub fn consumer_properties(config: &PipelineConfig) -> Vec<(String, String)> {
         ("statistics.interval.ms", "5000"),
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "2000"),
+        ("enable.partition.eof", if k.stop_at_end { "true" } else { "false" }),
     ]
     .into_iter()
     .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -174,6 +175,10 @@ pub fn run(
         topic: String::new(),
         partition: -1,
     };
+    // With `stop_at_end`: the end offset of each partition that reported reaching it. The
+    // EOF event only hints (it can overtake messages still queued), so the stop waits until
+    // each owned lane has taken everything below that offset.
+    let mut ends: std::collections::BTreeMap<LaneId, i64> = std::collections::BTreeMap::new();
     let outcome = loop {
         if shutdown.load(Ordering::Relaxed) {
             break Ok(());
@@ -195,6 +200,22 @@ pub fn run(
                 w.buffer(&lane, m.offset(), m.payload());
                 false
             }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                let topic = config.kafka.topic.as_str();
+                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                    Ok((_, high)) => {
+                        ends.insert(
+                            LaneId {
+                                topic: topic.to_owned(),
+                                partition,
+                            },
+                            high,
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, partition, "reading the end offset failed"),
+                }
+                true
+            }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "kafka consumer error");
                 true
@@ -205,6 +226,10 @@ pub fn run(
             && let Err(e) = w.process()
         {
             break Err(e.into());
+        }
+        if config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&ends) {
+            tracing::info!("every owned partition read to its end; stopping");
+            break Ok(());
         }
         if last_commit.elapsed() >= commit_every {
             last_commit = Instant::now();
@@ -225,11 +250,32 @@ pub fn run(
         return Err(outcome.unwrap_err());
     }
     // Drain: what was read is processed, written, checkpointed and committed.
+    tracing::info!("draining");
     let offsets = lock(&worker).commit()?;
+    tracing::info!(partitions = offsets.len(), "drained; committing offsets");
     commit_offsets(&consumer, &offsets, CommitMode::Sync);
-    consumer.unsubscribe();
-    drop(consumer);
+    lock(&worker).note_partitions();
+    tracing::info!("leaving the group");
+    leave(consumer, Duration::from_secs(10));
     Ok(lock(&worker).finish())
+}
+
+/// Leaves the group, waiting at most `deadline`. Everything is durable and committed by
+/// now, so a leave that does not finish in time only makes the group wait for the session
+/// timeout before it hands this worker's partitions on; the process must not hang on it.
+/// librdkafka's close (run by the consumer's drop) was seen to block without end against
+/// the mock cluster after members had been killed, so it runs on a thread of its own.
+fn leave(consumer: BaseConsumer<Ctx>, deadline: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("kafka-leave".into()).spawn(move || {
+        drop(consumer);
+        let _ = tx.send(());
+    });
+    if spawned.is_err() || rx.recv_timeout(deadline).is_err() {
+        tracing::warn!(
+            "the consumer did not leave the group within {deadline:?}; its partitions move after the session timeout"
+        );
+    }
 }
 
 fn commit_offsets(consumer: &BaseConsumer<Ctx>, offsets: &[(LaneId, i64)], mode: CommitMode) {

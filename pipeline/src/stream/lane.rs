@@ -251,6 +251,11 @@ impl Lane {
         &self.id
     }
 
+    /// The first offset not yet taken (`None` before any message of a fresh lane).
+    pub fn next_offset(&self) -> Option<i64> {
+        self.next_offset
+    }
+
     /// Whether the lane resumed from a checkpoint.
     pub fn resumed(&self) -> bool {
         self.resumed

@@ -19,3 +19,16 @@ pub use consumer::{StreamError, run};
 pub use metrics::Metrics;
 pub use webhook::WebhookConfig;
 pub use worker::WorkerSummary;
+
+/// The Kafka message key of a raw Okta event: the id of the user whose event it is (the
+/// actor of a sign-in, the target of an admin action on a user), so each user's events
+/// stay in one partition, in order, with one engine. Events of no user (ThreatInsight on
+/// an IP) are keyed by the source IP; records that do not decode get no key (they go to the
+/// dead letter wherever they land).
+pub fn partition_key(raw: &[u8]) -> Option<String> {
+    let crate::decode::Decoded::Event { raw, event } = crate::decode::decode(raw, usize::MAX).ok()? else {
+        return None;
+    };
+    let ev = crate::normalize::normalize(raw, &event).ok()?;
+    ev.subject_user.and_then(|u| u.id).or(ev.client.ip)
+}

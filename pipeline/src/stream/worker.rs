@@ -54,7 +54,7 @@ pub struct WorkerSummary {
     /// Messages a checkpoint already covered (redelivered after a crash).
     pub skipped: u64,
     pub commits: u64,
-    /// Partitions owned at the end.
+    /// Partitions owned when the drain began.
     pub partitions: Vec<String>,
 }
 
@@ -265,9 +265,25 @@ impl Worker {
         Ok(offsets)
     }
 
+    /// True when this worker owns partitions and each has taken every message below its
+    /// end offset in `ends` (nothing left buffered).
+    pub fn read_to(&self, ends: &BTreeMap<LaneId, i64>) -> bool {
+        self.first_buffered.is_none()
+            && !self.lanes.is_empty()
+            && self
+                .lanes
+                .iter()
+                .all(|(id, lane)| ends.get(id).is_some_and(|end| lane.next_offset().unwrap_or(0) >= *end))
+    }
+
     /// The partitions owned.
     pub fn lanes(&self) -> impl Iterator<Item = &LaneId> {
         self.lanes.keys()
+    }
+
+    /// Records the partitions owned now (at the drain, before leaving the group).
+    pub fn note_partitions(&mut self) {
+        self.summary.partitions = self.lanes.keys().map(ToString::to_string).collect();
     }
 
     /// Stops the sinks (the webhook drains its queue) and returns the summary.
@@ -278,7 +294,6 @@ impl Worker {
         for lane in self.lanes.values() {
             self.summary.skipped += lane.skipped();
         }
-        self.summary.partitions = self.lanes.keys().map(ToString::to_string).collect();
         self.summary.balanced = self.summary.counters.balanced();
         self.summary.clone()
     }

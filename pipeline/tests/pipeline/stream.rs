@@ -123,7 +123,10 @@ fn count(store: &Store, sql: &str) -> i64 {
     datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(col).value(0)
 }
 
-fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+/// A message read back: payload and headers.
+type Record = (Vec<u8>, Vec<(String, String)>);
+
+fn read_topic(brokers: &str, topic: &str, expect: usize) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("reader-{topic}"))

@@ -1,0 +1,358 @@
+//! `idgw pipeline run` as an operator runs it, against librdkafka's mock cluster held by
+//! this test process (so the broker outlives every pipeline process the tests kill):
+//! SIGKILL at random points loses and duplicates nothing, SIGTERM drains and exits 0, and
+//! two workers in one group split the partitions and one takes over when the other dies.
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+const TOPIC: &str = "okta.logs";
+// librdkafka's mock cluster keeps about 5 MB per partition and drops older segments:
+// the tenant below stays well inside that.
+const PARTITIONS: i32 = 8;
+
+/// A generated tenant as Kafka messages keyed by user, with three bad records mixed in.
+fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
+    let events = dir.join("events.ndjson");
+    let out = super::idgw(&[
+        "generate",
+        "--users",
+        "400",
+        "--days",
+        "3",
+        "--seed",
+        "21",
+        "--out",
+        events.to_str().unwrap(),
+        "--labels",
+        dir.join("labels.jsonl").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&events).unwrap();
+    let mut msgs: Vec<(Option<String>, Vec<u8>)> = text
+        .lines()
+        .map(|l| {
+            (
+                idgw_pipeline::stream::partition_key(l.as_bytes()),
+                l.as_bytes().to_vec(),
+            )
+        })
+        .collect();
+    let n = msgs.len();
+    msgs.insert(n / 4, (Some("bad".into()), b"{\"uuid\": 42".to_vec()));
+    msgs.insert(n / 2, (Some("bad".into()), b"[1, 2, 3]".to_vec()));
+    msgs.insert(
+        3 * n / 4,
+        (Some("bad".into()), b"{\"eventType\": \"user.session.start\"}".to_vec()),
+    );
+    msgs
+}
+
+fn produce(brokers: &str, msgs: &[(Option<String>, Vec<u8>)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    for (key, payload) in msgs {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(TOPIC).payload(payload.as_slice());
+        if let Some(k) = key {
+            record = record.key(k.as_bytes());
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+fn write_config(dir: &Path, brokers: &str) -> PathBuf {
+    let path = dir.join("idgw.toml");
+    let text = format!(
+        "[kafka]\nbrokers = \"{brokers}\"\ncommit_interval_ms = 200\n\n\
+         [kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n\n\
+         [vectors]\nenabled = false\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One `idgw pipeline run` process.
+struct Worker {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Worker {
+    fn start(config: &Path, store: &Path, group: &str, extra: &[&str]) -> Worker {
+        let stderr = store.with_extension(format!("{group}.{}.log", rand_u64() % 1_000_000));
+        let child = Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args(["pipeline", "run", "--json", "--config", config.to_str().unwrap()])
+            .args(["--store", store.to_str().unwrap()])
+            .args(extra)
+            .env("IDGW_KAFKA_GROUP_ID", group)
+            .env("IDGW_LOG", "info,qdrant_edge=error")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Worker { child, stderr }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn admin(&self) -> Option<String> {
+        self.log().lines().find_map(|l| {
+            l.strip_prefix("admin: http://")
+                .map(|r| r.split('/').next().unwrap_or("").to_owned())
+        })
+    }
+
+    /// A metric's value (summed over labels), if the admin port answers.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let addr = self.admin()?;
+        let mut s = TcpStream::connect(&addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let values: Vec<f64> = body
+            .lines()
+            .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{')))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+
+    fn wait_metric(&mut self, name: &str, at_least: f64, within: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.metric(name).is_some_and(|v| v >= at_least) {
+                return true;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the exit; returns the JSON summary, asserting exit 0.
+    fn finish(mut self, within: Duration) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+                assert!(status.success(), "exit {status}:\n{}", self.log());
+                return serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}\n{}", self.log()));
+            }
+            if started.elapsed() > within {
+                let log = self.log();
+                self.kill();
+                panic!("the pipeline did not exit within {within:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+/// The first column of the first row of `sql` (`idgw query --json` writes NDJSON rows).
+fn scalar(store: &Path, sql: &str) -> i64 {
+    let out = super::idgw(&["query", "--store", store.to_str().unwrap(), "--json", sql]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
+    row.as_object().and_then(|o| o.values().next()?.as_i64()).unwrap_or(-1)
+}
+
+fn alert_ids(store: &Path) -> (Vec<String>, std::collections::BTreeSet<String>) {
+    let text = std::fs::read_to_string(store.join("alerts.jsonl")).unwrap_or_default();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let set = ids.iter().cloned().collect();
+    (ids, set)
+}
+
+fn dead_letters(store: &Path) -> usize {
+    let dir = store.join("deadletter");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| {
+                    std::io::BufReader::new(std::fs::File::open(e.path()).unwrap())
+                        .lines()
+                        .count()
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Everything the uninterrupted reference run stored must be in `store` exactly once.
+fn assert_same_as_reference(store: &Path, reference: &Path, stored: i64) {
+    assert_eq!(
+        scalar(store, "SELECT count(*) AS n FROM events"),
+        stored,
+        "every event stored"
+    );
+    assert_eq!(
+        scalar(store, "SELECT count(DISTINCT event_id) AS n FROM events"),
+        stored,
+        "no event stored twice"
+    );
+    assert_eq!(dead_letters(store), 3, "each bad record dead-lettered exactly once");
+    let (ids, set) = alert_ids(store);
+    assert_eq!(ids.len(), set.len(), "alerts.jsonl holds each alert once");
+    let (_, expected) = alert_ids(reference);
+    assert!(!expected.is_empty());
+    assert_eq!(set, expected, "the same alerts as the uninterrupted run");
+    assert_eq!(scalar(store, "SELECT count(*) AS n FROM alerts"), expected.len() as i64);
+    assert_eq!(
+        scalar(store, "SELECT count(DISTINCT alert_id) AS n FROM alerts"),
+        expected.len() as i64
+    );
+}
+
+struct Setup {
+    _cluster: MockCluster<'static, DefaultProducerContext>,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    total: usize,
+    reference: PathBuf,
+    stored: i64,
+}
+
+fn setup() -> Setup {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let msgs = messages(dir.path());
+    produce(&brokers, &msgs);
+    let config = write_config(dir.path(), &brokers);
+    let reference = dir.path().join("reference");
+    let w = Worker::start(&config, &reference, "reference", &["--until-end"]);
+    let log = w.stderr.clone();
+    let summary = w.finish(Duration::from_secs(300));
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert_eq!(summary["counters"]["events_in"], msgs.len() as u64, "{summary}\n{log}");
+    assert_eq!(summary["counters"]["deadlettered"], 3);
+    assert_eq!(summary["balanced"], true);
+    let stored = summary["counters"]["events_ok"].as_i64().unwrap();
+    Setup {
+        _cluster: cluster,
+        config,
+        total: msgs.len(),
+        reference,
+        stored,
+        dir,
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_loses_and_duplicates_nothing_and_sigterm_drains() {
+    let s = setup();
+    let store = s.dir.path().join("crashed");
+    let mut kills = 0;
+    let mut rounds = 0;
+    while kills < 6 && rounds < 12 {
+        rounds += 1;
+        let mut w = Worker::start(&s.config, &store, "crash", &[]);
+        // Kill after real work started: a random moment after the first batch.
+        if !w.wait_metric("idgw_events_in_total", 1.0, Duration::from_secs(60)) {
+            w.kill();
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(rand_u64() % 400));
+        w.kill();
+        kills += 1;
+    }
+    assert!(kills >= 5, "killed only {kills} times");
+    // A graceful stop in the middle: drains, commits, exits 0.
+    let mut w = Worker::start(&s.config, &store, "crash", &[]);
+    assert!(w.wait_metric("idgw_partitions_assigned", PARTITIONS as f64, Duration::from_secs(60)));
+    w.terminate();
+    let stopped = w.finish(Duration::from_secs(40));
+    assert_eq!(stopped["balanced"], true, "{stopped}");
+    // Then to the end.
+    let last = Worker::start(&s.config, &store, "crash", &["--until-end"]).finish(Duration::from_secs(300));
+    assert_eq!(last["balanced"], true);
+    eprintln!("{kills} kills in {rounds} rounds; {} messages", s.total);
+    assert_same_as_reference(&store, &s.reference, s.stored);
+}
+
+#[test]
+fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
+    let s = setup();
+    let store = s.dir.path().join("pair");
+    let a = Worker::start(&s.config, &store, "pair", &[]);
+    let mut b = Worker::start(&s.config, &store, "pair", &[]);
+    let both = |a: &Worker, b: &Worker| {
+        let (x, y) = (
+            a.metric("idgw_partitions_assigned").unwrap_or(0.0),
+            b.metric("idgw_partitions_assigned").unwrap_or(0.0),
+        );
+        x > 0.0 && y > 0.0 && x + y == PARTITIONS as f64
+    };
+    let started = Instant::now();
+    while !both(&a, &b) {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the group never split:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a.kill();
+    assert!(
+        b.wait_metric("idgw_partitions_assigned", PARTITIONS as f64, Duration::from_secs(90)),
+        "the survivor did not take over:\n{}",
+        b.log()
+    );
+    b.terminate();
+    let survivor = b.finish(Duration::from_secs(60));
+    assert_eq!(
+        survivor["partitions"].as_array().map(Vec::len),
+        Some(PARTITIONS as usize),
+        "{survivor}"
+    );
+    let last = Worker::start(&s.config, &store, "pair", &["--until-end"]).finish(Duration::from_secs(300));
+    assert_eq!(last["balanced"], true);
+    assert_same_as_reference(&store, &s.reference, s.stored);
+}
