@@ -13,7 +13,6 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-const TOPIC: &str = "okta.logs";
 // librdkafka's mock cluster keeps about 5 MB per partition and drops older segments:
 // the tenant below stays well inside that.
 const PARTITIONS: i32 = 8;
@@ -55,11 +54,61 @@ fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
     msgs
 }
 
-fn produce(brokers: &str, msgs: &[(Option<String>, Vec<u8>)]) {
+/// Where the topics live.
+enum Broker {
+    /// librdkafka's mock cluster, in this process.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// A real Kafka-compatible broker started by `.ci/run` (tansu), with its CLI for topics.
+    External { brokers: String, tansu: PathBuf },
+}
+
+impl Broker {
+    fn brokers(&self) -> String {
+        match self {
+            Broker::Mock(c) => c.bootstrap_servers(),
+            Broker::External { brokers, .. } => brokers.clone(),
+        }
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        match self {
+            Broker::Mock(c) => c.create_topic(name, partitions, 1).unwrap(),
+            Broker::External { brokers, tansu } => {
+                let out = Command::new(tansu)
+                    .args(["topic", "create", "--broker", &format!("tcp://{brokers}")])
+                    .args(["--partitions", &partitions.to_string(), name])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+}
+
+/// The broker `.ci/run` started (`IDGW_KAFKA_TEST_BROKERS`, `IDGW_TANSU`); absent, the test
+/// says it is skipped (and fails where `IDGW_REQUIRE_INTEROP` asks for it).
+fn external_broker() -> Option<Broker> {
+    match (std::env::var("IDGW_KAFKA_TEST_BROKERS"), std::env::var("IDGW_TANSU")) {
+        (Ok(brokers), Ok(tansu)) if !brokers.is_empty() => Some(Broker::External {
+            brokers,
+            tansu: PathBuf::from(tansu),
+        }),
+        _ => {
+            assert!(
+                std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
+                "IDGW_REQUIRE_INTEROP is set but IDGW_KAFKA_TEST_BROKERS / IDGW_TANSU are not"
+            );
+            eprintln!("SKIPPED: no Kafka broker (set IDGW_KAFKA_TEST_BROKERS and IDGW_TANSU; .ci/run starts tansu)");
+            None
+        }
+    }
+}
+
+fn produce(brokers: &str, topic: &str, msgs: &[(Option<String>, Vec<u8>)]) {
     let producer: ThreadedProducer<DefaultProducerContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     for (key, payload) in msgs {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(TOPIC).payload(payload.as_slice());
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload.as_slice());
         if let Some(k) = key {
             record = record.key(k.as_bytes());
         }
@@ -68,10 +117,12 @@ fn produce(brokers: &str, msgs: &[(Option<String>, Vec<u8>)]) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
-fn write_config(dir: &Path, brokers: &str) -> PathBuf {
+fn write_config(dir: &Path, brokers: &str, tag: &str) -> PathBuf {
     let path = dir.join("idgw.toml");
     let text = format!(
-        "[kafka]\nbrokers = \"{brokers}\"\ncommit_interval_ms = 200\n\n\
+        "[kafka]\nbrokers = \"{brokers}\"\ncommit_interval_ms = 200\n\
+         topic = \"okta.logs.{tag}\"\nalerts_topic = \"idgw.alerts.{tag}\"\n\
+         deadletter_topic = \"idgw.deadletter.{tag}\"\n\n\
          [kafka.consumer]\n\"session.timeout.ms\" = \"6000\"\n\n\
          [vectors]\nenabled = false\n\n[admin]\nlisten = \"127.0.0.1:0\"\n"
     );
@@ -249,7 +300,7 @@ fn assert_same_as_reference(store: &Path, reference: &Path, stored: i64) {
 }
 
 struct Setup {
-    _cluster: MockCluster<'static, DefaultProducerContext>,
+    _broker: Broker,
     dir: tempfile::TempDir,
     config: PathBuf,
     total: usize,
@@ -257,14 +308,16 @@ struct Setup {
     stored: i64,
 }
 
-fn setup() -> Setup {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+fn setup(broker: Broker, tag: &str) -> Setup {
+    let brokers = broker.brokers();
+    let topic = format!("okta.logs.{tag}");
+    broker.create_topic(&topic, PARTITIONS);
+    broker.create_topic(&format!("idgw.alerts.{tag}"), 2);
+    broker.create_topic(&format!("idgw.deadletter.{tag}"), 1);
     let dir = tempfile::tempdir().unwrap();
     let msgs = messages(dir.path());
-    produce(&brokers, &msgs);
-    let config = write_config(dir.path(), &brokers);
+    produce(&brokers, &topic, &msgs);
+    let config = write_config(dir.path(), &brokers, tag);
     let reference = dir.path().join("reference");
     let w = Worker::start(&config, &reference, "reference", &["--until-end"]);
     let log = w.stderr.clone();
@@ -275,7 +328,7 @@ fn setup() -> Setup {
     assert_eq!(summary["balanced"], true);
     let stored = summary["counters"]["events_ok"].as_i64().unwrap();
     Setup {
-        _cluster: cluster,
+        _broker: broker,
         config,
         total: msgs.len(),
         reference,
@@ -284,13 +337,28 @@ fn setup() -> Setup {
     }
 }
 
+fn mock() -> Broker {
+    Broker::Mock(MockCluster::new(1).unwrap())
+}
+
 #[test]
 fn sigkill_at_random_points_loses_and_duplicates_nothing_and_sigterm_drains() {
-    let s = setup();
+    crash_and_compare(setup(mock(), "mock-crash"), 6);
+}
+
+/// The same against a real broker (tansu, started by `.ci/run`).
+#[test]
+fn on_a_real_broker_sigkill_loses_and_duplicates_nothing() {
+    let Some(broker) = external_broker() else { return };
+    let tag = format!("real-{}", rand_u64() % 1_000_000);
+    crash_and_compare(setup(broker, &tag), 5);
+}
+
+fn crash_and_compare(s: Setup, wanted_kills: usize) {
     let store = s.dir.path().join("crashed");
     let mut kills = 0;
     let mut rounds = 0;
-    while kills < 6 && rounds < 12 {
+    while kills < wanted_kills && rounds < 2 * wanted_kills {
         rounds += 1;
         let mut w = Worker::start(&s.config, &store, "crash", &[]);
         // Kill after real work started: a random moment after the first batch.
@@ -302,7 +370,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing_and_sigterm_drains() {
         w.kill();
         kills += 1;
     }
-    assert!(kills >= 5, "killed only {kills} times");
+    assert!(kills >= wanted_kills.min(5), "killed only {kills} times");
     // A graceful stop in the middle: drains, commits, exits 0.
     let mut w = Worker::start(&s.config, &store, "crash", &[]);
     assert!(w.wait_metric("idgw_partitions_assigned", PARTITIONS as f64, Duration::from_secs(60)));
@@ -318,7 +386,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing_and_sigterm_drains() {
 
 #[test]
 fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
-    let s = setup();
+    let s = setup(mock(), "mock-pair");
     let store = s.dir.path().join("pair");
     let a = Worker::start(&s.config, &store, "pair", &[]);
     let mut b = Worker::start(&s.config, &store, "pair", &[]);
