@@ -38,6 +38,8 @@ pub struct PipelineConfig {
     pub vectors: crate::vectors::VectorsConfig,
     /// Streaming: the Kafka topics and consumer group.
     pub kafka: crate::stream::KafkaConfig,
+    /// Streaming: the Okta System Log poller.
+    pub poller: crate::stream::PollerConfig,
     /// Streaming: alerts POSTed to a webhook.
     pub webhook: crate::stream::WebhookConfig,
     /// Streaming: the operations port.
@@ -170,6 +172,25 @@ impl PipelineConfig {
         set(&get, "IDGW_KAFKA_ALERTS_TOPIC", &mut k.alerts_topic)?;
         set(&get, "IDGW_KAFKA_DEADLETTER_TOPIC", &mut k.deadletter_topic)?;
         set(&get, "IDGW_KAFKA_COMMIT_INTERVAL_MS", &mut k.commit_interval_ms)?;
+        let p = &mut self.poller;
+        set(&get, "IDGW_POLLER_ENABLED", &mut p.enabled)?;
+        set(&get, "IDGW_POLLER_PRODUCE", &mut p.produce)?;
+        set(&get, "IDGW_POLLER_SINCE_MINUTES", &mut p.since_minutes)?;
+        // The reference design's Okta names.
+        set(&get, "OKTA_ORG_URL", &mut p.org_url)?;
+        set(&get, "OKTA_API_TOKEN", &mut p.api_token)?;
+        let nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
+        if let (Some(client_id), Some(key)) = (
+            nonempty("OKTA_SERVICE_CLIENT_ID"),
+            nonempty("OKTA_SERVICE_PRIVATE_KEY_FILE"),
+        ) {
+            p.service_app = Some(crate::okta::credentials::ServiceAppConfig {
+                client_id,
+                private_key_file: key.into(),
+                key_id: nonempty("OKTA_SERVICE_KEY_ID"),
+                scopes: vec!["okta.logs.read".into()],
+            });
+        }
         set(&get, "IDGW_WEBHOOK_URL", &mut self.webhook.url)?;
         set(&get, "IDGW_WEBHOOK_TOKEN", &mut self.webhook.bearer_token)?;
         set(&get, "IDGW_ADMIN_LISTEN", &mut self.admin.listen)?;

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod detect;
 pub mod ingest;
 pub mod normalize;
+pub mod okta;
 pub mod query;
 pub mod reject;
 pub mod replay;

@@ -27,9 +27,9 @@ enum PipelineCommand {
     Run(RunArgs),
 }
 
-/// Run the pipeline continuously: Kafka in, the store, alerts out.
+/// Run the pipeline continuously: Kafka or the Okta System Log in, the store, alerts out.
 ///
-/// Joins the consumer group [kafka] group_id on the topic [kafka] topic (Okta LogEvents as
+/// Kafka: joins the consumer group [kafka] group_id on the topic [kafka] topic (Okta LogEvents as
 /// JSON, keyed by user id) at the brokers [kafka] brokers (or KAFKA_BROKERS). Each partition
 /// gets its own detection engine and checkpoint in <STORE>/checkpoints/kafka/; offsets are
 /// committed only after what they produced is durable, so a crash (even SIGKILL) loses and
@@ -38,12 +38,20 @@ enum PipelineCommand {
 /// alerts_topic and the [webhook] url; rejected records to <STORE>/deadletter/ and the
 /// [kafka] deadletter_topic.
 ///
+/// Okta System Log ([poller] enabled, or IDGW_POLLER_ENABLED=true; OKTA_ORG_URL with
+/// OKTA_API_TOKEN or a service app): follows the API's `next` links, waiting out rate
+/// limits and outages. Alone, it feeds this process's engine and keeps its cursor in the
+/// checkpoint; with [poller] produce = true it produces to the [kafka] topic (keyed by user)
+/// for every worker of the group, this one included.
+///
 /// The admin port ([admin] listen, default 127.0.0.1:9464) serves /metrics (Prometheus) and
 /// /healthz. SIGTERM or Ctrl-C drains: what was read is processed, written, checkpointed and
 /// committed, and the process exits 0 within [admin] shutdown_deadline_s.
 ///
-/// Example:
+/// Examples:
 ///   KAFKA_BROKERS=127.0.0.1:9092 idgw pipeline run --config idgw.toml --store ./store
+///   IDGW_POLLER_ENABLED=true OKTA_ORG_URL=https://acme.okta.com OKTA_API_TOKEN=… \
+///     idgw pipeline run --store ./store
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Configuration (TOML; see deploy/config.example.toml). IDGW_* and KAFKA_BROKERS
@@ -53,8 +61,8 @@ struct RunArgs {
     /// The store directory (created if missing). Several workers may share one.
     #[arg(long, value_name = "DIR", env = "IDGW_STORE")]
     store: PathBuf,
-    /// Stop once every owned partition has been read to its end (draining as on SIGTERM):
-    /// for backfills and benchmark runs.
+    /// Stop once every owned partition has been read to its end, or the poller is caught
+    /// up (draining as on SIGTERM): for backfills and benchmark runs.
     #[arg(long)]
     until_end: bool,
     /// Print the exit summary as JSON on stdout.
@@ -71,8 +79,12 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
 fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
     config.kafka.stop_at_end |= args.until_end;
-    if !config.kafka.enabled() {
-        anyhow::bail!("no Kafka brokers configured: set [kafka] brokers in the configuration or KAFKA_BROKERS");
+    let poller_alone = config.poller.enabled && !config.poller.produce;
+    if !config.kafka.enabled() && !poller_alone {
+        anyhow::bail!(
+            "nothing to read: set [kafka] brokers (or KAFKA_BROKERS), or enable the System Log poller \
+             ([poller] enabled, or IDGW_POLLER_ENABLED=true with OKTA_ORG_URL and OKTA_API_TOKEN)"
+        );
     }
     let store = Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))?;
     let config = Arc::new(config);

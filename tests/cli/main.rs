@@ -2,6 +2,7 @@
 
 mod gateway;
 mod oauth;
+mod poller;
 mod stream;
 
 use std::io::Write;

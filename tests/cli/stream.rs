@@ -424,3 +424,69 @@ fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
     assert_eq!(last["balanced"], true);
     assert_same_as_reference(&store, &s.reference, s.stored);
 }
+
+/// An HTTP GET on the admin port: status line and body.
+fn admin_get(w: &Worker, path: &str) -> (String, String) {
+    let addr = w.admin().expect("the admin port is announced");
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+/// The poller produces the System Log to the topic, keyed by user, and the same process
+/// consumes it: every event once in the store; /metrics and /healthz tell an operator so.
+#[test]
+fn the_poller_feeds_kafka_and_the_admin_port_reports_the_flow() {
+    let (mut sim, url, events) = super::poller::start_sim(&[]);
+    let broker = mock();
+    let tag = "mock-poll";
+    broker.create_topic(&format!("okta.logs.{tag}"), PARTITIONS);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker.brokers(), tag);
+    let store = dir.path().join("polled");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"));
+    child
+        .args(["pipeline", "run", "--json", "--config", config.to_str().unwrap()])
+        .args(["--store", store.to_str().unwrap()])
+        .env("IDGW_KAFKA_GROUP_ID", "poll")
+        .env("IDGW_POLLER_ENABLED", "true")
+        .env("IDGW_POLLER_PRODUCE", "true")
+        .env("IDGW_POLLER_SINCE_MINUTES", "4320")
+        .env("OKTA_ORG_URL", &url)
+        .env("OKTA_API_TOKEN", "sim-api-token");
+    let stderr = dir.path().join("poll.log");
+    let mut w = Worker {
+        child: child
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+        stderr,
+    };
+    assert!(
+        w.wait_metric("idgw_events_in_total", events as f64, Duration::from_secs(120)),
+        "not every event arrived:\n{}",
+        w.log()
+    );
+    let (status, body) = admin_get(&w, "/healthz");
+    assert!(status.contains("200"), "{status} {body}");
+    let (status, metrics) = admin_get(&w, "/metrics");
+    assert!(status.contains("200"));
+    for name in [
+        "idgw_events_stored_total",
+        "idgw_alerts_total{detection=",
+        "idgw_batch_seconds_bucket",
+        "idgw_poller_pages_total",
+        "idgw_partitions_assigned",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    w.terminate();
+    let summary = w.finish(Duration::from_secs(60));
+    assert_eq!(summary["counters"]["events_ok"], events, "{summary}");
+    assert_eq!(summary["counters"]["duplicates"], 0);
+    let _ = sim.kill();
+}

@@ -4,9 +4,9 @@
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::credentials::Credential;
 use super::http::{self, RetryConfig};
 use super::{Done, LogQuery, OktaError, Op, okta_refusal};
+use idgw_pipeline::okta::credentials::Credential;
 
 pub(super) struct Management<'a> {
     pub client: &'a reqwest::Client,

@@ -32,6 +32,9 @@ pub enum StreamError {
     /// A lane or a sink failed; a restart resumes from the last checkpoints.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// The System Log poller stopped.
+    #[error(transparent)]
+    Poller(#[from] super::poller::PollerError),
     /// No broker configured.
     #[error("no Kafka brokers configured: set [kafka] brokers or KAFKA_BROKERS")]
     NoBrokers,
@@ -75,10 +78,7 @@ impl ConsumerContext for Ctx {
         {
             let mut worker = lock(&self.worker);
             for e in tpl.elements() {
-                let id = LaneId {
-                    topic: e.topic().to_owned(),
-                    partition: e.partition(),
-                };
+                let id = LaneId::kafka(e.topic().to_owned(), e.partition());
                 match worker.revoke(&id) {
                     Ok(Some(offset)) => {
                         let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
@@ -101,10 +101,7 @@ impl ConsumerContext for Ctx {
         let Rebalance::Assign(tpl) = rebalance else { return };
         let mut worker = lock(&self.worker);
         for e in tpl.elements() {
-            let id = LaneId {
-                topic: e.topic().to_owned(),
-                partition: e.partition(),
-            };
+            let id = LaneId::kafka(e.topic().to_owned(), e.partition());
             if let Err(e) = worker.assign(id) {
                 self.fail(e);
             }
@@ -171,10 +168,7 @@ pub fn run(
     let commit_every = Duration::from_millis(config.kafka.commit_interval_ms.max(1));
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms.max(1));
     let mut last_commit = Instant::now();
-    let mut lane = LaneId {
-        topic: String::new(),
-        partition: -1,
-    };
+    let mut lane = LaneId::kafka(String::new(), -1);
     // With `stop_at_end`: the end offset of each partition that reported reaching it. The
     // EOF event only hints (it can overtake messages still queued), so the stop waits until
     // each owned lane has taken everything below that offset.
@@ -192,10 +186,7 @@ pub fn run(
         let idle = match polled {
             Some(Ok(m)) => {
                 if lane.partition != m.partition() || lane.topic != m.topic() {
-                    lane = LaneId {
-                        topic: m.topic().to_owned(),
-                        partition: m.partition(),
-                    };
+                    lane = LaneId::kafka(m.topic().to_owned(), m.partition());
                 }
                 w.buffer(&lane, m.offset(), m.payload());
                 false
@@ -204,13 +195,7 @@ pub fn run(
                 let topic = config.kafka.topic.as_str();
                 match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
                     Ok((_, high)) => {
-                        ends.insert(
-                            LaneId {
-                                topic: topic.to_owned(),
-                                partition,
-                            },
-                            high,
-                        );
+                        ends.insert(LaneId::kafka(topic, partition), high);
                     }
                     Err(e) => tracing::warn!(error = %e, partition, "reading the end offset failed"),
                 }

@@ -47,6 +47,13 @@ pub struct DeliveryCount {
     failed: AtomicU64,
 }
 
+impl DeliveryCount {
+    /// Deliveries that failed so far.
+    pub fn failures(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 impl ClientContext for DeliveryCount {}
 
 impl ProducerContext for DeliveryCount {

@@ -52,45 +52,85 @@ pub enum LaneError {
     Checkpoint { lane: String, source: CheckpointError },
 }
 
-/// A partition of a topic.
+/// Where a lane's messages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// A partition of a Kafka topic.
+    Kafka,
+    /// The Okta System Log API, polled by this process (one lane).
+    OktaPoller,
+}
+
+/// A lane's identity: a partition of a topic, or the System Log poller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LaneId {
+    pub source: Source,
     pub topic: String,
     pub partition: i32,
 }
 
 impl LaneId {
-    /// The lane's file-name tag, e.g. `kafka-okta.logs.3`. Every file it writes starts with
-    /// `part-<tag>-` or `deadletter-<tag>-`; the trailing dash keeps partition 1 from
-    /// matching partition 10.
+    /// A Kafka partition.
+    pub fn kafka(topic: impl Into<String>, partition: i32) -> Self {
+        LaneId {
+            source: Source::Kafka,
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The System Log poller's lane.
+    pub fn poller() -> Self {
+        LaneId {
+            source: Source::OktaPoller,
+            topic: "okta-system-log".into(),
+            partition: 0,
+        }
+    }
+
+    /// The lane's file-name tag, e.g. `kafka-okta.logs.3` or `okta-system-log`. Every file
+    /// it writes starts with `part-<tag>-` or `deadletter-<tag>-`; the trailing dash keeps
+    /// partition 1 from matching partition 10.
     pub fn tag(&self) -> String {
-        let topic: String = self
-            .topic
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("kafka-{topic}.{}", self.partition)
+        match self.source {
+            Source::Kafka => {
+                let topic: String = self
+                    .topic
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("kafka-{topic}.{}", self.partition)
+            }
+            Source::OktaPoller => self.topic.clone(),
+        }
     }
 
     /// The checkpoint file of this lane in `store`.
     pub fn checkpoint_path(&self, store: &Store) -> PathBuf {
+        let dir = match self.source {
+            Source::Kafka => "kafka",
+            Source::OktaPoller => "okta",
+        };
         store
             .root()
             .join("checkpoints")
-            .join("kafka")
+            .join(dir)
             .join(format!("{}.json.zst", self.tag()))
     }
 }
 
 impl std::fmt::Display for LaneId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.topic, self.partition)
+        match self.source {
+            Source::Kafka => write!(f, "{}/{}", self.topic, self.partition),
+            Source::OktaPoller => f.write_str(&self.topic),
+        }
     }
 }
 
@@ -107,6 +147,9 @@ struct LaneDoc {
     counters: Counters,
     /// Files of the cycle, published after the checkpoint was written.
     staged: Vec<Staged>,
+    /// Where the source goes on after `next_offset` (the poller's next System Log page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
     engine: Box<RawValue>,
 }
 
@@ -161,6 +204,7 @@ pub struct Lane {
     skipped: u64,
     resumed: bool,
     state_written: Option<std::time::Instant>,
+    cursor: Option<String>,
 }
 
 impl std::fmt::Debug for Lane {
@@ -189,16 +233,18 @@ impl Lane {
         let tag = id.tag();
         let mut engine = Engine::new(&config.detect);
         let path = id.checkpoint_path(store);
-        let (next_offset, cycle, totals, resumed) = if path.exists() {
+        let (next_offset, cycle, totals, cursor) = if path.exists() {
             let doc = read_doc(&path).map_err(ckpt_err)?;
             engine.restore_json(doc.engine.get().as_bytes()).map_err(ckpt_err)?;
             for staged in &doc.staged {
                 staged.publish().map_err(store_err)?;
             }
-            (Some(doc.next_offset), doc.cycle + 1, doc.counters, true)
+            (Some(doc.next_offset), doc.cycle + 1, doc.counters, Some(doc.cursor))
         } else {
-            (None, 1, Counters::default(), false)
+            (None, 1, Counters::default(), None)
         };
+        let resumed = cursor.is_some();
+        let cursor = cursor.flatten();
         remove_orphans(store, &tag).map_err(store_err)?;
         let seen = SeenIds::load_prefixed(&store.events_dir(), &format!("part-{tag}-")).map_err(store_err)?;
         let published_alerts =
@@ -221,6 +267,7 @@ impl Lane {
             skipped: 0,
             resumed,
             state_written: None,
+            cursor,
         };
         lane.ingest = Some(lane.start_cycle(seen, engine).map_err(store_err)?);
         tracing::info!(lane = %lane.id, resumed, next_offset = ?lane.next_offset, "partition opened");
@@ -254,6 +301,16 @@ impl Lane {
     /// The first offset not yet taken (`None` before any message of a fresh lane).
     pub fn next_offset(&self) -> Option<i64> {
         self.next_offset
+    }
+
+    /// The source's position after the last message taken (the poller's next page).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// Moves the source's position; it is made durable with the next commit.
+    pub fn set_cursor(&mut self, cursor: String) {
+        self.cursor = Some(cursor);
     }
 
     /// Whether the lane resumed from a checkpoint.
@@ -395,6 +452,7 @@ impl Lane {
             cycle: self.cycle,
             counters: totals,
             staged,
+            cursor: self.cursor.clone(),
             engine: engine_raw,
         };
         write_doc(&self.id.checkpoint_path(&self.store), &doc).map_err(ckpt_err)?;

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     pub commit_seconds: Histogram,
     pub poller_pages: Counter,
+    pub poller_duplicates: Counter,
     /// Unix ms of the consumer's or poller's last turn, for `/healthz`.
     pub last_turn_ms: AtomicI64,
     /// Set when the pipeline stopped on an error.
@@ -71,6 +72,7 @@ impl Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             poller_pages: Counter::default(),
+            poller_duplicates: Counter::default(),
             last_turn_ms: AtomicI64::new(0),
             failed: AtomicBool::new(false),
         };
@@ -136,6 +138,11 @@ impl Metrics {
             "poller_pages",
             "Pages read from the Okta System Log API",
             m.poller_pages.clone(),
+        );
+        registry.register(
+            "poller_duplicates",
+            "System Log events dropped by the poller as repeats (by uuid)",
+            m.poller_duplicates.clone(),
         );
         Metrics { registry, ..m }
     }

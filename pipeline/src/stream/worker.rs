@@ -276,6 +276,23 @@ impl Worker {
                 .all(|(id, lane)| ends.get(id).is_some_and(|end| lane.next_offset().unwrap_or(0) >= *end))
     }
 
+    /// A lane's source position (the poller's next page).
+    pub fn cursor(&self, id: &LaneId) -> Option<String> {
+        self.lanes.get(id)?.cursor().map(str::to_owned)
+    }
+
+    /// Moves a lane's source position (durable with the next commit).
+    pub fn set_cursor(&mut self, id: &LaneId, cursor: String) {
+        if let Some(lane) = self.lanes.get_mut(id) {
+            lane.set_cursor(cursor);
+        }
+    }
+
+    /// A lane's next offset.
+    pub fn next_offset(&self, id: &LaneId) -> Option<i64> {
+        self.lanes.get(id)?.next_offset()
+    }
+
     /// The partitions owned.
     pub fn lanes(&self) -> impl Iterator<Item = &LaneId> {
         self.lanes.keys()

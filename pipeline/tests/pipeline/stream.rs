@@ -96,9 +96,7 @@ fn run_until(store: &Store, config: PipelineConfig, done: impl Fn(&Metrics) -> b
         std::thread::sleep(Duration::from_millis(50));
     }
     shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    let summary = worker.join().unwrap().unwrap();
-    eprintln!("{}\n{summary:?}", metrics.render());
-    summary
+    worker.join().unwrap().unwrap()
 }
 
 fn jsonl_ids(store: &Path) -> Vec<String> {
@@ -286,4 +284,111 @@ fn a_second_run_resumes_from_the_partition_checkpoints_and_raises_nothing_twice(
         .unwrap()
         .count();
     assert!(checkpoints >= 2, "one checkpoint per partition that saw events");
+}
+
+/// A webhook endpoint that answers 503 to the first `fail` requests, then 200; it keeps
+/// the bodies it accepted.
+fn webhook_endpoint(fail: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let status = if n < fail { "503 Service Unavailable" } else { "200 OK" };
+            if n >= fail {
+                keep.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn alerts_reach_the_webhook_through_retries_and_a_dead_endpoint_dead_letters_them() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("okta.logs", 1, 1).unwrap();
+    let lines = scenario_lines();
+    produce(
+        &brokers,
+        "okta.logs",
+        &lines
+            .iter()
+            .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
+            .collect::<Vec<_>>(),
+    );
+    let fx = Fixture::new();
+
+    let (url, got) = webhook_endpoint(3);
+    let store = Store::open(fx.dir.path().join("up")).unwrap();
+    let mut c = config(&brokers);
+    c.webhook.url = url;
+    c.webhook.min_delay_ms = 10;
+    c.webhook.max_delay_ms = 50;
+    let n = lines.len() as u64;
+    let summary = run_until(&store, c.clone(), |m| m.events_in.get() >= n);
+    let ids: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
+    assert_eq!(summary.alerts as usize, ids.len());
+    let delivered: BTreeSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(delivered, ids, "every alert delivered, the first three after retries");
+
+    // Nothing listens: each alert ends in the webhook dead letter with the reason.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let store = Store::open(fx.dir.path().join("down")).unwrap();
+    c.webhook.url = dead_url;
+    c.webhook.max_retries = 2;
+    c.kafka.group_id = "second".into();
+    run_until(&store, c, |m| m.events_in.get() >= n);
+    let ids: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
+    let letters: Vec<serde_json::Value> = std::fs::read_dir(store.deadletter_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("webhook-"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(letters.len(), ids.len(), "one letter per alert");
+    assert!(letters.iter().all(|l| l["reason"] == "webhook_failed"));
+    let lettered: BTreeSet<String> = letters
+        .iter()
+        .map(|l| l["alert"]["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(lettered, ids);
 }

@@ -44,6 +44,8 @@ impl Default for RetryConfig {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    /// The answer's headers (`Link`, `X-Rate-Limit-*`).
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
     /// `X-Okta-Request-Id`.
     pub request_id: Option<String>,
@@ -89,7 +91,7 @@ impl OktaErrorBody {
 }
 
 /// Seconds until the epoch-seconds `X-Rate-Limit-Reset`, at least one.
-fn reset_wait(headers: &reqwest::header::HeaderMap) -> Duration {
+pub fn reset_wait(headers: &reqwest::header::HeaderMap) -> Duration {
     let reset = headers
         .get("x-rate-limit-reset")
         .and_then(|v| v.to_str().ok())
@@ -114,6 +116,7 @@ pub async fn send(retry: &RetryConfig, build: impl Fn() -> reqwest::RequestBuild
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let wait = (status == StatusCode::TOO_MANY_REQUESTS).then(|| reset_wait(resp.headers()));
+        let headers = resp.headers().clone();
         // A connection dropped mid-body is a transport failure, retried like one.
         let body = resp
             .bytes()
@@ -135,6 +138,7 @@ pub async fn send(retry: &RetryConfig, build: impl Fn() -> reqwest::RequestBuild
         }
         Ok(Reply {
             status,
+            headers,
             body,
             request_id,
         })

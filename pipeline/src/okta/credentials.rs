@@ -1,4 +1,4 @@
-//! How the gateway proves itself to the Okta Management API (reference.md §3.1): an SSWS
+//! How the gateway and the poller prove themselves to Okta's APIs (reference.md §3.1): an SSWS
 //! API token, or an OAuth service app that gets access tokens from the org authorization
 //! server with client credentials and a private_key_jwt assertion. Service-app tokens are
 //! cached until a minute before they expire and dropped when Okta refuses them.
@@ -41,7 +41,8 @@ impl ServiceAppConfig {
     }
 }
 
-pub(super) struct ServiceApp {
+/// A service app's key and its cached access token.
+pub struct ServiceApp {
     client_id: String,
     key: EncodingKey,
     key_id: Option<String>,
@@ -50,8 +51,17 @@ pub(super) struct ServiceApp {
     cached: tokio::sync::Mutex<Option<(String, i64)>>,
 }
 
+impl std::fmt::Debug for ServiceApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceApp")
+            .field("client_id", &self.client_id)
+            .field("key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
 /// The Management API credential.
-pub(super) enum Credential {
+pub enum Credential {
     Ssws(String),
     ServiceApp(Box<ServiceApp>),
 }
