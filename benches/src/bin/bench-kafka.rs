@@ -1,0 +1,273 @@
+//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S]`
+//!
+//! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
+//! default, or a real broker (`--brokers`, e.g. tansu; topics are created by the caller).
+//! The pipeline runs in this process with the same code `idgw pipeline run` runs, with the
+//! librdkafka settings printed in the result.
+//!
+//! 1. **Throughput**: the topic is filled with every event of EVENTS first (not timed),
+//!    then the pipeline reads it to the end; events/s from its first message to its last
+//!    commit (the group join is reported apart).
+//! 2. **Latency** (with `--rate`): events are produced at R events/s for S seconds while
+//!    the pipeline runs; each alert on the alerts topic is matched to the produce time of
+//!    the newest event of its evidence; p50/p99/p99.9 of that delay.
+//!
+//! Prints one JSON document.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use idgw_pipeline::stream::{self, Metrics};
+use idgw_pipeline::{PipelineConfig, Store};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+struct Args {
+    events: String,
+    brokers: Option<String>,
+    partitions: i32,
+    rate: Option<f64>,
+    seconds: f64,
+}
+
+fn args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut a = Args {
+        events: String::new(),
+        brokers: None,
+        partitions: 4,
+        rate: None,
+        seconds: 30.0,
+    };
+    while let Some(x) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match x.as_str() {
+            "--brokers" => a.brokers = Some(val("--brokers")?),
+            "--partitions" => a.partitions = val("--partitions")?.parse().map_err(|e| format!("{e}"))?,
+            "--rate" => a.rate = Some(val("--rate")?.parse().map_err(|e| format!("{e}"))?),
+            "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
+            other if a.events.is_empty() => a.events = other.to_owned(),
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    if a.events.is_empty() {
+        return Err(
+            "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S]".into(),
+        );
+    }
+    Ok(a)
+}
+
+fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &[u8]) {
+    let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(payload);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+fn config(brokers: &str, topic: &str, alerts: &str, commit_ms: u64) -> PipelineConfig {
+    let mut c = PipelineConfig::default();
+    c.kafka.brokers = brokers.to_owned();
+    c.kafka.topic = topic.to_owned();
+    c.kafka.alerts_topic = alerts.to_owned();
+    c.kafka.deadletter_topic = String::new();
+    c.kafka.group_id = format!("bench-{topic}");
+    c.kafka.commit_interval_ms = commit_ms;
+    c.vectors.enabled = false;
+    c
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = args()?;
+    let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(&a.events)?)
+        .lines()
+        .collect::<Result<_, _>>()?;
+    let keyed: Vec<(String, &str)> = lines
+        .iter()
+        .map(|l| (stream::partition_key(l.as_bytes()).unwrap_or_default(), l.as_str()))
+        .collect();
+    let mock = match &a.brokers {
+        Some(_) => None,
+        None => Some(MockCluster::new(1)?),
+    };
+    let brokers = a.brokers.clone().unwrap_or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()).unwrap_or_default());
+    let run = std::process::id();
+    let create = |name: &str, partitions: i32| {
+        if let Some(m) = &mock {
+            let _ = m.create_topic(name, partitions, 1);
+        }
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("broker".into(), if mock.is_some() { "librdkafka mock cluster".into() } else { brokers.clone().into() });
+    out.insert("partitions".into(), a.partitions.into());
+    out.insert("events".into(), lines.len().into());
+
+    // 1. Throughput from a filled topic.
+    let topic = format!("bench.in.{run}");
+    create(&topic, a.partitions);
+    let p = producer(&brokers);
+    for (key, line) in &keyed {
+        send(&p, &topic, key, line.as_bytes());
+    }
+    p.flush(Duration::from_secs(300))?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let mut cfg = config(&brokers, &topic, "", 5_000);
+    cfg.kafka.stop_at_end = true;
+    out.insert(
+        "consumer_properties".into(),
+        stream::consumer::consumer_properties(&cfg)
+            .into_iter()
+            .filter(|(k, _)| k != "bootstrap.servers")
+            .map(|(k, v)| (k, serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
+    let metrics = Arc::new(Metrics::new());
+    let started = Instant::now();
+    let watch = Arc::clone(&metrics);
+    let first = std::thread::spawn(move || {
+        while watch.events_in.get() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Instant::now()
+    });
+    let never = AtomicBool::new(false);
+    let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
+    let ended = Instant::now();
+    let first = first.join().map_err(|_| "watcher")?;
+    let busy = (ended - first).as_secs_f64();
+    out.insert(
+        "throughput".into(),
+        serde_json::json!({
+            "events_in": summary.counters.events_in,
+            "balanced": summary.balanced,
+            "alerts": summary.alerts,
+            "group_join_s": (first - started).as_secs_f64(),
+            "busy_s": busy,
+            "events_per_s": summary.counters.events_in as f64 / busy,
+        }),
+    );
+    drop(dir);
+
+    // 2. Event-to-alert latency at a fixed rate.
+    if let Some(rate) = a.rate {
+        let topic = format!("bench.live.{run}");
+        let alerts = format!("bench.alerts.{run}");
+        create(&topic, a.partitions);
+        create(&alerts, 1);
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path().join("store"))?;
+        let cfg = config(&brokers, &topic, &alerts, 2_000);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, m2, stop2) = (store.clone(), Arc::new(Metrics::new()), Arc::clone(&stop));
+        let m_ready = Arc::clone(&m2);
+        let pipeline = std::thread::spawn(move || stream::run(&s2, Arc::new(cfg), m2, &stop2));
+        // Wait for the group join, so latency is not the join.
+        let ready = Instant::now();
+        while m_ready.partitions.get() < i64::from(a.partitions) && ready.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("bench-reader-{run}"))
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "5")
+            .create()?;
+        reader.subscribe(&[alerts.as_str()])?;
+        let produced_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+        let total = ((rate * a.seconds) as usize).min(keyed.len());
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let p = producer(&brokers);
+        let mut received: Vec<(Instant, serde_json::Value)> = Vec::new();
+        let begin = Instant::now();
+        let mut uuids = Vec::with_capacity(total);
+        for (i, (key, line)) in keyed.iter().take(total).enumerate() {
+            let due = begin + period * i as u32;
+            while Instant::now() < due {
+                // Read alerts while waiting, so their arrival time is taken when they arrive.
+                if let Some(Ok(m)) = reader.poll(Duration::ZERO) {
+                    if let Some(v) = m.payload().and_then(|b| serde_json::from_slice(b).ok()) {
+                        received.push((Instant::now(), v));
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            let uuid = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["uuid"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            produced_at.lock().map_err(|_| "lock")?.insert(uuid.clone(), Instant::now());
+            uuids.push(uuid);
+            send(&p, &topic, key, line.as_bytes());
+        }
+        let drain = Instant::now();
+        while drain.elapsed() < Duration::from_secs(5) {
+            if let Some(Ok(m)) = reader.poll(Duration::from_millis(50))
+                && let Some(v) = m.payload().and_then(|b| serde_json::from_slice(b).ok())
+            {
+                received.push((Instant::now(), v));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = pipeline.join();
+        let produced = produced_at.lock().map_err(|_| "lock")?;
+        let mut delays: Vec<f64> = received
+            .iter()
+            .filter_map(|(at, alert)| {
+                let newest = alert["event_uuids"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|u| produced.get(u.as_str()?))
+                    .max()?;
+                Some(at.saturating_duration_since(*newest).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        delays.sort_by(f64::total_cmp);
+        out.insert(
+            "latency".into(),
+            serde_json::json!({
+                "rate_per_s": rate,
+                "events_produced": total,
+                "alerts_received": received.len(),
+                "alerts_matched": delays.len(),
+                "p50_ms": percentile(&delays, 50.0),
+                "p99_ms": percentile(&delays, 99.0),
+                "p999_ms": percentile(&delays, 99.9),
+                "max_ms": delays.last().copied().unwrap_or(f64::NAN),
+            }),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
