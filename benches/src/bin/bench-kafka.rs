@@ -1,7 +1,8 @@
 //! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S]`
 //!
 //! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
-//! default, or a real broker (`--brokers`, e.g. tansu; topics are created by the caller).
+//! default (it keeps only ~5 MB per partition: small inputs only), or a real broker
+//! (`--brokers`, e.g. tansu; topics are created with the admin API).
 //! The pipeline runs in this process with the same code `idgw pipeline run` runs, with the
 //! librdkafka settings printed in the result.
 //!
@@ -119,15 +120,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(_) => None,
         None => Some(MockCluster::new(1)?),
     };
-    let brokers = a.brokers.clone().unwrap_or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()).unwrap_or_default());
+    let brokers = a
+        .brokers
+        .clone()
+        .unwrap_or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()).unwrap_or_default());
     let run = std::process::id();
+    let admin: Option<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>> = match &mock {
+        Some(_) => None,
+        None => Some(ClientConfig::new().set("bootstrap.servers", &brokers).create()?),
+    };
     let create = |name: &str, partitions: i32| {
         if let Some(m) = &mock {
             let _ = m.create_topic(name, partitions, 1);
         }
+        if let Some(admin) = &admin {
+            let topic = rdkafka::admin::NewTopic::new(name, partitions, rdkafka::admin::TopicReplication::Fixed(1));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let opts = rdkafka::admin::AdminOptions::new();
+            if let Err(e) = rt.block_on(admin.create_topics([&topic], &opts)) {
+                eprintln!("creating {name}: {e}");
+            }
+        }
     };
     let mut out = serde_json::Map::new();
-    out.insert("broker".into(), if mock.is_some() { "librdkafka mock cluster".into() } else { brokers.clone().into() });
+    out.insert(
+        "broker".into(),
+        if mock.is_some() {
+            "librdkafka mock cluster".into()
+        } else {
+            brokers.clone().into()
+        },
+    );
     out.insert("partitions".into(), a.partitions.into());
     out.insert("events".into(), lines.len().into());
 
@@ -203,7 +229,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "5")
             .create()?;
-        reader.subscribe(&[alerts.as_str()])?;
+        // Assigned, not subscribed: no group join inside the measured delays.
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&alerts, 0, rdkafka::Offset::Beginning)?;
+        reader.assign(&tpl)?;
         let produced_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
         let total = ((rate * a.seconds) as usize).min(keyed.len());
         let period = Duration::from_secs_f64(1.0 / rate);
@@ -227,7 +256,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .ok()
                 .and_then(|v| v["uuid"].as_str().map(str::to_owned))
                 .unwrap_or_default();
-            produced_at.lock().map_err(|_| "lock")?.insert(uuid.clone(), Instant::now());
+            produced_at
+                .lock()
+                .map_err(|_| "lock")?
+                .insert(uuid.clone(), Instant::now());
             uuids.push(uuid);
             send(&p, &topic, key, line.as_bytes());
         }
@@ -240,7 +272,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         stop.store(true, Ordering::Relaxed);
-        let _ = pipeline.join();
+        let ran = pipeline.join().map_err(|_| "pipeline thread")??;
         let produced = produced_at.lock().map_err(|_| "lock")?;
         let mut delays: Vec<f64> = received
             .iter()
@@ -259,6 +291,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             serde_json::json!({
                 "rate_per_s": rate,
                 "events_produced": total,
+                "pipeline_events_in": ran.counters.events_in,
+                "pipeline_alerts": ran.alerts,
+                "pipeline_alerts_produced": ran.alerts_produced,
                 "alerts_received": received.len(),
                 "alerts_matched": delays.len(),
                 "p50_ms": percentile(&delays, 50.0),

@@ -74,11 +74,18 @@ impl ClientContext for Ctx {
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else { return };
+        // Lost (the session expired): another worker may own these partitions already, so
+        // nothing more is written for them; their last checkpoints stand.
+        let lost = consumer.assignment_lost();
         let mut commit = TopicPartitionList::new();
         {
             let mut worker = lock(&self.worker);
             for e in tpl.elements() {
-                let id = LaneId::kafka(e.topic().to_owned(), e.partition());
+                let id = LaneId::kafka(e.topic(), e.partition());
+                if lost {
+                    worker.discard(&id);
+                    continue;
+                }
                 match worker.revoke(&id) {
                     Ok(Some(offset)) => {
                         let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
@@ -94,7 +101,14 @@ impl ConsumerContext for Ctx {
             // The lane checkpoints hold the offsets; the next owner skips what they cover.
             tracing::warn!(error = %e, "offset commit on revoke failed");
         }
-        tracing::info!(partitions = tpl.count(), "partitions revoked");
+        if lost {
+            tracing::warn!(
+                partitions = tpl.count(),
+                "partitions lost (session expired); their open cycles are dropped"
+            );
+        } else {
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+        }
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -138,6 +138,15 @@ impl Worker {
         Ok(offset)
     }
 
+    /// Drops a lane without making its open cycle durable (the partition was lost: its new
+    /// owner reads that cycle again from the last checkpoint).
+    pub fn discard(&mut self, id: &LaneId) {
+        if let Some(lane) = self.lanes.remove(id) {
+            self.summary.skipped += lane.skipped();
+        }
+        self.metrics.partitions.set(self.lanes.len() as i64);
+    }
+
     fn commit_lane_inner(
         &mut self,
         id: &LaneId,
