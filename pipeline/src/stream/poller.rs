@@ -1,6 +1,7 @@
 //! The Okta System Log poller (reference.md §2): `GET /api/v1/logs` with `since` the first
 //! time, then always the `Link: rel="next"` URL Okta returns (the poller never builds a
-//! cursor); an empty page means "caught up", so it waits and asks the same `next` again.
+//! cursor); a page shorter than the limit means "caught up", so it waits before following
+//! `next` again.
 //! 429s wait for `X-Rate-Limit-Reset` and 5xx / dropped connections retry with jittered
 //! backoff ([`crate::okta::http::send`]); when a page leaves few requests in the window,
 //! the poller waits for the reset before asking again. Events repeated across pages or
@@ -52,7 +53,7 @@ pub struct PollerConfig {
     pub since_minutes: u64,
     /// Events per page (Okta allows up to 1000).
     pub limit: u32,
-    /// Wait after an empty page (caught up) before asking again.
+    /// Wait after a page shorter than `limit` (caught up) before asking again.
     pub empty_wait_ms: u64,
     /// When a page leaves this many requests or fewer in the rate-limit window, wait for
     /// its reset (Okta shares the window with every other client of the org).
@@ -261,7 +262,7 @@ trait PageSink {
     fn tick(&mut self) -> Result<(), PollerError>;
 }
 
-/// Polls until `shutdown` (or, with `until_caught_up`, the first empty page).
+/// Polls until `shutdown` (or, with `until_caught_up`, the first page that reaches the head).
 fn poll(
     config: &PollerConfig,
     sink: &mut dyn PageSink,
@@ -313,7 +314,9 @@ fn poll(
         sink.page(&fresh, &next)?;
         url = next;
         sink.tick()?;
-        if events.is_empty() {
+        // A page shorter than the limit is the head of the log: caught up. Asking again at
+        // once would spend the org's rate limit on pages of a few events.
+        if events.len() < config.limit.clamp(1, 1000) as usize {
             if until_caught_up {
                 break;
             }
