@@ -36,7 +36,10 @@ struct Fixture {
 }
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
 }
 
 async fn fixture() -> Fixture {

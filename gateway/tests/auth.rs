@@ -236,7 +236,10 @@ async fn post(
 }
 
 fn golden() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipeline/tests/golden/impossible_travel/events.ndjson.gz")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../pipeline/tests/golden/impossible_travel/events.ndjson.gz")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,10 @@ use idgw_pipeline::source::file::Input;
 use idgw_pipeline::{PipelineConfig, Store};
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join(format!("../pipeline/tests/golden/{name}/events.ndjson.gz"))
 }
 
 fn replay(store: &Path, name: &str) {

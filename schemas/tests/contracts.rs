@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use idgw_schemas::json_schema;
 
 fn json_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("json")
+    // Cargo sets CARGO_MANIFEST_DIR when it runs a test: a test binary reused from a build
+    // cache filled by another checkout would otherwise look in that checkout.
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("json")
 }
 
 #[test]

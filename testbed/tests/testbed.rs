@@ -185,7 +185,10 @@ fn labels_cover_the_vocabulary_and_point_at_real_events() {
 
 #[test]
 fn shaped_like_the_real_samples() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/okta/events");
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../shared/okta/events");
     let dir = std::env::var_os("IDGW_SHARED_DIR")
         .map(|d| std::path::PathBuf::from(d).join("okta/events"))
         .unwrap_or(dir);

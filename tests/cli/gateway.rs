@@ -12,21 +12,7 @@ use super::{idgw, stdout};
 
 /// A store with a generated tenant (every attack scenario, with labels) replayed into it.
 pub(super) fn store(dir: &Path) -> PathBuf {
-    let events = dir.join("events.ndjson");
-    let o = idgw(&[
-        "generate",
-        "--users",
-        "40",
-        "--days",
-        "3",
-        "--seed",
-        "11",
-        "--out",
-        events.to_str().unwrap(),
-        "--labels",
-        dir.join("labels.jsonl").to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events = super::generate(dir, 40, 3, 11);
     let store = dir.join("store");
     let o = idgw(&[
         "replay",
@@ -62,37 +48,16 @@ pub(super) fn python_mcp() -> bool {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/mcp_client.py")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/interop/mcp_client.py")
 }
 
 /// Starts `idgw sim serve` on a free port; its base URL.
 fn start_sim() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args([
-            "sim",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--users",
-            &SIM_USERS.to_string(),
-            "--seed",
-            &SIM_SEED.to_string(),
-            "--history-days",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("the simulator exited before serving").unwrap();
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || for _ in lines {});
+    let (users, seed) = (SIM_USERS.to_string(), SIM_SEED.to_string());
+    let (child, url, _) = super::sim(&["--users", &users, "--seed", &seed, "--history-days", "1"]);
     (child, url)
 }
 

@@ -53,7 +53,10 @@ impl Drop for Provider {
 }
 
 fn start_provider(node: &str, module: &str, resource: &str) -> Provider {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/oidc/provider.mjs");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/interop/oidc/provider.mjs");
     let mut child = Command::new(node)
         .arg(script)
         .arg(free_port().to_string())

@@ -2,33 +2,16 @@
 //! storms, 503s and dropped connections, stores every event once, and a restart resumes
 //! from the cursor in its checkpoint instead of reading the log again.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
-/// `idgw sim serve` on a free port: its base URL and how many events it holds.
+/// The simulator with a small tenant: the process, its base URL and its event count.
 pub fn start_sim(extra: &[&str]) -> (Child, String, u64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args(["sim", "serve", "--addr", "127.0.0.1:0", "--users", "40", "--seed", "5"])
-        .args(["--history-days", "1"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("the simulator exited before serving").unwrap();
-    let rest = line.split("listening on ").nth(1).unwrap_or_else(|| panic!("{line:?}"));
-    let url = rest.split_whitespace().next().unwrap().to_owned();
-    let events: u64 = rest
-        .split('(')
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no event count in {line:?}"));
-    std::thread::spawn(move || for _ in lines {});
-    (child, url, events)
+    let mut args = vec!["--users", "40", "--seed", "5", "--history-days", "1"];
+    args.extend_from_slice(extra);
+    super::sim(&args)
 }
 
 /// Sends a request to the simulator (plain HTTP/1.1: the test needs nothing more); the

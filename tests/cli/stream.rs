@@ -19,21 +19,7 @@ const PARTITIONS: i32 = 8;
 
 /// A generated tenant as Kafka messages keyed by user, with three bad records mixed in.
 fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
-    let events = dir.join("events.ndjson");
-    let out = super::idgw(&[
-        "generate",
-        "--users",
-        "400",
-        "--days",
-        "3",
-        "--seed",
-        "21",
-        "--out",
-        events.to_str().unwrap(),
-        "--labels",
-        dir.join("labels.jsonl").to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = super::generate(dir, 400, 3, 21);
     let text = std::fs::read_to_string(&events).unwrap();
     let mut msgs: Vec<(Option<String>, Vec<u8>)> = text
         .lines()

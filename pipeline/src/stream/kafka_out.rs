@@ -67,6 +67,24 @@ impl ProducerContext for DeliveryCount {
     }
 }
 
+/// Queues `record`, waiting while librdkafka's local queue is full (acknowledgements
+/// drain it) rather than dropping or failing.
+pub fn send_waiting(
+    producer: &ThreadedProducer<DeliveryCount>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// The producer and its topics.
 pub struct KafkaOut {
     producer: ThreadedProducer<DeliveryCount>,
@@ -112,23 +130,11 @@ impl KafkaOut {
         }))
     }
 
-    fn send(&self, topic: &str, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                // The local queue is full: wait for acknowledgements to drain it.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((source, _)) => {
-                    return Err(ProduceError::Send {
-                        topic: topic.to_owned(),
-                        source,
-                    });
-                }
-            }
-        }
+    fn send(&self, topic: &str, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), ProduceError> {
+        send_waiting(&self.producer, record).map_err(|source| ProduceError::Send {
+            topic: topic.to_owned(),
+            source,
+        })
     }
 
     /// Queues alerts; returns how many.

@@ -25,7 +25,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::kafka_out::DeliveryCount;
+use super::kafka_out::{DeliveryCount, send_waiting};
 use super::lane::LaneId;
 use super::metrics::Metrics;
 use super::worker::{Worker, WorkerError, WorkerSummary};
@@ -422,20 +422,8 @@ impl PageSink for ProduceSink {
             if let Some(k) = key.as_deref() {
                 record = record.key(k.as_bytes());
             }
-            let mut pending = record;
-            loop {
-                match self.producer.send(pending) {
-                    Ok(()) => break,
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        r,
-                    )) => {
-                        pending = r;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err((e, _)) => return Err(PollerError::Output(format!("producing to {}: {e}", self.topic))),
-                }
-            }
+            send_waiting(&self.producer, record)
+                .map_err(|e| PollerError::Output(format!("producing to {}: {e}", self.topic)))?;
         }
         // The cursor moves only once the page is acknowledged: a crash re-reads the page,
         // and the consumers drop the repeats by uuid.

@@ -14,7 +14,10 @@ use idgw_schemas::{Alert, SemanticEvent, Severity};
 use serde::Deserialize;
 
 pub fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/golden")
 }
 
 pub fn events(dir: &Path) -> Vec<SemanticEvent> {

@@ -144,7 +144,12 @@ pub fn skip_notice(message: &str) {
 pub fn shared_events_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("IDGW_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared")
+        })
         .join("okta/events");
     if dir.is_dir() {
         Some(dir)
