@@ -76,44 +76,51 @@ impl Metrics {
             last_turn_ms: AtomicI64::new(0),
             failed: AtomicBool::new(false),
         };
-        registry.register("events_in", "Records read from the sources", m.events_in.clone());
-        registry.register("events_stored", "Events normalized and stored", m.events_stored.clone());
-        registry.register(
-            "events_deadlettered",
-            "Records dead-lettered with a reason",
-            m.events_deadlettered.clone(),
-        );
-        registry.register(
-            "events_duplicate",
-            "Events whose uuid was already stored",
-            m.events_duplicate.clone(),
-        );
+        let counters: [(&str, &str, &Counter); 11] = [
+            ("events_in", "Records read from the sources", &m.events_in),
+            ("events_stored", "Events normalized and stored", &m.events_stored),
+            (
+                "events_deadlettered",
+                "Records dead-lettered with a reason",
+                &m.events_deadlettered,
+            ),
+            (
+                "events_duplicate",
+                "Events whose uuid was already stored",
+                &m.events_duplicate,
+            ),
+            (
+                "alerts_produced",
+                "Alerts handed to the alerts topic",
+                &m.alerts_produced,
+            ),
+            (
+                "deadletters_produced",
+                "Rejected records handed to the dead-letter topic",
+                &m.deadletters_produced,
+            ),
+            ("produce_errors", "Kafka deliveries that failed", &m.produce_errors),
+            ("webhook_delivered", "Alerts the webhook accepted", &m.webhook_delivered),
+            (
+                "webhook_failed",
+                "Alerts dead-lettered after the webhook kept failing",
+                &m.webhook_failed,
+            ),
+            (
+                "poller_pages",
+                "Pages read from the Okta System Log API",
+                &m.poller_pages,
+            ),
+            (
+                "poller_duplicates",
+                "System Log events dropped by the poller as repeats (by uuid)",
+                &m.poller_duplicates,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register("alerts", "Alerts raised, by detection", m.alerts.clone());
-        registry.register(
-            "alerts_produced",
-            "Alerts handed to the alerts topic",
-            m.alerts_produced.clone(),
-        );
-        registry.register(
-            "deadletters_produced",
-            "Rejected records handed to the dead-letter topic",
-            m.deadletters_produced.clone(),
-        );
-        registry.register(
-            "produce_errors",
-            "Kafka deliveries that failed",
-            m.produce_errors.clone(),
-        );
-        registry.register(
-            "webhook_delivered",
-            "Alerts the webhook accepted",
-            m.webhook_delivered.clone(),
-        );
-        registry.register(
-            "webhook_failed",
-            "Alerts dead-lettered after the webhook kept failing",
-            m.webhook_failed.clone(),
-        );
         registry.register(
             "consumer_lag",
             "Messages behind the partition's end (librdkafka statistics)",
@@ -133,16 +140,6 @@ impl Metrics {
             "commit_seconds",
             "Time to make a cycle durable (files, checkpoints, producer flush)",
             m.commit_seconds.clone(),
-        );
-        registry.register(
-            "poller_pages",
-            "Pages read from the Okta System Log API",
-            m.poller_pages.clone(),
-        );
-        registry.register(
-            "poller_duplicates",
-            "System Log events dropped by the poller as repeats (by uuid)",
-            m.poller_duplicates.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -99,16 +99,17 @@ fn run_until(store: &Store, config: PipelineConfig, done: impl Fn(&Metrics) -> b
     worker.join().unwrap().unwrap()
 }
 
+/// The `alert_id` of an alert as JSON.
+fn alert_id(json: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(json).unwrap()["alert_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn jsonl_ids(store: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(store.join("alerts.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    text.lines().map(|l| alert_id(l.as_bytes())).collect()
 }
 
 fn count(store: &Store, sql: &str) -> i64 {
@@ -214,15 +215,7 @@ fn a_kafka_stream_lands_in_the_store_once_with_alerts_and_dead_letters_on_their_
     assert_eq!(letters, 1, "one dead-letter file for the one cycle with rejects");
 
     let alerts = read_topic(&brokers, "idgw.alerts", expected.len());
-    let on_topic: BTreeSet<String> = alerts
-        .iter()
-        .map(|(p, _)| {
-            serde_json::from_slice::<serde_json::Value>(p).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let on_topic: BTreeSet<String> = alerts.iter().map(|(p, _)| alert_id(p)).collect();
     assert_eq!(on_topic, expected, "every alert is on the alerts topic");
     let dead = read_topic(&brokers, "idgw.deadletter", 2);
     assert_eq!(dead.len(), 2);
@@ -349,17 +342,7 @@ fn alerts_reach_the_webhook_through_retries_and_a_dead_endpoint_dead_letters_the
     let summary = run_until(&store, c.clone(), |m| m.events_in.get() >= n);
     let ids: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
     assert_eq!(summary.alerts as usize, ids.len());
-    let delivered: BTreeSet<String> = got
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            serde_json::from_str::<serde_json::Value>(b).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let delivered: BTreeSet<String> = got.lock().unwrap().iter().map(|b| alert_id(b.as_bytes())).collect();
     assert_eq!(delivered, ids, "every alert delivered, the first three after retries");
 
     // Nothing listens: each alert ends in the webhook dead letter with the reason.
