@@ -99,6 +99,25 @@ fn config(brokers: &str, topic: &str, alerts: &str, commit_ms: u64) -> PipelineC
     c
 }
 
+/// `name`'s value in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The pipeline's own timings: batches and commits (count, mean ms).
+fn timings(m: &Metrics) -> serde_json::Value {
+    let text = m.render();
+    let mean = |n: &str| 1000.0 * sample(&text, &format!("{n}_sum")) / sample(&text, &format!("{n}_count"));
+    serde_json::json!({
+        "batches": sample(&text, "idgw_batch_seconds_count"),
+        "batch_mean_ms": mean("idgw_batch_seconds"),
+        "commits": sample(&text, "idgw_commit_seconds_count"),
+        "commit_mean_ms": mean("idgw_commit_seconds"),
+    })
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -201,6 +220,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "group_join_s": (first - started).as_secs_f64(),
             "busy_s": busy,
             "events_per_s": summary.counters.events_in as f64 / busy,
+            "pipeline": timings(&metrics),
         }),
     );
     drop(dir);
@@ -217,6 +237,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, m2, stop2) = (store.clone(), Arc::new(Metrics::new()), Arc::clone(&stop));
         let m_ready = Arc::clone(&m2);
+        let m_live = Arc::clone(&m2);
         let pipeline = std::thread::spawn(move || stream::run(&s2, Arc::new(cfg), m2, &stop2));
         // Wait for the group join, so latency is not the join.
         let ready = Instant::now();
@@ -300,6 +321,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "p99_ms": percentile(&delays, 99.0),
                 "p999_ms": percentile(&delays, 99.9),
                 "max_ms": delays.last().copied().unwrap_or(f64::NAN),
+                "pipeline": timings(&m_live),
             }),
         );
     }
