@@ -41,6 +41,9 @@ use crate::vectors::UserVector;
 /// The lane checkpoint version this build writes and reads.
 const VERSION: u32 = 1;
 
+/// Rows per Arrow batch handed to the Parquet writer thread while streaming.
+const STREAM_BATCH_ROWS: usize = 1024;
+
 /// Lane failures.
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
@@ -221,6 +224,15 @@ impl Lane {
     /// Takes ownership of a partition: finishes what its last checkpoint promised, removes
     /// what a crashed cycle left, and restores the engine.
     pub fn open(store: &Store, config: Arc<PipelineConfig>, id: LaneId) -> Result<Self, LaneError> {
+        // Small Arrow batches: the writer thread encodes Parquet on the other core while the
+        // cycle runs, instead of all of a cycle's rows at once inside the commit.
+        let config = if config.store.batch_rows > STREAM_BATCH_ROWS {
+            let mut c = (*config).clone();
+            c.store.batch_rows = STREAM_BATCH_ROWS;
+            Arc::new(c)
+        } else {
+            config
+        };
         let lane = id.to_string();
         let store_err = |source| LaneError::Store {
             lane: lane.clone(),
