@@ -87,6 +87,7 @@ fn help_explains_every_command() {
         "eval",
         "baseline",
         "similar",
+        "pipeline run",
         "dead letter",
         "Exit codes",
     ] {
@@ -105,6 +106,21 @@ fn help_explains_every_command() {
         assert!(replay.contains(word), "replay --help lacks {word:?}");
     }
     assert!(stdout(&idgw(&["query", "--help"])).contains("--json"));
+    let pipeline = stdout(&idgw(&["pipeline", "run", "--help"]))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for word in [
+        "KAFKA_BROKERS",
+        "/metrics",
+        "/healthz",
+        "SIGTERM",
+        "--until-end",
+        "OKTA_ORG_URL",
+        "checkpoint",
+    ] {
+        assert!(pipeline.contains(word), "pipeline run --help lacks {word:?}");
+    }
     assert_eq!(
         idgw(&["replay"]).status.code(),
         Some(2),
