@@ -52,6 +52,20 @@ struct Document {
     raised: BTreeMap<Detection, u64>,
 }
 
+/// [`Document`] by reference, for writing: a checkpoint serializes the engine's state in
+/// place instead of cloning it first (streaming takes one every few seconds).
+#[derive(Serialize)]
+struct DocumentRef<'a> {
+    version: u32,
+    clock: Clock,
+    pending: Vec<&'a Obs>,
+    detectors: BTreeMap<&'static str, Box<RawValue>>,
+    risk: &'a RiskBook,
+    identities: &'a Identities,
+    behaviour: &'a Behaviour,
+    raised: &'a BTreeMap<Detection, u64>,
+}
+
 impl Engine {
     /// The engine's whole state, serialized and compressed.
     pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
@@ -61,21 +75,21 @@ impl Engine {
 
     /// The engine's whole state as a JSON document (for callers that wrap it).
     pub fn checkpoint_json(&self) -> Result<Vec<u8>, CheckpointError> {
-        let mut pending: Vec<Obs> = self.buffer.iter().map(|p| p.0.0.clone()).collect();
+        let mut pending: Vec<&Obs> = self.buffer.iter().map(|p| &p.0.0).collect();
         pending.sort_by_key(|o| (o.time, o.seq));
         let mut detectors = BTreeMap::new();
         for d in &self.detectors {
-            detectors.insert(d.name().to_owned(), d.checkpoint()?);
+            detectors.insert(d.name(), d.checkpoint()?);
         }
-        let doc = Document {
+        let doc = DocumentRef {
             version: VERSION,
             clock: self.clock,
             pending,
             detectors,
-            risk: self.risk.clone(),
-            identities: self.identities.clone(),
-            behaviour: self.behaviour.clone(),
-            raised: self.raised.clone(),
+            risk: &self.risk,
+            identities: &self.identities,
+            behaviour: &self.behaviour,
+            raised: &self.raised,
         };
         Ok(serde_json::to_vec(&doc)?)
     }

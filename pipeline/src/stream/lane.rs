@@ -53,6 +53,9 @@ pub enum LaneError {
     /// Writing or reading the checkpoint.
     #[error("{lane}: checkpoint: {source}")]
     Checkpoint { lane: String, source: CheckpointError },
+    /// The checkpoint file belongs to another partition (copied or renamed by hand).
+    #[error("{lane}: the checkpoint {path} is that of {found}")]
+    Mismatch { lane: String, path: String, found: String },
 }
 
 /// Where a lane's messages come from.
@@ -137,9 +140,10 @@ impl std::fmt::Display for LaneId {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A lane checkpoint as read back (written by [`write_doc`] from [`LaneMeta`] and the
+/// engine's document).
+#[derive(Deserialize)]
 struct LaneDoc {
-    version: u32,
     topic: String,
     partition: i32,
     /// The first offset the checkpoint does not cover.
@@ -151,7 +155,7 @@ struct LaneDoc {
     /// Files of the cycle, published after the checkpoint was written.
     staged: Vec<Staged>,
     /// Where the source goes on after `next_offset` (the poller's next System Log page).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     cursor: Option<String>,
     engine: Box<RawValue>,
 }
@@ -247,6 +251,13 @@ impl Lane {
         let path = id.checkpoint_path(store);
         let (next_offset, cycle, totals, cursor) = if path.exists() {
             let doc = read_doc(&path).map_err(ckpt_err)?;
+            if doc.topic != id.topic || doc.partition != id.partition {
+                return Err(LaneError::Mismatch {
+                    lane,
+                    path: path.display().to_string(),
+                    found: format!("{}/{}", doc.topic, doc.partition),
+                });
+            }
             engine.restore_json(doc.engine.get().as_bytes()).map_err(ckpt_err)?;
             for staged in &doc.staged {
                 staged.publish().map_err(store_err)?;
@@ -454,21 +465,18 @@ impl Lane {
             source,
         };
         let engine_json = engine.checkpoint_json().map_err(ckpt_err)?;
-        let engine_raw =
-            serde_json::from_slice::<Box<RawValue>>(&engine_json).map_err(|e| ckpt_err(CheckpointError::Format(e)))?;
-        let doc = LaneDoc {
+        let meta = LaneMeta {
             version: VERSION,
-            topic: self.id.topic.clone(),
+            topic: &self.id.topic,
             partition: self.id.partition,
             next_offset,
             cycle: self.cycle,
             counters: totals,
-            staged,
-            cursor: self.cursor.clone(),
-            engine: engine_raw,
+            staged: &staged,
+            cursor: self.cursor.as_deref(),
         };
-        write_doc(&self.id.checkpoint_path(&self.store), &doc).map_err(ckpt_err)?;
-        for file in &doc.staged {
+        write_doc(&self.id.checkpoint_path(&self.store), &meta, &engine_json).map_err(ckpt_err)?;
+        for file in &staged {
             file.publish().map_err(|e| self.err(e))?;
         }
         for a in &new_alerts {
@@ -506,8 +514,30 @@ fn read_doc(path: &Path) -> Result<LaneDoc, CheckpointError> {
     Ok(serde_json::from_slice(&json)?)
 }
 
-fn write_doc(path: &Path, doc: &LaneDoc) -> Result<(), CheckpointError> {
-    let json = serde_json::to_vec(doc)?;
+/// [`LaneDoc`] without the engine, for writing.
+#[derive(Serialize)]
+struct LaneMeta<'a> {
+    version: u32,
+    topic: &'a str,
+    partition: i32,
+    next_offset: i64,
+    cycle: u64,
+    counters: Counters,
+    staged: &'a [Staged],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
+}
+
+/// Writes the lane document: the meta object with the engine's JSON spliced in as its
+/// `engine` field (the engine document is megabytes; parsing it back into a value just to
+/// nest it would cost as much as writing it).
+fn write_doc(path: &Path, meta: &LaneMeta<'_>, engine_json: &[u8]) -> Result<(), CheckpointError> {
+    let mut json = serde_json::to_vec(meta)?;
+    // `meta` serializes to an object: replace its closing brace with the engine field.
+    json.pop();
+    json.extend_from_slice(b",\"engine\":");
+    json.extend_from_slice(engine_json);
+    json.push(b'}');
     write_atomically(path, &zstd::encode_all(json.as_slice(), 1)?)
 }
 
