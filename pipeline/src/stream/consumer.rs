@@ -77,20 +77,23 @@ impl ConsumerContext for Ctx {
         // Lost (the session expired): another worker may own these partitions already, so
         // nothing more is written for them; their last checkpoints stand.
         let lost = consumer.assignment_lost();
+        let ids: Vec<LaneId> = tpl
+            .elements()
+            .iter()
+            .map(|e| LaneId::kafka(e.topic(), e.partition()))
+            .collect();
         let mut commit = TopicPartitionList::new();
         {
             let mut worker = lock(&self.worker);
-            for e in tpl.elements() {
-                let id = LaneId::kafka(e.topic(), e.partition());
-                if lost {
-                    worker.discard(&id);
-                    continue;
-                }
-                match worker.revoke(&id) {
-                    Ok(Some(offset)) => {
-                        let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+            if lost {
+                worker.discard(&ids);
+            } else {
+                match worker.revoke(&ids) {
+                    Ok(offsets) => {
+                        for (id, offset) in offsets {
+                            let _ = commit.add_partition_offset(&id.topic, id.partition, Offset::Offset(offset));
+                        }
                     }
-                    Ok(None) => {}
                     Err(e) => self.fail(e),
                 }
             }
@@ -113,12 +116,13 @@ impl ConsumerContext for Ctx {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else { return };
-        let mut worker = lock(&self.worker);
-        for e in tpl.elements() {
-            let id = LaneId::kafka(e.topic().to_owned(), e.partition());
-            if let Err(e) = worker.assign(id) {
-                self.fail(e);
-            }
+        let ids = tpl
+            .elements()
+            .iter()
+            .map(|e| LaneId::kafka(e.topic(), e.partition()))
+            .collect();
+        if let Err(e) = lock(&self.worker).assign(ids) {
+            self.fail(e);
         }
         tracing::info!(partitions = tpl.count(), "partitions assigned");
     }

@@ -160,6 +160,9 @@ struct LaneDoc {
     engine: Box<RawValue>,
 }
 
+/// A checkpoint file's length and modification time: changed when anyone commits the lane.
+pub type Fingerprint = (u64, std::time::SystemTime);
+
 /// What processing a batch produced for the sinks.
 #[derive(Debug, Default)]
 pub struct Processed {
@@ -319,6 +322,18 @@ impl Lane {
     /// The partition.
     pub fn id(&self) -> &LaneId {
         &self.id
+    }
+
+    /// The checkpoint file as it is now, if there is one.
+    pub fn checkpoint_fingerprint(&self) -> Option<Fingerprint> {
+        let meta = std::fs::metadata(self.id.checkpoint_path(&self.store)).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+
+    /// Takes a lane back that this worker gave up and nobody committed since: only what an
+    /// owner that crashed meanwhile may have left is removed.
+    pub fn resume(&self) -> Result<(), LaneError> {
+        remove_orphans(&self.store, &self.tag).map_err(|e| self.err(e))
     }
 
     /// The first offset not yet taken (`None` before any message of a fresh lane).

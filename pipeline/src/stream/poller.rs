@@ -375,7 +375,7 @@ pub fn run_engine(
 ) -> Result<WorkerSummary, PollerError> {
     let mut worker = Worker::new(store, Arc::clone(&config), Arc::clone(&metrics))?;
     let id = LaneId::poller();
-    worker.assign(id.clone())?;
+    worker.assign(vec![id.clone()])?;
     metrics.turn();
     let seq = worker.next_offset(&id).unwrap_or(0);
     let mut sink = EngineSink {

@@ -16,7 +16,7 @@ use idgw_schemas::Alert;
 use serde::Serialize;
 
 use super::kafka_out::{KafkaOut, ProduceError};
-use super::lane::{Lane, LaneError, LaneId};
+use super::lane::{Fingerprint, Lane, LaneError, LaneId};
 use super::metrics::Metrics;
 use super::webhook::Webhook;
 use crate::config::PipelineConfig;
@@ -63,6 +63,8 @@ pub struct Worker {
     store: Store,
     config: Arc<PipelineConfig>,
     lanes: BTreeMap<LaneId, Lane>,
+    /// Lanes given up in the last rebalance, with their checkpoint file as left then.
+    parked: BTreeMap<LaneId, (Lane, Option<Fingerprint>)>,
     alert_log: AlertLog,
     kafka: Option<KafkaOut>,
     webhook: Option<Webhook>,
@@ -98,6 +100,7 @@ impl Worker {
             alert_log: AlertLog::open(store)?,
             config,
             lanes: BTreeMap::new(),
+            parked: BTreeMap::new(),
             kafka,
             webhook,
             vectors,
@@ -108,41 +111,63 @@ impl Worker {
         })
     }
 
-    /// Takes a partition.
-    pub fn assign(&mut self, id: LaneId) -> Result<(), WorkerError> {
-        if self.lanes.contains_key(&id) {
+    /// Takes partitions. A lane this worker gave up in the last rebalance is taken back as
+    /// it was when nobody committed it since (its checkpoint file is the one this worker
+    /// wrote), which saves reloading its history; any other is opened from its checkpoint.
+    pub fn assign(&mut self, ids: Vec<LaneId>) -> Result<(), WorkerError> {
+        let new: Vec<LaneId> = ids.into_iter().filter(|id| !self.lanes.contains_key(id)).collect();
+        if new.is_empty() {
             return Ok(());
         }
-        // Another worker may have written alerts this partition will raise again.
+        // Another worker may have written alerts these partitions will raise again.
         self.alert_log.reload()?;
-        let lane = Lane::open(&self.store, Arc::clone(&self.config), id.clone())?;
-        self.lanes.insert(id, lane);
+        for id in new {
+            let lane = match self.parked.remove(&id) {
+                Some((lane, seen)) if seen.is_some() && lane.checkpoint_fingerprint() == seen => {
+                    lane.resume()?;
+                    tracing::info!(lane = %id, "partition taken back as this worker left it");
+                    lane
+                }
+                _ => Lane::open(&self.store, Arc::clone(&self.config), id.clone())?,
+            };
+            self.lanes.insert(id, lane);
+        }
+        self.parked.clear();
         self.metrics.partitions.set(self.lanes.len() as i64);
         Ok(())
     }
 
-    /// Gives a partition up: everything it read is made durable first. Returns the offset
-    /// to commit, if the lane has one.
-    pub fn revoke(&mut self, id: &LaneId) -> Result<Option<i64>, WorkerError> {
+    /// Gives partitions up: everything they read is made durable first. Returns the offsets
+    /// to commit.
+    pub fn revoke(&mut self, ids: &[LaneId]) -> Result<Vec<(LaneId, i64)>, WorkerError> {
         self.process()?;
         self.flush_sinks()?;
-        let committed = match self.lanes.get_mut(id) {
-            Some(lane) => lane.commit()?,
-            None => None,
-        };
-        let offset = self.commit_lane_inner(id, committed)?;
-        if let Some(lane) = self.lanes.remove(id) {
-            self.summary.skipped += lane.skipped();
+        let mut offsets = Vec::new();
+        for id in ids {
+            let committed = match self.lanes.get_mut(id) {
+                Some(lane) => lane.commit()?,
+                None => None,
+            };
+            if let Some(offset) = self.commit_lane_inner(id, committed)? {
+                offsets.push((id.clone(), offset));
+            }
+            if let Some(lane) = self.lanes.remove(id) {
+                self.summary.skipped += lane.skipped();
+                let seen = lane.checkpoint_fingerprint();
+                self.parked.insert(id.clone(), (lane, seen));
+            }
         }
         self.metrics.partitions.set(self.lanes.len() as i64);
-        Ok(offset)
+        Ok(offsets)
     }
 
-    /// Drops a lane without making its open cycle durable (the partition was lost: its new
-    /// owner reads that cycle again from the last checkpoint).
-    pub fn discard(&mut self, id: &LaneId) {
-        if let Some(lane) = self.lanes.remove(id) {
-            self.summary.skipped += lane.skipped();
+    /// Drops lanes without making their open cycles durable (the partitions were lost: their
+    /// new owners read those cycles again from the last checkpoints).
+    pub fn discard(&mut self, ids: &[LaneId]) {
+        for id in ids {
+            if let Some(lane) = self.lanes.remove(id) {
+                self.summary.skipped += lane.skipped();
+            }
         }
         self.metrics.partitions.set(self.lanes.len() as i64);
     }
