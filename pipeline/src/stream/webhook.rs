@@ -173,7 +173,16 @@ impl Webhook {
     /// Queues alerts; a full queue dead-letters them at once.
     pub fn send(&self, alerts: &[&Alert]) {
         for alert in alerts {
-            let Ok(body) = serde_json::to_vec(alert) else { continue };
+            let body = match serde_json::to_vec(alert) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Not reachable with the Alert type; said loudly if it ever is. The alert
+                    // stays in alerts.jsonl and the alerts table.
+                    self.metrics.webhook_failed.inc();
+                    tracing::error!(alert = %alert.alert_id, error = %e, "alert not serializable for the webhook");
+                    continue;
+                }
+            };
             match self.tx.try_send(body) {
                 Ok(()) => {}
                 Err(TrySendError::Full(body)) => letter(
