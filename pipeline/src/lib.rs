@@ -17,6 +17,7 @@ pub mod okta;
 pub mod query;
 pub mod reject;
 pub mod replay;
+pub mod report;
 pub mod source;
 pub mod store;
 pub mod stream;

@@ -10,6 +10,7 @@ mod generate;
 mod pipeline;
 mod query;
 mod replay;
+mod report;
 mod sim;
 mod similar;
 
@@ -30,7 +31,8 @@ normalizes them into OCSF-aligned events, runs streaming detections (impossible 
 brute force, password spray, MFA fatigue, session hijack, anomalous sign-ins and the
 single-event rules) with a per-user risk score, and keeps everything in a store: a
 directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl that
-`idgw query` (and any Parquet reader) can query with SQL. Records that cannot be read go to
+`idgw query` (and any Parquet reader) can query with SQL, and `idgw report` turns into one
+HTML page for the SOC (alerts over time, riskiest users, an impossible-travel map). Records that cannot be read go to
 the store's dead letter with the reason; nothing is dropped silently. Every user's behaviour
 is also kept as a vector in Qdrant (embedded in the store by default): `idgw similar` finds
 the users who behave alike. `idgw gateway serve` gives AI agents the same picture as MCP
@@ -70,6 +72,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     Pipeline(pipeline::PipelineArgs),
     Replay(replay::ReplayArgs),
+    Report(report::ReportArgs),
     Query(query::QueryArgs),
     Sim(sim::SimArgs),
     Similar(similar::SimilarArgs),
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Report(args) => report::run(args),
         Command::Query(args) => query::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Similar(args) => similar::run(args),

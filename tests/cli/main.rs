@@ -3,6 +3,7 @@
 mod gateway;
 mod oauth;
 mod poller;
+mod report;
 mod stream;
 
 use std::io::Write;
@@ -88,6 +89,7 @@ fn help_explains_every_command() {
         "baseline",
         "similar",
         "pipeline run",
+        "idgw report",
         "dead letter",
         "Exit codes",
     ] {
@@ -106,6 +108,11 @@ fn help_explains_every_command() {
         assert!(replay.contains(word), "replay --help lacks {word:?}");
     }
     assert!(stdout(&idgw(&["query", "--help"])).contains("--json"));
+    let report = stdout(&idgw(&["report", "--help"]));
+    assert!(
+        report.contains("--out") && report.contains("without network access"),
+        "{report}"
+    );
     let pipeline = stdout(&idgw(&["pipeline", "run", "--help"]))
         .split_whitespace()
         .collect::<Vec<_>>()
