@@ -477,7 +477,8 @@ pub const DEFAULT_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 /// Origins a browser-based client may call from by default: loopback only.
 pub const DEFAULT_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
-/// Serves streamable HTTP at `/mcp` on `addr` until `shutdown` fires, then drains.
+/// Serves streamable HTTP at `/mcp` (and `GET /healthz`) on `addr` until `shutdown` fires,
+/// then drains.
 /// Calls `bound` with the address actually bound (port 0 picks one).
 /// With `guard`, `/mcp` requires a valid bearer token and the protected-resource metadata
 /// is served; without, the gateway is open (`--dev-no-auth`).
@@ -515,6 +516,9 @@ pub async fn serve_http(
         }
         None => axum::Router::new().nest_service("/mcp", service),
     };
+    // A liveness answer for orchestrators (Kubernetes probes, systemd watchdogs): outside
+    // `/mcp`, so it needs neither a token nor an allowed Host (probes use the pod's IP).
+    let router = router.route("/healthz", axum::routing::get(|| async { "ok\n" }));
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
         .await

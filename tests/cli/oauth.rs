@@ -249,6 +249,20 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
             .contains("www-authenticate: bearer resource_metadata="),
         "{head}"
     );
+    // The health answer needs no token and no allowed Host (a probe uses the pod's IP).
+    let mut probe = TcpStream::connect(&addr).unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        probe,
+        "GET /healthz HTTP/1.1\r\nHost: 10.1.2.3:8080\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = probe.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        "{answer}"
+    );
     let token = |p: &Path| -> String {
         let t: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
         t["access_token"].as_str().unwrap().to_owned()
