@@ -286,3 +286,63 @@ fn systemd_units_verify_and_run_real_commands() {
     let (ok, said) = verify_units(&broken);
     assert!(!ok && said.contains("ProtectHomes"), "{said}");
 }
+
+#[test]
+fn local_stack_starts_everything_and_stops_it() {
+    let Some(tansu) = std::env::var_os("IDGW_TANSU") else {
+        assert!(
+            std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
+            "IDGW_REQUIRE_INTEROP is set but IDGW_TANSU does not name the tansu broker"
+        );
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: IDGW_TANSU is not set; deploy/local-stack.sh was not run (.ci/run sets it)"
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let o = Command::new(repo().join("deploy/local-stack.sh"))
+        .arg("--smoke")
+        .arg(work.path())
+        .env("IDGW", env!("CARGO_BIN_EXE_idgw"))
+        .env("IDGW_TANSU", tansu)
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(
+        o.status.success() && out.contains("smoke    ok"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The configuration printed for HTTP clients is JSON naming the gateway it started.
+    let start = out.find("{\n  \"mcpServers\"").unwrap();
+    let end = start + out[start..].find("\n}\n").unwrap() + 2;
+    let config: Value = serde_json::from_str(&out[start..end]).unwrap();
+    let url = config["mcpServers"]["idgw-local"]["url"].as_str().unwrap();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    // Events went through Kafka into the store the gateway served.
+    let q = idgw(&[
+        "query",
+        "--store",
+        work.path().join("store").to_str().unwrap(),
+        "--json",
+        "SELECT count(*) AS n FROM events",
+    ]);
+    let n: Value = serde_json::from_str(stdout(&q).trim()).unwrap();
+    assert!(n["n"].as_u64().unwrap() > 0, "{n}");
+    // Everything it started has stopped.
+    let line = out.lines().find(|l| l.starts_with("stopped: ")).unwrap();
+    let pids: Vec<&str> = line["stopped: ".len()..]
+        .split(" (")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(pids.len(), 5, "broker, simulator, two workers, gateway: {line}");
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived the script"
+        );
+    }
+}
