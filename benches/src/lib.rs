@@ -3,6 +3,8 @@
 //! detection benchmarks is the testbed's `idgw generate`; these fixtures only need to be
 //! shaped like real System Log output.)
 
+pub mod suite;
+
 use std::io::{self, Write};
 
 const CITIES: [(&str, &str, &str, f64, f64); 6] = [

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{FieldRef, Schema};
@@ -64,6 +65,8 @@ impl Counters {
 #[derive(Debug)]
 pub struct IngestOutcome {
     pub counters: Counters,
+    /// Where the time went.
+    pub times: StageTimes,
     pub deadletter_reasons: BTreeMap<&'static str, u64>,
     pub deadletter_file: Option<PathBuf>,
     pub files_written: Vec<PathBuf>,
@@ -123,7 +126,19 @@ impl<T: EventObserver + ?Sized> EventObserver for &mut T {
 }
 
 /// Published files, or staged ones.
-type WriterResult = Result<(Vec<PathBuf>, Vec<Staged>), StoreError>;
+/// Where an ingest's time went. Parse and detect run on the ingest thread one after the
+/// other; the Parquet writer runs on its own thread, overlapping them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    /// Decoding, normalizing, dedup and building Arrow rows (seconds).
+    pub parse_s: f64,
+    /// The observer: detection, risk and behaviour profiles (seconds).
+    pub detect_s: f64,
+    /// Encoding and writing Parquet, on the writer thread (seconds).
+    pub parquet_write_s: f64,
+}
+
+type WriterResult = Result<(Vec<PathBuf>, Vec<Staged>, Duration), StoreError>;
 
 struct Partition {
     key: String,
@@ -146,6 +161,10 @@ pub struct Ingest<O> {
     fatal: Option<StoreError>,
     rejects: Option<Vec<RejectedRecord>>,
     observer: O,
+    /// Time inside `records` (parse and detect).
+    busy: Duration,
+    /// Of which in the observer.
+    observing: Duration,
 }
 
 struct Closed<O> {
@@ -155,6 +174,7 @@ struct Closed<O> {
     deadletter: DeadLetterWriter,
     counters: Counters,
     seen: SeenIds,
+    times: StageTimes,
 }
 
 impl<O> std::fmt::Debug for Ingest<O> {
@@ -194,14 +214,19 @@ impl<O: EventObserver> Ingest<O> {
         let handle = std::thread::Builder::new()
             .name("events-writer".into())
             .spawn(move || {
+                let mut busy = Duration::ZERO;
                 for (partition, batch) in rx {
+                    let t = Instant::now();
                     writer.write(&partition, &batch)?;
+                    busy += t.elapsed();
                 }
-                if stage {
-                    Ok((Vec::new(), writer.finish_staged()?))
+                let t = Instant::now();
+                let (files, staged) = if stage {
+                    (Vec::new(), writer.finish_staged()?)
                 } else {
-                    Ok((writer.finish()?, Vec::new()))
-                }
+                    (writer.finish()?, Vec::new())
+                };
+                Ok((files, staged, busy + t.elapsed()))
             })
             .map_err(StoreError::Io)?;
         Ok(Ingest {
@@ -218,6 +243,8 @@ impl<O: EventObserver> Ingest<O> {
             fatal: None,
             rejects: mode.keep_rejects.then(Vec::new),
             observer,
+            busy: Duration::ZERO,
+            observing: Duration::ZERO,
         })
     }
 
@@ -281,7 +308,11 @@ impl<O: EventObserver> Ingest<O> {
                         return;
                     }
                     self.counters.events_ok += 1;
+                    // Two clock reads per event: well under 1 % of an event's cost
+                    // (docs/benchmarks.md), for a per-stage breakdown of every run.
+                    let t = Instant::now();
                     self.observer.on_event(&ev);
+                    self.observing += t.elapsed();
                     if let Err(e) = self.append(&ev) {
                         self.fatal.get_or_insert(e);
                     }
@@ -329,6 +360,7 @@ impl<O: EventObserver> Ingest<O> {
         let deadletter_file = closed.deadletter.finish()?;
         Ok(IngestOutcome {
             counters: closed.counters,
+            times: closed.times,
             deadletter_reasons,
             deadletter_file,
             files_written: closed.files,
@@ -375,10 +407,10 @@ impl<O: EventObserver> Ingest<O> {
         let written = match self.writer.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(StoreError::WriterGone("the writer thread panicked".into())),
-            None => Ok((Vec::new(), Vec::new())),
+            None => Ok((Vec::new(), Vec::new(), Duration::ZERO)),
         };
         // The writer's own error explains a closed channel better than the channel does.
-        let (files, staged) = written?;
+        let (files, staged, writing) = written?;
         if let Some(e) = self.fatal.take().or(flush_error) {
             return Err(e);
         }
@@ -390,6 +422,11 @@ impl<O: EventObserver> Ingest<O> {
             deadletter: self.deadletter,
             counters: self.counters,
             seen: self.seen,
+            times: StageTimes {
+                parse_s: self.busy.saturating_sub(self.observing).as_secs_f64(),
+                detect_s: self.observing.as_secs_f64(),
+                parquet_write_s: writing.as_secs_f64(),
+            },
         })
     }
 }
@@ -400,6 +437,15 @@ fn days_since_epoch(t: DateTime<Utc>) -> i32 {
 
 impl<O: EventObserver> RecordSink for Ingest<O> {
     fn records(&mut self, source: &str, batch: &[RawRecord<'_>]) -> ControlFlow<()> {
+        let started = Instant::now();
+        let flow = self.ingest_batch(source, batch);
+        self.busy += started.elapsed();
+        flow
+    }
+}
+
+impl<O: EventObserver> Ingest<O> {
+    fn ingest_batch(&mut self, source: &str, batch: &[RawRecord<'_>]) -> ControlFlow<()> {
         for rec in batch {
             match &rec.rejected {
                 Some(r) => self.reject(r, source, rec.position, rec.bytes),
@@ -409,7 +455,9 @@ impl<O: EventObserver> RecordSink for Ingest<O> {
                 return ControlFlow::Break(());
             }
         }
+        let t = Instant::now();
         self.observer.batch_done();
+        self.observing += t.elapsed();
         ControlFlow::Continue(())
     }
 }

@@ -46,6 +46,8 @@ pub struct Summary {
     pub alerts: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
+    /// Where the time went (docs/benchmarks.md, "Where the time goes").
+    pub stages: Stages,
     /// True when `events_in == events_ok + deadlettered + duplicates`.
     pub balanced: bool,
     /// Alerts by detection.
@@ -72,6 +74,23 @@ pub struct Summary {
     pub inputs: Vec<InputSummary>,
     /// The store directory.
     pub store: String,
+}
+
+/// Where a replay's time went, in seconds. `read_s` is what remains of the wall time after
+/// the other ingest-thread stages (reading and splitting the input, opening the store);
+/// Parquet writing overlaps them on its own thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Stages {
+    /// Reading the input and everything else outside the stages below.
+    pub read_s: f64,
+    /// Decoding, normalizing, dedup, Arrow rows.
+    pub parse_s: f64,
+    /// Detection, risk and behaviour profiles.
+    pub detect_s: f64,
+    /// Flushing detection at the end: alerts, identity state, vectors, checkpoint.
+    pub finish_s: f64,
+    /// Parquet encoding and writing (its own thread, overlapping the others).
+    pub parquet_write_s: f64,
 }
 
 impl Summary {
@@ -140,11 +159,21 @@ pub fn replay(
         }
     }
     let outcome = ingest.finish().map_err(store_err)?;
+    let finishing = Instant::now();
     let detected = match stage {
         Some(s) => s.finish().map_err(detect_err)?.0,
         None => DetectOutcome::default(),
     };
+    let finish_s = finishing.elapsed().as_secs_f64();
     let elapsed_s = started.elapsed().as_secs_f64();
+    let t = outcome.times;
+    let stages = Stages {
+        read_s: (elapsed_s - t.parse_s - t.detect_s - finish_s).max(0.0),
+        parse_s: t.parse_s,
+        detect_s: t.detect_s,
+        finish_s,
+        parquet_write_s: t.parquet_write_s,
+    };
     let c = outcome.counters;
     Ok(Summary {
         events_in: c.events_in,
@@ -153,6 +182,7 @@ pub fn replay(
         duplicates: c.duplicates,
         alerts: detected.alerts,
         elapsed_s,
+        stages,
         events_per_s: if elapsed_s > 0.0 {
             c.events_in as f64 / elapsed_s
         } else {

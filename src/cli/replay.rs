@@ -87,6 +87,11 @@ fn print_summary(s: &Summary) {
     println!("  duplicates     {:>12}", s.duplicates);
     println!("  alerts         {:>12}", s.alerts);
     println!("  rate           {:>12.0} events/s", s.events_per_s);
+    let t = &s.stages;
+    println!(
+        "  stages         read {:.2} s, parse {:.2} s, detect {:.2} s, finish {:.2} s; Parquet {:.2} s (own thread)",
+        t.read_s, t.parse_s, t.detect_s, t.finish_s, t.parquet_write_s
+    );
     println!("  files written  {:>12}", s.files_written);
     if let Some(f) = &s.deadletter_file {
         println!("  dead letter    {f}");

@@ -1,0 +1,310 @@
+//! `bench-suite [--smoke | --full] [--out DIR] [--brokers HOST:PORT]`: every end-to-end
+//! benchmark in one run, written as `results.json`, `results.md`, `throughput.svg` and
+//! `latency.svg` in DIR (default `bench-results/<mode>`), with the machine, date, commit and
+//! command.
+//!
+//! 1. Replay throughput at growing tenant sizes: `idgw generate` (not timed), then
+//!    `idgw replay` with its per-stage times; peak RSS sampled from /proc while it runs.
+//! 2. Detection quality: `idgw eval` on the largest tenant.
+//! 3. MCP tool latency: `bench-mcp` (a client in another process, over stdio) on the largest
+//!    store.
+//! 4. Kafka event-to-alert latency: `bench-kafka --rate` at fixed input rates over the
+//!    smallest tenant's events, on librdkafka's mock cluster or on `--brokers`. The mock
+//!    keeps only ~5 MB per partition, so `--full` needs `--brokers` (tansu will do).
+//!
+//! `--smoke` is small enough for CI (a debug build finishes in about a minute); `--full` is
+//! the recorded run (release build: `cargo build --release -p idgw -p idgw-benches --bins`).
+//! The programs are found beside this one (target/<profile>/), or named by `IDGW`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use idgw_benches::suite;
+use serde_json::{Value, json};
+
+struct Plan {
+    mode: &'static str,
+    tenants: Vec<(u32, u32)>,
+    mcp_calls: u32,
+    kafka: Vec<(u32, u32)>,
+}
+
+fn plan(full: bool) -> Plan {
+    if full {
+        Plan {
+            mode: "full",
+            tenants: vec![(1_000, 7), (10_000, 7), (50_000, 7), (100_000, 7)],
+            mcp_calls: 200,
+            kafka: vec![(1_000, 20), (5_000, 20), (10_000, 20)],
+        }
+    } else {
+        Plan {
+            mode: "smoke",
+            tenants: vec![(100, 2), (400, 2)],
+            mcp_calls: 20,
+            kafka: vec![(200, 4)],
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: bench-suite [--smoke | --full] [--out DIR] [--brokers HOST:PORT]
+
+Runs every end-to-end benchmark and writes results.json, results.md, throughput.svg and
+latency.svg to DIR (default bench-results/<mode>):
+  replay throughput at growing tenant sizes (events/s, time per stage, peak RSS),
+  detection quality (idgw eval), MCP tool latency over stdio (bench-mcp), and Kafka
+  event-to-alert latency at fixed rates (bench-kafka; librdkafka's mock cluster unless
+  --brokers names a real broker).
+--smoke (default) is a small run for CI; --full is the run for the record.
+Programs are taken from this program's directory; IDGW overrides the idgw binary.";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench-suite: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut full = false;
+    let mut out: Option<PathBuf> = None;
+    let mut brokers: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--smoke" => full = false,
+            "--full" => full = true,
+            "--out" => out = Some(args.next().ok_or("--out needs a directory")?.into()),
+            "--brokers" => brokers = Some(args.next().ok_or("--brokers needs HOST:PORT")?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unexpected argument {other}\n{USAGE}")),
+        }
+    }
+    let plan = plan(full);
+    if full && brokers.is_none() {
+        return Err("--full needs --brokers: the mock cluster cannot hold the full run's topic".into());
+    }
+    let out = out.unwrap_or_else(|| PathBuf::from("bench-results").join(plan.mode));
+    let work = out.join("work");
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .ok_or("cannot locate this program's directory")?;
+    let idgw = std::env::var_os("IDGW").map_or_else(|| here.join("idgw"), PathBuf::from);
+    if !idgw.exists() {
+        return Err(format!(
+            "no idgw binary at {} (build it beside this one, or set IDGW)",
+            idgw.display()
+        ));
+    }
+
+    let mut results = json!({
+        "mode": plan.mode,
+        "date": chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        "commit": commit(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "machine": machine(),
+    });
+
+    let mut replay = Vec::new();
+    let mut largest: Option<(u32, PathBuf, PathBuf)> = None;
+    let mut smallest_events: Option<PathBuf> = None;
+    for &(users, days) in &plan.tenants {
+        eprintln!("replay: {users} users, {days} days");
+        let events = work.join(format!("events-{users}.ndjson"));
+        let labels = work.join(format!("labels-{users}.jsonl"));
+        let store = work.join(format!("store-{users}"));
+        let _ = std::fs::remove_dir_all(&store);
+        run_ok(Command::new(&idgw).args(["generate", "--seed", "42"]).args([
+            "--users",
+            &users.to_string(),
+            "--days",
+            &days.to_string(),
+            "--out",
+            path(&events)?,
+            "--labels",
+            path(&labels)?,
+        ]))?;
+        let summary_file = work.join(format!("replay-{users}.json"));
+        let peak = run_sampling_rss(
+            Command::new(&idgw)
+                .args([
+                    "replay",
+                    "--store",
+                    path(&store)?,
+                    "--summary-json",
+                    path(&summary_file)?,
+                ])
+                .arg(&events),
+        )?;
+        let s: Value = read_json(&summary_file)?;
+        replay.push(json!({
+            "users": users,
+            "days": days,
+            "events": s["events_in"],
+            "events_per_s": s["events_per_s"],
+            "elapsed_s": s["elapsed_s"],
+            "stages": s["stages"],
+            "peak_rss_mib": peak as f64 / 1024.0,
+            "alerts": s["alerts"],
+            "balanced": s["balanced"],
+        }));
+        smallest_events.get_or_insert(events.clone());
+        largest = Some((users, labels, store));
+    }
+    results["replay"] = Value::Array(replay);
+
+    if let Some((users, labels, store)) = &largest {
+        eprintln!("quality: idgw eval on {users} users");
+        let o =
+            run_ok(Command::new(&idgw).args(["eval", "--json", "--labels", path(labels)?, "--store", path(store)?]))?;
+        let mut q: Value = serde_json::from_slice(&o).map_err(|e| format!("idgw eval output: {e}"))?;
+        q["users"] = json!(users);
+        results["quality"] = q;
+
+        eprintln!("mcp: bench-mcp on {users} users");
+        let o = run_ok(Command::new(here.join("bench-mcp")).args([
+            "--store",
+            path(store)?,
+            "--idgw",
+            path(&idgw)?,
+            "--calls",
+            &plan.mcp_calls.to_string(),
+        ]))?;
+        let mut m: Value = serde_json::from_slice(&o).map_err(|e| format!("bench-mcp output: {e}"))?;
+        m["store_users"] = json!(users);
+        results["mcp"] = m;
+    }
+
+    let mut kafka = Vec::new();
+    if let Some(events) = &smallest_events {
+        for &(rate, seconds) in &plan.kafka {
+            eprintln!("kafka: {rate} events/s for {seconds} s");
+            let mut cmd = Command::new(here.join("bench-kafka"));
+            cmd.arg(events)
+                .args(["--rate", &rate.to_string(), "--seconds", &seconds.to_string()]);
+            if let Some(b) = &brokers {
+                cmd.args(["--brokers", b]);
+            }
+            let o = run_ok(&mut cmd)?;
+            let mut k: Value = serde_json::from_slice(&o).map_err(|e| format!("bench-kafka output: {e}"))?;
+            k["seconds"] = json!(seconds);
+            if k["broker"].is_null() {
+                k["broker"] = json!(brokers.clone().unwrap_or_else(|| "mock".into()));
+            }
+            kafka.push(k);
+        }
+    }
+    results["kafka"] = Value::Array(kafka);
+
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.join(name).display()))
+    };
+    write(
+        "results.json",
+        &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
+    )?;
+    write("results.md", &suite::markdown(&results))?;
+    write("throughput.svg", &suite::throughput_svg(&results))?;
+    write("latency.svg", &suite::latency_svg(&results))?;
+    println!("{}", out.join("results.md").display());
+    Ok(())
+}
+
+fn path(p: &Path) -> Result<&str, String> {
+    p.to_str().ok_or_else(|| format!("not UTF-8: {}", p.display()))
+}
+
+fn read_json(p: &Path) -> Result<Value, String> {
+    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Runs to completion; stdout on success, stderr in the error otherwise.
+fn run_ok(cmd: &mut Command) -> Result<Vec<u8>, String> {
+    let o = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{cmd:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    Ok(o.stdout)
+}
+
+/// Runs to completion while reading the child's peak resident set (VmHWM, KiB) from /proc
+/// every 50 ms; the last reading before it exits is its peak.
+fn run_sampling_rss(cmd: &mut Command) -> Result<u64, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        }) {
+            peak = peak.max(kib);
+        }
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(s) => break s,
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        return Err(format!(
+            "{cmd:?} failed ({status}) after {:?}: {err}",
+            started.elapsed()
+        ));
+    }
+    Ok(peak)
+}
+
+fn commit() -> Value {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or(Value::Null, |o| {
+            json!(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        })
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+    });
+    let memory_gib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kib| (kib / 1024.0 / 1024.0).round())
+    });
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "memory_gib": memory_gib,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+    })
+}
