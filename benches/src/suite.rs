@@ -89,19 +89,24 @@ pub fn markdown(r: &Value) -> String {
         }
     }
 
-    if let Some(mcp) = r.get("mcp").filter(|v| !v.is_null()) {
+    for key in ["mcp", "mcp_http"] {
+        let Some(mcp) = r.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        if let Some(why) = mcp["skipped"].as_str() {
+            let _ = writeln!(md, "\n## MCP tool latency ({key})\n\nSKIPPED: {why}.");
+            continue;
+        }
         let _ = writeln!(
             md,
-            "\n## MCP tool latency ({} over {}, {} calls per tool, client in another process)\n\nStart to first answered call: {:.0} ms.\n",
+            "\n## MCP tool latency ({} users, over {}, {} calls per tool, client in another process: {})\n\nStart to first answered call: {:.0} ms.\n",
             mcp["store_users"],
             mcp["transport"].as_str().unwrap_or("?"),
             mcp["calls_per_tool"],
+            mcp["client"].as_str().unwrap_or("rmcp"),
             f(&mcp["start_to_first_call_ms"])
         );
-        let _ = writeln!(
-            md,
-            "| tool | p50 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|"
-        );
+        let _ = writeln!(md, "| tool | p50 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|");
         for (name, t) in mcp["tools"].as_object().into_iter().flatten() {
             let _ = writeln!(
                 md,
@@ -395,6 +400,7 @@ mod tests {
                         "lookalikes_tripped": 0, "by_detection": {"brute_force": {"attacks": 2, "detected": 2, "alerts": 2, "false_alerts": 0, "precision": 1.0, "recall": 1.0}}},
             "mcp": {"store_users": 1000, "transport": "stdio", "calls_per_tool": 20, "start_to_first_call_ms": 300.0,
                     "tools": {"list_alerts": {"p50_ms": 2.0, "p99_ms": 9.5, "max_ms": 11.0, "errors": 0}}},
+            "mcp_http": {"skipped": "python3 cannot import mcp"},
             "kafka": [{"broker": "mock", "seconds": 5, "latency": {"rate_per_s": 200, "events_produced": 1000, "alerts_matched": 4,
                        "p50_ms": 250.0, "p99_ms": 600.0, "p999_ms": 640.0, "max_ms": 650.0}}]
         })
@@ -411,6 +417,7 @@ mod tests {
             "| brute_force | 2 | 2 | 2 | 0 | 1.000 | 1.000 |",
             "| list_alerts | 2.00 | 9.50 | 11.00 | 0 |",
             "| mock | 200 | 5 | 1000 | 4 | 250 | 600 | 640 | 650 |",
+            "SKIPPED: python3 cannot import mcp.",
         ] {
             assert!(md.contains(needle), "{needle:?} missing from\n{md}");
         }

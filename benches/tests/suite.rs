@@ -51,6 +51,20 @@ fn smoke_run_writes_json_markdown_and_plots() {
             "{tool}: {t}"
         );
     }
+    let http = &r["mcp_http"];
+    if let Some(why) = http["skipped"].as_str() {
+        assert!(
+            std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
+            "IDGW_REQUIRE_INTEROP is set but the HTTP latency run was skipped: {why}"
+        );
+        eprintln!("SKIPPED: MCP latency over HTTP ({why})");
+    } else {
+        assert_eq!(http["transport"], "http", "{http}");
+        for (tool, t) in http["tools"].as_object().unwrap() {
+            assert_eq!(t["errors"], 0, "{tool}: {t}");
+            assert!(t["calls"].as_u64().unwrap() > 0, "{tool}: {t}");
+        }
+    }
     let kafka = &r["kafka"][0]["latency"];
     assert!(kafka["events_produced"].as_u64().unwrap() > 0, "{kafka}");
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();

@@ -6,8 +6,9 @@
 //! 1. Replay throughput at growing tenant sizes: `idgw generate` (not timed), then
 //!    `idgw replay` with its per-stage times; peak RSS sampled from /proc while it runs.
 //! 2. Detection quality: `idgw eval` on the largest tenant.
-//! 3. MCP tool latency: `bench-mcp` (a client in another process, over stdio) on the largest
-//!    store.
+//! 3. MCP tool latency on the largest store, from a client in another process: over stdio
+//!    with `bench-mcp` (rmcp's client), and over streamable HTTP with the official Python
+//!    SDK (`benches/mcp_http_latency.py`; skipped, visibly, when `mcp` is not importable).
 //! 4. Kafka event-to-alert latency: `bench-kafka --rate` at fixed input rates over the
 //!    smallest tenant's events, on librdkafka's mock cluster or on `--brokers`. The mock
 //!    keeps only ~5 MB per partition, so `--full` needs `--brokers` (tansu will do).
@@ -181,6 +182,18 @@ fn run() -> Result<(), String> {
         let mut m: Value = serde_json::from_slice(&o).map_err(|e| format!("bench-mcp output: {e}"))?;
         m["store_users"] = json!(users);
         results["mcp"] = m;
+
+        eprintln!("mcp: over streamable HTTP (Python SDK) on {users} users");
+        results["mcp_http"] = match mcp_http(&idgw, store, &work, plan.mcp_calls) {
+            Ok(mut m) => {
+                m["store_users"] = json!(users);
+                m
+            }
+            Err(skip) => {
+                eprintln!("SKIPPED: MCP over HTTP: {skip}");
+                json!({ "skipped": skip })
+            }
+        };
     }
 
     let mut kafka = Vec::new();
@@ -216,6 +229,50 @@ fn run() -> Result<(), String> {
     write("latency.svg", &suite::latency_svg(&results))?;
     println!("{}", out.join("results.md").display());
     Ok(())
+}
+
+/// The Python SDK's view of the gateway over streamable HTTP: starts `idgw gateway serve
+/// --http 127.0.0.1:0`, reads the address it announces, runs the script, stops the gateway.
+fn mcp_http(idgw: &Path, store: &Path, work: &Path, calls: u32) -> Result<Value, String> {
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import mcp"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        return Err("python3 cannot import mcp (pip install mcp)".into());
+    }
+    let script = work.join("mcp_http_latency.py");
+    std::fs::write(&script, include_str!("../../mcp_http_latency.py")).map_err(|e| e.to_string())?;
+    let mut gateway = Command::new(idgw)
+        .args(["gateway", "serve", "--store", path(store)?, "--http", "127.0.0.1:0", "--dev-no-auth"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the gateway: {e}"))?;
+    let stderr = gateway.stderr.take().ok_or("no gateway stderr")?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.split("serving MCP on ").nth(1) {
+                    break rest.split_whitespace().next().unwrap_or_default().to_owned();
+                }
+            }
+            _ => {
+                let _ = gateway.kill();
+                return Err("the gateway exited before serving".into());
+            }
+        }
+    };
+    // Keep its stderr drained so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let result = run_ok(Command::new("python3").arg(&script).arg(&url).arg(calls.to_string()))
+        .and_then(|o| serde_json::from_slice(&o).map_err(|e| format!("mcp_http_latency output: {e}")));
+    let _ = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status();
+    let _ = gateway.wait();
+    result
 }
 
 fn path(p: &Path) -> Result<&str, String> {
