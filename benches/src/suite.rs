@@ -106,7 +106,10 @@ pub fn markdown(r: &Value) -> String {
             mcp["client"].as_str().unwrap_or("rmcp"),
             f(&mcp["start_to_first_call_ms"])
         );
-        let _ = writeln!(md, "| tool | p50 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "| tool | p50 ms | p99 ms | max ms | errors |\n|---|---:|---:|---:|---:|"
+        );
         for (name, t) in mcp["tools"].as_object().into_iter().flatten() {
             let _ = writeln!(
                 md,
@@ -228,10 +231,11 @@ fn frame(title: &str, x_label: &str, y_label: &str, y_max: f64, body: &str, x_ti
 }
 
 fn short(v: f64) -> String {
+    let trim = |s: String| s.trim_end_matches(".0").to_owned();
     if v >= 1e6 {
-        format!("{}M", v / 1e6)
+        trim(format!("{:.1}", v / 1e6)) + "M"
     } else if v >= 1e3 {
-        format!("{}k", v / 1e3)
+        trim(format!("{:.1}", v / 1e3)) + "k"
     } else if v >= 10.0 || v == 0.0 {
         format!("{v:.0}")
     } else {
@@ -306,19 +310,22 @@ pub fn throughput_svg(r: &Value) -> String {
     )
 }
 
-/// Latency percentiles: one group of bars per MCP tool and per Kafka rate.
+/// Latency percentiles, as horizontal bars: one row per MCP tool and transport, and per
+/// Kafka input rate, so long tool names read without rotation.
 pub fn latency_svg(r: &Value) -> String {
     let mut groups: Vec<(String, Vec<(&str, f64)>)> = Vec::new();
-    for (name, t) in r["mcp"]["tools"].as_object().into_iter().flatten() {
-        groups.push((
-            format!("MCP {name}"),
-            vec![("p50", f(&t["p50_ms"])), ("p99", f(&t["p99_ms"]))],
-        ));
+    for (key, transport) in [("mcp", "stdio"), ("mcp_http", "http")] {
+        for (name, t) in r[key]["tools"].as_object().into_iter().flatten() {
+            groups.push((
+                format!("{name} ({transport})"),
+                vec![("p50", f(&t["p50_ms"])), ("p99", f(&t["p99_ms"]))],
+            ));
+        }
     }
     for run in r["kafka"].as_array().into_iter().flatten() {
         let l = &run["latency"];
         groups.push((
-            format!("Kafka {} ev/s", l["rate_per_s"]),
+            format!("Kafka at {} events/s", short(f(&l["rate_per_s"]))),
             vec![
                 ("p50", f(&l["p50_ms"])),
                 ("p99", f(&l["p99_ms"])),
@@ -327,7 +334,7 @@ pub fn latency_svg(r: &Value) -> String {
         ));
     }
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-    let y_max = nice(
+    let x_max = nice(
         groups
             .iter()
             .flat_map(|g| g.1.iter().map(|b| finite(b.1)))
@@ -335,47 +342,63 @@ pub fn latency_svg(r: &Value) -> String {
             * 1.1,
     );
     let colours = [("p50", "#2b7bb9"), ("p99", "#e4572e"), ("p99.9", "#a1001f")];
-    let slot = (W - L - R) / groups.len().max(1) as f64;
-    let ty = |y: f64| H - B - y / y_max * (H - T - B);
-    let mut body = String::new();
-    let mut ticks = String::new();
+    let (left, right, top, bar_h) = (260.0, 40.0, 48.0, 9.0);
+    let row_h = bar_h * 3.0 + 8.0;
+    let height = top + row_h * groups.len() as f64 + 40.0;
+    let plot_w = W - left - right;
+    let tx = |v: f64| left + v / x_max * plot_w;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(s, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
+    let _ = write!(
+        s,
+        r#"<text x="12" y="22" font-size="15" font-weight="bold">Latency percentiles (ms)</text>"#
+    );
+    for i in 0..=4 {
+        let v = x_max * f64::from(i) / 4.0;
+        let x = tx(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{:.1}" stroke="#e3e7ec"/><text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            height - 34.0,
+            height - 18.0,
+            short(v)
+        );
+    }
     for (i, (name, bars)) in groups.iter().enumerate() {
-        let bw = (slot * 0.8 / bars.len() as f64).min(28.0);
-        let x0 = L + slot * i as f64 + (slot - bw * bars.len() as f64) / 2.0;
+        let y0 = top + row_h * i as f64;
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
+            left - 8.0,
+            y0 + row_h / 2.0,
+            esc(name)
+        );
         for (j, (label, v)) in bars.iter().enumerate() {
             let v = finite(*v);
             let colour = colours.iter().find(|c| c.0 == *label).map_or("#888", |c| c.1);
             let _ = write!(
-                body,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{}: {label} {v:.2} ms</title></rect>"#,
-                x0 + bw * j as f64,
-                ty(v),
-                bw - 1.0,
-                H - B - ty(v),
+                s,
+                r#"<rect x="{left}" y="{:.1}" width="{:.1}" height="{bar_h}" fill="{colour}"><title>{}: {label} {v:.2} ms</title></rect>"#,
+                y0 + bar_h * j as f64,
+                (tx(v) - left).max(0.5),
                 esc(name)
             );
         }
-        let _ = write!(
-            ticks,
-            r##"<text x="{:.1}" y="{}" text-anchor="end" fill="#555" transform="rotate(-20 {:.1} {})" font-size="10">{}</text>"##,
-            L + slot * (i as f64 + 0.5),
-            H - B + 14.0,
-            L + slot * (i as f64 + 0.5),
-            H - B + 14.0,
-            esc(name)
-        );
     }
-    let mut legend = String::new();
     for (k, (label, colour)) in colours.iter().enumerate() {
-        let x = W - R - 200.0 + 66.0 * k as f64;
+        let x = W - right - 200.0 + 66.0 * k as f64;
         let _ = write!(
-            legend,
+            s,
             r##"<rect x="{x}" y="12" width="10" height="10" fill="{colour}"/><text x="{}" y="21" fill="#333">{label}</text>"##,
             x + 14.0
         );
     }
-    body.push_str(&legend);
-    frame("Latency percentiles", "", "milliseconds", y_max, &body, &ticks)
+    s.push_str("</svg>\n");
+    s
 }
 
 #[cfg(test)]
@@ -392,7 +415,7 @@ mod tests {
                 {"users": 100, "days": 2, "events": 3000, "events_per_s": 20000.0, "elapsed_s": 0.15,
                  "stages": {"read_s": 0.01, "parse_s": 0.1, "detect_s": 0.03, "finish_s": 0.01, "parquet_write_s": 0.02},
                  "peak_rss_mib": 80.0, "alerts": 3, "balanced": true},
-                {"users": 1000, "days": 2, "events": 30000, "events_per_s": 40000.0, "elapsed_s": 0.75,
+                {"users": 1000, "days": 2, "events": 30000, "events_per_s": 40012.5, "elapsed_s": 0.75,
                  "stages": {"read_s": 0.01, "parse_s": 0.5, "detect_s": 0.2, "finish_s": 0.04, "parquet_write_s": 0.1},
                  "peak_rss_mib": 120.0, "alerts": 30, "balanced": false}
             ],
@@ -412,7 +435,7 @@ mod tests {
         for needle in [
             "| commit | abc1234 |",
             "| memory | 24 GiB |",
-            "| 1000 | 2 | 30000 | 40000 |",
+            "| 1000 | 2 | 30000 | 40013 |",
             "| NO |",
             "| brute_force | 2 | 2 | 2 | 0 | 1.000 | 1.000 |",
             "| list_alerts | 2.00 | 9.50 | 11.00 | 0 |",
@@ -429,7 +452,7 @@ mod tests {
         let t = throughput_svg(&r);
         assert!(t.starts_with("<svg") && t.trim_end().ends_with("</svg>"));
         assert_eq!(t.matches("<circle").count(), 2);
-        assert!(t.contains("users (log scale)"));
+        assert!(t.contains("users (log scale)") && t.contains(">40k<"), "{t}");
         let l = latency_svg(&r);
         // 2 MCP bars + 3 Kafka bars, plus 3 legend swatches and the background.
         assert_eq!(l.matches("<rect").count(), 2 + 3 + 3 + 1);

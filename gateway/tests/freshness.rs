@@ -118,3 +118,66 @@ async fn sql_that_is_not_one_read_only_query_is_refused() {
     assert_eq!(r.row_count, tools::SQL_MAX_ROWS);
     assert!(r.truncated);
 }
+
+/// `explain_alert` looks for the evidence within the alert's time span first (so it reads
+/// only those days' files); every alert of every golden scenario must still come back with
+/// all its events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_is_explained_by_all_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden_dir = golden("x").parent().unwrap().parent().unwrap().to_path_buf();
+    let mut names: Vec<String> = std::fs::read_dir(&golden_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.path()
+                .join("events.ndjson.gz")
+                .exists()
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 15, "{names:?}");
+    let mut explained_alerts = 0;
+    // One store per scenario: the scenarios share their background events.
+    for name in &names {
+        let store = dir.path().join(name);
+        replay(&store, name);
+        let reader = StoreReader::open(store, &PipelineConfig::default(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        let alerts = tools::query_sql(
+            &reader,
+            SqlArgs {
+                sql: "SELECT alert_id, event_uuids FROM alerts".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .rows;
+        for a in &alerts {
+            let id = a["alert_id"].as_str().unwrap().to_owned();
+            let expected = a["event_uuids"].as_array().unwrap().len();
+            let explained = tools::explain_alert(&reader, tools::ExplainArgs { alert_id: id.clone() })
+                .await
+                .unwrap();
+            assert!(
+                explained.missing_events.is_empty(),
+                "{name} {id}: missing {:?}",
+                explained.missing_events
+            );
+            assert_eq!(explained.events.len(), expected, "{name} {id}");
+            let times: Vec<&str> = explained
+                .events
+                .iter()
+                .map(|e| e["event_time"].as_str().unwrap())
+                .collect();
+            assert!(
+                times.windows(2).all(|w| w[0] <= w[1]),
+                "{name} {id}: not oldest first: {times:?}"
+            );
+            explained_alerts += 1;
+        }
+    }
+    assert!(explained_alerts >= 15, "{explained_alerts}");
+}

@@ -5,28 +5,35 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{generate, idgw, stdout};
+use super::{generate, idgw, interop, stdout};
 
-/// Chromium and playwright-core, from `IDGW_CHROMIUM` / `IDGW_PLAYWRIGHT` (.ci/run installs
-/// both); `IDGW_REQUIRE_INTEROP=1` turns their absence into a failure.
+/// Node, playwright-core and Chromium, from `IDGW_NODE` / `IDGW_PLAYWRIGHT` /
+/// `IDGW_CHROMIUM` (.ci/run installs them; see [`interop`]).
 fn browser() -> Option<(String, String, String)> {
     let chromium = std::env::var("IDGW_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let playwright = std::env::var("IDGW_PLAYWRIGHT").ok();
+    let playwright = std::env::var("IDGW_PLAYWRIGHT").unwrap_or_default();
     let node = std::env::var("IDGW_NODE").unwrap_or_else(|_| "node".to_owned());
-    match playwright {
-        Some(p) if Path::new(&chromium).exists() && Path::new(&p).exists() => Some((node, p, chromium)),
-        _ => {
-            assert!(
-                std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
-                "IDGW_REQUIRE_INTEROP is set but IDGW_CHROMIUM / IDGW_PLAYWRIGHT do not name Chromium and playwright-core"
-            );
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: Chromium or playwright-core is absent (IDGW_CHROMIUM, IDGW_PLAYWRIGHT); the report was not rendered in a browser"
-            );
-            None
-        }
-    }
+    let present = Path::new(&chromium).exists() && !playwright.is_empty() && Path::new(&playwright).exists();
+    interop(
+        present,
+        "Chromium or playwright-core (IDGW_CHROMIUM, IDGW_PLAYWRIGHT); the report was not rendered in a browser",
+    )
+    .then_some((node, playwright, chromium))
+}
+
+/// `idgw report --store STORE --out PAGE EXTRA…`, which must succeed; its stdout.
+fn report(store: &Path, page: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "report",
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        page.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = idgw(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(&o)
 }
 
 fn script() -> PathBuf {
@@ -79,16 +86,7 @@ fn report_renders_in_a_browser_without_errors() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let page = dir.path().join("report.html");
-    let o = idgw(&[
-        "report",
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        page.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(report(&store, &page, &["--json"]).trim()).unwrap();
     assert!(summary["events"].as_u64().unwrap() > 5_000, "{summary}");
     assert!(summary["alerts"].as_u64().unwrap() > 5, "{summary}");
     assert!(summary["travel_arcs"].as_u64().unwrap() >= 1, "{summary}");
@@ -150,14 +148,7 @@ fn report_of_an_empty_store_says_so() {
             .success()
     );
     let page = dir.path().join("r.html");
-    let o = idgw(&[
-        "report",
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        page.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    report(&store, &page, &[]);
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("No alerts in this store."), "{html}");
     assert!(html.contains("No impossible-travel alerts."));

@@ -67,24 +67,61 @@ pub async fn explain_alert(reader: &StoreReader, args: ExplainArgs) -> Result<Al
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    let events = if ids.is_empty() {
-        Vec::new()
-    } else {
-        let df = reader
-            .table("events")
-            .await
-            .map_err(err)?
-            .filter(col("event_id").in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false))
-            .and_then(|d| d.select_columns(&EVENT_COLUMNS))
-            .and_then(|d| d.sort(vec![col("event_time").sort(true, true)]))
-            .map_err(|e| e.to_string())?;
-        reader.rows(df).await.map_err(err)?
+    // The evidence happened between the alert's first and last seen (event time): look
+    // there first, an hour either side, so only those days' files are read; any id not
+    // found there is looked for in the whole table before it is called missing.
+    let seen = |field: &str| {
+        str_field(&alert, field)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.timestamp_millis())
     };
-    let found: std::collections::HashSet<&str> = events.iter().filter_map(|e| e.get("event_id")?.as_str()).collect();
-    let missing_events = ids.iter().filter(|i| !found.contains(i.as_str())).cloned().collect();
+    let window = match (seen("first_seen"), seen("last_seen")) {
+        (Some(a), Some(b)) => Some(event_time_window(a - 3_600_000, b + 3_600_000)),
+        _ => None,
+    };
+    let found = |events: &[Row]| -> std::collections::HashSet<String> {
+        events
+            .iter()
+            .filter_map(|e| Some(e.get("event_id")?.as_str()?.to_owned()))
+            .collect()
+    };
+    let windowed = window.is_some();
+    let mut events = events_by_id(reader, &ids, window).await?;
+    if windowed {
+        let have = found(&events);
+        let elsewhere: Vec<String> = ids.iter().filter(|i| !have.contains(i.as_str())).cloned().collect();
+        if !elsewhere.is_empty() {
+            events.extend(events_by_id(reader, &elsewhere, None).await?);
+            // RFC 3339 strings of one format sort as the times do.
+            let time = |r: &Row| r.get("event_time").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            events.sort_by_key(time);
+        }
+    }
+    let have = found(&events);
+    let missing_events = ids.iter().filter(|i| !have.contains(i.as_str())).cloned().collect();
     Ok(AlertExplanation {
         alert: expand_evidence(alert),
         events,
         missing_events,
     })
+}
+
+/// Stored events with these ids (within `window` when given), oldest first.
+async fn events_by_id(reader: &StoreReader, ids: &[String], window: Option<Expr>) -> Result<Vec<Row>, ToolError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut filter = col("event_id").in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false);
+    if let Some(w) = window {
+        filter = filter.and(w);
+    }
+    let df = reader
+        .table("events")
+        .await
+        .map_err(err)?
+        .filter(filter)
+        .and_then(|d| d.select_columns(&EVENT_COLUMNS))
+        .and_then(|d| d.sort(vec![col("event_time").sort(true, true)]))
+        .map_err(|e| e.to_string())?;
+    reader.rows(df).await.map_err(err)
 }

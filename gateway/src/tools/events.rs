@@ -19,11 +19,24 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     if let Some(o) = &args.outcome {
         filter = filter.and(col("outcome_result").eq(lit(o.to_ascii_uppercase())));
     }
+    // Each bound also bounds the `date` partition (the UTC day of the event time), so files
+    // of days outside the range are not opened.
+    let day = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.to_utc().format("%Y-%m-%d").to_string())
+    };
     if let Some(s) = &args.since {
         filter = filter.and(col("event_time").gt_eq(ts_literal("since", s)?));
+        if let Some(d) = day(s) {
+            filter = filter.and(col("date").gt_eq(lit(d)));
+        }
     }
     if let Some(u) = &args.until {
         filter = filter.and(col("event_time").lt(ts_literal("until", u)?));
+        if let Some(d) = day(u) {
+            filter = filter.and(col("date").lt_eq(lit(d)));
+        }
     }
     if let Some(text) = args.text.as_deref().filter(|t| !t.is_empty()) {
         let p = like_pattern(text);

@@ -34,9 +34,13 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map_or(i64::MAX, |t| t.timestamp_millis());
     let start_ms = end_ms.saturating_sub(i64::from(args.time_range_hours) * 3_600_000);
-    let window = col("user_id")
+    let mut window = col("user_id")
         .eq(lit(user_id.as_str()))
         .and(col("event_time").gt_eq(ts_ms(start_ms)));
+    // The same lower bound on the `date` partition: earlier days' files are not opened.
+    if let Some(day) = chrono::DateTime::from_timestamp_millis(start_ms) {
+        window = window.and(col("date").gt_eq(lit(day.format("%Y-%m-%d").to_string())));
+    }
 
     let events = reader
         .table("events")

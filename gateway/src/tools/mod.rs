@@ -55,6 +55,21 @@ fn ts_literal(field: &str, value: &str) -> Result<Expr, ToolError> {
     Ok(ts_ms(t.timestamp_millis()))
 }
 
+/// Events with `event_time` in `[from_ms, to_ms]`, said twice: on `event_time` (row-group
+/// statistics prune) and on the `date` partition the time implies (whole days' files are
+/// skipped without opening them). The `date` of an event is the UTC day of its event time,
+/// so the second condition never drops a row the first keeps.
+pub(crate) fn event_time_window(from_ms: i64, to_ms: i64) -> Expr {
+    let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string());
+    let mut window = col("event_time")
+        .gt_eq(ts_ms(from_ms))
+        .and(col("event_time").lt_eq(ts_ms(to_ms)));
+    if let (Some(a), Some(b)) = (day(from_ms), day(to_ms)) {
+        window = window.and(col("date").gt_eq(lit(a))).and(col("date").lt_eq(lit(b)));
+    }
+    window
+}
+
 /// A timestamp literal of the tables' type.
 pub(crate) fn ts_ms(ms: i64) -> Expr {
     lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))

@@ -80,3 +80,55 @@ fn empty_store_answers_and_writes_are_refused() {
         Err(QueryError::NoStore(_))
     ));
 }
+
+#[test]
+fn events_files_carry_a_bloom_filter_on_event_id() {
+    use parquet::file::properties::ReaderProperties;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
+
+    let fx = Fixture::new();
+    let input = fx.file("a.ndjson", ndjson(50, "2024-08-13"));
+    fx.replay(&[&input]);
+    let ids: Vec<String> = fx
+        .sql("SELECT event_id FROM events")
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 50);
+    let day = fx.store_path().join("events/date=2024-08-13");
+    let file = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .expect("an events file");
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+        .build();
+    let reader = SerializedFileReader::new_with_options(std::fs::File::open(&file).unwrap(), options).unwrap();
+    let meta = reader.metadata();
+    let schema = meta.file_metadata().schema_descr();
+    let column = |name: &str| {
+        (0..schema.num_columns())
+            .find(|&i| schema.column(i).name() == name)
+            .unwrap()
+    };
+    let group = reader.get_row_group(0).unwrap();
+    let bloom = group
+        .get_column_bloom_filter(column("event_id"))
+        .expect("a bloom filter on event_id");
+    for id in &ids {
+        assert!(
+            bloom.check(&id.as_str()),
+            "{id} is in the row group but not in its filter"
+        );
+    }
+    assert!(
+        !bloom.check(&"00000000-0000-4000-8000-00000000dead"),
+        "an absent id passed the filter"
+    );
+    assert!(
+        group.get_column_bloom_filter(column("raw")).is_none(),
+        "only the looked-up columns carry one"
+    );
+}
