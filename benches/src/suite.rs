@@ -415,7 +415,7 @@ mod tests {
                 {"users": 100, "days": 2, "events": 3000, "events_per_s": 20000.0, "elapsed_s": 0.15,
                  "stages": {"read_s": 0.01, "parse_s": 0.1, "detect_s": 0.03, "finish_s": 0.01, "parquet_write_s": 0.02},
                  "peak_rss_mib": 80.0, "alerts": 3, "balanced": true},
-                {"users": 1000, "days": 2, "events": 30000, "events_per_s": 40012.5, "elapsed_s": 0.75,
+                {"users": 1000, "days": 2, "events": 30000, "events_per_s": 40012.6, "elapsed_s": 0.75,
                  "stages": {"read_s": 0.01, "parse_s": 0.5, "detect_s": 0.2, "finish_s": 0.04, "parquet_write_s": 0.1},
                  "peak_rss_mib": 120.0, "alerts": 30, "balanced": false}
             ],
