@@ -206,8 +206,6 @@ impl<O: EventObserver> Ingest<O> {
             max_rows_per_file: config.store.max_rows_per_file,
             zstd_level: config.store.zstd_level,
             plain_columns: vec!["event_id".into(), "raw".into(), "request_id".into()],
-            // explain_alert looks events up by id.
-            bloom_columns: vec!["event_id".into()],
             stage: mode.stage,
         };
         let mut writer = PartitionedWriter::new(store.events_dir(), Arc::clone(&schema), options, run_id)?;

@@ -51,6 +51,7 @@ fn plan(full: bool) -> Plan {
 
 const USAGE: &str = "\
 usage: bench-suite [--smoke | --full] [--out DIR] [--brokers HOST:PORT]
+       bench-suite --render DIR
 
 Runs every end-to-end benchmark and writes results.json, results.md, throughput.svg and
 latency.svg to DIR (default bench-results/<mode>):
@@ -59,7 +60,8 @@ latency.svg to DIR (default bench-results/<mode>):
   event-to-alert latency at fixed rates (bench-kafka; librdkafka's mock cluster unless
   --brokers names a real broker).
 --smoke (default) is a small run for CI; --full is the run for the record.
-Programs are taken from this program's directory; IDGW overrides the idgw binary.";
+Programs are taken from this program's directory; IDGW overrides the idgw binary.
+--render DIR rewrites results.md and the plots of a recorded run from its results.json.";
 
 fn main() {
     if let Err(e) = run() {
@@ -72,6 +74,7 @@ fn run() -> Result<(), String> {
     let mut full = false;
     let mut out: Option<PathBuf> = None;
     let mut brokers: Option<String> = None;
+    let mut render: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -79,12 +82,17 @@ fn run() -> Result<(), String> {
             "--full" => full = true,
             "--out" => out = Some(args.next().ok_or("--out needs a directory")?.into()),
             "--brokers" => brokers = Some(args.next().ok_or("--brokers needs HOST:PORT")?),
+            "--render" => render = Some(args.next().ok_or("--render needs a directory")?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
             }
             other => return Err(format!("unexpected argument {other}\n{USAGE}")),
         }
+    }
+    if let Some(dir) = render {
+        let results = read_json(&dir.join("results.json"))?;
+        return write_outputs(&dir, &results);
     }
     let plan = plan(full);
     if full && brokers.is_none() {
@@ -222,17 +230,23 @@ fn run() -> Result<(), String> {
     }
     results["kafka"] = Value::Array(kafka);
 
+    write_outputs(&out, &results)?;
+    println!("{}", out.join("results.md").display());
+    Ok(())
+}
+
+/// results.json, results.md and the two plots in `out`.
+fn write_outputs(out: &Path, results: &Value) -> Result<(), String> {
     let write = |name: &str, text: &str| {
         std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.join(name).display()))
     };
     write(
         "results.json",
-        &serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?,
+        &serde_json::to_string_pretty(results).map_err(|e| e.to_string())?,
     )?;
-    write("results.md", &suite::markdown(&results))?;
-    write("throughput.svg", &suite::throughput_svg(&results))?;
-    write("latency.svg", &suite::latency_svg(&results))?;
-    println!("{}", out.join("results.md").display());
+    write("results.md", &suite::markdown(results))?;
+    write("throughput.svg", &suite::throughput_svg(results))?;
+    write("latency.svg", &suite::latency_svg(results))?;
     Ok(())
 }
 

@@ -29,9 +29,6 @@ pub struct WriterOptions {
     pub zstd_level: i32,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
-    /// Columns looked up by exact value (an event by its id): a bloom filter per row group
-    /// lets a reader skip the row groups that cannot hold the value.
-    pub bloom_columns: Vec<String>,
     /// Leave complete files under their temporary names for the caller to publish.
     pub stage: bool,
 }
@@ -43,7 +40,6 @@ impl Default for WriterOptions {
             max_rows_per_file: 1_000_000,
             zstd_level: 1,
             plain_columns: Vec::new(),
-            bloom_columns: Vec::new(),
             stage: false,
         }
     }
@@ -88,15 +84,6 @@ impl PartitionedWriter {
             .set_max_row_group_row_count(Some(options.row_group_rows));
         for col in &options.plain_columns {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
-        }
-        for col in &options.bloom_columns {
-            // At most a row group of distinct values, 1 % false positives; the writer folds
-            // the filter down to what the row group holds (about 150 KB per 128 Ki ids).
-            let path = ColumnPath::from(col.as_str());
-            props = props
-                .set_column_bloom_filter_enabled(path.clone(), true)
-                .set_column_bloom_filter_fpp(path.clone(), 0.01)
-                .set_column_bloom_filter_max_ndv(path, options.row_group_rows as u64);
         }
         Ok(PartitionedWriter {
             dir,
