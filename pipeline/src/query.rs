@@ -53,12 +53,19 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
     let runtime = RuntimeEnvBuilder::new()
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
         .build_arc()?;
-    let mut config = SessionConfig::new();
+    // DataFusion's own settings may come from the environment (DATAFUSION_*), e.g.
+    // DATAFUSION_EXECUTION_TARGET_PARTITIONS=1 or turning the pushdown below off.
+    let mut config = SessionConfig::from_env()?;
     // Late materialization: filters are evaluated inside the Parquet scan, so a selective
     // lookup (one user's events, a few ids) decodes the other columns only for the rows
     // that pass instead of for every row of every row group it reads (docs/benchmarks.md).
-    config.options_mut().execution.parquet.pushdown_filters = true;
-    config.options_mut().execution.parquet.reorder_filters = true;
+    let parquet = &mut config.options_mut().execution.parquet;
+    if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+        parquet.pushdown_filters = true;
+    }
+    if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_REORDER_FILTERS").is_none() {
+        parquet.reorder_filters = true;
+    }
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     for (name, schema, partitions) in tables() {
         let dir = store.root().join(name);
