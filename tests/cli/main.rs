@@ -487,3 +487,39 @@ fn generate_replay_eval_and_baseline() {
     assert_eq!(b["users"], 6, "{b}");
     assert_eq!(b["vectors_upserted"], 6, "{b}");
 }
+
+#[test]
+fn query_takes_datafusion_settings_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("e.ndjson");
+    let lines: Vec<String> = (0..20).map(|i| event(i, "user.session.start")).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let store = dir.path().join("store");
+    assert!(
+        idgw(&["replay", "--store", store.to_str().unwrap(), input.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let sql = "SELECT count(*) AS n FROM events WHERE outcome_result = 'SUCCESS'";
+    let run = |name: &str, value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args(["query", "--json", "--store", store.to_str().unwrap(), sql])
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    // The pushdown default can be turned off; the answer is the same either way.
+    for value in ["false", "true"] {
+        let o = run("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS", value);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(stdout(&o).trim(), r#"{"n":20}"#);
+    }
+    // A setting that does not parse is an error that names it, not a silent default.
+    let o = run("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "many");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("many"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
