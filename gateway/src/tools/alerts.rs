@@ -115,13 +115,6 @@ async fn events_by_id(reader: &StoreReader, ids: &[String], window: Option<Expr>
     if let Some(w) = window {
         filter = filter.and(w);
     }
-    let df = reader
-        .table("events")
-        .await
-        .map_err(err)?
-        .filter(filter)
-        .and_then(|d| d.select_columns(&EVENT_COLUMNS))
-        .and_then(|d| d.sort(vec![col("event_time").sort(true, true)]))
-        .map_err(|e| e.to_string())?;
+    let df = events_matching(reader, filter, vec![col("event_time").sort(true, true)]).await?;
     reader.rows(df).await.map_err(err)
 }

@@ -46,18 +46,7 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
                 .or(col("outcome_reason").ilike(lit(p))),
         );
     }
-    let df = reader
-        .table("events")
-        .await
-        .map_err(err)?
-        .filter(filter)
-        .and_then(|d| d.select_columns(&EVENT_COLUMNS))
-        .and_then(|d| {
-            d.sort(vec![
-                col("event_time").sort(false, true),
-                col("event_id").sort(true, true),
-            ])
-        })
-        .map_err(|e| e.to_string())?;
+    let order = vec![col("event_time").sort(false, true), col("event_id").sort(true, true)];
+    let df = events_matching(reader, filter, order).await?;
     page(reader, df, offset, size).await
 }

@@ -10,6 +10,7 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::{count, max};
+use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 use idgw_pipeline::vectors::{self, SimilarFilter};
 use idgw_schemas::{Detection, RiskLevel, Severity};
@@ -168,6 +169,18 @@ const EVENT_COLUMNS: [&str; 18] = [
     "dt_hash",
     "session_id",
 ];
+
+/// The stored events that pass `filter`, with the columns the tools return, in `order`.
+async fn events_matching(reader: &StoreReader, filter: Expr, order: Vec<SortExpr>) -> Result<DataFrame, ToolError> {
+    reader
+        .table("events")
+        .await
+        .map_err(err)?
+        .filter(filter)
+        .and_then(|d| d.select_columns(&EVENT_COLUMNS))
+        .and_then(|d| d.sort(order))
+        .map_err(|e| e.to_string())
+}
 
 fn similar_user(n: vectors::Neighbour) -> SimilarUser {
     SimilarUser {
