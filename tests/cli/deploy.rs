@@ -280,14 +280,10 @@ fn systemd_units_verify_and_run_real_commands() {
 #[test]
 fn local_stack_starts_everything_and_stops_it() {
     let tansu = std::env::var_os("IDGW_TANSU");
-    let Some(tansu) = tansu.filter(|_| {
-        interop(
-            std::env::var_os("IDGW_TANSU").is_some(),
-            "the tansu broker (IDGW_TANSU)",
-        )
-    }) else {
+    if !interop(tansu.is_some(), "the tansu broker (IDGW_TANSU)") {
         return;
-    };
+    }
+    let tansu = tansu.unwrap_or_default();
     let work = tempfile::tempdir().unwrap();
     let o = Command::new(repo().join("deploy/local-stack.sh"))
         .arg("--smoke")
