@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use datafusion::arrow::json::ArrayWriter;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use idgw_pipeline::detect::DetectConfig;
@@ -214,11 +214,9 @@ impl StoreReader {
         let session = self.session.clone();
         let sql = sql.to_owned();
         self.on_query_runtime(async move {
-            let options = SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false);
-            let df = session.sql_with_options(&sql, options).await?;
+            let df = session
+                .sql_with_options(&sql, idgw_pipeline::query::read_only())
+                .await?;
             // One row more than the limit tells whether there were more.
             let df = df.limit(0, Some(max_rows + 1))?;
             let mut rows = to_rows(&df.collect().await?)?;

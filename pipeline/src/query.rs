@@ -81,13 +81,18 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
     Ok(ctx)
 }
 
+/// What a query over the store may be: a query. DDL, DML, `COPY` and statements (`SET`,
+/// transactions) are refused by DataFusion with a message that says so.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// Runs one read-only query.
 pub async fn query(store: &Store, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     let ctx = session(store).await?;
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await?;
+    let df = ctx.sql_with_options(sql, read_only()).await?;
     Ok(df.collect().await?)
 }

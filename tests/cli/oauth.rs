@@ -10,24 +10,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::gateway::{python_mcp, run_client, serve_http_on, store};
-use super::stdout;
+use super::{interop, stdout};
 
 /// The provider's module (`IDGW_OIDC_PROVIDER`, its lib/index.js) and the Node to run it.
 fn provider_module() -> Option<(String, String)> {
     let module = std::env::var("IDGW_OIDC_PROVIDER")
         .ok()
         .filter(|m| Path::new(m).exists());
-    let Some(module) = module else {
-        assert!(
-            std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
-            "IDGW_REQUIRE_INTEROP is set but IDGW_OIDC_PROVIDER does not name oidc-provider's lib/index.js"
-        );
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED: oidc-provider is absent (IDGW_OIDC_PROVIDER); the OAuth interop tests did not run (.ci/run installs it)"
-        );
+    if !interop(
+        module.is_some(),
+        "oidc-provider (IDGW_OIDC_PROVIDER; .ci/run installs it)",
+    ) {
         return None;
-    };
+    }
+    let module = module?;
     let node = std::env::var("IDGW_NODE").unwrap_or_else(|_| "node".into());
     Some((node, module))
 }

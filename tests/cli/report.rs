@@ -16,7 +16,7 @@ fn browser() -> Option<(String, String, String)> {
     let present = Path::new(&chromium).exists() && !playwright.is_empty() && Path::new(&playwright).exists();
     interop(
         present,
-        "Chromium or playwright-core (IDGW_CHROMIUM, IDGW_PLAYWRIGHT); the report was not rendered in a browser",
+        "Chromium or playwright-core (IDGW_CHROMIUM, IDGW_PLAYWRIGHT; .ci/run installs them)",
     )
     .then_some((node, playwright, chromium))
 }

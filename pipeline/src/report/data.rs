@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SessionContext;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -353,12 +353,8 @@ async fn count(ctx: &SessionContext, sql: &str) -> Result<u64, ReportError> {
 }
 
 async fn rows<T: DeserializeOwned>(ctx: &SessionContext, sql: &str) -> Result<Vec<T>, ReportError> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
     let batches: Vec<RecordBatch> = ctx
-        .sql_with_options(sql, options)
+        .sql_with_options(sql, query::read_only())
         .await
         .map_err(query::QueryError::from)?
         .collect()
