@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::json::ArrayWriter;
@@ -17,6 +17,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use idgw_pipeline::detect::DetectConfig;
+use idgw_pipeline::query::SnapshotTable;
 use idgw_pipeline::vectors::{self, VectorError, VectorIndex, VectorsConfig};
 use idgw_pipeline::{PipelineConfig, Store};
 use serde_json::{Map, Value};
@@ -77,7 +78,10 @@ impl From<datafusion::error::DataFusionError> for DataError {
 pub struct StoreReader {
     store: Store,
     session: SessionContext,
+    identity_state: Arc<SnapshotTable>,
+    alerts: Arc<SnapshotTable>,
     vectors: VectorsConfig,
+    vector_cache: Arc<VectorCache>,
     detect: DetectConfig,
     runtime: Arc<QueryRuntime>,
     timeout: Duration,
@@ -123,13 +127,37 @@ impl StoreReader {
             .map_err(|e| DataError::Query(format!("starting the query runtime: {e}")))?;
         let runtime = QueryRuntime(Some(runtime));
         // Registering tables reads nothing (schemas come from the contracts).
-        let session = idgw_pipeline::query::session(&store)
+        let serving = idgw_pipeline::query::serving_session(&store)
             .await
             .map_err(|e| DataError::Query(e.to_string()))?;
+        let vector_cache = Arc::new(VectorCache {
+            config: config.vectors.clone(),
+            root: store.root().to_owned(),
+            held: Mutex::new(None),
+        });
+        // Lets go of the shard within a fraction of a second of a pipeline asking for it,
+        // also when no call comes; ends with the gateway (the cache is then gone).
+        let watched = Arc::downgrade(&vector_cache);
+        if let Some(rt) = runtime.handle() {
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(cache) = watched.upgrade() else { break };
+                    if cache.is_held() {
+                        tokio::task::spawn_blocking(move || cache.release_if_asked());
+                    }
+                }
+            });
+        }
         Ok(StoreReader {
             store,
-            session,
+            session: serving.ctx,
+            identity_state: serving.identity_state,
+            alerts: serving.alerts,
             vectors: config.vectors.clone(),
+            vector_cache,
             detect: config.detect.clone(),
             runtime: Arc::new(runtime),
             timeout,
@@ -196,6 +224,28 @@ impl StoreReader {
         .await
     }
 
+    /// The identity state of a user given by Okta id or login (from memory; reloaded when
+    /// the pipeline has replaced the table's file).
+    pub async fn identity(&self, user: &str) -> Result<Option<Row>, DataError> {
+        self.lookup(Arc::clone(&self.identity_state), user).await
+    }
+
+    /// The alert with this id.
+    pub async fn alert(&self, alert_id: &str) -> Result<Option<Row>, DataError> {
+        self.lookup(Arc::clone(&self.alerts), alert_id).await
+    }
+
+    async fn lookup(&self, table: Arc<SnapshotTable>, key: &str) -> Result<Option<Row>, DataError> {
+        let key = key.to_owned();
+        self.on_query_runtime(async move {
+            match table.lookup(&key)? {
+                Some(batch) => Ok(to_rows(&[batch])?.pop()),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     /// A table as a DataFrame, for the tools to filter and sort.
     pub async fn table(&self, name: &str) -> Result<DataFrame, DataError> {
         Ok(self.session.table(name).await?)
@@ -227,16 +277,17 @@ impl StoreReader {
         .await
     }
 
-    /// Opens the vector index for one call (it is released afterwards, so a pipeline can
-    /// take it again; while a pipeline holds it, this fails with a clear message).
+    /// Runs `f` with the vector index, opened on first use and kept open between calls
+    /// (opening an embedded shard of 100,000 points takes ~350 ms, a search ~0.3 ms). A
+    /// pipeline that wants the embedded shard asks for it and the gateway lets go
+    /// ([`VectorCache`]); while a pipeline holds it, this fails with a clear message.
     pub async fn with_vectors<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn VectorIndex) -> Result<T, DataError> + Send + 'static,
     ) -> Result<T, DataError> {
-        let config = self.vectors.clone();
-        let root = self.store.root().to_owned();
+        let cache = Arc::clone(&self.vector_cache);
         let task = tokio::task::spawn_blocking(move || {
-            let index = vectors::open(&config, &root)?;
+            let index = cache.get()?;
             f(index.as_ref())
         });
         task.await
@@ -246,6 +297,55 @@ impl StoreReader {
     /// Whether there is a vector index to read (a server, or the store's embedded shard).
     pub fn has_vectors(&self) -> bool {
         self.vectors.exists(self.store.root())
+    }
+}
+
+/// The vector index, held open between calls while nobody else wants it.
+///
+/// qdrant-edge admits one process per shard. The gateway keeps the shard it opened until a
+/// writer (replay, pipeline, `idgw baseline`) asks for it through the file
+/// [`vectors::release_requested`] checks; from then until that writer is done, calls fail
+/// with [`VectorError::Busy`] and the next call after it opens the shard afresh (and so sees
+/// what the writer added). A Qdrant server connection is simply kept.
+struct VectorCache {
+    config: VectorsConfig,
+    root: PathBuf,
+    held: Mutex<Option<Arc<dyn VectorIndex>>>,
+}
+
+impl VectorCache {
+    fn get(&self) -> Result<Arc<dyn VectorIndex>, VectorError> {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if vectors::release_requested(&self.config, &self.root) {
+            *held = None;
+        }
+        if let Some(index) = held.as_ref() {
+            return Ok(Arc::clone(index));
+        }
+        let index: Arc<dyn VectorIndex> = Arc::from(vectors::try_open(&self.config, &self.root)?);
+        *held = Some(Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// Whether the shard is held (false while a call is opening it: the next tick looks
+    /// again, and the watcher never waits on an open in progress).
+    fn is_held(&self) -> bool {
+        self.held.try_lock().is_ok_and(|held| held.is_some())
+    }
+
+    /// Drops the shard when a writer asked for it (a call still using it keeps it until it
+    /// returns).
+    fn release_if_asked(&self) {
+        if vectors::release_requested(&self.config, &self.root) {
+            let released = self
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if released.is_some() {
+                tracing::info!("vector index released: a pipeline asked for it");
+            }
+        }
     }
 }
 

@@ -32,6 +32,9 @@ use crate::store::dedup::SeenIds;
 use crate::store::parquet_writer::{PartitionedWriter, WriterOptions};
 use crate::store::{Staged, Store, StoreError};
 
+/// Events columns whose values are nearly all distinct (no dictionary encoding).
+pub const EVENTS_PLAIN_COLUMNS: [&str; 3] = ["event_id", "raw", "request_id"];
+
 /// Conservation counters: `events_in == events_ok + deadlettered + duplicates` always.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
@@ -205,8 +208,9 @@ impl<O: EventObserver> Ingest<O> {
             row_group_rows: config.store.row_group_rows,
             max_rows_per_file: config.store.max_rows_per_file,
             zstd_level: config.store.zstd_level,
-            plain_columns: vec!["event_id".into(), "raw".into(), "request_id".into()],
+            plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
             stage: mode.stage,
+            ..WriterOptions::default()
         };
         let mut writer = PartitionedWriter::new(store.events_dir(), Arc::clone(&schema), options, run_id)?;
         let (tx, rx) = mpsc::sync_channel::<(String, RecordBatch)>(4);

@@ -13,6 +13,7 @@ mod replay;
 mod report;
 mod sim;
 mod similar;
+mod store;
 
 use std::process::ExitCode;
 
@@ -76,6 +77,7 @@ enum Command {
     Query(query::QueryArgs),
     Sim(sim::SimArgs),
     Similar(similar::SimilarArgs),
+    Store(store::StoreArgs),
 }
 
 /// Sets up `tracing` to stderr.
@@ -105,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Similar(args) => similar::run(args),
+        Command::Store(args) => store::run(args),
     }
 }

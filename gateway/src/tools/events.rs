@@ -8,7 +8,7 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     let offset = offset_of(args.cursor.as_deref())?;
     let mut filter = lit(true);
     if let Some(u) = &args.user {
-        filter = filter.and(user_filter(u));
+        filter = filter.and(resolved_user_filter(reader, u).await?);
     }
     if let Some(ip) = &args.ip {
         filter = filter.and(col("src_ip").eq(lit(ip.as_str())));

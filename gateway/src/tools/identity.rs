@@ -7,19 +7,10 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
     if !(1..=720).contains(&args.time_range_hours) {
         return Err("time_range_hours must be between 1 and 720".into());
     }
-    let df = reader
-        .table("identity_state")
-        .await
-        .map_err(err)?
-        .filter(user_filter(&args.user))
-        .map_err(|e| e.to_string())?
-        .limit(0, Some(1))
-        .map_err(|e| e.to_string())?;
     let Some(state) = reader
-        .rows(df)
+        .identity(&args.user)
         .await
         .map_err(err)?
-        .pop()
         .map(|r| expand_json(r, "top_reasons"))
     else {
         return Err(format!(
@@ -42,29 +33,19 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         window = window.and(col("date").gt_eq(lit(day.format("%Y-%m-%d").to_string())));
     }
 
-    let events = reader
+    // One scan of the user's events: every (place, client) pair with its count and last
+    // time, split into locations and devices below.
+    let activity = reader
         .table("events")
         .await
         .map_err(err)?
-        .filter(window.clone())
-        .map_err(|e| e.to_string())?;
-    let last = || max(col("event_time")).alias("last_seen");
-    let locations = events
-        .clone()
-        .aggregate(
-            vec![col("geo_country"), col("geo_city"), col("src_ip")],
-            vec![count(lit(1)).alias("events"), last()],
-        )
-        .and_then(|d| d.sort(vec![col("last_seen").sort(false, true)]))
-        .and_then(|d| d.limit(0, Some(10)))
-        .map_err(|e| e.to_string())?;
-    let devices = events
-        .aggregate(
-            vec![col("ua_browser"), col("ua_os"), col("dt_hash")],
-            vec![count(lit(1)).alias("events"), last()],
-        )
-        .and_then(|d| d.sort(vec![col("last_seen").sort(false, true)]))
-        .and_then(|d| d.limit(0, Some(10)))
+        .filter(window)
+        .and_then(|d| {
+            d.aggregate(
+                ACTIVITY_KEYS.iter().map(|c| col(*c)).collect(),
+                vec![count(lit(1)).alias("events"), max(col("event_time")).alias("last_seen")],
+            )
+        })
         .map_err(|e| e.to_string())?;
     let alerts = reader
         .table("alerts")
@@ -83,18 +64,10 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         })
         .and_then(|d| d.limit(0, Some(20)))
         .map_err(|e| e.to_string())?;
-
-    let recent_locations = reader.rows(locations).await.map_err(err)?;
-    let recent_devices = reader.rows(devices).await.map_err(err)?;
-    let open_alerts: Vec<Row> = reader
-        .rows(alerts)
-        .await
-        .map_err(err)?
-        .into_iter()
-        .map(expand_evidence)
-        .collect();
-
-    let similar_past_behaviors = if reader.has_vectors() {
+    let similar = async {
+        if !reader.has_vectors() {
+            return Vec::new();
+        }
         let id = user_id.clone();
         match reader
             .with_vectors(move |index| Ok(vectors::similar_to(index, &id, 5, &SimilarFilter::default())?))
@@ -106,9 +79,14 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
                 Vec::new()
             }
         }
-    } else {
-        Vec::new()
     };
+    // The three reads are independent.
+    let (activity, open_alerts, similar_past_behaviors) =
+        tokio::join!(reader.rows(activity), reader.rows(alerts), similar);
+    let activity = activity.map_err(err)?;
+    let events_in_window: i64 = activity.iter().filter_map(|r| r.get("events")?.as_i64()).sum();
+    let (recent_locations, recent_devices) = split_activity(&activity);
+    let open_alerts: Vec<Row> = open_alerts.map_err(err)?.into_iter().map(expand_evidence).collect();
 
     let risk_score = f64_field(&state, "risk_score").unwrap_or(0.0);
     let risk_level =
@@ -118,7 +96,6 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
         .unwrap_or_default();
-    let events_in_window: i64 = recent_locations.iter().filter_map(|r| r.get("events")?.as_i64()).sum();
     let countries: std::collections::BTreeSet<String> = recent_locations
         .iter()
         .filter_map(|r| str_field(r, "geo_country"))
@@ -162,6 +139,54 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         as_of,
         time_range_hours: args.time_range_hours,
     })
+}
+
+/// What `analyze_identity_state` groups the user's events by: where from, then with what.
+const ACTIVITY_KEYS: [&str; 6] = ["geo_country", "geo_city", "src_ip", "ua_browser", "ua_os", "dt_hash"];
+
+/// Places and clients seen (at most ten of each, latest first) from the activity groups:
+/// counts summed and the latest time kept per place and per client.
+fn split_activity(groups: &[Row]) -> (Vec<Row>, Vec<Row>) {
+    let fold = |keys: &[&str]| {
+        let mut by: std::collections::HashMap<Vec<serde_json::Value>, (i64, String)> = std::collections::HashMap::new();
+        for g in groups {
+            let key: Vec<serde_json::Value> = keys.iter().map(|k| g.get(*k).cloned().unwrap_or_default()).collect();
+            let events = g.get("events").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let last = str_field(g, "last_seen").unwrap_or_default();
+            let e = by.entry(key).or_insert((0, String::new()));
+            e.0 += events;
+            // RFC 3339 strings of one format sort as the times do.
+            if last > e.1 {
+                e.1 = last;
+            }
+        }
+        let mut rows: Vec<Row> = by
+            .into_iter()
+            .map(|(key, (events, last))| {
+                let mut row = Row::new();
+                for (k, v) in keys.iter().zip(key) {
+                    if !v.is_null() {
+                        row.insert((*k).to_owned(), v);
+                    }
+                }
+                row.insert("events".into(), events.into());
+                row.insert("last_seen".into(), last.into());
+                row
+            })
+            .collect();
+        // Latest first; ties by count, then by value, so the answer is the same every time.
+        let order = |r: &Row| {
+            (
+                std::cmp::Reverse(str_field(r, "last_seen").unwrap_or_default()),
+                std::cmp::Reverse(r.get("events").and_then(serde_json::Value::as_i64).unwrap_or(0)),
+                serde_json::to_string(r).unwrap_or_default(),
+            )
+        };
+        rows.sort_by_cached_key(order);
+        rows.truncate(10);
+        rows
+    };
+    (fold(&ACTIVITY_KEYS[..3]), fold(&ACTIVITY_KEYS[3..]))
 }
 
 /// Next steps by risk level and what the alerts say.

@@ -111,6 +111,18 @@ fn user_filter(user: &str) -> Expr {
     col("user_id").eq(lit(user)).or(col("user_login").eq(lit(user)))
 }
 
+/// The events of a user given by id or login. A user the identity state knows is matched
+/// on `user_id` alone: the column compaction sorts the events by, whose statistics then
+/// skip all but the user's pages (an `OR` with the login column would read every page).
+/// Anyone else is matched on either column.
+async fn resolved_user_filter(reader: &StoreReader, user: &str) -> Result<Expr, ToolError> {
+    let known = reader.identity(user).await.map_err(err)?;
+    Ok(match known.as_ref().and_then(|row| str_field(row, "user_id")) {
+        Some(id) => col("user_id").eq(lit(id)),
+        None => user_filter(user),
+    })
+}
+
 /// Escapes LIKE wildcards in user text.
 fn like_pattern(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);

@@ -6,6 +6,7 @@
 //! see half a file and never list a temporary one.
 
 pub mod alerts;
+pub mod compact;
 pub mod dedup;
 pub mod parquet_writer;
 
@@ -100,12 +101,18 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Renames the file into place. Idempotent: a file already published is fine; one that
-    /// is in neither place is an error (the store lost data a checkpoint relies on).
+    /// Renames the file into place. Idempotent: a file already published (or published and
+    /// since merged by compaction) is fine; one that is in neither place is an error (the
+    /// store lost data a checkpoint relies on).
     pub fn publish(&self) -> Result<(), StoreError> {
         match std::fs::rename(&self.tmp, &self.path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.path.exists() => Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && (self.path.exists() || compact::was_compacted(&self.path)) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(StoreError::Io(std::io::Error::new(
                 e.kind(),
                 format!("publishing {} as {}: {e}", self.tmp.display(), self.path.display()),

@@ -31,6 +31,12 @@ pub struct WriterOptions {
     pub plain_columns: Vec<String>,
     /// Leave complete files under their temporary names for the caller to publish.
     pub stage: bool,
+    /// Rows per data page at most (Parquet's default is 20,000). Small pages let a reader
+    /// that knows which rows it wants (page index + a selective filter on a sorted column)
+    /// decode little beyond them.
+    pub page_rows: Option<usize>,
+    /// File names are `{file_prefix}-{run_id}-{seq}.parquet`.
+    pub file_prefix: &'static str,
 }
 
 impl Default for WriterOptions {
@@ -41,6 +47,8 @@ impl Default for WriterOptions {
             zstd_level: 1,
             plain_columns: Vec::new(),
             stage: false,
+            page_rows: None,
+            file_prefix: "part",
         }
     }
 }
@@ -82,6 +90,10 @@ impl PartitionedWriter {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(options.row_group_rows));
+        if let Some(rows) = options.page_rows {
+            // The row limit is checked between mini-batches of `write_batch_size` rows.
+            props = props.set_data_page_row_count_limit(rows).set_write_batch_size(rows);
+        }
         for col in &options.plain_columns {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
         }
@@ -131,7 +143,7 @@ impl PartitionedWriter {
         };
         fs_err::create_dir_all(&dir)?;
         self.seq += 1;
-        let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
+        let name = format!("{}-{}-{:05}.parquet", self.options.file_prefix, self.run_id, self.seq);
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(name);
         let file = fs_err::File::create(&tmp)?;

@@ -43,6 +43,13 @@ impl EdgeIndex {
         dir.join("edge_config.json").exists()
     }
 
+    /// Whether another open file (this process's or another's) holds the shard: qdrant-edge
+    /// takes an exclusive `flock` on its WAL directory for as long as the shard is open.
+    pub fn held_elsewhere(dir: &Path) -> bool {
+        std::fs::File::open(dir.join("wal"))
+            .is_ok_and(|wal| matches!(wal.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+    }
+
     /// Opens the shard in `dir`, creating it (cosine, [`DIM`] dimensions, payload indexes)
     /// when the directory holds none.
     pub fn open(dir: &Path) -> Result<Self, VectorError> {

@@ -12,6 +12,7 @@ pub mod features;
 pub mod server;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use idgw_schemas::RiskLevel;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,13 @@ pub enum VectorError {
     /// A query argument is unusable.
     #[error("{0}")]
     Query(String),
+    /// Another process holds the embedded shard (qdrant-edge admits one process at a time).
+    #[error(
+        "the vector index at {0} is held by another process (a running pipeline or replay); \
+         it is readable again when that process stops, or configure a Qdrant server (QDRANT_URL) \
+         for concurrent use"
+    )]
+    Busy(String),
 }
 
 /// What is stored with each vector (and filtered on).
@@ -197,16 +205,76 @@ impl VectorsConfig {
     }
 }
 
+/// How long [`open`] waits for a reader holding the embedded shard to let go of it.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(15);
+
 /// Opens the configured index for the store at `store_root` (created when absent).
+///
+/// The embedded shard admits one process at a time. A reader that keeps it open between
+/// requests (the gateway, through [`try_open`]) is asked to let go — the request is a file
+/// beside the shard, [`release_requested`] — and this waits up to [`RELEASE_WAIT`] for it;
+/// a holder that does not let go (another pipeline) makes it fail with [`VectorError::Busy`].
 pub fn open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorIndex>, VectorError> {
-    match config.server_url() {
-        Some(url) => Ok(Box::new(server::ServerIndex::connect(
-            url,
-            config.api_key.as_deref(),
-            &config.collection,
-        )?)),
-        None => Ok(Box::new(edge::EdgeIndex::open(&config.edge_dir(store_root))?)),
+    let Some(url) = config.server_url() else {
+        let dir = config.edge_dir(store_root);
+        let request = release_request_path(&dir);
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut asked = false;
+        let opened = loop {
+            if !edge::EdgeIndex::held_elsewhere(&dir) {
+                break edge::EdgeIndex::open(&dir);
+            }
+            if Instant::now() >= deadline {
+                break Err(VectorError::Busy(dir.display().to_string()));
+            }
+            if !asked {
+                tracing::info!(dir = %dir.display(), "vector index held by a reader; asking it to let go");
+                fs_err::write(&request, b"").map_err(|e| VectorError::Edge {
+                    path: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                asked = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if asked {
+            // Readers may open the shard again once this process is done with it.
+            let _ = std::fs::remove_file(&request);
+        }
+        return Ok(Box::new(opened?));
+    };
+    Ok(Box::new(server::ServerIndex::connect(
+        url,
+        config.api_key.as_deref(),
+        &config.collection,
+    )?))
+}
+
+/// Opens the configured index without waiting or asking anyone to let go: for readers
+/// that hold it between requests and give it up when [`release_requested`] says so.
+/// [`VectorError::Busy`] while another process holds the embedded shard, or has asked
+/// for it.
+pub fn try_open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorIndex>, VectorError> {
+    if config.server_url().is_none() {
+        let dir = config.edge_dir(store_root);
+        if release_request_path(&dir).exists() || edge::EdgeIndex::held_elsewhere(&dir) {
+            return Err(VectorError::Busy(dir.display().to_string()));
+        }
     }
+    open(config, store_root)
+}
+
+/// Whether a writer is waiting for the embedded shard (never, with a server: it is shared).
+pub fn release_requested(config: &VectorsConfig, store_root: &Path) -> bool {
+    config.server_url().is_none() && release_request_path(&config.edge_dir(store_root)).exists()
+}
+
+/// The file that asks the shard's reader to let go: `<shard dir>.release`, beside the shard
+/// (whose directory belongs to qdrant-edge).
+fn release_request_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".release");
+    dir.with_file_name(name)
 }
 
 /// A user given as an Okta id or a login.

@@ -1,0 +1,295 @@
+//! Compaction: rewrites a day of the `events` table as files sorted by user and time.
+//!
+//! Events land in arrival order, so one user's events of a day are spread over every row
+//! group of the day's files, and a per-user lookup (the gateway's `search_events`,
+//! `analyze_identity_state`) decodes the user column of every row. A compacted partition
+//! holds the same rows ordered by `(user_id, event_time, event_id)`, in row groups that
+//! cover disjoint user ranges and pages of at most [`CompactOptions::page_rows`] rows: the
+//! row-group statistics and the page index then bound a lookup to a page or two per file.
+//!
+//! A partition is rewritten whole: its files are read (DataFusion's external sort, which
+//! spills to disk beyond [`CompactOptions::memory_limit`]), written as `sorted-…` files,
+//! the row count checked against the inputs' footers, the new files published and the old
+//! ones removed. Their names go to the partition's hidden `.compacted` list, so a streaming
+//! checkpoint that still names one of them knows it was published (see `Staged::publish`).
+//! Only days at least `min_age_days` old are touched: a running pipeline writes the
+//! current day (and, within its lateness bound, the day before) and must not race this.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, col};
+use futures::StreamExt;
+use idgw_schemas::rows::events_schema;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde::Serialize;
+
+use super::parquet_writer::{PartitionedWriter, WriterOptions};
+use super::{Store, StoreError, parquet_files};
+use crate::config::StoreConfig;
+use crate::ingest::EVENTS_PLAIN_COLUMNS;
+
+/// Compacted files are named `sorted-…`; a partition holding only those is done.
+pub const SORTED_PREFIX: &str = "sorted";
+/// The hidden list, in each compacted partition, of the file names compaction replaced.
+pub const COMPACTED_LIST: &str = ".compacted";
+
+/// Compaction failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    /// Reading or writing the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The sort.
+    #[error("sorting {partition}: {source}")]
+    Sort {
+        /// The partition.
+        partition: String,
+        /// DataFusion's error.
+        source: datafusion::error::DataFusionError,
+    },
+    /// The rewrite would not hold the rows it read; nothing was replaced.
+    #[error("{partition}: the inputs hold {expected} rows but {written} were written; the old files were kept")]
+    RowCount {
+        /// The partition.
+        partition: String,
+        /// Rows in the inputs' footers.
+        expected: u64,
+        /// Rows written.
+        written: u64,
+    },
+}
+
+/// What compaction does.
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// Days younger than this (by the partition's date against today, UTC) are left alone.
+    pub min_age_days: u32,
+    /// Rows per data page in the rewritten files.
+    pub page_rows: usize,
+    /// Memory the sort may hold before it spills to disk, bytes.
+    pub memory_limit: usize,
+    /// Row groups, file size and zstd level, as for ingest.
+    pub store: StoreConfig,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            min_age_days: 2,
+            page_rows: 1024,
+            memory_limit: 1 << 30,
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// One partition to rewrite.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionPlan {
+    /// `date=YYYY-MM-DD`.
+    pub partition: String,
+    /// Its published files.
+    pub files: Vec<PathBuf>,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What [`plan`] found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Partitions to rewrite, oldest first.
+    pub todo: Vec<PartitionPlan>,
+    /// Partitions already sorted.
+    pub already_sorted: usize,
+    /// Partitions too recent to touch.
+    pub too_recent: usize,
+}
+
+/// One rewritten partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    /// `date=YYYY-MM-DD`.
+    pub partition: String,
+    /// Files replaced.
+    pub files_in: usize,
+    /// Files written.
+    pub files_out: usize,
+    /// Rows (the same before and after).
+    pub rows: u64,
+    /// Bytes before.
+    pub bytes_in: u64,
+    /// Bytes after.
+    pub bytes_out: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The partitions of `store`'s events that compaction would rewrite today.
+pub fn plan(store: &Store, options: &CompactOptions) -> Result<Plan, CompactError> {
+    plan_as_of(store, options, chrono::Utc::now().date_naive())
+}
+
+/// [`plan`] with "today" given.
+pub fn plan_as_of(store: &Store, options: &CompactOptions, today: NaiveDate) -> Result<Plan, CompactError> {
+    let mut by_partition: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let dir = store.events_dir();
+    for file in parquet_files(&dir)? {
+        let partition = file
+            .parent()
+            .and_then(|p| p.strip_prefix(&dir).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        by_partition.entry(partition).or_default().push(file);
+    }
+    let mut out = Plan::default();
+    for (partition, files) in by_partition {
+        let day = partition
+            .strip_prefix("date=")
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        // Files outside a date partition are not the pipeline's; leave them be.
+        let Some(day) = day else { continue };
+        if (today - day).num_days() < i64::from(options.min_age_days) {
+            out.too_recent += 1;
+            continue;
+        }
+        let sorted = files.iter().all(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
+        });
+        if sorted {
+            out.already_sorted += 1;
+            continue;
+        }
+        let bytes = files
+            .iter()
+            .map(|f| fs_err::metadata(f).map(|m| m.len()))
+            .sum::<Result<u64, _>>()
+            .map_err(StoreError::Io)?;
+        out.todo.push(PartitionPlan {
+            partition,
+            files,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Rewrites one planned partition sorted by user and time; `run_id` names the new files.
+pub async fn compact_partition(
+    store: &Store,
+    plan: &PartitionPlan,
+    options: &CompactOptions,
+    run_id: &str,
+) -> Result<PartitionReport, CompactError> {
+    let started = Instant::now();
+    let expected = plan.files.iter().map(|f| footer_rows(f)).sum::<Result<u64, _>>()?;
+    let sort_err = |source| CompactError::Sort {
+        partition: plan.partition.clone(),
+        source,
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(options.memory_limit, 1.0)
+        .build_arc()
+        .map_err(sort_err)?;
+    let config = SessionConfig::from_env().map_err(sort_err)?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let schema = events_schema();
+    let paths: Vec<String> = plan.files.iter().map(|f| f.display().to_string()).collect();
+    let df = ctx
+        .read_parquet(paths, ParquetReadOptions::default().schema(&schema))
+        .await
+        .and_then(|df| {
+            df.sort(vec![
+                col("user_id").sort(true, true),
+                col("event_time").sort(true, true),
+                col("event_id").sort(true, true),
+            ])
+        })
+        .map_err(sort_err)?;
+    let writer_options = WriterOptions {
+        row_group_rows: options.store.row_group_rows,
+        max_rows_per_file: options.store.max_rows_per_file,
+        zstd_level: options.store.zstd_level,
+        plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        // Published below, once the row count is checked.
+        stage: true,
+        page_rows: Some(options.page_rows),
+        file_prefix: SORTED_PREFIX,
+    };
+    let mut writer = PartitionedWriter::new(store.events_dir(), Arc::new(schema), writer_options, run_id)?;
+    let mut stream = df.execute_stream().await.map_err(sort_err)?;
+    let mut written = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(sort_err)?;
+        written += batch.num_rows() as u64;
+        writer.write(&plan.partition, &batch)?;
+    }
+    let staged = writer.finish_staged()?;
+    if written != expected {
+        for s in &staged {
+            let _ = std::fs::remove_file(&s.tmp);
+        }
+        return Err(CompactError::RowCount {
+            partition: plan.partition.clone(),
+            expected,
+            written,
+        });
+    }
+    let dir = store.events_dir().join(&plan.partition);
+    // The list first: a checkpoint naming a replaced file must find it there once the file
+    // is gone.
+    record_replaced(&dir, &plan.files)?;
+    let mut bytes_out = 0;
+    for s in &staged {
+        s.publish()?;
+        bytes_out += fs_err::metadata(&s.path).map_err(StoreError::Io)?.len();
+    }
+    for f in &plan.files {
+        fs_err::remove_file(f).map_err(StoreError::Io)?;
+    }
+    Ok(PartitionReport {
+        partition: plan.partition.clone(),
+        files_in: plan.files.len(),
+        files_out: staged.len(),
+        rows: written,
+        bytes_in: plan.bytes,
+        bytes_out,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn footer_rows(path: &Path) -> Result<u64, StoreError> {
+    let reader = SerializedFileReader::new(fs_err::File::open(path)?.into_file())?;
+    Ok(u64::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0))
+}
+
+fn record_replaced(dir: &Path, files: &[PathBuf]) -> Result<(), StoreError> {
+    let mut list = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(COMPACTED_LIST))?;
+    for f in files {
+        if let Some(name) = f.file_name() {
+            writeln!(list, "{}", name.to_string_lossy())?;
+        }
+    }
+    list.sync_all()?;
+    Ok(())
+}
+
+/// Whether compaction replaced the published file `path` (so its rows live on in a sorted
+/// file of the same partition).
+pub fn was_compacted(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    std::fs::read_to_string(dir.join(COMPACTED_LIST))
+        .is_ok_and(|list| list.lines().any(|l| std::ffi::OsStr::new(l) == name))
+}
