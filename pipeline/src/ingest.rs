@@ -32,8 +32,32 @@ use crate::store::dedup::SeenIds;
 use crate::store::parquet_writer::{PartitionedWriter, WriterOptions};
 use crate::store::{Staged, Store, StoreError};
 
-/// Events columns whose values are nearly all distinct (no dictionary encoding).
-pub const EVENTS_PLAIN_COLUMNS: [&str; 3] = ["event_id", "raw", "request_id"];
+/// Events columns of identifiers and other values with many distinct values per row group:
+/// written without dictionary encoding. A dictionary there costs a hash lookup per value
+/// when writing and, worse, a reader that wants a few rows of a row group must first decode
+/// the whole dictionary page (hundreds of KB for IPs, device hashes or session ids).
+pub const EVENTS_PLAIN_COLUMNS: [&str; 20] = [
+    "event_id",
+    "raw",
+    "request_id",
+    "entity_key",
+    "actor_id",
+    "actor_login",
+    "actor_display_name",
+    "target_id",
+    "target_login",
+    "target_display_name",
+    "user_id",
+    "user_login",
+    "user_display_name",
+    "src_ip",
+    "ip_chain",
+    "dt_hash",
+    "device_fingerprint",
+    "device_id",
+    "session_id",
+    "root_session_id",
+];
 
 /// Conservation counters: `events_in == events_ok + deadlettered + duplicates` always.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -51,6 +51,9 @@ struct CompactArgs {
     /// Memory the sort may hold before it spills to the temporary directory, MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     memory_mib: usize,
+    /// Rewrite days already compacted too (e.g. after changing `[store]` settings).
+    #[arg(long)]
+    force: bool,
     /// Show what would be rewritten, change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -85,6 +88,7 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let store = Store::at(&args.store);
     let options = CompactOptions {
         min_age_days: args.min_age_days,
+        force: args.force,
         memory_limit: args.memory_mib.saturating_mul(1 << 20),
         store: config.store.clone(),
         ..CompactOptions::default()

@@ -59,6 +59,7 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
 
 /// A session for a long-lived server, and its tables held in memory.
 #[derive(Clone)]
+#[allow(missing_debug_implementations)] // SessionContext has no Debug.
 pub struct ServingSession {
     /// The session (all tables registered).
     pub ctx: SessionContext,

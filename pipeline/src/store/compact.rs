@@ -71,6 +71,8 @@ pub enum CompactError {
 pub struct CompactOptions {
     /// Days younger than this (by the partition's date against today, UTC) are left alone.
     pub min_age_days: u32,
+    /// Rewrite days already compacted too (after a change of `[store]` settings).
+    pub force: bool,
     /// Rows per data page in the rewritten files.
     pub page_rows: usize,
     /// Memory the sort may hold before it spills to disk, bytes.
@@ -83,6 +85,7 @@ impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             min_age_days: 2,
+            force: false,
             page_rows: 1024,
             memory_limit: 1 << 30,
             store: StoreConfig::default(),
@@ -163,7 +166,7 @@ pub fn plan_as_of(store: &Store, options: &CompactOptions, today: NaiveDate) -> 
             f.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
         });
-        if sorted {
+        if sorted && !options.force {
             out.already_sorted += 1;
             continue;
         }
@@ -198,7 +201,16 @@ pub async fn compact_partition(
         .with_memory_limit(options.memory_limit, 1.0)
         .build_arc()
         .map_err(sort_err)?;
-    let config = SessionConfig::from_env().map_err(sort_err)?;
+    // One sort stream, and room to merge what it spilled: with DataFusion's defaults (a
+    // sort per core, 10 MB kept for merging) a day of events larger than the memory limit
+    // fails instead of spilling. DATAFUSION_* variables still override both.
+    let mut config = SessionConfig::from_env().map_err(sort_err)?;
+    if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
+        config = config.with_target_partitions(1);
+    }
+    if std::env::var_os("DATAFUSION_EXECUTION_SORT_SPILL_RESERVATION_BYTES").is_none() {
+        config.options_mut().execution.sort_spill_reservation_bytes = options.memory_limit / 4;
+    }
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let schema = events_schema();
     let paths: Vec<String> = plan.files.iter().map(|f| f.display().to_string()).collect();
