@@ -82,6 +82,31 @@ pub struct StoreConfig {
     pub max_rows_per_file: usize,
     /// zstd compression level for Parquet (1–22; 1 is fastest).
     pub zstd_level: i32,
+    /// Compression of the files `idgw store compact` writes: `lz4` (the default: a
+    /// per-user lookup decompresses several pages per day, and LZ4 does that several times
+    /// faster than zstd, for somewhat larger files) or `zstd` (at `zstd_level`).
+    pub compact_codec: CompactCodec,
+}
+
+/// Compression of compacted files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompactCodec {
+    /// LZ4 (Parquet's `LZ4_RAW`).
+    Lz4,
+    /// zstd at `[store] zstd_level`.
+    Zstd,
+}
+
+impl std::str::FromStr for CompactCodec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "lz4" => Ok(CompactCodec::Lz4),
+            "zstd" => Ok(CompactCodec::Zstd),
+            other => Err(format!("{other:?} is not lz4 or zstd")),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -91,6 +116,7 @@ impl Default for StoreConfig {
             row_group_rows: 128 * 1024,
             max_rows_per_file: 1_000_000,
             zstd_level: 1,
+            compact_codec: CompactCodec::Lz4,
         }
     }
 }
@@ -150,6 +176,7 @@ impl PipelineConfig {
         set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
         set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
         set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
+        set(&get, "IDGW_STORE_COMPACT_CODEC", &mut self.store.compact_codec)?;
         let d = &mut self.detect;
         set(&get, "IDGW_DETECT_ENABLED", &mut d.enabled)?;
         set(&get, "IDGW_DETECT_ALLOWED_LATENESS_S", &mut d.allowed_lateness_s)?;

@@ -29,7 +29,7 @@ use crate::normalize::normalize;
 use crate::reject::Rejection;
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::dedup::SeenIds;
-use crate::store::parquet_writer::{PartitionedWriter, WriterOptions};
+use crate::store::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use crate::store::{Staged, Store, StoreError};
 
 /// Events columns of identifiers and other values with many distinct values per row group:
@@ -231,7 +231,7 @@ impl<O: EventObserver> Ingest<O> {
         let options = WriterOptions {
             row_group_rows: config.store.row_group_rows,
             max_rows_per_file: config.store.max_rows_per_file,
-            zstd_level: config.store.zstd_level,
+            codec: Codec::Zstd(config.store.zstd_level),
             plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
             stage: mode.stage,
             ..WriterOptions::default()

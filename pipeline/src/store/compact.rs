@@ -30,9 +30,9 @@ use idgw_schemas::rows::events_schema;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::Serialize;
 
-use super::parquet_writer::{PartitionedWriter, WriterOptions};
+use super::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use super::{Store, StoreError, parquet_files};
-use crate::config::StoreConfig;
+use crate::config::{CompactCodec, StoreConfig};
 use crate::ingest::EVENTS_PLAIN_COLUMNS;
 
 /// Compacted files are named `sorted-…`; a partition holding only those is done.
@@ -228,7 +228,10 @@ pub async fn compact_partition(
     let writer_options = WriterOptions {
         row_group_rows: options.store.row_group_rows,
         max_rows_per_file: options.store.max_rows_per_file,
-        zstd_level: options.store.zstd_level,
+        codec: match options.store.compact_codec {
+            CompactCodec::Lz4 => Codec::Lz4,
+            CompactCodec::Zstd => Codec::Zstd(options.store.zstd_level),
+        },
         plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
         // Published below, once the row count is checked.
         stage: true,

@@ -18,6 +18,15 @@ use parquet::schema::types::ColumnPath;
 
 use super::{Staged, StoreError};
 
+/// Page compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// zstd at this level (1 favours speed).
+    Zstd(i32),
+    /// LZ4 (`LZ4_RAW`): faster to decompress, larger.
+    Lz4,
+}
+
 /// How files are laid out and encoded.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -25,8 +34,8 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     /// Rows after which a file is closed and published.
     pub max_rows_per_file: usize,
-    /// zstd level (1 favours speed).
-    pub zstd_level: i32,
+    /// Compression.
+    pub codec: Codec,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
     /// Leave complete files under their temporary names for the caller to publish.
@@ -44,7 +53,7 @@ impl Default for WriterOptions {
         WriterOptions {
             row_group_rows: 128 * 1024,
             max_rows_per_file: 1_000_000,
-            zstd_level: 1,
+            codec: Codec::Zstd(1),
             plain_columns: Vec::new(),
             stage: false,
             page_rows: None,
@@ -86,9 +95,12 @@ impl std::fmt::Debug for PartitionedWriter {
 impl PartitionedWriter {
     /// A writer for the table in `dir`; `run_id` makes file names unique per run.
     pub fn new(dir: PathBuf, schema: SchemaRef, options: WriterOptions, run_id: &str) -> Result<Self, StoreError> {
-        let level = ZstdLevel::try_new(options.zstd_level)?;
+        let compression = match options.codec {
+            Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level)?),
+            Codec::Lz4 => Compression::LZ4_RAW,
+        };
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
+            .set_compression(compression)
             .set_max_row_group_row_count(Some(options.row_group_rows));
         if let Some(rows) = options.page_rows {
             // The row limit is checked between mini-batches of `write_batch_size` rows.
