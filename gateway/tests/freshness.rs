@@ -51,8 +51,19 @@ async fn a_running_gateway_sees_what_the_pipeline_writes_next() {
         .items
         .len();
     assert!(events_before > 0 && users_before > 0 && alerts_before > 0);
+    // The gateway now holds the embedded vector index open between calls.
+    let first_user = tools::list_alerts(&reader, ListAlertsArgs::default())
+        .await
+        .unwrap()
+        .items[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let similar_before = tools::similar_users(&reader, similar_args(&first_user)).await.unwrap();
+    assert!(!similar_before.neighbours.is_empty());
 
-    // The pipeline writes more while the reader lives.
+    // The pipeline writes more while the reader lives: its replay asks the gateway for the
+    // vector index and gets it (or this would fail with "held by another process").
     replay(&store, "brute_force");
     let events_after = count(&reader, "SELECT count(*) AS n FROM events").await;
     let users_after = count(&reader, "SELECT count(*) AS n FROM identity_state").await;
@@ -69,20 +80,33 @@ async fn a_running_gateway_sees_what_the_pipeline_writes_next() {
     assert!(users_after >= users_before);
     assert!(!alerts.items.is_empty(), "the new run's alerts are listed");
 
-    // The vector index too (opened per call): a user of the second run has neighbours.
+    // The vector index too (opened afresh after the pipeline let go of it): a user of the
+    // second run has neighbours.
     let user = alerts.items[0]["user_id"].as_str().unwrap().to_owned();
-    let similar = tools::similar_users(
-        &reader,
-        SimilarArgs {
-            user,
-            k: Some(3),
-            risk_levels: Vec::new(),
-            countries: Vec::new(),
-        },
-    )
+    let similar = tools::similar_users(&reader, similar_args(&user)).await.unwrap();
+    assert!(!similar.neighbours.is_empty());
+
+    // While a writer holds the shard, calls say so (and do not wait); afterwards they work.
+    let writer = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || idgw_pipeline::vectors::open(&PipelineConfig::default().vectors, &store).unwrap()
+    })
     .await
     .unwrap();
-    assert!(!similar.neighbours.is_empty());
+    let busy = tools::similar_users(&reader, similar_args(&user)).await.unwrap_err();
+    assert!(busy.contains("held by another process"), "{busy}");
+    drop(writer);
+    let again = tools::similar_users(&reader, similar_args(&user)).await.unwrap();
+    assert_eq!(again.neighbours.len(), similar.neighbours.len());
+}
+
+fn similar_args(user: &str) -> SimilarArgs {
+    SimilarArgs {
+        user: user.to_owned(),
+        k: Some(3),
+        risk_levels: Vec::new(),
+        countries: Vec::new(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,9 +143,10 @@ async fn sql_that_is_not_one_read_only_query_is_refused() {
     assert!(r.truncated);
 }
 
-/// `explain_alert` looks for the evidence within the alert's time span first (so it reads
-/// only those days' files); every alert of every golden scenario must still come back with
-/// all its events.
+/// `explain_alert` looks for the evidence within the alert's user's events of its time span
+/// first (so it reads only those days' files, and in a compacted store only that user's
+/// pages); every alert of every golden scenario must still come back with all its events,
+/// before and after compaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_alert_is_explained_by_all_its_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,41 +168,67 @@ async fn every_alert_is_explained_by_all_its_events() {
     for name in &names {
         let store = dir.path().join(name);
         replay(&store, name);
-        let reader = StoreReader::open(store, &PipelineConfig::default(), Duration::from_secs(30))
+        let reader = StoreReader::open(store.clone(), &PipelineConfig::default(), Duration::from_secs(30))
             .await
             .unwrap();
-        let alerts = tools::query_sql(
-            &reader,
-            SqlArgs {
-                sql: "SELECT alert_id, event_uuids FROM alerts".into(),
-            },
-        )
-        .await
-        .unwrap()
-        .rows;
-        for a in &alerts {
-            let id = a["alert_id"].as_str().unwrap().to_owned();
-            let expected = a["event_uuids"].as_array().unwrap().len();
-            let explained = tools::explain_alert(&reader, tools::ExplainArgs { alert_id: id.clone() })
-                .await
-                .unwrap();
-            assert!(
-                explained.missing_events.is_empty(),
-                "{name} {id}: missing {:?}",
-                explained.missing_events
-            );
-            assert_eq!(explained.events.len(), expected, "{name} {id}");
-            let times: Vec<&str> = explained
-                .events
-                .iter()
-                .map(|e| e["event_time"].as_str().unwrap())
-                .collect();
-            assert!(
-                times.windows(2).all(|w| w[0] <= w[1]),
-                "{name} {id}: not oldest first: {times:?}"
-            );
-            explained_alerts += 1;
-        }
+        let before = explain_every_alert(&reader, name).await;
+        compact_every_day(&store).await;
+        let after = explain_every_alert(&reader, name).await;
+        assert_eq!(after, before, "{name}: the same alerts after compaction");
+        explained_alerts += before;
     }
     assert!(explained_alerts >= 15, "{explained_alerts}");
+}
+
+async fn compact_every_day(store: &Path) {
+    use idgw_pipeline::store::compact::{self, CompactOptions};
+    let store = Store::at(store);
+    let options = CompactOptions {
+        min_age_days: 0,
+        ..CompactOptions::default()
+    };
+    let plan = compact::plan(&store, &options).unwrap();
+    assert!(!plan.todo.is_empty());
+    for p in &plan.todo {
+        compact::compact_partition(&store, p, &options, "test").await.unwrap();
+    }
+}
+
+/// Explains every alert of the store and checks each has all its events, oldest first;
+/// returns how many there were.
+async fn explain_every_alert(reader: &StoreReader, name: &str) -> usize {
+    let mut explained_alerts = 0;
+    let alerts = tools::query_sql(
+        reader,
+        SqlArgs {
+            sql: "SELECT alert_id, event_uuids FROM alerts".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .rows;
+    for a in &alerts {
+        let id = a["alert_id"].as_str().unwrap().to_owned();
+        let expected = a["event_uuids"].as_array().unwrap().len();
+        let explained = tools::explain_alert(reader, tools::ExplainArgs { alert_id: id.clone() })
+            .await
+            .unwrap();
+        assert!(
+            explained.missing_events.is_empty(),
+            "{name} {id}: missing {:?}",
+            explained.missing_events
+        );
+        assert_eq!(explained.events.len(), expected, "{name} {id}");
+        let times: Vec<&str> = explained
+            .events
+            .iter()
+            .map(|e| e["event_time"].as_str().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "{name} {id}: not oldest first: {times:?}"
+        );
+        explained_alerts += 1;
+    }
+    explained_alerts
 }

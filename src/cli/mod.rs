@@ -33,7 +33,8 @@ brute force, password spray, MFA fatigue, session hijack, anomalous sign-ins and
 single-event rules) with a per-user risk score, and keeps everything in a store: a
 directory of Parquet tables (events, alerts, identity_state) and alerts.jsonl that
 `idgw query` (and any Parquet reader) can query with SQL, and `idgw report` turns into one
-HTML page for the SOC (alerts over time, riskiest users, an impossible-travel map). Records that cannot be read go to
+HTML page for the SOC (alerts over time, riskiest users, an impossible-travel map);
+`idgw store compact` rewrites past days sorted by user, so per-user lookups stay fast. Records that cannot be read go to
 the store's dead letter with the reason; nothing is dropped silently. Every user's behaviour
 is also kept as a vector in Qdrant (embedded in the store by default): `idgw similar` finds
 the users who behave alike. `idgw gateway serve` gives AI agents the same picture as MCP

@@ -5,6 +5,7 @@ mod gateway;
 mod oauth;
 mod poller;
 mod report;
+mod store;
 mod stream;
 
 use std::io::Write;
@@ -108,6 +109,7 @@ fn help_explains_every_command() {
         "similar",
         "pipeline run",
         "idgw report",
+        "idgw store compact",
         "dead letter",
         "Exit codes",
     ] {
@@ -130,6 +132,11 @@ fn help_explains_every_command() {
     assert!(
         report.contains("--out") && report.contains("without network access"),
         "{report}"
+    );
+    let compact = stdout(&idgw(&["store", "compact", "--help"]));
+    assert!(
+        compact.contains("--min-age-days") && compact.contains("--dry-run") && compact.contains("sorted"),
+        "{compact}"
     );
     let pipeline = stdout(&idgw(&["pipeline", "run", "--help"]))
         .split_whitespace()

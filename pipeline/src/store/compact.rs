@@ -238,7 +238,10 @@ pub async fn compact_partition(
         page_rows: Some(options.page_rows),
         file_prefix: SORTED_PREFIX,
     };
-    let mut writer = PartitionedWriter::new(store.events_dir(), Arc::new(schema), writer_options, run_id)?;
+    // Never the name of a file being replaced (a second compaction of the same run id
+    // would otherwise publish over its input and then delete it).
+    let unique = format!("{run_id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut writer = PartitionedWriter::new(store.events_dir(), Arc::new(schema), writer_options, &unique)?;
     let mut stream = df.execute_stream().await.map_err(sort_err)?;
     let mut written = 0u64;
     while let Some(batch) = stream.next().await {
@@ -256,6 +259,17 @@ pub async fn compact_partition(
             expected,
             written,
         });
+    }
+    for s in &staged {
+        if s.path.exists() || plan.files.contains(&s.path) {
+            for s in &staged {
+                let _ = std::fs::remove_file(&s.tmp);
+            }
+            return Err(CompactError::Store(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists; nothing was replaced", s.path.display()),
+            ))));
+        }
     }
     let dir = store.events_dir().join(&plan.partition);
     // The list first: a checkpoint naming a replaced file must find it there once the file

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod baseline;
+mod compact;
 mod detect;
 mod formats;
 mod golden;

@@ -1,0 +1,175 @@
+//! `store::compact`: past days rewritten sorted by user, with exactly the same rows.
+
+use idgw_pipeline::store::compact::{self, CompactOptions};
+use idgw_pipeline::store::{Staged, parquet_files};
+
+use crate::golden::golden_dir;
+use crate::support::{Fixture, ndjson};
+
+fn compact_all(fx: &Fixture, options: &CompactOptions, today: chrono::NaiveDate) -> compact::Plan {
+    let plan = compact::plan_as_of(&fx.store(), options, today).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for p in &plan.todo {
+        let report = rt
+            .block_on(compact::compact_partition(&fx.store(), p, options, "t1"))
+            .unwrap();
+        assert_eq!(report.files_in, p.files.len());
+        assert!(report.files_out >= 1 && report.rows > 0, "{report:?}");
+    }
+    plan
+}
+
+/// Every stored row as one comparable line (the raw event included).
+fn all_rows(fx: &Fixture) -> Vec<String> {
+    let mut rows: Vec<String> = fx
+        .sql("SELECT * FROM events")
+        .into_iter()
+        .map(|r| serde_json::to_string(&r).unwrap())
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn compaction_keeps_every_row_and_orders_each_day_by_user_and_time() {
+    let fx = Fixture::new();
+    // Two generated scenarios of one day, replayed in two runs (two files to merge), and
+    // a second day.
+    let dir = golden_dir();
+    for name in ["impossible_travel", "password_spray"] {
+        fx.replay(&[&dir.join(name).join("events.ndjson.gz")]);
+    }
+    let other_day = fx.file("d.ndjson", ndjson(20, "2024-09-02"));
+    fx.replay(&[&other_day]);
+    let before = all_rows(&fx);
+    let counts_before = fx.sql("SELECT date, count(*) AS n FROM events GROUP BY date ORDER BY date");
+    assert!(counts_before.len() >= 2, "{counts_before:?}");
+
+    // "Today" well after the data: every day is old enough.
+    let today = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+    let options = CompactOptions {
+        min_age_days: 2,
+        ..CompactOptions::default()
+    };
+    let plan = compact_all(&fx, &options, today);
+    assert_eq!(plan.todo.len(), counts_before.len());
+    assert!(plan.todo.iter().any(|p| p.files.len() >= 2), "{plan:?}");
+    let replaced: Vec<_> = plan.todo.iter().flat_map(|p| p.files.clone()).collect();
+
+    // The same rows, day by day.
+    let after = all_rows(&fx);
+    assert!(
+        after == before,
+        "compaction changed the rows: {} before, {} after",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(
+        fx.sql("SELECT date, count(*) AS n FROM events GROUP BY date ORDER BY date"),
+        counts_before
+    );
+    // Only sorted files remain, and within each, rows run by user then time.
+    let files = parquet_files(&fx.store().events_dir()).unwrap();
+    assert!(!files.is_empty());
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("sorted-"), "{name}");
+    }
+    let ordered = fx.sql(
+        "SELECT count(*) AS bad FROM (SELECT user_id, event_time, date, \
+         lag(user_id) OVER (PARTITION BY date ORDER BY user_id NULLS LAST, event_time, event_id) AS pu FROM events) \
+         WHERE pu IS NOT NULL AND user_id IS NOT NULL AND pu > user_id",
+    );
+    assert_eq!(ordered[0]["bad"], 0);
+    for f in &files {
+        let options = parquet::file::serialized_reader::ReadOptionsBuilder::new()
+            .with_page_index()
+            .build();
+        let reader =
+            parquet::file::reader::SerializedFileReader::new_with_options(std::fs::File::open(f).unwrap(), options)
+                .unwrap();
+        use parquet::file::reader::FileReader as _;
+        let md = reader.metadata();
+        // Pages are small, so the page index can skip to a user's rows.
+        assert!(md.offset_index().is_some(), "{}: no page index", f.display());
+        let col = md
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|c| c.name() == "user_id")
+            .unwrap();
+        for (rg, pages) in md.offset_index().unwrap().iter().enumerate() {
+            let locations = pages[col].page_locations();
+            let rows = md.row_group(rg).num_rows();
+            let max_page = locations
+                .windows(2)
+                .map(|w| w[1].first_row_index - w[0].first_row_index)
+                .chain(locations.last().map(|l| rows - l.first_row_index))
+                .max()
+                .unwrap();
+            assert!(max_page <= 1024, "{}: a page of {max_page} rows", f.display());
+        }
+    }
+
+    // A streaming checkpoint that still names a replaced file finds it published.
+    let gone = &replaced[0];
+    assert!(!gone.exists());
+    let staged = Staged {
+        tmp: gone.with_file_name(format!(".{}.tmp", gone.file_name().unwrap().to_string_lossy())),
+        path: gone.clone(),
+    };
+    staged.publish().expect("a compacted file counts as published");
+    let never = Staged {
+        tmp: gone.with_file_name(".never.tmp"),
+        path: gone.with_file_name("never-written.parquet"),
+    };
+    assert!(never.publish().is_err(), "a file that never existed is still an error");
+
+    // Done days are skipped; --force rewrites them, again without changing a row.
+    let again = compact::plan_as_of(&fx.store(), &options, today).unwrap();
+    assert!(again.todo.is_empty());
+    assert_eq!(again.already_sorted, counts_before.len());
+    let forced = CompactOptions {
+        force: true,
+        ..options.clone()
+    };
+    compact_all(&fx, &forced, today);
+    let after = all_rows(&fx);
+    assert!(
+        after == before,
+        "forced: {} before, {} after",
+        before.len(),
+        after.len()
+    );
+}
+
+#[test]
+fn recent_days_are_left_alone() {
+    let fx = Fixture::new();
+    let a = fx.file("a.ndjson", ndjson(5, "2024-08-13"));
+    let b = fx.file(
+        "b.ndjson",
+        ndjson(5, "2024-08-14").replace("00000000-0000-4000-8000-", "11111111-0000-4000-8000-"),
+    );
+    fx.replay(&[&a]);
+    fx.replay(&[&b]);
+    let today = chrono::NaiveDate::from_ymd_opt(2024, 8, 15).unwrap();
+    // 2024-08-13 is two days old, 2024-08-14 one.
+    let plan = compact::plan_as_of(&fx.store(), &CompactOptions::default(), today).unwrap();
+    assert_eq!(plan.too_recent, 1);
+    assert_eq!(plan.todo.len(), 1);
+    assert_eq!(plan.todo[0].partition, "date=2024-08-13");
+    compact_all(&fx, &CompactOptions::default(), today);
+    let files = parquet_files(&fx.store().events_dir().join("date=2024-08-14")).unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|f| f.file_name().unwrap().to_string_lossy().starts_with("part-"))
+    );
+    assert_eq!(fx.count(""), 10);
+}
