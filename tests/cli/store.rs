@@ -29,30 +29,25 @@ fn compact_rewrites_past_days_and_queries_answer_the_same() {
     assert!(dry.status.success());
     assert!(stdout(&dry).contains("would compact date="), "{}", stdout(&dry));
 
-    let done = json(&idgw(&[
-        "store",
-        "compact",
-        "--store",
-        s,
-        "--min-age-days",
-        "0",
-        "--json",
-    ]));
+    let compact = || {
+        json(&idgw(&[
+            "store",
+            "compact",
+            "--store",
+            s,
+            "--min-age-days",
+            "0",
+            "--json",
+        ]))
+    };
+    let done = compact();
     assert!(done["partitions_compacted"].as_u64().unwrap() >= 3, "{done}");
     assert_eq!(done["rows"].as_u64(), Some(stored), "{done}");
     let after = stdout(&idgw(&["query", "--store", s, "--json", per_day]));
     assert_eq!(after, before, "the same rows per day and type");
 
     // Nothing left to do the second time.
-    let again = json(&idgw(&[
-        "store",
-        "compact",
-        "--store",
-        s,
-        "--min-age-days",
-        "0",
-        "--json",
-    ]));
+    let again = compact();
     assert_eq!(again["partitions_compacted"], 0);
     assert_eq!(again["already_sorted"], done["partitions_compacted"]);
 

@@ -257,7 +257,7 @@ pub fn open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorI
 pub fn try_open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn VectorIndex>, VectorError> {
     if config.server_url().is_none() {
         let dir = config.edge_dir(store_root);
-        if release_request_path(&dir).exists() || edge::EdgeIndex::held_elsewhere(&dir) {
+        if request_pending(&dir) || edge::EdgeIndex::held_elsewhere(&dir) {
             return Err(VectorError::Busy(dir.display().to_string()));
         }
     }
@@ -266,7 +266,15 @@ pub fn try_open(config: &VectorsConfig, store_root: &Path) -> Result<Box<dyn Vec
 
 /// Whether a writer is waiting for the embedded shard (never, with a server: it is shared).
 pub fn release_requested(config: &VectorsConfig, store_root: &Path) -> bool {
-    config.server_url().is_none() && release_request_path(&config.edge_dir(store_root)).exists()
+    config.server_url().is_none() && request_pending(&config.edge_dir(store_root))
+}
+
+/// A request younger than twice the writers' wait. An older one was left by a writer that
+/// died while waiting; honouring it would keep readers off the shard for good.
+fn request_pending(dir: &Path) -> bool {
+    std::fs::metadata(release_request_path(dir))
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().unwrap_or_default() < 2 * RELEASE_WAIT)
 }
 
 /// The file that asks the shard's reader to let go: `<shard dir>.release`, beside the shard

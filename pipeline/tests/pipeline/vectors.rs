@@ -233,3 +233,49 @@ fn vectors_can_be_switched_off() {
     assert_eq!(summary.vector_backend, None);
     assert!(!fx.store_path().join("vectors").exists());
 }
+
+/// The embedded shard is one process's at a time: a reader that holds it between calls
+/// (`try_open`) is asked to let go by a writer (`open`), and a request left by a writer
+/// that died does not keep readers off for good.
+#[test]
+fn readers_yield_the_embedded_shard_to_writers_and_ignore_stale_requests() {
+    let fx = Fixture::new();
+    let config = PipelineConfig::default().vectors;
+    let root = fx.store_path();
+    std::fs::create_dir_all(&root).unwrap();
+    drop(vectors::open(&config, &root).unwrap());
+
+    // A reader holds it; a writer asks, and gets it once the reader lets go.
+    let reader = vectors::try_open(&config, &root).unwrap();
+    assert!(!vectors::release_requested(&config, &root));
+    let writer = std::thread::spawn({
+        let (config, root) = (config.clone(), root.clone());
+        move || vectors::open(&config, &root).map(|_| ())
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !vectors::release_requested(&config, &root) {
+        assert!(std::time::Instant::now() < deadline, "the writer never asked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // While asked, a reader does not take it again.
+    assert!(matches!(vectors::try_open(&config, &root), Err(VectorError::Busy(_))));
+    drop(reader);
+    writer.join().unwrap().expect("the writer gets the shard");
+    assert!(
+        !vectors::release_requested(&config, &root),
+        "the writer withdraws its request"
+    );
+
+    // A request nobody withdrew: honoured while fresh, ignored once old.
+    let request = root.join("vectors.release");
+    std::fs::write(&request, b"").unwrap();
+    assert!(matches!(vectors::try_open(&config, &root), Err(VectorError::Busy(_))));
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&request)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert!(vectors::try_open(&config, &root).is_ok());
+}
