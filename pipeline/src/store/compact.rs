@@ -250,10 +250,14 @@ pub async fn compact_partition(
         writer.write(&plan.partition, &batch)?;
     }
     let staged = writer.finish_staged()?;
-    if written != expected {
+    // On refusal the new files go; the old ones were not touched.
+    let discard = || {
         for s in &staged {
             let _ = std::fs::remove_file(&s.tmp);
         }
+    };
+    if written != expected {
+        discard();
         return Err(CompactError::RowCount {
             partition: plan.partition.clone(),
             expected,
@@ -262,9 +266,7 @@ pub async fn compact_partition(
     }
     for s in &staged {
         if s.path.exists() || plan.files.contains(&s.path) {
-            for s in &staged {
-                let _ = std::fs::remove_file(&s.tmp);
-            }
+            discard();
             return Err(CompactError::Store(StoreError::Io(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 format!("{} exists; nothing was replaced", s.path.display()),
