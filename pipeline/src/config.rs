@@ -256,6 +256,15 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
         assert!(PipelineConfig::from_toml("[store]\nbatch_rowz = 1").is_err());
+        c.apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "zstd".to_owned()))
+            .unwrap();
+        assert_eq!(c.store.compact_codec, CompactCodec::Zstd);
+        let err = c
+            .apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "brotli".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("not lz4 or zstd"), "{err}");
+        let toml = PipelineConfig::from_toml("[store]\ncompact_codec = \"zstd\"").unwrap();
+        assert_eq!(toml.store.compact_codec, CompactCodec::Zstd);
     }
 
     #[test]

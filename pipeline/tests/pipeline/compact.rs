@@ -94,6 +94,11 @@ fn compaction_keeps_every_row_and_orders_each_day_by_user_and_time() {
                 .unwrap();
         use parquet::file::reader::FileReader as _;
         let md = reader.metadata();
+        // LZ4 unless configured otherwise.
+        assert_eq!(
+            md.row_group(0).column(0).compression(),
+            parquet::basic::Compression::LZ4_RAW
+        );
         // Pages are small, so the page index can skip to a user's rows.
         assert!(md.offset_index().is_some(), "{}: no page index", f.display());
         let col = md
