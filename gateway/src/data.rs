@@ -19,7 +19,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use idgw_pipeline::detect::DetectConfig;
-use idgw_pipeline::query::SnapshotTable;
+use idgw_pipeline::query::{SnapshotTable, UserEvents, UserEventsError};
 use idgw_pipeline::vectors::{self, VectorError, VectorIndex, VectorsConfig};
 use idgw_pipeline::{PipelineConfig, Store};
 use serde_json::{Map, Value};
@@ -69,6 +69,12 @@ impl Progress {
     }
 }
 
+impl From<UserEventsError> for DataError {
+    fn from(e: UserEventsError) -> Self {
+        DataError::Query(e.to_string())
+    }
+}
+
 impl From<datafusion::error::DataFusionError> for DataError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         DataError::Query(e.to_string())
@@ -82,6 +88,7 @@ pub struct StoreReader {
     session: SessionContext,
     identity_state: Arc<SnapshotTable>,
     alerts: Arc<SnapshotTable>,
+    user_events: Arc<UserEvents>,
     vector_cache: Arc<VectorCache>,
     detect: DetectConfig,
     runtime: Arc<QueryRuntime>,
@@ -158,6 +165,7 @@ impl StoreReader {
             session: serving.ctx,
             identity_state: serving.identity_state,
             alerts: serving.alerts,
+            user_events: serving.user_events,
             vector_cache,
             detect: config.detect.clone(),
             runtime: Arc::new(runtime),
@@ -236,6 +244,14 @@ impl StoreReader {
         self.lookup(Arc::clone(&self.alerts), alert_id).await
     }
 
+    /// The alerts of the user with Okta id `user_id` (from memory), one batch.
+    pub async fn alerts_of(&self, user_id: &str) -> Result<Option<RecordBatch>, DataError> {
+        let table = Arc::clone(&self.alerts);
+        let user_id = user_id.to_owned();
+        self.on_query_runtime(async move { Ok(table.rows_where(&user_id)?) })
+            .await
+    }
+
     async fn lookup(&self, table: Arc<SnapshotTable>, key: &str) -> Result<Option<Row>, DataError> {
         let key = key.to_owned();
         self.on_query_runtime(async move {
@@ -243,6 +259,26 @@ impl StoreReader {
                 Some(batch) => Ok(to_rows(&[batch])?.pop()),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    /// The `columns` of the events of `user_id` (an Okta id) at or after `since_ms`, read
+    /// from the pages that can hold them without planning a query ([`UserEvents`]).
+    pub async fn user_events(
+        &self,
+        user_id: &str,
+        since_ms: i64,
+        columns: &'static [&'static str],
+    ) -> Result<Vec<RecordBatch>, DataError> {
+        let reader = Arc::clone(&self.user_events);
+        let user_id = user_id.to_owned();
+        self.on_query_runtime(async move {
+            // File reads block; they run beside the runtime's workers, not on them.
+            tokio::task::spawn_blocking(move || reader.read(&user_id, since_ms, columns))
+                .await
+                .map_err(|e| DataError::Query(format!("the read task failed: {e}")))?
+                .map_err(DataError::from)
         })
         .await
     }

@@ -1,4 +1,4 @@
-//! `bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S]`: MCP tool latency, measured
+//! `bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL]`: MCP tool latency, measured
 //! from a client in another process over stdio (rmcp's client; the gateway is the real
 //! `idgw gateway serve --stdio --dev-no-auth` binary).
 //!
@@ -7,7 +7,9 @@
 //! users, alerts and windows drawn from the store: `analyze_identity_state` (24 h),
 //! `list_alerts` (newest 50), `list_alerts` for one user, `search_events` for one user over
 //! the 30 days before the store's last event, `explain_alert`, `similar_users` (k=10).
-//! Prints JSON: per tool p50/p99/max in milliseconds and the number of tool errors.
+//! `--only TOOL` times just that tool's cases (to profile one); with `IDGW_LOG` set, the
+//! gateway's logs go to this process's stderr. Prints JSON: per tool
+//! p50/p99/max in milliseconds and the number of tool errors.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,10 +29,11 @@ struct Args {
     idgw: PathBuf,
     calls: usize,
     seed: u64,
+    only: Option<String>,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S]");
+    eprintln!("usage: bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL]");
     std::process::exit(2)
 }
 
@@ -44,6 +47,7 @@ fn parse_args() -> Args {
         .unwrap_or_else(|| PathBuf::from("idgw"));
     let mut calls = 200;
     let mut seed = 7;
+    let mut only = None;
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -51,6 +55,7 @@ fn parse_args() -> Args {
             "--idgw" => idgw = PathBuf::from(value()),
             "--calls" => calls = value().parse().unwrap_or_else(|_| usage()),
             "--seed" => seed = value().parse().unwrap_or_else(|_| usage()),
+            "--only" => only = Some(value()),
             _ => usage(),
         }
     }
@@ -59,6 +64,7 @@ fn parse_args() -> Args {
         idgw,
         calls,
         seed,
+        only,
     }
 }
 
@@ -116,7 +122,13 @@ async fn main() {
         "--stdio",
         "--dev-no-auth",
     ]);
-    let transport = match TokioChildProcess::builder(command).stderr(Stdio::null()).spawn() {
+    // The gateway's logs show only when asked for (IDGW_LOG set), on this process's stderr.
+    let logs = if std::env::var_os("IDGW_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    let transport = match TokioChildProcess::builder(command).stderr(logs).spawn() {
         Ok((t, _)) => t,
         Err(e) => {
             eprintln!("bench-mcp: cannot start {}: {e}", args.idgw.display());
@@ -201,6 +213,9 @@ async fn main() {
     ];
     let mut report = Map::new();
     for (label, tool, make) in &cases {
+        if args.only.as_deref().is_some_and(|only| only != *tool) {
+            continue;
+        }
         let mut times = Vec::with_capacity(args.calls);
         let mut errors = 0usize;
         let mut first_error = None;

@@ -1,6 +1,17 @@
 //! `analyze_identity_state` and `similar_users`: one identity's picture, and who behaves alike.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimestampMillisecondType};
+use datafusion::arrow::record_batch::RecordBatch;
+
 use super::*;
+use crate::data::to_rows;
 
 /// `analyze_identity_state`.
 pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> Result<IdentityAnalysis, ToolError> {
@@ -25,45 +36,10 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map_or(i64::MAX, |t| t.timestamp_millis());
     let start_ms = end_ms.saturating_sub(i64::from(args.time_range_hours) * 3_600_000);
-    let mut window = col("user_id")
-        .eq(lit(user_id.as_str()))
-        .and(col("event_time").gt_eq(ts_ms(start_ms)));
-    // The same lower bound on the `date` partition: earlier days' files are not opened.
-    if let Some(day) = chrono::DateTime::from_timestamp_millis(start_ms) {
-        window = window.and(col("date").gt_eq(lit(day.format("%Y-%m-%d").to_string())));
-    }
-
-    // One scan of the user's events: every (place, client) pair with its count and last
-    // time, split into locations and devices below.
-    let activity = reader
-        .table("events")
-        .await
-        .map_err(err)?
-        .filter(window)
-        .and_then(|d| {
-            d.aggregate(
-                ACTIVITY_KEYS.iter().map(|c| col(*c)).collect(),
-                vec![count(lit(1)).alias("events"), max(col("event_time")).alias("last_seen")],
-            )
-        })
-        .map_err(|e| e.to_string())?;
-    let alerts = reader
-        .table("alerts")
-        .await
-        .map_err(err)?
-        .filter(
-            col("user_id")
-                .eq(lit(user_id.as_str()))
-                .and(col("last_seen").gt_eq(ts_ms(start_ms))),
-        )
-        .and_then(|d| {
-            d.sort(vec![
-                col("detected_at").sort(false, true),
-                col("alert_id").sort(true, true),
-            ])
-        })
-        .and_then(|d| d.limit(0, Some(20)))
-        .map_err(|e| e.to_string())?;
+    // One read of the user's events of the window: every (place, client) pair with its
+    // count and last time, split into locations and devices below.
+    let activity = reader.user_events(&user_id, start_ms, &ACTIVITY_COLUMNS);
+    let alerts = reader.alerts_of(&user_id);
     let similar = async {
         if !reader.has_vectors() {
             return Vec::new();
@@ -81,12 +57,16 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
         }
     };
     // The three reads are independent.
-    let (activity, open_alerts, similar_past_behaviors) =
-        tokio::join!(reader.rows(activity), reader.rows(alerts), similar);
-    let activity = activity.map_err(err)?;
+    let (activity, open_alerts, similar_past_behaviors) = tokio::join!(activity, alerts, similar);
+    let activity = activity.and_then(|batches| activity_groups(&batches)).map_err(err)?;
     let events_in_window: i64 = activity.iter().filter_map(|r| r.get("events")?.as_i64()).sum();
     let (recent_locations, recent_devices) = split_activity(&activity);
-    let open_alerts: Vec<Row> = open_alerts.map_err(err)?.into_iter().map(expand_evidence).collect();
+    let open_alerts: Vec<Row> = open_alerts
+        .and_then(|batch| recent_alerts(batch, start_ms, 20))
+        .map_err(err)?
+        .into_iter()
+        .map(expand_evidence)
+        .collect();
 
     let risk_score = f64_field(&state, "risk_score").unwrap_or(0.0);
     let risk_level =
@@ -143,6 +123,89 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
 
 /// What `analyze_identity_state` groups the user's events by: where from, then with what.
 const ACTIVITY_KEYS: [&str; 6] = ["geo_country", "geo_city", "src_ip", "ua_browser", "ua_os", "dt_hash"];
+
+/// The columns read for the groups: the keys and the time.
+const ACTIVITY_COLUMNS: [&str; 7] = [
+    "geo_country",
+    "geo_city",
+    "src_ip",
+    "ua_browser",
+    "ua_os",
+    "dt_hash",
+    "event_time",
+];
+
+/// The user's events grouped by [`ACTIVITY_KEYS`], each group with `events` (its count)
+/// and `last_seen` (its latest time), as rows.
+fn activity_groups(batches: &[RecordBatch]) -> Result<Vec<Row>, DataError> {
+    type Key<'a> = [Option<&'a str>; 6];
+    let mut groups: HashMap<Key<'_>, (i64, i64)> = HashMap::new();
+    for batch in batches {
+        let keys: Vec<Option<&StringArray>> = ACTIVITY_KEYS
+            .iter()
+            .map(|k| batch.column_by_name(k).and_then(|c| c.as_string_opt::<i32>()))
+            .collect();
+        let times = batch
+            .column_by_name("event_time")
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .ok_or_else(|| DataError::Query("events without an event_time column".into()))?;
+        for row in 0..batch.num_rows() {
+            let key: Key<'_> = std::array::from_fn(|k| keys[k].filter(|a| a.is_valid(row)).map(|a| a.value(row)));
+            let group = groups.entry(key).or_insert((0, i64::MIN));
+            group.0 += 1;
+            group.1 = group.1.max(times.value(row));
+        }
+    }
+    // As a batch, so the rows come out in the JSON form every other tool's rows have.
+    let mut columns: Vec<ArrayRef> = (0..ACTIVITY_KEYS.len())
+        .map(|k| Arc::new(groups.keys().map(|key| key[k]).collect::<StringArray>()) as ArrayRef)
+        .collect();
+    columns.push(Arc::new(groups.values().map(|g| g.0).collect::<Int64Array>()));
+    columns.push(Arc::new(
+        TimestampMillisecondArray::from(groups.values().map(|g| g.1).collect::<Vec<i64>>()).with_timezone("UTC"),
+    ));
+    let mut fields: Vec<Field> = ACTIVITY_KEYS
+        .iter()
+        .map(|k| Field::new(*k, DataType::Utf8, true))
+        .collect();
+    fields.push(Field::new("events", DataType::Int64, false));
+    fields.push(Field::new("last_seen", columns[7].data_type().clone(), false));
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| DataError::Query(e.to_string()))?;
+    to_rows(&[batch])
+}
+
+/// Of a user's alerts, those seen at or after `start_ms`: newest detection first (ties by
+/// id, so the answer is the same every time), at most `limit`.
+fn recent_alerts(batch: Option<RecordBatch>, start_ms: i64, limit: usize) -> Result<Vec<Row>, DataError> {
+    let Some(batch) = batch else {
+        return Ok(Vec::new());
+    };
+    let time = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .ok_or_else(|| DataError::Query(format!("alerts without a {name} column")))
+    };
+    let (last_seen, detected_at) = (time("last_seen")?, time("detected_at")?);
+    let ids = batch
+        .column_by_name("alert_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| DataError::Query("alerts without an alert_id column".into()))?;
+    let mut rows: Vec<usize> = (0..batch.num_rows())
+        .filter(|&i| last_seen.value(i) >= start_ms)
+        .collect();
+    rows.sort_by(|&a, &b| {
+        detected_at
+            .value(b)
+            .cmp(&detected_at.value(a))
+            .then_with(|| ids.value(a).cmp(ids.value(b)))
+    });
+    rows.truncate(limit);
+    let indices: UInt32Array = rows.iter().map(|&i| i as u32).collect();
+    let taken = take_record_batch(&batch, &indices).map_err(|e| DataError::Query(e.to_string()))?;
+    to_rows(&[taken])
+}
 
 /// Places and clients seen (at most ten of each, latest first) from the activity groups:
 /// counts summed and the latest time kept per place and per client.

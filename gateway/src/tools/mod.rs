@@ -9,7 +9,6 @@
 //! page, filter and shape rows for all of them.
 
 use datafusion::common::ScalarValue;
-use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::SortExpr;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 use idgw_pipeline::vectors::{self, SimilarFilter};

@@ -22,8 +22,10 @@ use idgw_schemas::rows::{alerts_schema, events_schema, identity_state_schema};
 use crate::store::Store;
 
 mod snapshot;
+mod user_events;
 
 pub use snapshot::SnapshotTable;
+pub use user_events::{UserEvents, UserEventsError};
 
 /// Parquet footers and page indexes kept between queries of a long-lived session, bytes.
 /// They grow with the page count, which compaction's small pages raise; DataFusion's
@@ -66,8 +68,10 @@ pub struct ServingSession {
     pub ctx: SessionContext,
     /// `identity_state`, looked up by `user_id` or `user_login`.
     pub identity_state: Arc<SnapshotTable>,
-    /// `alerts`, looked up by `alert_id`.
+    /// `alerts`, looked up by `alert_id`, and grouped by `user_id`.
     pub alerts: Arc<SnapshotTable>,
+    /// One user's events, read without the planner.
+    pub user_events: Arc<UserEvents>,
 }
 
 /// A session for a long-lived server (the gateway): as [`session`], but the small tables
@@ -80,11 +84,9 @@ pub async fn serving_session(store: &Store) -> Result<ServingSession, QueryError
         Arc::new(identity_state_schema()),
         &["user_id", "user_login"],
     ));
-    let alerts = Arc::new(SnapshotTable::new(
-        store.alerts_dir(),
-        Arc::new(alerts_schema()),
-        &["alert_id"],
-    ));
+    let alerts = Arc::new(
+        SnapshotTable::new(store.alerts_dir(), Arc::new(alerts_schema()), &["alert_id"]).grouped_by("user_id"),
+    );
     // Replaces the listing tables of the same names.
     ctx.deregister_table("identity_state")?;
     ctx.deregister_table("alerts")?;
@@ -94,6 +96,7 @@ pub async fn serving_session(store: &Store) -> Result<ServingSession, QueryError
         ctx,
         identity_state,
         alerts,
+        user_events: Arc::new(UserEvents::new(store.events_dir())),
     })
 }
 

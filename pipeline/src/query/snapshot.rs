@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -34,6 +35,7 @@ pub struct SnapshotTable {
     dir: PathBuf,
     schema: SchemaRef,
     keys: Vec<&'static str>,
+    group_by: Option<&'static str>,
     loaded: Mutex<Option<(Signature, Arc<Loaded>)>>,
 }
 
@@ -43,6 +45,7 @@ struct Loaded {
     table: Arc<MemTable>,
     batches: Vec<RecordBatch>,
     index: HashMap<String, (usize, usize)>,
+    groups: HashMap<String, Vec<(usize, usize)>>,
 }
 
 impl SnapshotTable {
@@ -54,8 +57,29 @@ impl SnapshotTable {
             dir,
             schema,
             keys: keys.to_vec(),
+            group_by: None,
             loaded: Mutex::new(None),
         }
+    }
+
+    /// The same table, whose rows [`SnapshotTable::rows_where`] also finds by the value of
+    /// the text column `column` (many rows per value: an alert's user).
+    pub fn grouped_by(self, column: &'static str) -> Self {
+        SnapshotTable {
+            group_by: Some(column),
+            ..self
+        }
+    }
+
+    /// The rows whose [`SnapshotTable::grouped_by`] column holds `value`, in load order, as
+    /// one batch (`None` when there are none, or the table is not grouped).
+    pub fn rows_where(&self, value: &str) -> Result<Option<RecordBatch>> {
+        let loaded = self.current()?;
+        let Some(rows) = loaded.groups.get(value) else {
+            return Ok(None);
+        };
+        let batches: Vec<&RecordBatch> = loaded.batches.iter().collect();
+        Ok(Some(interleave_record_batch(&batches, rows)?))
     }
 
     /// The row whose key columns hold `key` (the latest loaded from the files as they are
@@ -99,8 +123,26 @@ impl SnapshotTable {
                 }
             }
         }
+        let mut groups: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        if let Some(column) = self.group_by {
+            for (b, batch) in batches.iter().enumerate() {
+                let Some(values) = batch.column_by_name(column).and_then(|c| c.as_string_opt::<i32>()) else {
+                    continue;
+                };
+                for row in 0..values.len() {
+                    if values.is_valid(row) {
+                        groups.entry(values.value(row).to_owned()).or_default().push((b, row));
+                    }
+                }
+            }
+        }
         let table = Arc::new(MemTable::try_new(Arc::clone(&self.schema), vec![batches.clone()])?);
-        let fresh = Arc::new(Loaded { table, batches, index });
+        let fresh = Arc::new(Loaded {
+            table,
+            batches,
+            index,
+            groups,
+        });
         *loaded = Some((signature, Arc::clone(&fresh)));
         Ok(fresh)
     }

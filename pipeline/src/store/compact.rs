@@ -33,7 +33,6 @@ use serde::Serialize;
 use super::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use super::{Store, StoreError, parquet_files};
 use crate::config::{CompactCodec, StoreConfig};
-use crate::ingest::EVENTS_PLAIN_COLUMNS;
 
 /// Compacted files are named `sorted-…`; a partition holding only those is done.
 pub const SORTED_PREFIX: &str = "sorted";
@@ -232,7 +231,10 @@ pub async fn compact_partition(
             CompactCodec::Lz4 => Codec::Lz4,
             CompactCodec::Zstd => Codec::Zstd(options.store.zstd_level),
         },
-        plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        // No dictionaries at all: per-user reads decode a page or two per column, and a
+        // dictionary page would cost more than those (docs/benchmarks.md).
+        plain_columns: Vec::new(),
+        dictionary: false,
         // Published below, once the row count is checked.
         stage: true,
         page_rows: Some(options.page_rows),

@@ -38,6 +38,10 @@ pub struct WriterOptions {
     pub codec: Codec,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
+    /// Dictionary encoding for the other columns. A reader of a few rows must decode each
+    /// column's whole dictionary page (per row group), which costs more than the few pages
+    /// it reads; the serving layout written by compaction goes without.
+    pub dictionary: bool,
     /// Leave complete files under their temporary names for the caller to publish.
     pub stage: bool,
     /// Rows per data page at most (Parquet's default is 20,000). Small pages let a reader
@@ -55,6 +59,7 @@ impl Default for WriterOptions {
             max_rows_per_file: 1_000_000,
             codec: Codec::Zstd(1),
             plain_columns: Vec::new(),
+            dictionary: true,
             stage: false,
             page_rows: None,
             file_prefix: "part",
@@ -101,6 +106,7 @@ impl PartitionedWriter {
         };
         let mut props = WriterProperties::builder()
             .set_compression(compression)
+            .set_dictionary_enabled(options.dictionary)
             .set_max_row_group_row_count(Some(options.row_group_rows));
         if let Some(rows) = options.page_rows {
             // The row limit is checked between mini-batches of `write_batch_size` rows.

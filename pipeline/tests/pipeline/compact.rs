@@ -6,7 +6,7 @@ use idgw_pipeline::store::{Staged, parquet_files};
 use crate::golden::golden_dir;
 use crate::support::{Fixture, ndjson};
 
-fn compact_all(fx: &Fixture, options: &CompactOptions, today: chrono::NaiveDate) -> compact::Plan {
+pub(crate) fn compact_all(fx: &Fixture, options: &CompactOptions, today: chrono::NaiveDate) -> compact::Plan {
     let plan = compact::plan_as_of(&fx.store(), options, today).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -11,4 +11,5 @@ mod query;
 mod samples;
 mod stream;
 mod support;
+mod user_events;
 mod vectors;

@@ -1,0 +1,99 @@
+//! `query::UserEvents`: one user's events read from the pages that can hold them find exactly
+//! what SQL finds, in files as ingest writes them and after compaction.
+
+use datafusion::arrow::array::AsArray;
+use idgw_pipeline::query::UserEvents;
+use idgw_pipeline::store::compact::CompactOptions;
+
+use crate::compact::compact_all;
+use crate::golden::golden_dir;
+use crate::support::{Fixture, ndjson};
+
+/// The event ids `reader` finds for `user` from `since_ms`, sorted.
+fn read_ids(reader: &UserEvents, user: &str, since_ms: i64) -> Vec<String> {
+    let batches = reader
+        .read(user, since_ms, &["event_id", "event_time", "geo_country"])
+        .unwrap();
+    let mut ids: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
+            ids.iter().map(|v| v.unwrap().to_owned()).collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The same through SQL.
+fn sql_ids(fx: &Fixture, user: &str, since_ms: i64) -> Vec<String> {
+    let rows = fx.sql(&format!(
+        "SELECT event_id FROM events WHERE user_id = '{user}' AND event_time >= to_timestamp_millis({since_ms}) ORDER BY event_id"
+    ));
+    rows.iter()
+        .map(|r| r["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every user and three window starts (all, from the middle of their events, after the last).
+fn cases(fx: &Fixture) -> Vec<(String, i64)> {
+    let users = fx.sql(
+        "SELECT user_id, CAST(min(event_time) AS BIGINT) AS lo, CAST(max(event_time) AS BIGINT) AS hi \
+         FROM events WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY user_id",
+    );
+    assert!(users.len() >= 10, "too few users to test with: {}", users.len());
+    users
+        .iter()
+        .flat_map(|r| {
+            let user = r["user_id"].as_str().unwrap().to_owned();
+            let (lo, hi) = (r["lo"].as_i64().unwrap(), r["hi"].as_i64().unwrap());
+            [(user.clone(), 0), (user.clone(), lo + (hi - lo) / 2), (user, hi + 1)]
+        })
+        .collect()
+}
+
+#[test]
+fn one_users_events_are_exactly_those_sql_finds_before_and_after_compaction() {
+    let fx = Fixture::new();
+    let dir = golden_dir();
+    for name in ["impossible_travel", "password_spray", "mfa_fatigue"] {
+        fx.replay(&[&dir.join(name).join("events.ndjson.gz")]);
+    }
+    let other_day = fx.file("d.ndjson", ndjson(40, "2024-09-02"));
+    fx.replay(&[&other_day]);
+    let cases = cases(&fx);
+    // One reader for the whole test: its cached footers must follow the files compaction
+    // replaces.
+    let reader = UserEvents::new(fx.store().events_dir());
+
+    let mut found = 0;
+    for (user, since) in &cases {
+        let ids = read_ids(&reader, user, *since);
+        assert_eq!(
+            ids,
+            sql_ids(&fx, user, *since),
+            "user {user} since {since}, files as ingested"
+        );
+        found += ids.len();
+    }
+    assert!(found > 0, "the cases found no events at all");
+
+    // Small pages, so a user's rows are a few pages among many and the page index decides.
+    let options = CompactOptions {
+        page_rows: 8,
+        ..CompactOptions::default()
+    };
+    compact_all(&fx, &options, chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap());
+    for (user, since) in &cases {
+        assert_eq!(
+            read_ids(&reader, user, *since),
+            sql_ids(&fx, user, *since),
+            "user {user} since {since}, compacted"
+        );
+    }
+
+    // An unknown user and a store without events find nothing.
+    assert!(read_ids(&reader, "00uNOBODY", 0).is_empty());
+    let empty = UserEvents::new(fx.store_path().join("no-such-table"));
+    assert!(read_ids(&empty, "00uNOBODY", 0).is_empty());
+}
