@@ -160,6 +160,14 @@ impl StoreReader {
                 }
             });
         }
+        // The per-user reader's footers, loaded before calls need them.
+        if let Some(rt) = runtime.handle() {
+            let user_events = Arc::clone(&serving.user_events);
+            rt.spawn_blocking(move || match user_events.warm() {
+                Ok(files) => tracing::debug!(files, "events footers loaded"),
+                Err(e) => tracing::warn!(error = %e, "loading the events footers ahead of calls failed"),
+            });
+        }
         Ok(StoreReader {
             store,
             session: serving.ctx,

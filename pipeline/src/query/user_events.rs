@@ -102,6 +102,18 @@ impl UserEvents {
         Ok(out)
     }
 
+    /// Loads the footers of every file of the table (a server does this once at start, in
+    /// the background, so that the first call to reach each day does not pay for it: a
+    /// day's footer and page index take milliseconds to read and decode). Returns how many
+    /// files there are.
+    pub fn warm(&self) -> Result<usize, UserEventsError> {
+        let files = self.files_since(i64::MIN)?;
+        for file in &files {
+            self.footer(file)?;
+        }
+        Ok(files.len())
+    }
+
     /// The table's files in date partitions from `since_ms`'s day on (and any file outside
     /// a `date=` directory, which cannot be pruned by name). Footers of files that are gone
     /// from a listed directory are forgotten.

@@ -92,6 +92,10 @@ fn one_users_events_are_exactly_those_sql_finds_before_and_after_compaction() {
         );
     }
 
+    // Warming loads every file's footer (the ones compaction replaced are forgotten).
+    let files = idgw_pipeline::store::parquet_files(&fx.store().events_dir()).unwrap();
+    assert_eq!(reader.warm().unwrap(), files.len());
+
     // An unknown user and a store without events find nothing.
     assert!(read_ids(&reader, "00uNOBODY", 0).is_empty());
     let empty = UserEvents::new(fx.store_path().join("no-such-table"));
