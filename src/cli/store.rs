@@ -31,11 +31,12 @@ enum StoreCommand {
 /// `sorted-…` files ordered by user_id, event_time and event_id, with small pages: the
 /// Parquet statistics then bound such a lookup to a page or two per day. Small files left
 /// by streaming commits are merged on the way. Rows are counted before the old files are
-/// removed; the result holds exactly the same rows.
+/// removed; the result holds exactly the same rows. A swap an earlier run left half done
+/// (killed) is completed or undone first.
 ///
 /// Days younger than --min-age-days are left alone, because a running pipeline still
 /// writes them. Days already compacted are skipped, so the command is cheap to schedule
-/// (a daily timer or CronJob). Do not run it while `idgw replay` writes old days of the
+/// (deploy/systemd/idgw-compact.timer, deploy/k8s/compact.yaml). Do not run it while `idgw replay` writes old days of the
 /// same store.
 #[derive(Debug, Args)]
 struct CompactArgs {
@@ -93,6 +94,12 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         store: config.store.clone(),
         ..CompactOptions::default()
     };
+    if !args.dry_run {
+        // A swap a kill cut short is finished (or undone) before anything is planned.
+        for done in compact::finish_interrupted(&store)? {
+            tracing::warn!(?done, "recovered an interrupted compaction");
+        }
+    }
     let plan = compact::plan(&store, &options)?;
     let mut summary = CompactSummary {
         partitions_compacted: 0,

@@ -53,6 +53,7 @@ fn kubernetes_manifests_are_valid_and_consistent() {
         "store-pvc.yaml",
         "pipeline.yaml",
         "gateway.yaml",
+        "compact.yaml",
     ]
     .iter()
     .map(|f| dir.join(f))
@@ -181,6 +182,27 @@ fn kubernetes_manifests_are_valid_and_consistent() {
             assert!(args[http + 1].ends_with(&format!(":{}", ports[0]["containerPort"])));
         }
     }
+    // The daily compaction: a command the binary takes, on the same store and config, never
+    // two at once.
+    let cron = find("CronJob", "idgw-compact");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let args: Vec<String> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(args[..2], ["store", "compact"]);
+    cli_accepts(&args);
+    let claims: Vec<&str> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .collect();
+    assert_eq!(claims, ["idgw-store"]);
+
     // Services select the pods they front, on ports the pods declare.
     for (service, deployment) in [
         ("idgw-pipeline-admin", "idgw-pipeline"),
@@ -221,7 +243,12 @@ fn verify_units(units: &[(&str, String)]) -> (bool, String) {
     let o = Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", r.display()))
-        .args(["idgw-gateway.service", "idgw-pipeline@9464.service"])
+        .args([
+            "idgw-gateway.service",
+            "idgw-pipeline@9464.service",
+            "idgw-compact.service",
+            "idgw-compact.timer",
+        ])
         .output()
         .unwrap();
     let said = format!(
@@ -235,11 +262,16 @@ fn verify_units(units: &[(&str, String)]) -> (bool, String) {
 #[test]
 fn systemd_units_verify_and_run_real_commands() {
     let dir = repo().join("deploy/systemd");
-    let units: Vec<(&str, String)> = ["idgw-gateway.service", "idgw-pipeline@.service"]
-        .into_iter()
-        .map(|n| (n, std::fs::read_to_string(dir.join(n)).unwrap()))
-        .collect();
-    for (name, text) in &units {
+    let units: Vec<(&str, String)> = [
+        "idgw-gateway.service",
+        "idgw-pipeline@.service",
+        "idgw-compact.service",
+        "idgw-compact.timer",
+    ]
+    .into_iter()
+    .map(|n| (n, std::fs::read_to_string(dir.join(n)).unwrap()))
+    .collect();
+    for (name, text) in units.iter().filter(|(n, _)| n.ends_with(".service")) {
         let exec = text
             .lines()
             .find_map(|l| l.strip_prefix("ExecStart="))

@@ -12,7 +12,10 @@
 //! the row count checked against the inputs' footers, the new files published and the old
 //! ones removed. Their names go to the partition's hidden `.compacted` list, so a streaming
 //! checkpoint that still names one of them knows it was published (see `Staged::publish`).
-//! Only days at least `min_age_days` old are touched: a running pipeline writes the
+//! While a day is being swapped, its hidden `.compacting` manifest names the old and the new
+//! files; [`finish_interrupted`] (run before each compaction) completes a swap a kill cut
+//! short once every new file is in place, and undoes it otherwise, so no day is left with
+//! its rows twice. Only days at least `min_age_days` old are touched: a running pipeline writes the
 //! current day (and, within its lateness bound, the day before) and must not race this.
 
 use std::collections::BTreeMap;
@@ -28,7 +31,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, col};
 use futures::StreamExt;
 use idgw_schemas::rows::events_schema;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use super::{Store, StoreError, parquet_files};
@@ -38,6 +41,16 @@ use crate::config::{CompactCodec, StoreConfig};
 pub const SORTED_PREFIX: &str = "sorted";
 /// The hidden list, in each compacted partition, of the file names compaction replaced.
 pub const COMPACTED_LIST: &str = ".compacted";
+
+/// The hidden manifest of a swap in progress in a partition.
+pub const SWAP_MANIFEST: &str = ".compacting";
+
+/// A swap in progress: the file names it replaces and those it publishes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Swap {
+    old: Vec<String>,
+    new: Vec<String>,
+}
 
 /// Compaction failures.
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +289,16 @@ pub async fn compact_partition(
         }
     }
     let dir = store.events_dir().join(&plan.partition);
+    let names = |paths: &mut dyn Iterator<Item = &PathBuf>| -> Vec<String> {
+        paths
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect()
+    };
+    let swap = Swap {
+        old: names(&mut plan.files.iter()),
+        new: names(&mut staged.iter().map(|s| &s.path)),
+    };
+    write_swap(&dir, &swap)?;
     // The list first: a checkpoint naming a replaced file must find it there once the file
     // is gone.
     record_replaced(&dir, &plan.files)?;
@@ -287,6 +310,7 @@ pub async fn compact_partition(
     for f in &plan.files {
         fs_err::remove_file(f).map_err(StoreError::Io)?;
     }
+    fs_err::remove_file(dir.join(SWAP_MANIFEST)).map_err(StoreError::Io)?;
     Ok(PartitionReport {
         partition: plan.partition.clone(),
         files_in: plan.files.len(),
@@ -296,6 +320,79 @@ pub async fn compact_partition(
         bytes_out,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes the swap manifest (durably: it must outlive a crash of the swap it describes).
+fn write_swap(dir: &Path, swap: &Swap) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{SWAP_MANIFEST}.tmp"));
+    let mut f = fs_err::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(swap).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    fs_err::rename(&tmp, dir.join(SWAP_MANIFEST))?;
+    Ok(())
+}
+
+/// What [`finish_interrupted`] did to one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// Every new file was in place: the old files left behind were removed.
+    Completed(String),
+    /// Some new file was missing: the new files were removed, the old ones kept.
+    Undone(String),
+}
+
+/// Completes or undoes the swaps a kill interrupted (see the module docs); a partition
+/// without a manifest is left alone. Returns what was done, partition by partition.
+pub fn finish_interrupted(store: &Store) -> Result<Vec<Recovered>, StoreError> {
+    let mut out = Vec::new();
+    let events = store.events_dir();
+    if !events.is_dir() {
+        return Ok(out);
+    }
+    let mut dirs = fs_err::read_dir(&events)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    dirs.sort();
+    for dir in dirs {
+        let manifest = dir.join(SWAP_MANIFEST);
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = fs_err::read_to_string(&manifest)?;
+        let swap: Swap = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", manifest.display()),
+            ))
+        })?;
+        let partition = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let published = swap.new.iter().all(|n| dir.join(n).is_file());
+        // The old files hold every row until all the new ones are published (their rows
+        // were counted before the first was), so only then may the old ones go.
+        let remove = if published { &swap.old } else { &swap.new };
+        for name in remove {
+            match std::fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Io(e)),
+            }
+        }
+        fs_err::remove_file(&manifest)?;
+        tracing::warn!(
+            partition,
+            completed = published,
+            "an interrupted compaction swap was finished"
+        );
+        out.push(if published {
+            Recovered::Completed(partition)
+        } else {
+            Recovered::Undone(partition)
+        });
+    }
+    Ok(out)
 }
 
 fn footer_rows(path: &Path) -> Result<u64, StoreError> {

@@ -178,3 +178,58 @@ fn recent_days_are_left_alone() {
     );
     assert_eq!(fx.count(""), 10);
 }
+
+#[test]
+fn an_interrupted_swap_is_completed_or_undone_before_the_next_run() {
+    use compact::{Recovered, SWAP_MANIFEST};
+    let fx = Fixture::new();
+    let day = fx.file("d.ndjson", ndjson(30, "2024-09-02"));
+    fx.replay(&[&day]);
+    let rows = fx.count("");
+    let partition = "date=2024-09-02";
+    let dir = fx.store().events_dir().join(partition);
+    let old = parquet_files(&dir).unwrap();
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> =
+        old.iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+    compact_all(
+        &fx,
+        &CompactOptions::default(),
+        chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+    );
+    let new = parquet_files(&dir).unwrap();
+    assert!(new != old && !dir.join(SWAP_MANIFEST).exists());
+    let name = |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+    let put_back_old_files_and_manifest = |new_names: Vec<String>| {
+        for (p, bytes) in &saved {
+            std::fs::write(p, bytes).unwrap();
+        }
+        let manifest = serde_json::json!({"old": old.iter().map(name).collect::<Vec<_>>(), "new": new_names});
+        std::fs::write(dir.join(SWAP_MANIFEST), manifest.to_string()).unwrap();
+    };
+
+    // Killed after the new files were published, before the old ones were removed: the rows
+    // count twice until the swap is completed.
+    put_back_old_files_and_manifest(new.iter().map(name).collect());
+    assert_eq!(fx.count(""), 2 * rows);
+    assert_eq!(
+        compact::finish_interrupted(&fx.store()).unwrap(),
+        vec![Recovered::Completed(partition.into())]
+    );
+    assert_eq!(fx.count(""), rows);
+    assert_eq!(parquet_files(&dir).unwrap(), new);
+    assert!(!dir.join(SWAP_MANIFEST).exists());
+
+    // Killed while publishing (a new file not yet in place): undone, the old files kept.
+    let mut names: Vec<String> = new.iter().map(name).collect();
+    names.push("sorted-not-yet-published.parquet".into());
+    put_back_old_files_and_manifest(names);
+    assert_eq!(
+        compact::finish_interrupted(&fx.store()).unwrap(),
+        vec![Recovered::Undone(partition.into())]
+    );
+    assert_eq!(fx.count(""), rows);
+    assert_eq!(parquet_files(&dir).unwrap(), old);
+
+    // Nothing left to recover.
+    assert!(compact::finish_interrupted(&fx.store()).unwrap().is_empty());
+}
