@@ -277,13 +277,14 @@ impl StoreReader {
         &self,
         user_id: &str,
         since_ms: i64,
-        columns: &'static [&'static str],
+        columns: &[&'static str],
     ) -> Result<Vec<RecordBatch>, DataError> {
         let reader = Arc::clone(&self.user_events);
         let user_id = user_id.to_owned();
+        let columns = columns.to_vec();
         self.on_query_runtime(async move {
             // File reads block; they run beside the runtime's workers, not on them.
-            tokio::task::spawn_blocking(move || reader.read(&user_id, since_ms, columns))
+            tokio::task::spawn_blocking(move || reader.read(&user_id, since_ms, &columns))
                 .await
                 .map_err(|e| DataError::Query(format!("the read task failed: {e}")))?
                 .map_err(DataError::from)

@@ -305,3 +305,76 @@ async fn a_login_and_an_id_find_the_same_events() {
     assert_eq!(a.recent_locations, b.recent_locations);
     assert!(!a.recent_locations.is_empty());
 }
+
+/// `analyze_identity_state` reads the user's events and alerts without SQL; what it reports
+/// is what SQL over the same window finds: the number of events, and the alerts seen in the
+/// window, newest detection first (ties by id), at most 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analysis_counts_what_sql_finds_in_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for name in ["mfa_fatigue", "impossible_travel", "brute_force"] {
+        replay(&store, name);
+    }
+    let reader = StoreReader::open(store.clone(), &PipelineConfig::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let users = tools::query_sql(
+        &reader,
+        SqlArgs {
+            sql: "SELECT DISTINCT user_id FROM alerts WHERE user_id IS NOT NULL ORDER BY user_id".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .rows;
+    assert!(!users.is_empty(), "the scenarios raised no user alerts");
+    let mut checked_alerts = 0;
+    for user in users.iter().map(|r| r["user_id"].as_str().unwrap().to_owned()) {
+        for hours in [1, 720] {
+            let a = tools::analyze_identity_state(
+                &reader,
+                tools::AnalyzeArgs {
+                    user: user.clone(),
+                    time_range_hours: hours,
+                },
+            )
+            .await
+            .unwrap();
+            let end = chrono::DateTime::parse_from_rfc3339(a.as_of.as_deref().unwrap()).unwrap();
+            let start = end.timestamp_millis() - i64::from(hours) * 3_600_000;
+            let events = count(
+                &reader,
+                &format!(
+                    "SELECT count(*) AS n FROM events WHERE user_id = '{user}' AND event_time >= to_timestamp_millis({start})"
+                ),
+            )
+            .await;
+            let said: i64 = a.behavior_summary.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(said, events, "{user}, {hours} h: {}", a.behavior_summary);
+            let expected: Vec<String> = tools::query_sql(
+                &reader,
+                SqlArgs {
+                    sql: format!(
+                        "SELECT alert_id FROM alerts WHERE user_id = '{user}' AND last_seen >= to_timestamp_millis({start}) \
+                         ORDER BY detected_at DESC, alert_id LIMIT 20"
+                    ),
+                },
+            )
+            .await
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r["alert_id"].as_str().unwrap().to_owned())
+            .collect();
+            let got: Vec<String> = a
+                .open_alerts
+                .iter()
+                .map(|r| r["alert_id"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(got, expected, "{user}, {hours} h");
+            checked_alerts += got.len();
+        }
+    }
+    assert!(checked_alerts > 0, "no analysis had an alert to compare");
+}

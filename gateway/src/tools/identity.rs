@@ -38,7 +38,8 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
     let start_ms = end_ms.saturating_sub(i64::from(args.time_range_hours) * 3_600_000);
     // One read of the user's events of the window: every (place, client) pair with its
     // count and last time, split into locations and devices below.
-    let activity = reader.user_events(&user_id, start_ms, &ACTIVITY_COLUMNS);
+    let activity_columns = [ACTIVITY_KEYS.as_slice(), &["event_time"]].concat();
+    let activity = reader.user_events(&user_id, start_ms, &activity_columns);
     let alerts = reader.alerts_of(&user_id);
     let similar = async {
         if !reader.has_vectors() {
@@ -123,17 +124,6 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
 
 /// What `analyze_identity_state` groups the user's events by: where from, then with what.
 const ACTIVITY_KEYS: [&str; 6] = ["geo_country", "geo_city", "src_ip", "ua_browser", "ua_os", "dt_hash"];
-
-/// The columns read for the groups: the keys and the time.
-const ACTIVITY_COLUMNS: [&str; 7] = [
-    "geo_country",
-    "geo_city",
-    "src_ip",
-    "ua_browser",
-    "ua_os",
-    "dt_hash",
-    "event_time",
-];
 
 /// The user's events grouped by [`ACTIVITY_KEYS`], each group with `events` (its count)
 /// and `last_seen` (its latest time), as rows.

@@ -289,14 +289,9 @@ pub async fn compact_partition(
         }
     }
     let dir = store.events_dir().join(&plan.partition);
-    let names = |paths: &mut dyn Iterator<Item = &PathBuf>| -> Vec<String> {
-        paths
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect()
-    };
     let swap = Swap {
-        old: names(&mut plan.files.iter()),
-        new: names(&mut staged.iter().map(|s| &s.path)),
+        old: file_names(&plan.files),
+        new: file_names(staged.iter().map(|s| &s.path)),
     };
     write_swap(&dir, &swap)?;
     // The list first: a checkpoint naming a replaced file must find it there once the file
@@ -320,6 +315,13 @@ pub async fn compact_partition(
         bytes_out,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+fn file_names<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// Writes the swap manifest (durably: it must outlive a crash of the swap it describes).

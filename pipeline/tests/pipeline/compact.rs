@@ -34,6 +34,17 @@ fn all_rows(fx: &Fixture) -> Vec<String> {
     rows
 }
 
+/// The rows are exactly those of before (compared whole; the message gives the counts, not
+/// millions of characters).
+fn assert_same_rows(before: &[String], after: &[String], what: &str) {
+    assert!(
+        after == before,
+        "{what} changed the rows: {} before, {} after",
+        before.len(),
+        after.len()
+    );
+}
+
 #[test]
 fn compaction_keeps_every_row_and_orders_each_day_by_user_and_time() {
     let fx = Fixture::new();
@@ -61,13 +72,7 @@ fn compaction_keeps_every_row_and_orders_each_day_by_user_and_time() {
     let replaced: Vec<_> = plan.todo.iter().flat_map(|p| p.files.clone()).collect();
 
     // The same rows, day by day.
-    let after = all_rows(&fx);
-    assert!(
-        after == before,
-        "compaction changed the rows: {} before, {} after",
-        before.len(),
-        after.len()
-    );
+    assert_same_rows(&before, &all_rows(&fx), "compaction");
     assert_eq!(
         fx.sql("SELECT date, count(*) AS n FROM events GROUP BY date ORDER BY date"),
         counts_before
@@ -144,13 +149,7 @@ fn compaction_keeps_every_row_and_orders_each_day_by_user_and_time() {
         ..options.clone()
     };
     compact_all(&fx, &forced, today);
-    let after = all_rows(&fx);
-    assert!(
-        after == before,
-        "forced: {} before, {} after",
-        before.len(),
-        after.len()
-    );
+    assert_same_rows(&before, &all_rows(&fx), "forced compaction");
 }
 
 #[test]
