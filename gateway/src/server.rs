@@ -352,6 +352,7 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let started = std::time::Instant::now();
         let name = request.name.to_string();
         let arguments = request.arguments.clone().unwrap_or_default();
         let principal = self.access.principal(&context).await;
@@ -406,6 +407,7 @@ impl ServerHandler for Gateway {
             .tool_router
             .call(ToolCallContext::new(self, request, context))
             .await;
+        let answered = started.elapsed();
         if !ACTION_TOOLS.contains(&name.as_str()) {
             let error = match &response {
                 Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Some(
@@ -420,6 +422,12 @@ impl ServerHandler for Gateway {
             };
             self.actions.audit_read(&caller, &name, arguments, error).await;
         }
+        tracing::debug!(
+            tool = %name,
+            tool_ms = answered.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "call answered"
+        );
         response
     }
 

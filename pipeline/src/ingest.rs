@@ -194,13 +194,10 @@ pub struct Ingest<O> {
     observing: Duration,
 }
 
-struct Closed<O> {
-    observer: O,
+struct Closed {
     files: Vec<PathBuf>,
-    staged: Vec<Staged>,
     deadletter: DeadLetterWriter,
     counters: Counters,
-    seen: SeenIds,
     times: StageTimes,
 }
 
@@ -399,64 +396,124 @@ impl<O: EventObserver> Ingest<O> {
     /// Flushes every partition and waits for the writer, leaving the files (events and
     /// dead letter) synced under temporary names for the caller to publish.
     pub fn finish_staged(self) -> Result<StagedOutcome<O>, StoreError> {
-        let closed = self.close()?;
-        let deadletter_reasons = closed.deadletter.counts().clone();
-        let mut staged = closed.staged;
-        staged.extend(closed.deadletter.finish_staged()?);
+        let sealed = self.seal()?;
+        let staged = sealed.files.finish()?;
         Ok(StagedOutcome {
-            observer: closed.observer,
-            counters: closed.counters,
-            deadletter_reasons,
+            observer: sealed.observer,
+            counters: sealed.counters,
+            deadletter_reasons: sealed.deadletter_reasons,
             staged,
-            seen: closed.seen,
+            seen: sealed.seen,
         })
     }
 
-    fn close(mut self) -> Result<Closed<O>, StoreError> {
-        let mut flush_error = None;
-        if self.fatal.is_none() {
-            let mut parts: Vec<(String, RecordBatch)> = Vec::new();
-            for (_, mut p) in self.partitions.drain() {
-                if p.rows > 0 {
-                    match p.builder.to_record_batch() {
-                        Ok(b) => parts.push((p.key, b)),
-                        Err(e) => flush_error = Some(StoreError::from(e)),
-                    }
-                }
-            }
-            parts.sort_by(|a, b| a.0.cmp(&b.0));
-            for (key, batch) in parts {
-                if let Err(e) = self.send(key, batch) {
-                    flush_error.get_or_insert(e);
-                    break;
-                }
-            }
-        }
+    /// Hands every partition's rows to the writer and returns at once: the observer and
+    /// the dedup set can go on into the next cycle while the writer finishes this one's
+    /// files ([`PendingFiles::finish`], on any thread).
+    pub fn seal(mut self) -> Result<SealedIngest<O>, StoreError> {
+        let flushed = self.flush_partitions();
         drop(self.tx.take());
-        let written = match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(StoreError::WriterGone("the writer thread panicked".into())),
-            None => Ok((Vec::new(), Vec::new(), Duration::ZERO)),
+        let mut files = PendingFiles {
+            writer: self.writer.take(),
+            deadletter: self.deadletter,
         };
-        // The writer's own error explains a closed channel better than the channel does.
-        let (files, staged, writing) = written?;
-        if let Some(e) = self.fatal.take().or(flush_error) {
-            return Err(e);
+        if let Some(e) = self.fatal.take().or(flushed.err()) {
+            // The writer's own error explains a closed channel better than the channel does.
+            return Err(files.wait().err().unwrap_or(e));
         }
         debug_assert!(self.counters.balanced(), "{:?}", self.counters);
-        Ok(Closed {
+        Ok(SealedIngest {
+            deadletter_reasons: files.deadletter.counts().clone(),
             observer: self.observer,
-            files,
-            staged,
-            deadletter: self.deadletter,
             counters: self.counters,
             seen: self.seen,
+            files,
             times: StageTimes {
                 parse_s: self.busy.saturating_sub(self.observing).as_secs_f64(),
                 detect_s: self.observing.as_secs_f64(),
-                parquet_write_s: writing.as_secs_f64(),
+                parquet_write_s: 0.0,
             },
         })
+    }
+
+    /// Sends what every partition holds to the writer, in key order; the first failure.
+    fn flush_partitions(&mut self) -> Result<(), StoreError> {
+        if self.fatal.is_some() {
+            return Ok(());
+        }
+        let mut parts: Vec<(String, RecordBatch)> = Vec::new();
+        let mut error = None;
+        for (_, mut p) in self.partitions.drain() {
+            if p.rows > 0 {
+                match p.builder.to_record_batch() {
+                    Ok(b) => parts.push((p.key, b)),
+                    Err(e) => error = Some(StoreError::from(e)),
+                }
+            }
+        }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, batch) in parts {
+            if let Err(e) = self.send(key, batch) {
+                error.get_or_insert(e);
+                break;
+            }
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    fn close(self) -> Result<Closed, StoreError> {
+        let mut sealed = self.seal()?;
+        let (files, _, writing) = sealed.files.wait()?;
+        sealed.times.parquet_write_s = writing.as_secs_f64();
+        Ok(Closed {
+            files,
+            deadletter: sealed.files.deadletter,
+            counters: sealed.counters,
+            times: sealed.times,
+        })
+    }
+}
+
+/// An ingest cycle whose rows are all with the writer ([`Ingest::seal`]).
+#[derive(Debug)]
+pub struct SealedIngest<O> {
+    pub observer: O,
+    pub counters: Counters,
+    pub deadletter_reasons: BTreeMap<&'static str, u64>,
+    pub seen: SeenIds,
+    /// The cycle's files, still being written.
+    pub files: PendingFiles,
+    times: StageTimes,
+}
+
+/// The files of a sealed cycle: the Parquet writer finishing them, and the dead letter.
+pub struct PendingFiles {
+    writer: Option<JoinHandle<WriterResult>>,
+    deadletter: DeadLetterWriter,
+}
+
+impl std::fmt::Debug for PendingFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingFiles").finish_non_exhaustive()
+    }
+}
+
+impl PendingFiles {
+    /// Waits for the writer; the events files, synced, under temporary names when staged.
+    fn wait(&mut self) -> WriterResult {
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StoreError::WriterGone("the writer thread panicked".into())),
+            None => Ok((Vec::new(), Vec::new(), Duration::ZERO)),
+        }
+    }
+
+    /// Waits for the writer and closes the dead letter: every file of the cycle, synced,
+    /// under its temporary name.
+    pub fn finish(mut self) -> Result<Vec<Staged>, StoreError> {
+        let (_, mut staged, _) = self.wait()?;
+        staged.extend(self.deadletter.finish_staged()?);
+        Ok(staged)
     }
 }
 

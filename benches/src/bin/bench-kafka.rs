@@ -1,4 +1,4 @@
-//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S]`
+//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]`
 //!
 //! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
 //! default (it keeps only ~5 MB per partition: small inputs only), or a real broker
@@ -35,6 +35,7 @@ struct Args {
     partitions: i32,
     rate: Option<f64>,
     seconds: f64,
+    commit_ms: u64,
 }
 
 fn args() -> Result<Args, String> {
@@ -45,6 +46,7 @@ fn args() -> Result<Args, String> {
         partitions: 4,
         rate: None,
         seconds: 30.0,
+        commit_ms: 2_000,
     };
     while let Some(x) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -53,13 +55,14 @@ fn args() -> Result<Args, String> {
             "--partitions" => a.partitions = val("--partitions")?.parse().map_err(|e| format!("{e}"))?,
             "--rate" => a.rate = Some(val("--rate")?.parse().map_err(|e| format!("{e}"))?),
             "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
+            "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
             other if a.events.is_empty() => a.events = other.to_owned(),
             other => return Err(format!("unexpected argument {other}")),
         }
     }
     if a.events.is_empty() {
         return Err(
-            "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S]".into(),
+            "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]".into(),
         );
     }
     Ok(a)
@@ -115,6 +118,8 @@ fn timings(m: &Metrics) -> serde_json::Value {
         "batch_mean_ms": mean("idgw_batch_seconds"),
         "commits": sample(&text, "idgw_commit_seconds_count"),
         "commit_mean_ms": mean("idgw_commit_seconds"),
+        "seal_mean_ms": mean("idgw_seal_seconds"),
+        "message_age_mean_ms": mean("idgw_message_age_seconds"),
     })
 }
 
@@ -127,6 +132,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The pipeline's own logs, on stderr, when asked for (e.g. `IDGW_LOG=idgw_pipeline::stream=debug`).
+    if let Ok(filter) = std::env::var("IDGW_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let a = args()?;
     let lines: Vec<String> = std::io::BufReader::new(std::fs::File::open(&a.events)?)
         .lines()
@@ -233,7 +245,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         create(&alerts, 1);
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path().join("store"))?;
-        let cfg = config(&brokers, &topic, &alerts, 2_000);
+        let cfg = config(&brokers, &topic, &alerts, a.commit_ms);
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, m2, stop2) = (store.clone(), Arc::new(Metrics::new()), Arc::clone(&stop));
         let m_ready = Arc::clone(&m2);
@@ -244,74 +256,96 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while m_ready.partitions.get() < i64::from(a.partitions) && ready.elapsed() < Duration::from_secs(120) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let reader: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", format!("bench-reader-{run}"))
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "5")
-            .create()?;
-        // Assigned, not subscribed: no group join inside the measured delays.
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(&alerts, 0, rdkafka::Offset::Beginning)?;
-        reader.assign(&tpl)?;
-        let produced_at: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+        // The alerts are read on a thread of their own, so an alert's arrival time is taken
+        // when it arrives, however busy the producing loop below is.
+        let reading = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let (brokers, alerts, reading) = (brokers.clone(), alerts.clone(), Arc::clone(&reading));
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", format!("bench-reader-{run}"))
+                .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "5")
+                .create()?;
+            // Assigned, not subscribed: no group join inside the measured delays.
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(&alerts, 0, rdkafka::Offset::Beginning)?;
+            consumer.assign(&tpl)?;
+            std::thread::spawn(move || {
+                let mut received: Vec<(Instant, Evidence)> = Vec::new();
+                while reading.load(Ordering::Relaxed) {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(20)) {
+                        let at = Instant::now();
+                        if let Some(evidence) = m.payload().and_then(evidence) {
+                            received.push((at, evidence));
+                        }
+                    }
+                }
+                received
+            })
+        };
         let total = ((rate * a.seconds) as usize).min(keyed.len());
+        // Each event's uuid, found before the clock starts.
+        let index: HashMap<String, usize> = keyed
+            .iter()
+            .take(total)
+            .enumerate()
+            .filter_map(|(i, (_, line))| Some((event_uuid(line)?, i)))
+            .collect();
         let period = Duration::from_secs_f64(1.0 / rate);
         let p = producer(&brokers);
-        let mut received: Vec<(Instant, serde_json::Value)> = Vec::new();
+        let mut produced_at: Vec<Instant> = Vec::with_capacity(total);
         let begin = Instant::now();
-        let mut uuids = Vec::with_capacity(total);
         for (i, (key, line)) in keyed.iter().take(total).enumerate() {
             let due = begin + period * i as u32;
-            while Instant::now() < due {
-                // Read alerts while waiting, so their arrival time is taken when they arrive.
-                if let Some(Ok(m)) = reader.poll(Duration::ZERO) {
-                    if let Some(v) = m.payload().and_then(|b| serde_json::from_slice(b).ok()) {
-                        received.push((Instant::now(), v));
-                    }
-                } else {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
+            let now = Instant::now();
+            if now < due {
+                std::thread::sleep(due - now);
             }
-            let uuid = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["uuid"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            produced_at
-                .lock()
-                .map_err(|_| "lock")?
-                .insert(uuid.clone(), Instant::now());
-            uuids.push(uuid);
+            produced_at.push(Instant::now());
             send(&p, &topic, key, line.as_bytes());
         }
-        let drain = Instant::now();
-        while drain.elapsed() < Duration::from_secs(5) {
-            if let Some(Ok(m)) = reader.poll(Duration::from_millis(50))
-                && let Some(v) = m.payload().and_then(|b| serde_json::from_slice(b).ok())
-            {
-                received.push((Instant::now(), v));
-            }
-        }
+        let late_s = (Instant::now() - begin).as_secs_f64() - a.seconds.min(total as f64 / rate);
+        std::thread::sleep(Duration::from_secs(5));
+        reading.store(false, Ordering::Relaxed);
+        let received = reader.join().map_err(|_| "alert reader thread")?;
         stop.store(true, Ordering::Relaxed);
         let ran = pipeline.join().map_err(|_| "pipeline thread")??;
-        let produced = produced_at.lock().map_err(|_| "lock")?;
-        let mut delays: Vec<f64> = received
+        let matched: Vec<(&str, f64)> = received
             .iter()
-            .filter_map(|(at, alert)| {
-                let newest = alert["event_uuids"]
-                    .as_array()?
+            .filter_map(|(at, e)| {
+                let newest = e
+                    .event_uuids
                     .iter()
-                    .filter_map(|u| produced.get(u.as_str()?))
+                    .filter_map(|u| produced_at.get(*index.get(u)?))
                     .max()?;
-                Some(at.saturating_duration_since(*newest).as_secs_f64() * 1000.0)
+                Some((
+                    e.detection.as_str(),
+                    at.saturating_duration_since(*newest).as_secs_f64() * 1000.0,
+                ))
             })
             .collect();
+        let mut by_detection: std::collections::BTreeMap<&str, Vec<f64>> = std::collections::BTreeMap::new();
+        for (d, ms) in &matched {
+            by_detection.entry(d).or_default().push(*ms);
+        }
+        let by_detection: serde_json::Map<String, serde_json::Value> = by_detection
+            .into_iter()
+            .map(|(d, mut v)| {
+                v.sort_by(f64::total_cmp);
+                let summary =
+                    serde_json::json!({"alerts": v.len(), "p50_ms": percentile(&v, 50.0), "max_ms": v.last()});
+                (d.to_owned(), summary)
+            })
+            .collect();
+        let mut delays: Vec<f64> = matched.iter().map(|(_, ms)| *ms).collect();
         delays.sort_by(f64::total_cmp);
         out.insert(
             "latency".into(),
             serde_json::json!({
                 "rate_per_s": rate,
                 "events_produced": total,
+                "producer_behind_s": late_s,
                 "pipeline_events_in": ran.counters.events_in,
                 "pipeline_alerts": ran.alerts,
                 "pipeline_alerts_produced": ran.alerts_produced,
@@ -321,10 +355,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "p99_ms": percentile(&delays, 99.0),
                 "p999_ms": percentile(&delays, 99.9),
                 "max_ms": delays.last().copied().unwrap_or(f64::NAN),
+                "by_detection": by_detection,
                 "pipeline": timings(&m_live),
             }),
         );
     }
     println!("{}", serde_json::Value::Object(out));
     Ok(())
+}
+
+/// The `uuid` of an Okta event line.
+fn event_uuid(line: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Uuid {
+        uuid: String,
+    }
+    serde_json::from_str::<Uuid>(line).ok().map(|u| u.uuid)
+}
+
+/// What the latency is measured by in an alert's payload.
+#[derive(serde::Deserialize)]
+struct Evidence {
+    detection: String,
+    event_uuids: Vec<String>,
+}
+
+fn evidence(payload: &[u8]) -> Option<Evidence> {
+    serde_json::from_slice(payload).ok()
 }

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::alerting::Finding;
 use super::config::DetectConfig;
 use super::observation::{Kind, Obs, hash};
-use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, from_raw, hourly, to_raw};
+use super::windowed::{CappedSet, Deferred, Emit, FastMap, WindowedDetector, deferred, from_raw, hourly};
 use crate::evidence;
 
 /// Profiles unused this long are forgotten (90 days).
@@ -104,7 +104,7 @@ fn novelty(f: &[f32; FEATURES]) -> f32 {
     2.0 * f[0] + 0.5 * f[1] + f[2] + f[3] + f[4] + if f[5] > 0.9 { 1.0 } else { 0.0 }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     profiles: FastMap<Box<str>, Profile>,
     model: Forest,
@@ -226,8 +226,8 @@ impl WindowedDetector for AnomalousSignin {
         }
     }
 
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        to_raw(&self.state)
+    fn snapshot(&self) -> Deferred {
+        deferred(self.state.clone())
     }
 
     fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error> {

@@ -14,8 +14,9 @@ use serde_json::value::RawValue;
 
 use super::observation::Obs;
 use super::risk::{Identities, RiskBook};
+use super::windowed::Deferred;
 use super::{Clock, Engine, Pending};
-use crate::vectors::Behaviour;
+use crate::vectors::{Behaviour, UserVector};
 
 /// The document version this build writes and reads.
 pub const VERSION: u32 = 1;
@@ -66,7 +67,69 @@ struct DocumentRef<'a> {
     raised: &'a BTreeMap<Detection, u64>,
 }
 
+/// The engine's state copied at one instant ([`Engine::snapshot`]). Taking it costs a copy;
+/// serializing it ([`EngineSnapshot::to_json`]) can run on another thread while the engine
+/// goes on (streaming checkpoints every few seconds without stopping the partition).
+pub struct EngineSnapshot {
+    clock: Clock,
+    pending: Vec<Obs>,
+    detectors: Vec<(&'static str, Deferred)>,
+    risk: RiskBook,
+    identities: Identities,
+    behaviour: Behaviour,
+    raised: BTreeMap<Detection, u64>,
+}
+
+impl std::fmt::Debug for EngineSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSnapshot")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineSnapshot {
+    /// The vectors of users `ids` as of the snapshot ([`Engine::take_changed_users`]).
+    pub fn vectors_of(&self, ids: &[Box<str>]) -> Vec<UserVector> {
+        super::user_vectors(&self.behaviour, &self.risk, &self.identities, self.clock, ids)
+    }
+
+    /// The same document as [`Engine::checkpoint_json`] at the instant of the snapshot.
+    pub fn to_json(self) -> Result<Vec<u8>, CheckpointError> {
+        let mut detectors = BTreeMap::new();
+        for (name, state) in self.detectors {
+            detectors.insert(name, state()?);
+        }
+        let doc = DocumentRef {
+            version: VERSION,
+            clock: self.clock,
+            pending: self.pending.iter().collect(),
+            detectors,
+            risk: &self.risk,
+            identities: &self.identities,
+            behaviour: &self.behaviour,
+            raised: &self.raised,
+        };
+        Ok(serde_json::to_vec(&doc)?)
+    }
+}
+
 impl Engine {
+    /// A copy of the whole state, in checkpoint order, to serialize elsewhere.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        let mut pending: Vec<Obs> = self.buffer.iter().map(|p| p.0.0.clone()).collect();
+        pending.sort_by_key(|o| (o.time, o.seq));
+        EngineSnapshot {
+            clock: self.clock,
+            pending,
+            detectors: self.detectors.iter().map(|d| (d.name(), d.snapshot())).collect(),
+            risk: self.risk.clone(),
+            identities: self.identities.clone(),
+            behaviour: self.behaviour.clone(),
+            raised: self.raised.clone(),
+        }
+    }
+
     /// The engine's whole state, serialized and compressed.
     pub fn checkpoint(&self) -> Result<Vec<u8>, CheckpointError> {
         let json = self.checkpoint_json()?;

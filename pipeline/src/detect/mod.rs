@@ -76,6 +76,34 @@ impl Ord for Pending {
     }
 }
 
+/// The vectors of users `ids` as the engine state holds them at `clock`.
+fn user_vectors(
+    behaviour: &Behaviour,
+    risk: &RiskBook,
+    identities: &Identities,
+    clock: Clock,
+    ids: &[Box<str>],
+) -> Vec<UserVector> {
+    let now = clock.now();
+    ids.iter()
+        .filter_map(|id| {
+            let profile = behaviour.profile(id)?;
+            let (risk_score, _) = risk.score(id, now);
+            let (login, last_country) = identities.label(id);
+            Some(UserVector {
+                payload: UserPayload {
+                    user_id: id.to_string(),
+                    login: login.map(str::to_owned),
+                    risk_score,
+                    risk_level: idgw_schemas::RiskLevel::from_score(risk_score),
+                    last_country: last_country.map(str::to_owned),
+                },
+                vector: profile.vector(),
+            })
+        })
+        .collect()
+}
+
 /// The stream's event-time clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Clock {
@@ -87,6 +115,13 @@ pub struct Clock {
     pub seq: u64,
     /// Observations that came later than the allowed lateness.
     pub late: u64,
+}
+
+impl Clock {
+    /// The engine's "now": the latest event time seen (0 before any).
+    fn now(self) -> i64 {
+        if self.max_time == i64::MIN { 0 } else { self.max_time }
+    }
 }
 
 /// Engine counters.
@@ -253,11 +288,7 @@ impl Engine {
 
     /// The stream's clock (ms), 0 before any event.
     fn now(&self) -> i64 {
-        if self.clock.max_time == i64::MIN {
-            0
-        } else {
-            self.clock.max_time
-        }
+        self.clock.now()
     }
 
     /// Every user's state as of the stream's clock.
@@ -278,24 +309,13 @@ impl Engine {
         } else {
             self.behaviour.take_dirty()
         };
-        let now = self.now();
-        ids.iter()
-            .filter_map(|id| {
-                let profile = self.behaviour.profile(id)?;
-                let (risk_score, _) = self.risk.score(id, now);
-                let (login, last_country) = self.identities.label(id);
-                Some(UserVector {
-                    payload: UserPayload {
-                        user_id: id.to_string(),
-                        login: login.map(str::to_owned),
-                        risk_score,
-                        risk_level: idgw_schemas::RiskLevel::from_score(risk_score),
-                        last_country: last_country.map(str::to_owned),
-                    },
-                    vector: profile.vector(),
-                })
-            })
-            .collect()
+        user_vectors(&self.behaviour, &self.risk, &self.identities, self.clock, &ids)
+    }
+
+    /// The users whose behaviour or risk changed since the last call, sorted (their vectors
+    /// can then be built from a [`checkpoint::EngineSnapshot`]).
+    pub fn take_changed_users(&mut self) -> Vec<Box<str>> {
+        self.behaviour.take_dirty()
     }
 
     /// The clock.

@@ -29,8 +29,13 @@ pub trait WindowedDetector: Send {
     fn seed(&mut self, _obs: &Obs) {}
     /// Event time has reached `watermark` (ms): expire state older than the windows.
     fn on_watermark(&mut self, watermark: i64, out: &mut Emit);
+    /// A copy of the state, to serialize later (on another thread, while the detector
+    /// goes on).
+    fn snapshot(&self) -> Deferred;
     /// The state, serialized.
-    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error>;
+    fn checkpoint(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        self.snapshot()()
+    }
     /// Replaces the state with a checkpoint's.
     fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error>;
     /// Keys held (users or sources), for metrics and sizing.
@@ -45,8 +50,8 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 #[macro_export]
 macro_rules! keyed_state {
     ($field:ident) => {
-        fn checkpoint(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
-            $crate::detect::windowed::to_raw(&self.$field)
+        fn snapshot(&self) -> $crate::detect::windowed::Deferred {
+            $crate::detect::windowed::deferred(self.$field.clone())
         }
 
         fn restore(&mut self, state: &serde_json::value::RawValue) -> Result<(), serde_json::Error> {
@@ -58,6 +63,14 @@ macro_rules! keyed_state {
             self.$field.len()
         }
     };
+}
+
+/// A detector's state copied by [`WindowedDetector::snapshot`], serialized when called.
+pub type Deferred = Box<dyn FnOnce() -> Result<Box<RawValue>, serde_json::Error> + Send>;
+
+/// Defers serializing `state` (a copy) to whoever calls the result.
+pub fn deferred<T: Serialize + Send + 'static>(state: T) -> Deferred {
+    Box::new(move || to_raw(&state))
 }
 
 /// Serializes any state for [`WindowedDetector::checkpoint`].

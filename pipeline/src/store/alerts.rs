@@ -86,6 +86,11 @@ impl AlertLog {
         Ok(())
     }
 
+    /// A second handle on the file, for syncing it from another thread.
+    pub fn sync_handle(&self) -> Result<std::fs::File, StoreError> {
+        Ok(self.file.file().try_clone()?)
+    }
+
     /// Alerts dropped because the log already held them.
     pub fn duplicates(&self) -> u64 {
         self.duplicates

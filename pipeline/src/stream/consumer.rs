@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -185,7 +185,6 @@ pub fn run(
     tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "consuming");
     let commit_every = Duration::from_millis(config.kafka.commit_interval_ms.max(1));
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms.max(1));
-    let mut last_commit = Instant::now();
     let mut lane = LaneId::kafka(String::new(), -1);
     // With `stop_at_end`: the end offset of each partition that reported reaching it. The
     // EOF event only hints (it can overtake messages still queued), so the stop waits until
@@ -205,6 +204,10 @@ pub fn run(
             Some(Ok(m)) => {
                 if lane.partition != m.partition() || lane.topic != m.topic() {
                     lane = LaneId::kafka(m.topic().to_owned(), m.partition());
+                }
+                if let Some(produced_ms) = m.timestamp().to_millis() {
+                    let age_ms = chrono::Utc::now().timestamp_millis() - produced_ms;
+                    metrics.message_age_seconds.observe(age_ms.max(0) as f64 / 1000.0);
                 }
                 w.buffer(&lane, m.offset(), m.payload());
                 false
@@ -234,15 +237,16 @@ pub fn run(
             tracing::info!("every owned partition read to its end; stopping");
             break Ok(());
         }
-        if last_commit.elapsed() >= commit_every {
-            last_commit = Instant::now();
-            match w.commit() {
-                Ok(offsets) => {
-                    drop(w);
-                    commit_offsets(&consumer, &offsets, CommitMode::Async);
-                }
-                Err(e) => break Err(e.into()),
+        if let Err(e) = w.commit_due(commit_every) {
+            break Err(e.into());
+        }
+        // Cycles the committer made durable since the last turn.
+        match w.committed() {
+            Ok(offsets) => {
+                drop(w);
+                commit_offsets(&consumer, &offsets, CommitMode::Async);
             }
+            Err(e) => break Err(e.into()),
         }
     };
     if let Err(e) = &outcome {
@@ -254,7 +258,7 @@ pub fn run(
     }
     // Drain: what was read is processed, written, checkpointed and committed.
     tracing::info!("draining");
-    let offsets = lock(&worker).commit()?;
+    let offsets = lock(&worker).commit_and_wait()?;
     tracing::info!(partitions = offsets.len(), "drained; committing offsets");
     commit_offsets(&consumer, &offsets, CommitMode::Sync);
     lock(&worker).note_partitions();

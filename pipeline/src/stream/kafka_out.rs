@@ -90,7 +90,7 @@ pub struct KafkaOut {
     producer: ThreadedProducer<DeliveryCount>,
     alerts_topic: Option<String>,
     deadletter_topic: Option<String>,
-    reported: u64,
+    reported: AtomicU64,
 }
 
 impl std::fmt::Debug for KafkaOut {
@@ -126,7 +126,7 @@ impl KafkaOut {
             producer,
             alerts_topic,
             deadletter_topic,
-            reported: 0,
+            reported: AtomicU64::new(0),
         }))
     }
 
@@ -193,13 +193,12 @@ impl KafkaOut {
     }
 
     /// Waits for every queued record to be acknowledged; fails if any delivery failed.
-    pub fn flush(&mut self, timeout: Duration) -> Result<(), ProduceError> {
+    pub fn flush(&self, timeout: Duration) -> Result<(), ProduceError> {
         self.producer.flush(timeout).map_err(ProduceError::Flush)?;
         let failed = self.producer.context().failed.load(Ordering::Relaxed);
-        if failed > self.reported {
-            let new = failed - self.reported;
-            self.reported = failed;
-            return Err(ProduceError::Deliveries(new));
+        let reported = self.reported.swap(failed, Ordering::Relaxed);
+        if failed > reported {
+            return Err(ProduceError::Deliveries(failed - reported));
         }
         Ok(())
     }

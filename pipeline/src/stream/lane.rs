@@ -3,7 +3,9 @@
 //! another worker with everything it needs.
 //!
 //! Work is done in cycles. During a cycle, events go to Parquet files and dead letters that
-//! stay under hidden temporary names. A commit closes the cycle in this order:
+//! stay under hidden temporary names. A cycle is sealed on the consumer's thread (its rows
+//! handed to the Parquet writer, the engine state copied, the next cycle started) and made
+//! durable on the worker's committer thread, cycles of a lane in order:
 //! 1. close and fsync the cycle's files (events, dead letters, the cycle's new alerts);
 //! 2. write the lane checkpoint atomically: the engine state, the next offset to read, the
 //!    counters and the list of files the cycle staged;
@@ -21,15 +23,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use idgw_schemas::Alert;
 use idgw_schemas::rows::alerts_schema;
+use idgw_schemas::{Alert, IdentityState};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::config::PipelineConfig;
 use crate::detect::Engine;
-use crate::detect::checkpoint::{CheckpointError, write_atomically};
-use crate::ingest::{Counters, Ingest, IngestMode, RejectedRecord};
+use crate::detect::checkpoint::{CheckpointError, EngineSnapshot, write_atomically};
+use crate::ingest::{Counters, Ingest, IngestMode, PendingFiles, RejectedRecord};
 use crate::reject::{RejectKind, Rejection};
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::alerts::{write_alerts, write_identity_state_file};
@@ -177,6 +179,8 @@ pub struct Processed {
 /// What a commit made durable.
 #[derive(Debug)]
 pub struct Committed {
+    /// The partition.
+    pub lane: LaneId,
     /// The offset to commit to Kafka (the next to read).
     pub next_offset: i64,
     /// Behaviour vectors that changed, to upsert.
@@ -442,9 +446,11 @@ impl Lane {
         })
     }
 
-    /// Closes the cycle: stages its files, writes the checkpoint, publishes. Returns `None`
-    /// when the cycle saw no message (nothing to make durable).
-    pub fn commit(&mut self) -> Result<Option<Committed>, LaneError> {
+    /// Closes the cycle without waiting for the disk: the rows go to the writer, the engine
+    /// state is copied, and the next cycle starts at once. The returned [`SealedCycle`] makes
+    /// the closed one durable ([`SealedCycle::write`], on any thread). Returns `None` when
+    /// the cycle saw no message (nothing to make durable).
+    pub fn seal(&mut self) -> Result<Option<SealedCycle>, LaneError> {
         if self.open.events_in == 0 && self.cycle_alerts.is_empty() {
             return Ok(None);
         }
@@ -454,62 +460,135 @@ impl Lane {
         let Some(ingest) = self.ingest.take() else {
             return Ok(None);
         };
-        let outcome = ingest.finish_staged().map_err(|e| self.err(e))?;
-        let mut engine = outcome.observer;
-        let mut staged = outcome.staged;
+        let sealed = ingest.seal().map_err(|e| self.err(e))?;
+        let mut engine = sealed.observer;
+        // Counted as published now: the cycle's writer publishes them, or the worker stops.
         let new_alerts: Vec<Alert> = std::mem::take(&mut self.cycle_alerts)
             .into_iter()
-            .filter(|a| !self.published_alerts.contains(&a.alert_id))
+            .filter(|a| self.published_alerts.insert(&a.alert_id))
             .collect();
-        if !new_alerts.is_empty() {
+        self.totals += sealed.counters;
+        self.open = Counters::default();
+        let interval = std::time::Duration::from_millis(self.config.kafka.state_interval_ms);
+        let identity_states = if self.state_written.is_none_or(|t| t.elapsed() >= interval) {
+            self.state_written = Some(std::time::Instant::now());
+            Some(engine.identity_states())
+        } else {
+            None
+        };
+        // Their vectors are built from the snapshot by whoever writes the cycle.
+        let changed = engine.take_changed_users();
+        let cycle = SealedCycle {
+            id: self.id.clone(),
+            store: self.store.clone(),
+            run_id: self.run_id(),
+            state_file: format!("{}.parquet", self.tag),
+            files: sealed.files,
+            new_alerts,
+            engine: engine.snapshot(),
+            next_offset,
+            cycle: self.cycle,
+            counters: self.totals,
+            cursor: self.cursor.clone(),
+            identity_states,
+            changed: if self.config.vectors.enabled {
+                changed
+            } else {
+                Vec::new()
+            },
+        };
+        self.cycle += 1;
+        self.ingest = Some(self.start_cycle(sealed.seen, engine).map_err(|e| self.err(e))?);
+        Ok(Some(cycle))
+    }
+}
+
+/// A closed cycle on its way to disk ([`Lane::seal`]).
+pub struct SealedCycle {
+    id: LaneId,
+    store: Store,
+    run_id: String,
+    state_file: String,
+    files: PendingFiles,
+    new_alerts: Vec<Alert>,
+    engine: EngineSnapshot,
+    next_offset: i64,
+    cycle: u64,
+    counters: Counters,
+    cursor: Option<String>,
+    identity_states: Option<Vec<IdentityState>>,
+    /// Users whose behaviour vector changed in the cycle.
+    changed: Vec<Box<str>>,
+}
+
+impl std::fmt::Debug for SealedCycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedCycle")
+            .field("lane", &self.id)
+            .field("cycle", &self.cycle)
+            .field("next_offset", &self.next_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealedCycle {
+    /// The partition.
+    pub fn lane(&self) -> &LaneId {
+        &self.id
+    }
+
+    /// Makes the cycle durable, in the order of the module's comment: its files closed and
+    /// synced, then the checkpoint, then the files published.
+    pub fn write(self) -> Result<Committed, LaneError> {
+        let lane = self.id.to_string();
+        let store_err = |source| LaneError::Store {
+            lane: lane.clone(),
+            source,
+        };
+        let mut staged = self.files.finish().map_err(store_err)?;
+        if !self.new_alerts.is_empty() {
             let options = WriterOptions {
                 stage: true,
                 ..WriterOptions::default()
             };
-            let run_id = self.run_id();
-            let mut writer =
-                PartitionedWriter::new(self.store.alerts_dir(), Arc::new(alerts_schema()), options, &run_id)
-                    .map_err(|e| self.err(e))?;
-            write_alerts(&mut writer, &new_alerts).map_err(|e| self.err(e))?;
-            staged.extend(writer.finish_staged().map_err(|e| self.err(e))?);
+            let mut writer = PartitionedWriter::new(
+                self.store.alerts_dir(),
+                Arc::new(alerts_schema()),
+                options,
+                &self.run_id,
+            )
+            .map_err(store_err)?;
+            write_alerts(&mut writer, &self.new_alerts).map_err(store_err)?;
+            staged.extend(writer.finish_staged().map_err(store_err)?);
         }
-        let mut totals = self.totals;
-        totals += outcome.counters;
         let ckpt_err = |source| LaneError::Checkpoint {
-            lane: self.id.to_string(),
+            lane: lane.clone(),
             source,
         };
-        let engine_json = engine.checkpoint_json().map_err(ckpt_err)?;
+        let vectors = self.engine.vectors_of(&self.changed);
+        let engine_json = self.engine.to_json().map_err(ckpt_err)?;
         let meta = LaneMeta {
             version: VERSION,
             topic: &self.id.topic,
             partition: self.id.partition,
-            next_offset,
+            next_offset: self.next_offset,
             cycle: self.cycle,
-            counters: totals,
+            counters: self.counters,
             staged: &staged,
             cursor: self.cursor.as_deref(),
         };
         write_doc(&self.id.checkpoint_path(&self.store), &meta, &engine_json).map_err(ckpt_err)?;
         for file in &staged {
-            file.publish().map_err(|e| self.err(e))?;
+            file.publish().map_err(store_err)?;
         }
-        for a in &new_alerts {
-            self.published_alerts.insert(&a.alert_id);
+        if let Some(states) = &self.identity_states {
+            write_identity_state_file(&self.store, states, &self.run_id, &self.state_file).map_err(store_err)?;
         }
-        self.totals = totals;
-        self.open = Counters::default();
-        let interval = std::time::Duration::from_millis(self.config.kafka.state_interval_ms);
-        if self.state_written.is_none_or(|t| t.elapsed() >= interval) {
-            let file = format!("{}.parquet", self.tag);
-            write_identity_state_file(&self.store, &engine.identity_states(), &self.run_id(), &file)
-                .map_err(|e| self.err(e))?;
-            self.state_written = Some(std::time::Instant::now());
-        }
-        let vectors = engine.take_vectors(false);
-        self.cycle += 1;
-        self.ingest = Some(self.start_cycle(outcome.seen, engine).map_err(|e| self.err(e))?);
-        Ok(Some(Committed { next_offset, vectors }))
+        Ok(Committed {
+            lane: self.id,
+            next_offset: self.next_offset,
+            vectors,
+        })
     }
 }
 

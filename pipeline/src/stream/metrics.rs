@@ -31,6 +31,10 @@ pub struct Metrics {
     pub partitions: Gauge,
     pub batch_seconds: Histogram,
     pub commit_seconds: Histogram,
+    /// How long the consumer stops to seal a commit's cycles.
+    pub seal_seconds: Histogram,
+    /// How old a Kafka message is (its producer's timestamp) when the consumer takes it.
+    pub message_age_seconds: Histogram,
     pub poller_pages: Counter,
     pub poller_duplicates: Counter,
     /// Unix ms of the consumer's or poller's last turn, for `/healthz`.
@@ -71,6 +75,8 @@ impl Metrics {
             partitions: Gauge::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            seal_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            message_age_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             poller_pages: Counter::default(),
             poller_duplicates: Counter::default(),
             last_turn_ms: AtomicI64::new(0),
@@ -130,6 +136,16 @@ impl Metrics {
             "partitions_assigned",
             "Partitions this worker owns",
             m.partitions.clone(),
+        );
+        registry.register(
+            "seal_seconds",
+            "Time the consumer stops reading to seal a commit's cycles (the rest of the commit runs beside it)",
+            m.seal_seconds.clone(),
+        );
+        registry.register(
+            "message_age_seconds",
+            "Age of a Kafka message (from its producer timestamp) when consumed: the broker's share of the latency",
+            m.message_age_seconds.clone(),
         );
         registry.register(
             "batch_seconds",

@@ -6,6 +6,7 @@
 //! [`lane`]s and the sinks they share ([`kafka_out`], [`webhook`], `alerts.jsonl`, the
 //! vector index); [`metrics`] is what `/metrics` serves.
 
+pub mod committer;
 pub mod config;
 pub mod consumer;
 pub mod kafka_out;

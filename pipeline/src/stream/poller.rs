@@ -362,6 +362,8 @@ impl PageSink for EngineSink<'_> {
             self.last_commit = Instant::now();
             self.worker.commit()?;
         }
+        // Surfaces a failure of the committer; the System Log has no offsets to commit.
+        self.worker.committed()?;
         Ok(())
     }
 }
@@ -391,7 +393,7 @@ pub fn run_engine(
         tracing::error!(error = %e, "the poller stopped on a failure");
     }
     outcome?;
-    worker.commit()?;
+    worker.commit_and_wait()?;
     worker.note_partitions();
     Ok(worker.finish())
 }

@@ -3,7 +3,8 @@
 //! vector index.
 //!
 //! Alerts leave as soon as a batch raises them (their latency is the product's latency);
-//! files and engine state become durable at a commit. Sinks outside the store are therefore
+//! files and engine state become durable at a commit: the lanes' cycles are sealed on the
+//! consumer's thread and written by the [`Committer`]'s, so reading goes on meanwhile. Sinks outside the store are therefore
 //! at-least-once: a crash between an alert leaving and the next checkpoint sends it again
 //! after the restart, with the same deterministic `alert_id`. The store itself is
 //! exactly-once (see [`super::lane`]).
@@ -15,15 +16,16 @@ use std::time::{Duration, Instant};
 use idgw_schemas::Alert;
 use serde::Serialize;
 
+use super::committer::{Committer, Lost, Sinks};
 use super::kafka_out::{KafkaOut, ProduceError};
-use super::lane::{Fingerprint, Lane, LaneError, LaneId};
+use super::lane::{Committed, Fingerprint, Lane, LaneError, LaneId};
 use super::metrics::Metrics;
 use super::webhook::Webhook;
 use crate::config::PipelineConfig;
 use crate::ingest::Counters;
 use crate::store::alerts::AlertLog;
 use crate::store::{Store, StoreError};
-use crate::vectors::{self, VectorError, VectorIndex};
+use crate::vectors::{self, VectorError};
 
 /// Worker failures: each stops the pipeline (a restart resumes from the checkpoints).
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum WorkerError {
     Vectors(#[from] VectorError),
     #[error(transparent)]
     Webhook(#[from] super::webhook::WebhookError),
+    #[error("committer: {0}")]
+    Committer(String),
 }
 
 /// What a worker did, for the exit summary.
@@ -66,9 +70,15 @@ pub struct Worker {
     /// Lanes given up in the last rebalance, with their checkpoint file as left then.
     parked: BTreeMap<LaneId, (Lane, Option<Fingerprint>)>,
     alert_log: AlertLog,
-    kafka: Option<KafkaOut>,
+    kafka: Option<Arc<KafkaOut>>,
     webhook: Option<Webhook>,
-    vectors: Option<Box<dyn VectorIndex>>,
+    committer: Committer,
+    lost: Lost,
+    /// Offsets of cycles made durable while waiting for the committer outside a commit.
+    ready: Vec<(LaneId, i64)>,
+    /// When the next lane is sealed ([`Worker::commit_due`]), and which (its index).
+    next_seal: Option<Instant>,
+    turn: usize,
     metrics: Arc<Metrics>,
     buffered: usize,
     first_buffered: Option<Instant>,
@@ -90,20 +100,33 @@ impl Worker {
             None
         };
         let kafka = if config.kafka.enabled() {
-            KafkaOut::new(&config.kafka)?
+            KafkaOut::new(&config.kafka)?.map(Arc::new)
         } else {
             None
         };
         let webhook = Webhook::start(&config.webhook, store, Arc::clone(&metrics))?;
+        let alert_log = AlertLog::open(store)?;
+        let lost = Lost::default();
+        let committer = Committer::start(Sinks {
+            kafka: kafka.clone(),
+            alert_log: alert_log.sync_handle()?,
+            vectors,
+            metrics: Arc::clone(&metrics),
+            lost: Arc::clone(&lost),
+        })?;
         Ok(Worker {
             store: store.clone(),
-            alert_log: AlertLog::open(store)?,
+            alert_log,
             config,
             lanes: BTreeMap::new(),
             parked: BTreeMap::new(),
             kafka,
             webhook,
-            vectors,
+            committer,
+            lost,
+            ready: Vec::new(),
+            next_seal: None,
+            turn: 0,
             metrics,
             buffered: 0,
             first_buffered: None,
@@ -118,6 +141,16 @@ impl Worker {
         let new: Vec<LaneId> = ids.into_iter().filter(|id| !self.lanes.contains_key(id)).collect();
         if new.is_empty() {
             return Ok(());
+        }
+        // Cycles of these partitions sealed before they were lost must not be written after
+        // they are opened again: the committer finishes (or drops) everything it holds first.
+        let done = self.committer.wait()?;
+        self.ready = self.offsets(done);
+        {
+            let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &new {
+                lost.remove(id);
+            }
         }
         // Another worker may have written alerts these partitions will raise again.
         self.alert_log.reload()?;
@@ -138,19 +171,21 @@ impl Worker {
     }
 
     /// Gives partitions up: everything they read is made durable first. Returns the offsets
-    /// to commit.
+    /// to commit (of every cycle made durable meanwhile, not only the revoked lanes').
     pub fn revoke(&mut self, ids: &[LaneId]) -> Result<Vec<(LaneId, i64)>, WorkerError> {
         self.process()?;
-        self.flush_sinks()?;
-        let mut offsets = Vec::new();
+        let mut cycles = Vec::new();
         for id in ids {
-            let committed = match self.lanes.get_mut(id) {
-                Some(lane) => lane.commit()?,
-                None => None,
-            };
-            if let Some(offset) = self.commit_lane_inner(id, committed)? {
-                offsets.push((id.clone(), offset));
+            if let Some(lane) = self.lanes.get_mut(id)
+                && let Some(cycle) = lane.seal()?
+            {
+                cycles.push(cycle);
             }
+        }
+        self.committer.submit(cycles)?;
+        let done = self.committer.wait()?;
+        let offsets = self.offsets(done);
+        for id in ids {
             if let Some(lane) = self.lanes.remove(id) {
                 self.summary.skipped += lane.skipped();
                 let seen = lane.checkpoint_fingerprint();
@@ -164,6 +199,10 @@ impl Worker {
     /// Drops lanes without making their open cycles durable (the partitions were lost: their
     /// new owners read those cycles again from the last checkpoints).
     pub fn discard(&mut self, ids: &[LaneId]) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids.iter().cloned());
         for id in ids {
             if let Some(lane) = self.lanes.remove(id) {
                 self.summary.skipped += lane.skipped();
@@ -172,22 +211,16 @@ impl Worker {
         self.metrics.partitions.set(self.lanes.len() as i64);
     }
 
-    fn commit_lane_inner(
-        &mut self,
-        id: &LaneId,
-        committed: Option<super::lane::Committed>,
-    ) -> Result<Option<i64>, WorkerError> {
-        let Some(c) = committed else {
-            return Ok(None);
-        };
-        if let Some(index) = self.vectors.as_deref()
-            && !c.vectors.is_empty()
-        {
-            index.upsert(&c.vectors)?;
-        }
-        self.summary.commits += 1;
-        tracing::debug!(lane = %id, offset = c.next_offset, "cycle committed");
-        Ok(Some(c.next_offset))
+    /// The Kafka offsets of cycles made durable, with those held in `ready`: the latest per
+    /// partition. The cycles are counted in the summary.
+    fn offsets(&mut self, committed: Vec<Committed>) -> Vec<(LaneId, i64)> {
+        self.summary.commits += committed.len() as u64;
+        // Offsets only grow, and the committer reports a lane's cycles in order.
+        let latest: BTreeMap<LaneId, i64> = std::mem::take(&mut self.ready)
+            .into_iter()
+            .chain(committed.into_iter().map(|c| (c.lane, c.next_offset)))
+            .collect();
+        latest.into_iter().collect()
     }
 
     /// Buffers one message of a partition this worker owns.
@@ -260,43 +293,67 @@ impl Worker {
         Ok(())
     }
 
-    fn flush_sinks(&mut self) -> Result<(), WorkerError> {
-        if let Some(out) = self.kafka.as_mut()
-            && let Err(e) = out.flush(Duration::from_secs(60))
-        {
-            if let ProduceError::Deliveries(n) = &e {
-                self.metrics.produce_errors.inc_by(*n);
+    /// Seals every lane's cycle and queues it to be made durable; returns at once (the
+    /// consumer's thread only copies the engine state). [`Worker::committed`] reports the
+    /// cycles once durable.
+    pub fn commit(&mut self) -> Result<(), WorkerError> {
+        let started = Instant::now();
+        self.process()?;
+        let mut cycles = Vec::new();
+        for lane in self.lanes.values_mut() {
+            if let Some(cycle) = lane.seal()? {
+                cycles.push(cycle);
             }
-            return Err(e.into());
         }
-        self.alert_log.sync()?;
+        if !cycles.is_empty() {
+            self.metrics.seal_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        self.committer.submit(cycles)
+    }
+
+    /// Seals one lane when its turn has come and queues it to be made durable: each lane
+    /// once per `interval`, the turns spread evenly across it, so the consumer pauses for one
+    /// lane's state copy at a time instead of all of them at once.
+    pub fn commit_due(&mut self, interval: Duration) -> Result<(), WorkerError> {
+        let n = self.lanes.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let step = interval / n as u32;
+        let due = *self.next_seal.get_or_insert(now + step);
+        if now < due {
+            return Ok(());
+        }
+        self.next_seal = Some(now + step);
+        let Some(id) = self.lanes.keys().nth(self.turn % n).cloned() else {
+            return Ok(());
+        };
+        self.turn = self.turn.wrapping_add(1);
+        self.process()?;
+        let sealed = match self.lanes.get_mut(&id) {
+            Some(lane) => lane.seal()?,
+            None => None,
+        };
+        if let Some(cycle) = sealed {
+            self.metrics.seal_seconds.observe(now.elapsed().as_secs_f64());
+            self.committer.submit(vec![cycle])?;
+        }
         Ok(())
     }
 
-    /// Makes every lane's cycle durable; returns the offsets to commit to Kafka.
-    pub fn commit(&mut self) -> Result<Vec<(LaneId, i64)>, WorkerError> {
-        let started = Instant::now();
-        self.process()?;
-        // Sinks first: an offset is committed only once what it produced is delivered.
-        self.flush_sinks()?;
-        let ids: Vec<LaneId> = self.lanes.keys().cloned().collect();
-        let mut offsets = Vec::new();
-        for id in ids {
-            let committed = match self.lanes.get_mut(&id) {
-                Some(lane) => lane.commit()?,
-                None => None,
-            };
-            if let Some(offset) = self.commit_lane_inner(&id, committed)? {
-                offsets.push((id, offset));
-            }
-        }
-        if !offsets.is_empty() {
-            if let Some(index) = self.vectors.as_deref() {
-                index.flush()?;
-            }
-            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        }
-        Ok(offsets)
+    /// The offsets to commit to Kafka of the cycles made durable since the last call,
+    /// without waiting; the committer's failure if it stopped.
+    pub fn committed(&mut self) -> Result<Vec<(LaneId, i64)>, WorkerError> {
+        let done = self.committer.completed()?;
+        Ok(self.offsets(done))
+    }
+
+    /// Commits and waits until everything read is durable; returns the offsets to commit.
+    pub fn commit_and_wait(&mut self) -> Result<Vec<(LaneId, i64)>, WorkerError> {
+        self.commit()?;
+        let done = self.committer.wait()?;
+        Ok(self.offsets(done))
     }
 
     /// True when this worker owns partitions and each has taken every message below its

@@ -255,3 +255,31 @@ fn jsonl_alerts_lenient(path: &Path) -> usize {
         .filter(|l| serde_json::from_str::<Alert>(l).is_ok())
         .count()
 }
+
+#[test]
+fn a_snapshot_serializes_the_state_of_its_instant_while_the_engine_goes_on() {
+    // Streaming checkpoints copy the state on the consumer's thread and serialize it on
+    // the committer's, after the engine has moved on.
+    for name in ["impossible_travel", "anomalous_signin", "password_spray", "mfa_fatigue"] {
+        let mut evs = events(&golden_dir().join(name));
+        evs.sort_by_key(|e| e.event_time);
+        let half = evs.len() / 2;
+        let mut engine = Engine::new(&DetectConfig::default());
+        for ev in &evs[..half] {
+            engine.process(ev);
+        }
+        let at_half = engine.checkpoint_json().unwrap();
+        let snapshot = engine.snapshot();
+        for ev in &evs[half..] {
+            engine.process(ev);
+        }
+        engine.flush();
+        let later = engine.checkpoint_json().unwrap();
+        assert_ne!(at_half, later, "{name}: the second half must change the state");
+        assert_eq!(
+            snapshot.to_json().unwrap(),
+            at_half,
+            "{name}: the snapshot must hold the state of its instant"
+        );
+    }
+}
