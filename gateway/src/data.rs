@@ -1,7 +1,9 @@
 //! Reading the store for the tools: DataFusion over the Parquet tables, the vector index.
 //!
 //! Every scan runs on the reader's own runtime, never on the threads that serve MCP
-//! requests, and under a time limit. One DataFusion session lives as long as the gateway:
+//! requests, and under a time limit; per-key reads (an identity, a user's alerts, one
+//! user's pages of events, the vector index) run on a blocking thread, all of a call's
+//! reads in one hop ([`StoreReader::blocking`]). One DataFusion session lives as long as the gateway:
 //! the events listing table lists its directories on every scan, and `alerts` and
 //! `identity_state` are held in memory and reloaded when their files change, so files a
 //! running pipeline publishes (and the identity-state snapshot it replaces) are seen by the
@@ -86,10 +88,7 @@ impl From<datafusion::error::DataFusionError> for DataError {
 pub struct StoreReader {
     store: Store,
     session: SessionContext,
-    identity_state: Arc<SnapshotTable>,
-    alerts: Arc<SnapshotTable>,
-    user_events: Arc<UserEvents>,
-    vector_cache: Arc<VectorCache>,
+    lookups: Lookups,
     detect: DetectConfig,
     runtime: Arc<QueryRuntime>,
     timeout: Duration,
@@ -171,10 +170,12 @@ impl StoreReader {
         Ok(StoreReader {
             store,
             session: serving.ctx,
-            identity_state: serving.identity_state,
-            alerts: serving.alerts,
-            user_events: serving.user_events,
-            vector_cache,
+            lookups: Lookups {
+                identity_state: serving.identity_state,
+                alerts: serving.alerts,
+                user_events: serving.user_events,
+                vector_cache,
+            },
             detect: config.detect.clone(),
             runtime: Arc::new(runtime),
             timeout,
@@ -241,55 +242,38 @@ impl StoreReader {
         .await
     }
 
+    /// Runs `f` with the store's per-key reads on a blocking thread, under the time limit
+    /// and the request's cancellation: one hop off the request's thread, however many reads
+    /// `f` makes (an analysis makes four; a hop each, through another runtime, cost more
+    /// than the reads on two cores).
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Lookups) -> Result<T, DataError> + Send + 'static,
+    ) -> Result<T, DataError> {
+        let lookups = self.lookups.clone();
+        let task = tokio::task::spawn_blocking(move || f(&lookups));
+        let limit = self.timeout;
+        tokio::select! {
+            joined = tokio::time::timeout(limit, task) => match joined {
+                Ok(done) => done.map_err(|e| DataError::Query(format!("the read task failed: {e}")))?,
+                Err(_) => Err(DataError::Timeout(limit.as_secs())),
+            },
+            // A blocking read cannot be stopped; its answer is dropped.
+            () = self.cancel.cancelled() => Err(DataError::Cancelled),
+        }
+    }
+
     /// The identity state of a user given by Okta id or login (from memory; reloaded when
     /// the pipeline has replaced the table's file).
     pub async fn identity(&self, user: &str) -> Result<Option<Row>, DataError> {
-        self.lookup(Arc::clone(&self.identity_state), user).await
+        let user = user.to_owned();
+        self.blocking(move |l| l.identity(&user)).await
     }
 
     /// The alert with this id.
     pub async fn alert(&self, alert_id: &str) -> Result<Option<Row>, DataError> {
-        self.lookup(Arc::clone(&self.alerts), alert_id).await
-    }
-
-    /// The alerts of the user with Okta id `user_id` (from memory), one batch.
-    pub async fn alerts_of(&self, user_id: &str) -> Result<Option<RecordBatch>, DataError> {
-        let table = Arc::clone(&self.alerts);
-        let user_id = user_id.to_owned();
-        self.on_query_runtime(async move { Ok(table.rows_where(&user_id)?) })
-            .await
-    }
-
-    async fn lookup(&self, table: Arc<SnapshotTable>, key: &str) -> Result<Option<Row>, DataError> {
-        let key = key.to_owned();
-        self.on_query_runtime(async move {
-            match table.lookup(&key)? {
-                Some(batch) => Ok(to_rows(&[batch])?.pop()),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    /// The `columns` of the events of `user_id` (an Okta id) at or after `since_ms`, read
-    /// from the pages that can hold them without planning a query ([`UserEvents`]).
-    pub async fn user_events(
-        &self,
-        user_id: &str,
-        since_ms: i64,
-        columns: &[&'static str],
-    ) -> Result<Vec<RecordBatch>, DataError> {
-        let reader = Arc::clone(&self.user_events);
-        let user_id = user_id.to_owned();
-        let columns = columns.to_vec();
-        self.on_query_runtime(async move {
-            // File reads block; they run beside the runtime's workers, not on them.
-            tokio::task::spawn_blocking(move || reader.read(&user_id, since_ms, &columns))
-                .await
-                .map_err(|e| DataError::Query(format!("the read task failed: {e}")))?
-                .map_err(DataError::from)
-        })
-        .await
+        let alert_id = alert_id.to_owned();
+        self.blocking(move |l| l.alert(&alert_id)).await
     }
 
     /// A table as a DataFrame, for the tools to filter and sort.
@@ -323,26 +307,82 @@ impl StoreReader {
         .await
     }
 
-    /// Runs `f` with the vector index, opened on first use and kept open between calls
-    /// (opening an embedded shard of 100,000 points takes ~350 ms, a search ~0.3 ms). A
-    /// pipeline that wants the embedded shard asks for it and the gateway lets go
-    /// ([`VectorCache`]); while a pipeline holds it, this fails with a clear message.
+    /// Runs `f` with the vector index ([`Lookups::with_vectors`]).
     pub async fn with_vectors<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn VectorIndex) -> Result<T, DataError> + Send + 'static,
     ) -> Result<T, DataError> {
-        let cache = Arc::clone(&self.vector_cache);
-        let task = tokio::task::spawn_blocking(move || {
-            let index = cache.get()?;
-            f(index.as_ref())
-        });
-        task.await
-            .map_err(|e| DataError::Query(format!("the vector task failed: {e}")))?
+        self.blocking(move |l| l.with_vectors(f)).await
+    }
+
+    /// Whether there is a vector index to read (a server, or the store's embedded shard).
+    pub fn has_vectors(&self) -> bool {
+        self.lookups.has_vectors()
+    }
+}
+
+/// The store's per-key reads, synchronous (they touch memory and a few pages of files):
+/// run them through [`StoreReader::blocking`].
+#[derive(Clone)]
+pub struct Lookups {
+    identity_state: Arc<SnapshotTable>,
+    alerts: Arc<SnapshotTable>,
+    user_events: Arc<UserEvents>,
+    vector_cache: Arc<VectorCache>,
+}
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookups").finish_non_exhaustive()
+    }
+}
+
+impl Lookups {
+    /// The identity state of a user given by Okta id or login.
+    pub fn identity(&self, user: &str) -> Result<Option<Row>, DataError> {
+        lookup(&self.identity_state, user)
+    }
+
+    /// The alert with this id.
+    pub fn alert(&self, alert_id: &str) -> Result<Option<Row>, DataError> {
+        lookup(&self.alerts, alert_id)
+    }
+
+    /// The alerts of the user with Okta id `user_id`, one batch.
+    pub fn alerts_of(&self, user_id: &str) -> Result<Option<RecordBatch>, DataError> {
+        Ok(self.alerts.rows_where(user_id)?)
+    }
+
+    /// The `columns` of the events of `user_id` (an Okta id) at or after `since_ms`, read
+    /// from the pages that can hold them without planning a query ([`UserEvents`]).
+    pub fn user_events(
+        &self,
+        user_id: &str,
+        since_ms: i64,
+        columns: &[&'static str],
+    ) -> Result<Vec<RecordBatch>, DataError> {
+        Ok(self.user_events.read(user_id, since_ms, columns)?)
+    }
+
+    /// Runs `f` with the vector index, opened on first use and kept open between calls
+    /// (opening an embedded shard of 100,000 points takes ~350 ms, a search ~0.3 ms). A
+    /// pipeline that wants the embedded shard asks for it and the gateway lets go
+    /// ([`VectorCache`]); while a pipeline holds it, this fails with a clear message.
+    pub fn with_vectors<T>(&self, f: impl FnOnce(&dyn VectorIndex) -> Result<T, DataError>) -> Result<T, DataError> {
+        let index = self.vector_cache.get()?;
+        f(index.as_ref())
     }
 
     /// Whether there is a vector index to read (a server, or the store's embedded shard).
     pub fn has_vectors(&self) -> bool {
         self.vector_cache.config.exists(&self.vector_cache.root)
+    }
+}
+
+fn lookup(table: &SnapshotTable, key: &str) -> Result<Option<Row>, DataError> {
+    match table.lookup(key)? {
+        Some(batch) => Ok(to_rows(&[batch])?.pop()),
+        None => Ok(None),
     }
 }
 

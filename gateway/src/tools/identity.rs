@@ -18,52 +18,52 @@ pub async fn analyze_identity_state(reader: &StoreReader, args: AnalyzeArgs) -> 
     if !(1..=720).contains(&args.time_range_hours) {
         return Err("time_range_hours must be between 1 and 720".into());
     }
-    let Some(state) = reader
-        .identity(&args.user)
+    // Every read of the analysis in one blocking call: the identity first (it gives the
+    // Okta id and the window's end), then the window's events, the user's alerts and the
+    // nearest behaviours.
+    let user = args.user.clone();
+    let hours = args.time_range_hours;
+    let with_vectors = reader.has_vectors();
+    let read = reader
+        .blocking(move |l| {
+            let Some(state) = l.identity(&user)?.map(|r| expand_json(r, "top_reasons")) else {
+                return Ok(None);
+            };
+            let user_id = str_field(&state, "user_id").unwrap_or_default();
+            let end_ms = str_field(&state, "updated_at")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map_or(i64::MAX, |t| t.timestamp_millis());
+            let start_ms = end_ms.saturating_sub(i64::from(hours) * 3_600_000);
+            // One read of the user's events of the window: every (place, client) pair with
+            // its count and last time, split into locations and devices below.
+            let activity_columns = [ACTIVITY_KEYS.as_slice(), &["event_time"]].concat();
+            let activity = activity_groups(&l.user_events(&user_id, start_ms, &activity_columns)?)?;
+            let alerts = l.alerts_of(&user_id)?;
+            let similar = if with_vectors {
+                match l.with_vectors(|index| Ok(vectors::similar_to(index, &user_id, 5, &SimilarFilter::default())?)) {
+                    Ok(found) => found.unwrap_or_default().into_iter().map(similar_user).collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "similar users unavailable");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            Ok(Some((state, user_id, start_ms, activity, alerts, similar)))
+        })
         .await
-        .map_err(err)?
-        .map(|r| expand_json(r, "top_reasons"))
-    else {
+        .map_err(err)?;
+    let Some((state, user_id, start_ms, activity, open_alerts, similar_past_behaviors)) = read else {
         return Err(format!(
             "user {} not found in identity state; pass an Okta user id (00u…) or a login seen in the events",
             args.user
         ));
     };
-    let user_id = str_field(&state, "user_id").unwrap_or_default();
     let as_of = str_field(&state, "updated_at");
-    let end_ms = as_of
-        .as_deref()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or(i64::MAX, |t| t.timestamp_millis());
-    let start_ms = end_ms.saturating_sub(i64::from(args.time_range_hours) * 3_600_000);
-    // One read of the user's events of the window: every (place, client) pair with its
-    // count and last time, split into locations and devices below.
-    let activity_columns = [ACTIVITY_KEYS.as_slice(), &["event_time"]].concat();
-    let activity = reader.user_events(&user_id, start_ms, &activity_columns);
-    let alerts = reader.alerts_of(&user_id);
-    let similar = async {
-        if !reader.has_vectors() {
-            return Vec::new();
-        }
-        let id = user_id.clone();
-        match reader
-            .with_vectors(move |index| Ok(vectors::similar_to(index, &id, 5, &SimilarFilter::default())?))
-            .await
-        {
-            Ok(found) => found.unwrap_or_default().into_iter().map(similar_user).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "similar users unavailable");
-                Vec::new()
-            }
-        }
-    };
-    // The three reads are independent.
-    let (activity, open_alerts, similar_past_behaviors) = tokio::join!(activity, alerts, similar);
-    let activity = activity.and_then(|batches| activity_groups(&batches)).map_err(err)?;
     let events_in_window: i64 = activity.iter().filter_map(|r| r.get("events")?.as_i64()).sum();
     let (recent_locations, recent_devices) = split_activity(&activity);
-    let open_alerts: Vec<Row> = open_alerts
-        .and_then(|batch| recent_alerts(batch, start_ms, 20))
+    let open_alerts: Vec<Row> = recent_alerts(open_alerts, start_ms, 20)
         .map_err(err)?
         .into_iter()
         .map(expand_evidence)
