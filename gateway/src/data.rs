@@ -159,12 +159,24 @@ impl StoreReader {
                 }
             });
         }
-        // The per-user reader's footers, loaded before calls need them.
+        // The per-user reader's footers and the vector index, loaded before calls need
+        // them: opening the shard takes ~350 ms, and its first moments slowed the calls
+        // that came meanwhile.
         if let Some(rt) = runtime.handle() {
             let user_events = Arc::clone(&serving.user_events);
-            rt.spawn_blocking(move || match user_events.warm() {
-                Ok(files) => tracing::debug!(files, "events footers loaded"),
-                Err(e) => tracing::warn!(error = %e, "loading the events footers ahead of calls failed"),
+            let cache = Arc::clone(&vector_cache);
+            rt.spawn_blocking(move || {
+                match user_events.warm() {
+                    Ok(files) => tracing::debug!(files, "events footers loaded"),
+                    Err(e) => tracing::warn!(error = %e, "loading the events footers ahead of calls failed"),
+                }
+                if cache.config.exists(&cache.root) {
+                    match cache.get() {
+                        Ok(_) => tracing::debug!("vector index opened"),
+                        // A pipeline may hold it; the first call that needs it tries again.
+                        Err(e) => tracing::debug!(error = %e, "vector index not opened ahead of calls"),
+                    }
+                }
             });
         }
         Ok(StoreReader {

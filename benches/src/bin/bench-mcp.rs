@@ -1,9 +1,12 @@
-//! `bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL]`: MCP tool latency, measured
+//! `bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL] [--settle-ms MS]`: MCP tool latency, measured
 //! from a client in another process over stdio (rmcp's client; the gateway is the real
 //! `idgw gateway serve --stdio --dev-no-auth` binary).
 //!
 //! Times the gateway's start to its first answered call (spawn, initialize, one
-//! `list_alerts`), then N calls (default 200, after 10 warm-up calls) of each tool with
+//! `list_alerts`), waits `--settle-ms` (default 1,000: the gateway loads the events
+//! footers and opens the vector index in the background after it starts, and calls in that
+//! first second are slower — `--settle-ms 0` measures them too), then N calls (default
+//! 200, after 10 warm-up calls) of each tool with
 //! users, alerts and windows drawn from the store: `analyze_identity_state` (24 h),
 //! `list_alerts` (newest 50), `list_alerts` for one user, `search_events` for one user over
 //! the 30 days before the store's last event, `explain_alert`, `similar_users` (k=10).
@@ -30,10 +33,11 @@ struct Args {
     calls: usize,
     seed: u64,
     only: Option<String>,
+    settle: Duration,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL]");
+    eprintln!("usage: bench-mcp --store DIR [--idgw PATH] [--calls N] [--seed S] [--only TOOL] [--settle-ms MS]");
     std::process::exit(2)
 }
 
@@ -48,6 +52,7 @@ fn parse_args() -> Args {
     let mut calls = 200;
     let mut seed = 7;
     let mut only = None;
+    let mut settle = Duration::from_millis(1_000);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -56,6 +61,7 @@ fn parse_args() -> Args {
             "--calls" => calls = value().parse().unwrap_or_else(|_| usage()),
             "--seed" => seed = value().parse().unwrap_or_else(|_| usage()),
             "--only" => only = Some(value()),
+            "--settle-ms" => settle = Duration::from_millis(value().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
@@ -65,6 +71,7 @@ fn parse_args() -> Args {
         calls,
         seed,
         only,
+        settle,
     }
 }
 
@@ -147,6 +154,7 @@ async fn main() {
         std::process::exit(1);
     }
     let start_to_first_call_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tokio::time::sleep(args.settle).await;
 
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut users = column(
@@ -251,6 +259,7 @@ async fn main() {
             "store": args.store,
             "transport": "stdio",
             "start_to_first_call_ms": start_to_first_call_ms,
+            "settle_ms": args.settle.as_millis(),
             "calls_per_tool": args.calls,
             "tools": report,
         }))
