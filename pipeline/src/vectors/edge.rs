@@ -22,7 +22,21 @@ use super::{
 /// A `qdrant-edge` shard.
 pub struct EdgeIndex {
     dir: PathBuf,
-    shard: RwLock<EdgeShard>,
+    /// Always `Some` until dropped (taken out to close it without a panic, below).
+    shard: Option<RwLock<EdgeShard>>,
+}
+
+impl Drop for EdgeIndex {
+    fn drop(&mut self) {
+        // qdrant-edge flushes when the shard is dropped and panics when that fails (its
+        // directory deleted under it, a full disk): report it instead of taking the
+        // process down with it.
+        if let Some(shard) = self.shard.take()
+            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(shard))).is_err()
+        {
+            tracing::error!(dir = %self.dir.display(), "closing the vector index failed: its last changes may not be on disk");
+        }
+    }
 }
 
 impl std::fmt::Debug for EdgeIndex {
@@ -82,7 +96,7 @@ impl EdgeIndex {
         };
         let index = EdgeIndex {
             dir: dir.to_owned(),
-            shard: RwLock::new(shard),
+            shard: Some(RwLock::new(shard)),
         };
         let size = index.read()?.config().vectors.get(DEFAULT_VECTOR_NAME).map(|v| v.size);
         if size != Some(DIM) {
@@ -101,14 +115,18 @@ impl EdgeIndex {
         }
     }
 
+    fn shard(&self) -> Result<&RwLock<EdgeShard>, VectorError> {
+        self.shard.as_ref().ok_or_else(|| self.error("the index is closed"))
+    }
+
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, EdgeShard>, VectorError> {
-        self.shard
+        self.shard()?
             .read()
             .map_err(|_| self.error("a previous operation panicked"))
     }
 
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, EdgeShard>, VectorError> {
-        self.shard
+        self.shard()?
             .write()
             .map_err(|_| self.error("a previous operation panicked"))
     }

@@ -173,6 +173,19 @@ fn the_embedded_index_has_the_semantics_and_persists() {
 }
 
 #[test]
+fn an_index_whose_directory_is_deleted_closes_without_a_panic() {
+    // qdrant-edge flushes on drop and panics when it cannot; the gateway holds the index
+    // open for its lifetime, so a store removed under it must not take it down on exit.
+    let dir = tempfile::tempdir().unwrap();
+    let shard_dir = dir.path().join("vectors");
+    let index = EdgeIndex::open(&shard_dir).unwrap();
+    index.upsert(&population()).unwrap();
+    std::fs::remove_dir_all(&shard_dir).unwrap();
+    let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(index)));
+    assert!(closed.is_ok(), "dropping the index panicked");
+}
+
+#[test]
 fn a_qdrant_server_has_the_same_semantics() {
     let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
         skip_notice("a_qdrant_server_has_the_same_semantics: QDRANT_URL is not set (no Qdrant server here)");
