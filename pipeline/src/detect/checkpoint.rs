@@ -53,8 +53,8 @@ struct Document {
     raised: BTreeMap<Detection, u64>,
 }
 
-/// [`Document`] by reference, for writing: a checkpoint serializes the engine's state in
-/// place instead of cloning it first (streaming takes one every few seconds).
+/// [`Document`] by reference, for writing an [`EngineSnapshot`] once its detectors' states
+/// are serialized.
 #[derive(Serialize)]
 struct DocumentRef<'a> {
     version: u32,
@@ -138,23 +138,7 @@ impl Engine {
 
     /// The engine's whole state as a JSON document (for callers that wrap it).
     pub fn checkpoint_json(&self) -> Result<Vec<u8>, CheckpointError> {
-        let mut pending: Vec<&Obs> = self.buffer.iter().map(|p| &p.0.0).collect();
-        pending.sort_by_key(|o| (o.time, o.seq));
-        let mut detectors = BTreeMap::new();
-        for d in &self.detectors {
-            detectors.insert(d.name(), d.checkpoint()?);
-        }
-        let doc = DocumentRef {
-            version: VERSION,
-            clock: self.clock,
-            pending,
-            detectors,
-            risk: &self.risk,
-            identities: &self.identities,
-            behaviour: &self.behaviour,
-            raised: &self.raised,
-        };
-        Ok(serde_json::to_vec(&doc)?)
+        self.snapshot().to_json()
     }
 
     /// Replaces the engine's state with a checkpoint's.

@@ -182,6 +182,7 @@ fn commit(sinks: &mut Sinks, job: Job) -> Result<Vec<Committed>, WorkerError> {
         let lane: LaneId = cycle.lane().clone();
         if sinks.lost.lock().unwrap_or_else(|e| e.into_inner()).contains(&lane) {
             tracing::warn!(%lane, "partition lost before its cycle was written; dropped");
+            cycle.discard();
             continue;
         }
         let mut c = cycle.write()?;

@@ -537,6 +537,21 @@ impl SealedCycle {
         &self.id
     }
 
+    /// Drops the cycle: waits for its files and deletes them (its partition's new owner
+    /// reads its messages again).
+    pub fn discard(self) {
+        match self.files.finish() {
+            Ok(staged) => {
+                for file in staged {
+                    if let Err(e) = std::fs::remove_file(&file.tmp) {
+                        tracing::warn!(error = %e, file = %file.tmp.display(), "removing a dropped cycle's file");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(lane = %self.id, error = %e, "a dropped cycle's files"),
+        }
+    }
+
     /// Makes the cycle durable, in the order of the module's comment: its files closed and
     /// synced, then the checkpoint, then the files published.
     pub fn write(self) -> Result<Committed, LaneError> {

@@ -4,8 +4,8 @@
 //!
 //! Alerts leave as soon as a batch raises them (their latency is the product's latency);
 //! files and engine state become durable at a commit: the lanes' cycles are sealed on the
-//! consumer's thread and written by the [`Committer`]'s, so reading goes on meanwhile. Sinks outside the store are therefore
-//! at-least-once: a crash between an alert leaving and the next checkpoint sends it again
+//! consumer's thread and written by the [`Committer`]'s, so reading goes on meanwhile.
+//! Sinks outside the store are therefore at-least-once: a crash between an alert leaving and the next checkpoint sends it again
 //! after the restart, with the same deterministic `alert_id`. The store itself is
 //! exactly-once (see [`super::lane`]).
 
@@ -297,8 +297,8 @@ impl Worker {
     /// consumer's thread only copies the engine state). [`Worker::committed`] reports the
     /// cycles once durable.
     pub fn commit(&mut self) -> Result<(), WorkerError> {
-        let started = Instant::now();
         self.process()?;
+        let started = Instant::now();
         let mut cycles = Vec::new();
         for lane in self.lanes.values_mut() {
             if let Some(cycle) = lane.seal()? {
@@ -331,12 +331,13 @@ impl Worker {
         };
         self.turn = self.turn.wrapping_add(1);
         self.process()?;
+        let sealing = Instant::now();
         let sealed = match self.lanes.get_mut(&id) {
             Some(lane) => lane.seal()?,
             None => None,
         };
         if let Some(cycle) = sealed {
-            self.metrics.seal_seconds.observe(now.elapsed().as_secs_f64());
+            self.metrics.seal_seconds.observe(sealing.elapsed().as_secs_f64());
             self.committer.submit(vec![cycle])?;
         }
         Ok(())
