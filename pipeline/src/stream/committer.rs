@@ -58,7 +58,13 @@ pub struct Committer {
     done: Receiver<Result<Vec<Committed>, WorkerError>>,
     thread: Option<JoinHandle<()>>,
     in_flight: usize,
+    /// Cycles made durable and received while waiting for room in the queue.
+    early: Vec<Committed>,
 }
+
+/// Jobs queued at most: each holds a copy of its lanes' engine state, so a committer that
+/// falls behind (a slow disk) slows the consumer down instead of filling the memory.
+const MAX_IN_FLIGHT: usize = 8;
 
 impl std::fmt::Debug for Committer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +86,7 @@ impl Committer {
             done,
             thread: Some(thread),
             in_flight: 0,
+            early: Vec::new(),
         })
     }
 
@@ -87,6 +94,10 @@ impl Committer {
     pub fn submit(&mut self, cycles: Vec<SealedCycle>) -> Result<(), WorkerError> {
         if cycles.is_empty() {
             return Ok(());
+        }
+        while self.in_flight >= MAX_IN_FLIGHT {
+            let done = self.next()?;
+            self.early.extend(done);
         }
         let job = Job {
             cycles,
@@ -104,7 +115,7 @@ impl Committer {
     /// The cycles made durable since the last call, without waiting; the committer's
     /// failure if it stopped.
     pub fn completed(&mut self) -> Result<Vec<Committed>, WorkerError> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.early);
         while self.in_flight > 0 {
             match self.done.try_recv() {
                 Ok(result) => {
@@ -120,17 +131,22 @@ impl Committer {
 
     /// Waits until every queued cycle is durable; returns those not reported yet.
     pub fn wait(&mut self) -> Result<Vec<Committed>, WorkerError> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.early);
         while self.in_flight > 0 {
-            match self.done.recv() {
-                Ok(result) => {
-                    self.in_flight -= 1;
-                    out.extend(result?);
-                }
-                Err(_) => return Err(self.gone()),
-            }
+            out.extend(self.next()?);
         }
         Ok(out)
+    }
+
+    /// Waits for the oldest job in flight.
+    fn next(&mut self) -> Result<Vec<Committed>, WorkerError> {
+        match self.done.recv() {
+            Ok(result) => {
+                self.in_flight -= 1;
+                result
+            }
+            Err(_) => Err(self.gone()),
+        }
     }
 
     fn gone(&mut self) -> WorkerError {
@@ -155,11 +171,29 @@ impl Drop for Committer {
 }
 
 fn run(mut sinks: Sinks, queue: &Receiver<Job>, report: &Sender<Result<Vec<Committed>, WorkerError>>) {
+    lower_priority();
     while let Ok(job) = queue.recv() {
         let result = commit(&mut sinks, job);
         let failed = result.is_err();
         if report.send(result).is_err() || failed {
             return;
+        }
+    }
+}
+
+/// Puts this thread below the consumer's (nice 10): nobody waits for what it writes, while
+/// the alerts of the events the consumer takes are waited for, and on two cores its bursts
+/// of serializing and compressing delayed them.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+        // The crate maps 0..=99 onto niceness 19..=-20; 22 is niceness 10.
+        let result = ThreadPriorityValue::try_from(22u8)
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|p| set_current_thread_priority(ThreadPriority::Crossplatform(p)).map_err(|e| format!("{e:?}")));
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "the committer thread keeps the default priority");
         }
     }
 }
