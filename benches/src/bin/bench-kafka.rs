@@ -38,6 +38,10 @@ struct Args {
     commit_ms: u64,
 }
 
+const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]\n\
+    Without --brokers, librdkafka's mock cluster runs in this process. With --rate, the\n\
+    latency run produces R events/s for S seconds after the throughput run.";
+
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mut a = Args {
@@ -56,14 +60,17 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = Some(val("--rate")?.parse().map_err(|e| format!("{e}"))?),
             "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
             "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other if other.starts_with('-') => return Err(format!("unknown option {other} (--help lists them)")),
             other if a.events.is_empty() => a.events = other.to_owned(),
             other => return Err(format!("unexpected argument {other}")),
         }
     }
     if a.events.is_empty() {
-        return Err(
-            "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]".into(),
-        );
+        return Err("no EVENTS.ndjson given (--help shows the usage)".into());
     }
     Ok(a)
 }
