@@ -1,9 +1,13 @@
-//! Micro benchmarks: decode + normalize per event, and decode + normalize + Parquet write.
+//! Micro benchmarks: decode, normalize and the Arrow columns per event (the stages of the
+//! ingest hot path, each added to the one before), and whole replays with Parquet writes.
+
+use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use idgw_pipeline::decode::{Decoded, decode};
-use idgw_pipeline::normalize::normalize;
+use idgw_pipeline::normalize::normalize_fields;
 use idgw_pipeline::source::file::Input;
+use idgw_pipeline::store::event_columns::EventColumns;
 use idgw_pipeline::{PipelineConfig, Store};
 
 fn events(n: u64) -> Vec<String> {
@@ -29,8 +33,22 @@ fn decode_normalize(c: &mut Criterion) {
                 let Ok(Decoded::Event { raw, event }) = decode(e.as_bytes(), 1 << 20) else {
                     panic!("valid")
                 };
-                std::hint::black_box(normalize(raw, &event).expect("valid"));
+                std::hint::black_box(normalize_fields(&event).expect("valid"));
+                std::hint::black_box(raw);
             }
+        })
+    });
+    let schema = Arc::new(idgw_schemas::rows::events_schema());
+    g.bench_function("decode+normalize+columns", |b| {
+        b.iter(|| {
+            let mut cols = EventColumns::new(Arc::clone(&schema), evs.len()).expect("schema");
+            for e in &evs {
+                let Ok(Decoded::Event { raw, event }) = decode(e.as_bytes(), 1 << 20) else {
+                    panic!("valid")
+                };
+                cols.append(&normalize_fields(&event).expect("valid"), Some(raw));
+            }
+            std::hint::black_box(cols.finish().expect("batch"));
         })
     });
     g.finish();

@@ -82,28 +82,31 @@ pub struct StoreConfig {
     pub max_rows_per_file: usize,
     /// zstd compression level for Parquet (1–22; 1 is fastest).
     pub zstd_level: i32,
+    /// Compression of the files ingest writes (`zstd` or `lz4`). These are the store's
+    /// hot tier: `idgw store compact` rewrites past days sorted, in `compact_codec`.
+    pub ingest_codec: StoreCodec,
     /// Compression of the files `idgw store compact` writes: `lz4` (the default: a
     /// per-user lookup decompresses several pages per day, and LZ4 does that several times
     /// faster than zstd, for somewhat larger files) or `zstd` (at `zstd_level`).
-    pub compact_codec: CompactCodec,
+    pub compact_codec: StoreCodec,
 }
 
-/// Compression of compacted files.
+/// A Parquet compression the store can be configured with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CompactCodec {
+pub enum StoreCodec {
     /// LZ4 (Parquet's `LZ4_RAW`).
     Lz4,
     /// zstd at `[store] zstd_level`.
     Zstd,
 }
 
-impl std::str::FromStr for CompactCodec {
+impl std::str::FromStr for StoreCodec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "lz4" => Ok(CompactCodec::Lz4),
-            "zstd" => Ok(CompactCodec::Zstd),
+            "lz4" => Ok(StoreCodec::Lz4),
+            "zstd" => Ok(StoreCodec::Zstd),
             other => Err(format!("{other:?} is not lz4 or zstd")),
         }
     }
@@ -116,7 +119,8 @@ impl Default for StoreConfig {
             row_group_rows: 128 * 1024,
             max_rows_per_file: 1_000_000,
             zstd_level: 1,
-            compact_codec: CompactCodec::Lz4,
+            ingest_codec: StoreCodec::Zstd,
+            compact_codec: StoreCodec::Lz4,
         }
     }
 }
@@ -176,6 +180,7 @@ impl PipelineConfig {
         set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
         set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
         set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
+        set(&get, "IDGW_STORE_INGEST_CODEC", &mut self.store.ingest_codec)?;
         set(&get, "IDGW_STORE_COMPACT_CODEC", &mut self.store.compact_codec)?;
         let d = &mut self.detect;
         set(&get, "IDGW_DETECT_ENABLED", &mut d.enabled)?;
@@ -258,13 +263,13 @@ mod tests {
         assert!(PipelineConfig::from_toml("[store]\nbatch_rowz = 1").is_err());
         c.apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "zstd".to_owned()))
             .unwrap();
-        assert_eq!(c.store.compact_codec, CompactCodec::Zstd);
+        assert_eq!(c.store.compact_codec, StoreCodec::Zstd);
         let err = c
             .apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "brotli".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("not lz4 or zstd"), "{err}");
         let toml = PipelineConfig::from_toml("[store]\ncompact_codec = \"zstd\"").unwrap();
-        assert_eq!(toml.store.compact_codec, CompactCodec::Zstd);
+        assert_eq!(toml.store.compact_codec, StoreCodec::Zstd);
     }
 
     #[test]

@@ -15,20 +15,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{FieldRef, Schema};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use idgw_schemas::SemanticEvent;
-use idgw_schemas::rows::{EventRow, events_schema};
+use idgw_schemas::rows::events_schema;
 use serde::Serialize;
-use serde_arrow::ArrayBuilder;
 
 use crate::config::PipelineConfig;
 use crate::deadletter::DeadLetterWriter;
 use crate::decode::{Decoded, decode};
-use crate::normalize::normalize;
+use crate::normalize::normalize_fields;
 use crate::reject::Rejection;
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::dedup::SeenIds;
+use crate::store::event_columns::EventColumns;
 use crate::store::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use crate::store::{Staged, Store, StoreError};
 
@@ -169,13 +169,11 @@ type WriterResult = Result<(Vec<PathBuf>, Vec<Staged>, Duration), StoreError>;
 
 struct Partition {
     key: String,
-    builder: ArrayBuilder,
-    rows: usize,
+    columns: EventColumns,
 }
 
 /// The ingest stage; a [`RecordSink`] for sources.
 pub struct Ingest<O> {
-    fields: Vec<FieldRef>,
     schema: Arc<Schema>,
     batch_rows: usize,
     max_event_bytes: usize,
@@ -224,12 +222,12 @@ impl<O: EventObserver> Ingest<O> {
         observer: O,
     ) -> Result<Self, StoreError> {
         let schema = Arc::new(events_schema());
-        let fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
         let options = WriterOptions {
             row_group_rows: config.store.row_group_rows,
             max_rows_per_file: config.store.max_rows_per_file,
-            codec: Codec::Zstd(config.store.zstd_level),
+            codec: Codec::from_config(config.store.ingest_codec, config.store.zstd_level),
             plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+            no_statistics: vec!["raw".to_owned()],
             stage: mode.stage,
             ..WriterOptions::default()
         };
@@ -255,7 +253,6 @@ impl<O: EventObserver> Ingest<O> {
             })
             .map_err(StoreError::Io)?;
         Ok(Ingest {
-            fields,
             schema,
             batch_rows: config.store.batch_rows.max(1),
             max_event_bytes: config.ingest.max_event_bytes,
@@ -324,7 +321,7 @@ impl<O: EventObserver> Ingest<O> {
                 );
                 self.reject(&r, source, position, bytes);
             }
-            Ok(Decoded::Event { raw, event }) => match normalize(raw, &event) {
+            Ok(Decoded::Event { raw, event }) => match normalize_fields(&event) {
                 Err(r) => self.reject(&r, source, position, bytes),
                 Ok(ev) => {
                     self.counters.events_in += 1;
@@ -339,7 +336,7 @@ impl<O: EventObserver> Ingest<O> {
                     let t = Instant::now();
                     self.observer.on_event(&ev);
                     self.observing += t.elapsed();
-                    if let Err(e) = self.append(&ev) {
+                    if let Err(e) = self.append(&ev, raw) {
                         self.fatal.get_or_insert(e);
                     }
                 }
@@ -347,21 +344,18 @@ impl<O: EventObserver> Ingest<O> {
         }
     }
 
-    fn append(&mut self, ev: &SemanticEvent) -> Result<(), StoreError> {
+    fn append(&mut self, ev: &SemanticEvent, raw: &str) -> Result<(), StoreError> {
         let day = days_since_epoch(ev.event_time);
         let partition = match self.partitions.entry(day) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(Partition {
                 key: format!("date={}", ev.event_time.format("%Y-%m-%d")),
-                builder: ArrayBuilder::from_arrow(&self.fields)?,
-                rows: 0,
+                columns: EventColumns::new(Arc::clone(&self.schema), self.batch_rows)?,
             }),
         };
-        partition.builder.push(EventRow::from(ev))?;
-        partition.rows += 1;
-        if partition.rows >= self.batch_rows {
-            let batch = partition.builder.to_record_batch()?;
-            partition.rows = 0;
+        partition.columns.append(ev, Some(raw));
+        if partition.columns.rows() >= self.batch_rows {
+            let batch = partition.columns.finish()?;
             let key = partition.key.clone();
             self.send(key, batch)?;
         }
@@ -369,8 +363,6 @@ impl<O: EventObserver> Ingest<O> {
     }
 
     fn send(&mut self, partition: String, batch: RecordBatch) -> Result<(), StoreError> {
-        // serde_arrow names fields from its own metadata; use the table's schema as written.
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())?;
         match &self.tx {
             Some(tx) => tx
                 .send((partition, batch))
@@ -444,8 +436,8 @@ impl<O: EventObserver> Ingest<O> {
         let mut parts: Vec<(String, RecordBatch)> = Vec::new();
         let mut error = None;
         for (_, mut p) in self.partitions.drain() {
-            if p.rows > 0 {
-                match p.builder.to_record_batch() {
+            if p.columns.rows() > 0 {
+                match p.columns.finish() {
                     Ok(b) => parts.push((p.key, b)),
                     Err(e) => error = Some(StoreError::from(e)),
                 }

@@ -55,6 +55,9 @@ pub struct SemanticEvent {
     pub outcome: OutcomeInfo,
     /// Okta's own security signals.
     pub okta_signals: OktaSignals,
+    /// The admin role a privilege grant gave (`debugData.privilegeGranted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privilege_granted: Option<String>,
     /// Parts of the event that could not be read (e.g. a malformed `debugData.risk`); the
     /// event is still stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,7 +2,6 @@
 //! (they never wait for the reorder buffer). Registration is the plain list in [`rules`].
 
 use idgw_schemas::{Detection, SemanticEvent, Severity};
-use serde::Deserialize;
 
 use super::alerting::Finding;
 use crate::evidence;
@@ -123,27 +122,6 @@ fn account_lockout(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-/// `debugData.privilegeGranted`, read from the raw event (only privilege grants need it).
-fn privilege_granted(ev: &SemanticEvent) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Raw {
-        #[serde(rename = "debugContext")]
-        debug_context: Option<Ctx>,
-    }
-    #[derive(Deserialize)]
-    struct Ctx {
-        #[serde(rename = "debugData")]
-        debug_data: Option<Data>,
-    }
-    #[derive(Deserialize)]
-    struct Data {
-        #[serde(rename = "privilegeGranted")]
-        privilege_granted: Option<String>,
-    }
-    let raw: Raw = serde_json::from_str(ev.raw.as_deref()?).ok()?;
-    raw.debug_context?.debug_data?.privilege_granted
-}
-
 fn admin_privilege_grant(ev: &SemanticEvent) -> Option<Finding> {
     if !matches!(
         ev.event_type.as_str(),
@@ -152,7 +130,7 @@ fn admin_privilege_grant(ev: &SemanticEvent) -> Option<Finding> {
     {
         return None;
     }
-    let role = privilege_granted(ev);
+    let role = ev.privilege_granted.clone();
     let super_admin = role
         .as_deref()
         .is_some_and(|r| r.to_ascii_lowercase().contains("super") || r.contains("SUPER_ADMIN"));

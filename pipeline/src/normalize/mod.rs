@@ -81,6 +81,14 @@ fn geo_of(g: &GeoContext<'_>) -> Option<Geo> {
 
 /// Normalizes one decoded event. `raw` is its verbatim JSON text, kept for drill-down.
 pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
+    let mut event = normalize_fields(ev)?;
+    event.raw = Some(raw.to_owned());
+    Ok(event)
+}
+
+/// Normalizes one decoded event without a copy of its text (`raw` is `None`): ingest
+/// writes the decoder's text to the store itself and detections never read it.
+pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
     let event_id = required(&ev.uuid, "uuid")?;
     let event_type = required(&ev.event_type, "eventType")?;
     let event_time = parse_published(required(&ev.published, "published")?)?;
@@ -221,8 +229,6 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         .and_then(Str::meaningful)
         .unwrap_or("INFO")
         .to_ascii_lowercase();
-    let raw = Some(raw.to_owned());
-
     Ok(SemanticEvent {
         event_id: event_id.to_owned(),
         event_time,
@@ -252,8 +258,9 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejectio
         request,
         outcome,
         okta_signals,
+        privilege_granted: dd_get(dd, |d| &d.privilege_granted),
         warnings,
-        raw,
+        raw: None,
     })
 }
 

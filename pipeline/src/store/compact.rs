@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
 use super::{Store, StoreError, parquet_files};
-use crate::config::{CompactCodec, StoreConfig};
+use crate::config::StoreConfig;
 
 /// Compacted files are named `sorted-…`; a partition holding only those is done.
 pub const SORTED_PREFIX: &str = "sorted";
@@ -240,13 +240,11 @@ pub async fn compact_partition(
     let writer_options = WriterOptions {
         row_group_rows: options.store.row_group_rows,
         max_rows_per_file: options.store.max_rows_per_file,
-        codec: match options.store.compact_codec {
-            CompactCodec::Lz4 => Codec::Lz4,
-            CompactCodec::Zstd => Codec::Zstd(options.store.zstd_level),
-        },
+        codec: Codec::from_config(options.store.compact_codec, options.store.zstd_level),
         // No dictionaries at all: per-user reads decode a page or two per column, and a
         // dictionary page would cost more than those (docs/benchmarks.md).
         plain_columns: Vec::new(),
+        no_statistics: vec!["raw".to_owned()],
         dictionary: false,
         // Published below, once the row count is checked.
         stage: true,

@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod compact;
 pub mod dedup;
+pub mod event_columns;
 pub mod parquet_writer;
 
 use std::path::{Path, PathBuf};

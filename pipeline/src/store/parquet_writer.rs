@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{Staged, StoreError};
@@ -27,6 +27,16 @@ pub enum Codec {
     Lz4,
 }
 
+impl Codec {
+    /// The configured codec (`zstd` at `zstd_level`).
+    pub fn from_config(codec: crate::config::StoreCodec, zstd_level: i32) -> Codec {
+        match codec {
+            crate::config::StoreCodec::Lz4 => Codec::Lz4,
+            crate::config::StoreCodec::Zstd => Codec::Zstd(zstd_level),
+        }
+    }
+}
+
 /// How files are laid out and encoded.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -38,6 +48,9 @@ pub struct WriterOptions {
     pub codec: Codec,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
+    /// Columns no reader prunes by (the verbatim event text): no min/max statistics,
+    /// which would cost a comparison of long values per row when writing.
+    pub no_statistics: Vec<String>,
     /// Dictionary encoding for the other columns. A reader of a few rows must decode each
     /// column's whole dictionary page (per row group), which costs more than the few pages
     /// it reads; the serving layout written by compaction goes without.
@@ -59,6 +72,7 @@ impl Default for WriterOptions {
             max_rows_per_file: 1_000_000,
             codec: Codec::Zstd(1),
             plain_columns: Vec::new(),
+            no_statistics: Vec::new(),
             dictionary: true,
             stage: false,
             page_rows: None,
@@ -114,6 +128,9 @@ impl PartitionedWriter {
         }
         for col in &options.plain_columns {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
+        }
+        for col in &options.no_statistics {
+            props = props.set_column_statistics_enabled(ColumnPath::from(col.as_str()), EnabledStatistics::None);
         }
         Ok(PartitionedWriter {
             dir,

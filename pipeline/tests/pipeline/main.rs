@@ -4,6 +4,7 @@ mod bad_input;
 mod baseline;
 mod compact;
 mod detect;
+mod event_columns;
 mod formats;
 mod golden;
 mod normalize_props;
