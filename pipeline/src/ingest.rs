@@ -131,7 +131,8 @@ pub struct IngestMode {
 
 /// Receives every stored event (detectors hook in here).
 pub trait EventObserver {
-    /// Called once per stored (normalized, not duplicate) event, in input order.
+    /// Called once per stored (normalized, not duplicate) event, in input order. The
+    /// event's `raw` is `None`: its text goes to the store without a copy.
     fn on_event(&mut self, event: &SemanticEvent);
 
     /// Called after each batch of input records: the place to hand results on in bulk.

@@ -110,7 +110,8 @@ pub struct EventRow<'a> {
     pub raw: Option<&'a str>,
 }
 
-fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
+/// A principal's four columns: id, type, login, display name (all absent without one).
+pub fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
     match p {
         Some(p) => [
             p.id.as_deref(),

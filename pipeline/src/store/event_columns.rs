@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use idgw_schemas::SemanticEvent;
-use idgw_schemas::semantic::Principal;
+use idgw_schemas::rows::principal;
 
 /// Bytes reserved per row for an identifier-sized string column.
 const SHORT_STRING_BYTES: usize = 24;
@@ -315,18 +315,6 @@ impl EventColumns {
         let mut done = std::mem::replace(self, next);
         let arrays = done.arrays();
         RecordBatch::try_new(done.schema, arrays)
-    }
-}
-
-fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
-    match p {
-        Some(p) => [
-            p.id.as_deref(),
-            p.kind.as_deref(),
-            p.login.as_deref(),
-            p.display_name.as_deref(),
-        ],
-        None => [None; 4],
     }
 }
 
