@@ -270,6 +270,12 @@ mod tests {
         assert!(err.to_string().contains("not lz4 or zstd"), "{err}");
         let toml = PipelineConfig::from_toml("[store]\ncompact_codec = \"zstd\"").unwrap();
         assert_eq!(toml.store.compact_codec, StoreCodec::Zstd);
+        assert_eq!(c.store.ingest_codec, StoreCodec::Zstd);
+        c.apply_env(|n| (n == "IDGW_STORE_INGEST_CODEC").then(|| "lz4".to_owned()))
+            .unwrap();
+        assert_eq!(c.store.ingest_codec, StoreCodec::Lz4);
+        let toml = PipelineConfig::from_toml("[store]\ningest_codec = \"lz4\"").unwrap();
+        assert_eq!(toml.store.ingest_codec, StoreCodec::Lz4);
     }
 
     #[test]

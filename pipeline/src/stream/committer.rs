@@ -8,8 +8,9 @@
 //! in cycle order. For each job, the sinks outside the store are flushed first (the alerts
 //! the sealed cycles raised are delivered before any checkpoint says they were), then each
 //! cycle is written ([`SealedCycle::write`]) and the behaviour vectors it changed are
-//! upserted. Cycles of a partition lost meanwhile are dropped. The first failure stops the committer: nothing later is made durable, and the
-//! worker stops on it (a restart resumes from the last checkpoints).
+//! upserted. Cycles of a partition lost meanwhile are dropped. The first failure stops the
+//! committer: nothing later is made durable, and the worker stops on it (a restart resumes
+//! from the last checkpoints).
 
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
@@ -212,6 +213,7 @@ fn commit(sinks: &mut Sinks, job: Job) -> Result<Vec<Committed>, WorkerError> {
         .sync_data()
         .map_err(|e| WorkerError::AlertLog(e.into()))?;
     let mut committed = Vec::with_capacity(job.cycles.len());
+    let mut upserted = false;
     for cycle in job.cycles {
         let lane: LaneId = cycle.lane().clone();
         if sinks.lost.lock().unwrap_or_else(|e| e.into_inner()).contains(&lane) {
@@ -224,11 +226,13 @@ fn commit(sinks: &mut Sinks, job: Job) -> Result<Vec<Committed>, WorkerError> {
             && !c.vectors.is_empty()
         {
             index.upsert(&std::mem::take(&mut c.vectors))?;
+            upserted = true;
         }
         tracing::debug!(%lane, offset = c.next_offset, "cycle committed");
         committed.push(c);
     }
-    if let Some(index) = sinks.vectors.as_deref() {
+    // A job whose cycles changed no vector leaves the index as it was: nothing to flush.
+    if upserted && let Some(index) = sinks.vectors.as_deref() {
         index.flush()?;
     }
     sinks

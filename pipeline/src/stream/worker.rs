@@ -5,9 +5,9 @@
 //! Alerts leave as soon as a batch raises them (their latency is the product's latency);
 //! files and engine state become durable at a commit: the lanes' cycles are sealed on the
 //! consumer's thread and written by the [`Committer`]'s, so reading goes on meanwhile.
-//! Sinks outside the store are therefore at-least-once: a crash between an alert leaving and the next checkpoint sends it again
-//! after the restart, with the same deterministic `alert_id`. The store itself is
-//! exactly-once (see [`super::lane`]).
+//! Sinks outside the store are therefore at-least-once: a crash between an alert leaving
+//! and the next checkpoint sends it again after the restart, with the same deterministic
+//! `alert_id`. The store itself is exactly-once (see [`super::lane`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -111,3 +111,46 @@ fn events_are_partitioned_by_date_and_published_atomically() {
     assert_eq!(by_date[0]["n"], 7);
     assert_eq!(by_date[1]["date"], "2024-08-14");
 }
+
+/// The codec and statistics of every column chunk of the day's events files.
+fn column_chunks(fx: &Fixture, day: &str) -> Vec<(String, parquet::basic::Compression, bool)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = fx.store_path().join("events").join(format!("date={day}"));
+    let mut chunks = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let reader = SerializedFileReader::new(std::fs::File::open(entry.unwrap().path()).unwrap()).unwrap();
+        for rg in reader.metadata().row_groups() {
+            for c in rg.columns() {
+                chunks.push((c.column_path().string(), c.compression(), c.statistics().is_some()));
+            }
+        }
+    }
+    assert!(!chunks.is_empty());
+    chunks
+}
+
+#[test]
+fn ingest_files_use_the_configured_codec_and_keep_no_statistics_of_the_raw_text() {
+    use parquet::basic::Compression;
+    let fx = Fixture::new();
+    let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));
+    fx.replay(&[&input]);
+    let chunks = column_chunks(&fx, "2024-08-13");
+    assert!(chunks.iter().all(|(_, codec, _)| matches!(codec, Compression::ZSTD(_))));
+    for (name, _, stats) in &chunks {
+        // Nobody prunes by the event text; every other column keeps its min/max.
+        assert_eq!(*stats, name != "raw", "statistics of `{name}`");
+    }
+
+    let fx = Fixture::new();
+    let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));
+    let mut config = PipelineConfig::default();
+    config.store.ingest_codec = idgw_pipeline::config::StoreCodec::Lz4;
+    fx.replay_with(&[&input], &config);
+    let chunks = column_chunks(&fx, "2024-08-13");
+    assert!(
+        chunks.iter().all(|(_, codec, _)| *codec == Compression::LZ4_RAW),
+        "{chunks:?}"
+    );
+    assert_eq!(fx.count(""), 20, "LZ4 files are read back");
+}
