@@ -126,12 +126,12 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
         .unwrap_or_default();
     let ip_chain: Vec<String> = ip_chain_entries.iter().filter_map(|e| s(&e.ip)).collect();
     let geo = client
-        .and_then(|c| c.geographical_context.as_ref())
+        .and_then(|c| c.geographical_context.as_deref())
         .and_then(geo_of)
         .or_else(|| {
             ip_chain_entries
                 .first()
-                .and_then(|e| e.geographical_context.as_ref())
+                .and_then(|e| e.geographical_context.as_deref())
                 .and_then(geo_of)
         });
     let ua = client.and_then(|c| c.user_agent.as_ref());
@@ -150,7 +150,7 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
 
     let sc = ev.security_context.as_ref();
     let ipd = sc.and_then(|c| c.ip_details.as_ref());
-    let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_ref());
+    let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_deref());
 
     let tunnels = match dd.and_then(|d| d.tunnels.as_ref()).and_then(Str::meaningful) {
         Some(text) => debug_strings::parse_tunnels(text).unwrap_or_else(|e| {

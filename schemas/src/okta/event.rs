@@ -37,34 +37,34 @@ pub struct LogEvent<'a> {
     pub legacy_event_type: Option<Str<'a>>,
     /// Who acted.
     #[serde(borrow)]
-    pub actor: Option<Actor<'a>>,
+    pub actor: Option<Box<Actor<'a>>>,
     /// The client that made the request.
     #[serde(borrow)]
-    pub client: Option<Client<'a>>,
+    pub client: Option<Box<Client<'a>>>,
     /// OIE device-assurance details (snake_case keys).
     #[serde(borrow)]
-    pub device: Option<OieDevice<'a>>,
+    pub device: Option<Box<OieDevice<'a>>>,
     /// How the actor authenticated.
     #[serde(borrow)]
-    pub authentication_context: Option<AuthenticationContext<'a>>,
+    pub authentication_context: Option<Box<AuthenticationContext<'a>>>,
     /// Network reputation, Okta risk and behaviours.
     #[serde(borrow)]
-    pub security_context: Option<SecurityContext<'a>>,
+    pub security_context: Option<Box<SecurityContext<'a>>>,
     /// Free-form debug data (values are strings).
     #[serde(borrow)]
-    pub debug_context: Option<DebugContext<'a>>,
+    pub debug_context: Option<Box<DebugContext<'a>>>,
     /// Result and reason.
     #[serde(borrow)]
-    pub outcome: Option<Outcome<'a>>,
+    pub outcome: Option<Box<Outcome<'a>>>,
     /// What was acted on; an array, or null. A single object is accepted as one target.
     #[serde(borrow)]
     pub target: Option<OneOrMany<Target<'a>>>,
     /// The HTTP request or job this event belongs to.
     #[serde(borrow)]
-    pub transaction: Option<Transaction<'a>>,
+    pub transaction: Option<Box<Transaction<'a>>>,
     /// The client IP and its proxies.
     #[serde(borrow)]
-    pub request: Option<Request<'a>>,
+    pub request: Option<Box<Request<'a>>>,
 }
 
 /// `actor`: `{id, type, alternateId, displayName, detailEntry}`.
@@ -109,7 +109,7 @@ pub struct Target<'a> {
 pub struct Client<'a> {
     /// User agent, parsed by Okta.
     #[serde(borrow)]
-    pub user_agent: Option<UserAgent<'a>>,
+    pub user_agent: Option<Box<UserAgent<'a>>>,
     /// Network zone name; usually the string `"null"`.
     #[serde(borrow)]
     pub zone: Option<Str<'a>>,
@@ -124,7 +124,7 @@ pub struct Client<'a> {
     pub ip_address: Option<Str<'a>>,
     /// Where the IP is.
     #[serde(borrow)]
-    pub geographical_context: Option<GeoContext<'a>>,
+    pub geographical_context: Option<Box<GeoContext<'a>>>,
     /// Only in the event-hook sample: the IP chain inside `client`.
     #[serde(borrow)]
     pub ip_chain: Option<OneOrMany<IpChainEntry<'a>>>,
@@ -242,16 +242,16 @@ pub struct SecurityContext<'a> {
     pub is_proxy: Option<Bool>,
     /// Okta's structured risk (newer orgs).
     #[serde(borrow)]
-    pub risk: Option<StructuredRisk<'a>>,
+    pub risk: Option<Box<StructuredRisk<'a>>>,
     /// Behaviour Detection results; objects, or plain names in some SDK output.
     #[serde(borrow)]
     pub user_behaviors: Option<OneOrMany<UserBehavior<'a>>>,
     /// Newer IP details.
     #[serde(borrow)]
-    pub ip_details: Option<IpDetails<'a>>,
+    pub ip_details: Option<Box<IpDetails<'a>>>,
     /// Bot protection level.
     #[serde(borrow)]
-    pub bot_protection: Option<BotProtection<'a>>,
+    pub bot_protection: Option<Box<BotProtection<'a>>>,
 }
 
 /// `securityContext.risk`.
@@ -353,7 +353,7 @@ pub struct BotProtection<'a> {
 pub struct DebugContext<'a> {
     /// The debug map.
     #[serde(borrow)]
-    pub debug_data: Option<DebugData<'a>>,
+    pub debug_data: Option<Box<DebugData<'a>>>,
 }
 
 /// `debugContext.debugData`: not a stable contract; values are strings. The keys the
@@ -453,7 +453,7 @@ pub struct Transaction<'a> {
     pub id: Option<Str<'a>>,
     /// `{requestApiTokenId}` for API-token calls.
     #[serde(borrow)]
-    pub detail: Option<TransactionDetail<'a>>,
+    pub detail: Option<Box<TransactionDetail<'a>>>,
 }
 
 /// `transaction.detail`.
@@ -483,7 +483,7 @@ pub struct IpChainEntry<'a> {
     pub ip: Option<Str<'a>>,
     /// Where it is.
     #[serde(borrow)]
-    pub geographical_context: Option<GeoContext<'a>>,
+    pub geographical_context: Option<Box<GeoContext<'a>>>,
     /// `V4` or `V6`.
     #[serde(borrow)]
     pub version: Option<Str<'a>>,
