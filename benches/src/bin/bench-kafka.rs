@@ -36,11 +36,17 @@ struct Args {
     rate: Option<f64>,
     seconds: f64,
     commit_ms: u64,
+    /// librdkafka consumer properties for the pipeline, over its own (`--consumer K=V`).
+    consumer: Vec<(String, String)>,
+    /// librdkafka properties of the bench's own input producer (`--input-producer K=V`).
+    input_producer: Vec<(String, String)>,
 }
 
-const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]\n\
+const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
     Without --brokers, librdkafka's mock cluster runs in this process. With --rate, the\n\
-    latency run produces R events/s for S seconds after the throughput run.";
+    latency run produces R events/s for S seconds after the throughput run. --consumer sets a\n\
+    librdkafka property of the pipeline's consumer, as `[kafka.consumer]` does;\n\
+    --input-producer one of the producer that fills the topic (linger.ms=2 unless set).";
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -51,6 +57,8 @@ fn args() -> Result<Args, String> {
         rate: None,
         seconds: 30.0,
         commit_ms: 2_000,
+        consumer: Vec::new(),
+        input_producer: Vec::new(),
     };
     while let Some(x) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -60,6 +68,20 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = Some(val("--rate")?.parse().map_err(|e| format!("{e}"))?),
             "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
             "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
+            "--consumer" => {
+                let kv = val("--consumer")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--consumer {kv}: expected KEY=VALUE"))?;
+                a.consumer.push((k.to_owned(), v.to_owned()));
+            }
+            "--input-producer" => {
+                let kv = val("--input-producer")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("--input-producer {kv}: expected KEY=VALUE"))?;
+                a.input_producer.push((k.to_owned(), v.to_owned()));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -75,13 +97,15 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn producer(brokers: &str) -> ThreadedProducer<DefaultProducerContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn producer(brokers: &str, extra: &[(String, String)]) -> ThreadedProducer<DefaultProducerContext> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
         .set("linger.ms", "2")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("producer")
+        .set("queue.buffering.max.messages", "1000000");
+    for (k, v) in extra {
+        c.set(k, v);
+    }
+    c.create().expect("producer")
 }
 
 fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &[u8]) {
@@ -97,8 +121,9 @@ fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, pa
     }
 }
 
-fn config(brokers: &str, topic: &str, alerts: &str, commit_ms: u64) -> PipelineConfig {
+fn config(a: &Args, brokers: &str, topic: &str, alerts: &str, commit_ms: u64) -> PipelineConfig {
     let mut c = PipelineConfig::default();
+    c.kafka.consumer.extend(a.consumer.iter().cloned());
     c.kafka.brokers = brokers.to_owned();
     c.kafka.topic = topic.to_owned();
     c.kafka.alerts_topic = alerts.to_owned();
@@ -198,14 +223,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Throughput from a filled topic.
     let topic = format!("bench.in.{run}");
     create(&topic, a.partitions);
-    let p = producer(&brokers);
+    let p = producer(&brokers, &a.input_producer);
     for (key, line) in &keyed {
         send(&p, &topic, key, line.as_bytes());
     }
     p.flush(Duration::from_secs(300))?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
-    let mut cfg = config(&brokers, &topic, "", 5_000);
+    let mut cfg = config(&a, &brokers, &topic, "", 5_000);
     cfg.kafka.stop_at_end = true;
     out.insert(
         "consumer_properties".into(),
@@ -252,7 +277,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         create(&alerts, 1);
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path().join("store"))?;
-        let cfg = config(&brokers, &topic, &alerts, a.commit_ms);
+        let cfg = config(&a, &brokers, &topic, &alerts, a.commit_ms);
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, m2, stop2) = (store.clone(), Arc::new(Metrics::new()), Arc::clone(&stop));
         let m_ready = Arc::clone(&m2);
@@ -300,7 +325,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter_map(|(i, (_, line))| Some((event_uuid(line)?, i)))
             .collect();
         let period = Duration::from_secs_f64(1.0 / rate);
-        let p = producer(&brokers);
+        let p = producer(&brokers, &a.input_producer);
         let mut produced_at: Vec<Instant> = Vec::with_capacity(total);
         let begin = Instant::now();
         for (i, (key, line)) in keyed.iter().take(total).enumerate() {
