@@ -68,20 +68,10 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = Some(val("--rate")?.parse().map_err(|e| format!("{e}"))?),
             "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
             "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
-            "--consumer" => {
-                let kv = val("--consumer")?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or(format!("--consumer {kv}: expected KEY=VALUE"))?;
-                a.consumer.push((k.to_owned(), v.to_owned()));
-            }
-            "--input-producer" => {
-                let kv = val("--input-producer")?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or(format!("--input-producer {kv}: expected KEY=VALUE"))?;
-                a.input_producer.push((k.to_owned(), v.to_owned()));
-            }
+            "--consumer" => a.consumer.push(property("--consumer", val("--consumer")?)?),
+            "--input-producer" => a
+                .input_producer
+                .push(property("--input-producer", val("--input-producer")?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -95,6 +85,14 @@ fn args() -> Result<Args, String> {
         return Err("no EVENTS.ndjson given (--help shows the usage)".into());
     }
     Ok(a)
+}
+
+/// A `KEY=VALUE` librdkafka property given to `flag`.
+fn property(flag: &str, kv: String) -> Result<(String, String), String> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{flag} {kv}: expected KEY=VALUE")),
+    }
 }
 
 fn producer(brokers: &str, extra: &[(String, String)]) -> ThreadedProducer<DefaultProducerContext> {
