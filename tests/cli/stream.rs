@@ -346,12 +346,16 @@ fn crash_and_compare(s: Setup, wanted_kills: usize) {
     while kills < wanted_kills && rounds < 2 * wanted_kills {
         rounds += 1;
         let mut w = Worker::start(&s.config, &store, "crash", &[]);
-        // Kill after real work started: a random moment after the first batch.
-        if !w.wait_metric("idgw_events_in_total", 1.0, Duration::from_secs(60)) {
+        // Kill after real work started, at a random point of it counted in events, so that
+        // every round leaves work for the next: with a random delay instead, a faster build
+        // committed the whole topic in the first rounds and the later ones waited for
+        // events that never came.
+        let budget = (s.total / (3 * wanted_kills)).max(2) as u64;
+        let at = 1 + rand_u64() % budget;
+        if !w.wait_metric("idgw_events_in_total", at as f64, Duration::from_secs(60)) {
             w.kill();
             continue;
         }
-        std::thread::sleep(Duration::from_millis(rand_u64() % 400));
         w.kill();
         kills += 1;
     }
