@@ -26,7 +26,9 @@ fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
 }
 
-/// One row of the `events` table, borrowing from a [`SemanticEvent`].
+/// One row of the `events` table, borrowing from a [`SemanticEvent`]. Ingest writes the
+/// columns with typed builders (`idgw_pipeline::store::event_columns`); this serde form is
+/// the reference its tests compare against, column by column.
 #[derive(Debug, Serialize)]
 pub struct EventRow<'a> {
     pub event_id: &'a str,

@@ -3,7 +3,8 @@
 //! Its JSON form keeps the reference design's field names (`event_id`, `event_time`,
 //! `event_type`, `category`, `action`, `severity`, `display_message`, `actor`,
 //! `primary_target`, `subject_user`, `client`, `request`, `outcome`) and adds the OCSF class
-//! and activity ids and the signals detections need. The Arrow form is [`crate::rows::EventRow`].
+//! and activity ids and the signals detections need. Its Arrow columns are
+//! [`crate::rows::events_schema`]; [`crate::rows::EventRow`] is the reference conversion.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
