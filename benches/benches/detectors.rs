@@ -20,7 +20,7 @@ use idgw_schemas::{Alert, SemanticEvent};
 
 const EVENTS: u64 = 20_000;
 
-fn semantic_events() -> Vec<SemanticEvent> {
+fn semantic_events() -> Vec<SemanticEvent<'static>> {
     (0..EVENTS)
         .map(|i| {
             let line = idgw_benches::synthetic_event(i);

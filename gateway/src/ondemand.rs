@@ -12,7 +12,7 @@ use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::prelude::{col, lit};
 use idgw_pipeline::decode::{Decoded, decode};
 use idgw_pipeline::detect::{DetectConfig, Engine};
-use idgw_pipeline::normalize::normalize;
+use idgw_pipeline::normalize::normalize_fields;
 use idgw_schemas::{Alert, Detection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -150,8 +150,8 @@ pub async fn run(
                 let text = texts.value(i);
                 // Stored events were accepted once; one that no longer decodes is skipped
                 // (it would have been dead-lettered, not stored).
-                if let Ok(Decoded::Event { raw, event }) = decode(text.as_bytes(), usize::MAX)
-                    && let Ok(ev) = normalize(raw, &event)
+                if let Ok(Decoded::Event { event, .. }) = decode(text.as_bytes(), usize::MAX)
+                    && let Ok(ev) = normalize_fields(&event)
                 {
                     engine.process(&ev);
                 }

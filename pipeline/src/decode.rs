@@ -39,7 +39,8 @@ pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Rejection> 
             format!("{} bytes exceeds the limit of {max_bytes} bytes", bytes.len()),
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    // SIMD validation: a few times faster than the standard library's on ~2 KB of text.
+    let text = simdutf8::compat::from_utf8(bytes).map_err(|e| {
         Rejection::new(
             RejectKind::InvalidUtf8,
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),

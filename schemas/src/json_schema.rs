@@ -19,7 +19,7 @@ fn render<T: JsonSchema>() -> String {
 pub fn all() -> Vec<(&'static str, String)> {
     vec![
         ("okta_log_event.schema.json", render::<LogEvent<'static>>()),
-        ("semantic_event.schema.json", render::<SemanticEvent>()),
+        ("semantic_event.schema.json", render::<SemanticEvent<'static>>()),
         ("alert.schema.json", render::<Alert>()),
         ("identity_state.schema.json", render::<IdentityState>()),
         ("audit_record.schema.json", render::<AuditRecord>()),

@@ -113,7 +113,7 @@ pub struct EventRow<'a> {
 }
 
 /// A principal's four columns: id, type, login, display name (all absent without one).
-pub fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
+pub fn principal<'a>(p: Option<&'a Principal<'_>>) -> [Option<&'a str>; 4] {
     match p {
         Some(p) => [
             p.id.as_deref(),
@@ -125,8 +125,8 @@ pub fn principal(p: Option<&Principal>) -> [Option<&str>; 4] {
     }
 }
 
-impl<'a> From<&'a SemanticEvent> for EventRow<'a> {
-    fn from(e: &'a SemanticEvent) -> Self {
+impl<'a> From<&'a SemanticEvent<'_>> for EventRow<'a> {
+    fn from(e: &'a SemanticEvent<'_>) -> Self {
         let [actor_id, actor_type, actor_login, actor_display_name] = principal(e.actor.as_ref());
         let [target_id, target_type, target_login, target_display_name] = principal(e.primary_target.as_ref());
         let [user_id, _, user_login, user_display_name] = principal(e.subject_user.as_ref());
@@ -158,7 +158,7 @@ impl<'a> From<&'a SemanticEvent> for EventRow<'a> {
             user_login,
             user_display_name,
             src_ip: e.client.ip.as_deref(),
-            ip_chain: e.network.ip_chain.iter().map(String::as_str).collect(),
+            ip_chain: e.network.ip_chain.iter().map(AsRef::as_ref).collect(),
             user_agent: e.client.user_agent.as_deref(),
             ua_os: e.client.os.as_deref(),
             ua_browser: e.client.browser.as_deref(),

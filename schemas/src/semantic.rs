@@ -6,6 +6,8 @@
 //! and activity ids and the signals detections need. Its Arrow columns are
 //! [`crate::rows::events_schema`]; [`crate::rows::EventRow`] is the reference conversion.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,51 +16,53 @@ use crate::okta::debug_strings::{Behavior, RiskChange, RiskInfo, ThreatDetection
 
 /// A normalized event.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct SemanticEvent {
+pub struct SemanticEvent<'a> {
     /// Okta `uuid`.
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// Okta `published`.
     pub event_time: DateTime<Utc>,
     /// Okta `eventType`.
-    pub event_type: String,
+    pub event_type: Cow<'a, str>,
     /// Coarse grouping of event types.
     pub category: Category,
+    // `action`, `severity` and the OCSF names are catalog constants (or Okta's four levels):
+    // borrowed, so normalizing allocates nothing for them.
     /// What happened, one lower-case word or two (`login`, `mfa_verify`, `suspend`).
-    pub action: String,
+    pub action: Cow<'static, str>,
     /// Okta severity, lower-case (`debug`, `info`, `warn`, `error`).
-    pub severity: String,
+    pub severity: Cow<'static, str>,
     /// Okta `displayMessage`.
-    pub display_message: Option<String>,
+    pub display_message: Option<Cow<'a, str>>,
     /// OCSF classification.
     pub ocsf: Ocsf,
     /// Who acted.
-    pub actor: Option<Principal>,
+    pub actor: Option<Principal<'a>>,
     /// The first target (a user target is preferred).
-    pub primary_target: Option<Principal>,
+    pub primary_target: Option<Principal<'a>>,
     /// Whose event this is: the actor for sign-ins and MFA, the target user for admin
     /// actions on a user, none for IP-centric events such as ThreatInsight.
-    pub subject_user: Option<Principal>,
+    pub subject_user: Option<Principal<'a>>,
     /// All targets, in Okta's order.
-    pub targets: Vec<Principal>,
+    pub targets: Vec<Principal<'a>>,
     /// Client IP, user agent and geo.
-    pub client: ClientInfo,
+    pub client: ClientInfo<'a>,
     /// Network reputation of the client IP.
-    pub network: NetworkInfo,
+    pub network: NetworkInfo<'a>,
     /// Browser and device identity.
-    pub device: DeviceInfo,
+    pub device: DeviceInfo<'a>,
     /// Session correlation.
-    pub session: SessionInfo,
+    pub session: SessionInfo<'a>,
     /// Authentication method and MFA details.
-    pub auth: AuthInfo,
+    pub auth: AuthInfo<'a>,
     /// The request or job.
-    pub request: RequestInfo,
+    pub request: RequestInfo<'a>,
     /// Result and reason.
-    pub outcome: OutcomeInfo,
+    pub outcome: OutcomeInfo<'a>,
     /// Okta's own security signals.
     pub okta_signals: OktaSignals,
     /// The admin role a privilege grant gave (`debugData.privilegeGranted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub privilege_granted: Option<String>,
+    pub privilege_granted: Option<Cow<'a, str>>,
     /// Parts of the event that could not be read (e.g. a malformed `debugData.risk`); the
     /// event is still stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,7 +98,57 @@ mod raw_json {
     }
 }
 
-impl SemanticEvent {
+/// A string that no longer borrows.
+fn own(text: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(text.into_owned())
+}
+
+fn own_opt(text: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    text.map(own)
+}
+
+impl SemanticEvent<'_> {
+    /// A copy that owns its strings: normalization borrows them from the decoded event,
+    /// which lives only as long as its input batch; whoever keeps an event longer owns it.
+    pub fn into_owned(self) -> SemanticEvent<'static> {
+        SemanticEvent {
+            event_id: own(self.event_id),
+            event_time: self.event_time,
+            event_type: own(self.event_type),
+            category: self.category,
+            action: self.action,
+            severity: self.severity,
+            display_message: own_opt(self.display_message),
+            ocsf: self.ocsf,
+            actor: self.actor.map(Principal::into_owned),
+            primary_target: self.primary_target.map(Principal::into_owned),
+            subject_user: self.subject_user.map(Principal::into_owned),
+            targets: self.targets.into_iter().map(Principal::into_owned).collect(),
+            client: self.client.into_owned(),
+            network: self.network.into_owned(),
+            device: self.device.into_owned(),
+            session: SessionInfo {
+                external_session_id: own_opt(self.session.external_session_id),
+                root_session_id: own_opt(self.session.root_session_id),
+            },
+            auth: self.auth.into_owned(),
+            request: RequestInfo {
+                request_id: own_opt(self.request.request_id),
+                transaction_type: own_opt(self.request.transaction_type),
+                request_uri: own_opt(self.request.request_uri),
+                api_token_id: own_opt(self.request.api_token_id),
+            },
+            outcome: OutcomeInfo {
+                result: own_opt(self.outcome.result),
+                reason: own_opt(self.outcome.reason),
+            },
+            okta_signals: self.okta_signals,
+            privilege_granted: own_opt(self.privilege_granted),
+            warnings: self.warnings,
+            raw: self.raw,
+        }
+    }
+
     /// The key per-entity state is kept under: the subject user's id, or `ip:<addr>` for
     /// events that belong to no user (ThreatInsight, rate limits).
     pub fn entity_key(&self) -> Option<String> {
@@ -165,13 +219,13 @@ pub struct Ocsf {
     /// 6003 API Activity, 2004 Detection Finding, 0 Base Event.
     pub class_uid: i32,
     /// The class name.
-    pub class_name: String,
+    pub class_name: Cow<'static, str>,
     /// 3 Identity & Access Management, 6 Application Activity, 2 Findings, 0 Uncategorized.
     pub category_uid: i32,
     /// The activity within the class (99 = Other).
     pub activity_id: i32,
     /// The activity name.
-    pub activity_name: String,
+    pub activity_name: Cow<'static, str>,
     /// `class_uid * 100 + activity_id`.
     pub type_uid: i64,
     /// 0 Unknown, 1 Success, 2 Failure, 99 Other.
@@ -180,50 +234,84 @@ pub struct Ocsf {
 
 /// An actor or target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Principal {
+pub struct Principal<'a> {
     /// Okta id (`00u…` for users).
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// Okta type (`User`, `AppInstance`, `IP address`, …).
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: Option<Cow<'a, str>>,
     /// Login for users (`alternateId`).
-    pub login: Option<String>,
+    pub login: Option<Cow<'a, str>>,
     /// Display name.
-    pub display_name: Option<String>,
+    pub display_name: Option<Cow<'a, str>>,
+}
+
+impl Principal<'_> {
+    /// A copy that owns its strings.
+    pub fn into_owned(self) -> Principal<'static> {
+        Principal {
+            id: own_opt(self.id),
+            kind: own_opt(self.kind),
+            login: own_opt(self.login),
+            display_name: own_opt(self.display_name),
+        }
+    }
 }
 
 /// Client details.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ClientInfo {
+pub struct ClientInfo<'a> {
     /// Client IP.
-    pub ip: Option<String>,
+    pub ip: Option<Cow<'a, str>>,
     /// Raw user agent.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'a, str>>,
     /// OS as Okta parsed it.
-    pub os: Option<String>,
+    pub os: Option<Cow<'a, str>>,
     /// Browser family as Okta parsed it (`CHROME`, …).
-    pub browser: Option<String>,
+    pub browser: Option<Cow<'a, str>>,
     /// `Computer`, `Mobile`, …
-    pub device_type: Option<String>,
+    pub device_type: Option<Cow<'a, str>>,
     /// Network zone; Okta's `"null"` string becomes absent.
-    pub zone: Option<String>,
+    pub zone: Option<Cow<'a, str>>,
     /// OAuth client or agent id.
-    pub client_id: Option<String>,
+    pub client_id: Option<Cow<'a, str>>,
     /// Where the IP is; absent when Okta could not locate it.
-    pub geo: Option<Geo>,
+    pub geo: Option<Geo<'a>>,
+}
+
+impl ClientInfo<'_> {
+    fn into_owned(self) -> ClientInfo<'static> {
+        ClientInfo {
+            ip: own_opt(self.ip),
+            user_agent: own_opt(self.user_agent),
+            os: own_opt(self.os),
+            browser: own_opt(self.browser),
+            device_type: own_opt(self.device_type),
+            zone: own_opt(self.zone),
+            client_id: own_opt(self.client_id),
+            geo: self.geo.map(|g| Geo {
+                city: own_opt(g.city),
+                state: own_opt(g.state),
+                country: own_opt(g.country),
+                postal_code: own_opt(g.postal_code),
+                lat: g.lat,
+                lon: g.lon,
+            }),
+        }
+    }
 }
 
 /// Location.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Geo {
+pub struct Geo<'a> {
     /// City.
-    pub city: Option<String>,
+    pub city: Option<Cow<'a, str>>,
     /// State or region.
-    pub state: Option<String>,
+    pub state: Option<Cow<'a, str>>,
     /// Country name.
-    pub country: Option<String>,
+    pub country: Option<Cow<'a, str>>,
     /// Postal code.
-    pub postal_code: Option<String>,
+    pub postal_code: Option<Cow<'a, str>>,
     /// Latitude.
     pub lat: Option<f64>,
     /// Longitude.
@@ -232,96 +320,141 @@ pub struct Geo {
 
 /// Network reputation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct NetworkInfo {
+pub struct NetworkInfo<'a> {
     /// `request.ipChain` IPs, client first.
-    pub ip_chain: Vec<String>,
+    pub ip_chain: Vec<Cow<'a, str>>,
     /// Autonomous system number.
     pub asn: Option<i64>,
     /// AS organisation.
-    pub as_org: Option<String>,
+    pub as_org: Option<Cow<'a, str>>,
     /// ISP.
-    pub isp: Option<String>,
+    pub isp: Option<Cow<'a, str>>,
     /// Domain.
-    pub domain: Option<String>,
+    pub domain: Option<Cow<'a, str>>,
     /// Okta's proxy flag.
     pub is_proxy: Option<bool>,
     /// VPN / proxy tunnels Okta recognised.
     pub tunnels: Vec<Tunnel>,
     /// `tor`, `service`, …
-    pub proxy_type: Option<String>,
+    pub proxy_type: Option<Cow<'a, str>>,
     /// True when a tunnel is anonymous, the proxy is Tor, or an anonymizer was seen.
     pub anonymizer: bool,
 }
 
+impl NetworkInfo<'_> {
+    fn into_owned(self) -> NetworkInfo<'static> {
+        NetworkInfo {
+            ip_chain: self.ip_chain.into_iter().map(own).collect(),
+            asn: self.asn,
+            as_org: own_opt(self.as_org),
+            isp: own_opt(self.isp),
+            domain: own_opt(self.domain),
+            is_proxy: self.is_proxy,
+            tunnels: self.tunnels,
+            proxy_type: own_opt(self.proxy_type),
+            anonymizer: self.anonymizer,
+        }
+    }
+}
+
 /// Browser and device identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct DeviceInfo {
+pub struct DeviceInfo<'a> {
     /// SHA-256 of the device token cookie (`debugData.dtHash`).
-    pub dt_hash: Option<String>,
+    pub dt_hash: Option<Cow<'a, str>>,
     /// Browser fingerprint.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Cow<'a, str>>,
     /// OIE device id (`guo…`).
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// OIE device name.
-    pub name: Option<String>,
+    pub name: Option<Cow<'a, str>>,
     /// OIE device platform.
-    pub os_platform: Option<String>,
+    pub os_platform: Option<Cow<'a, str>>,
     /// MDM-managed.
     pub managed: Option<bool>,
     /// Registered with Okta Verify.
     pub registered: Option<bool>,
 }
 
+impl DeviceInfo<'_> {
+    fn into_owned(self) -> DeviceInfo<'static> {
+        DeviceInfo {
+            dt_hash: own_opt(self.dt_hash),
+            fingerprint: own_opt(self.fingerprint),
+            id: own_opt(self.id),
+            name: own_opt(self.name),
+            os_platform: own_opt(self.os_platform),
+            managed: self.managed,
+            registered: self.registered,
+        }
+    }
+}
+
 /// Session correlation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct SessionInfo {
+pub struct SessionInfo<'a> {
     /// `authenticationContext.externalSessionId`.
-    pub external_session_id: Option<String>,
+    pub external_session_id: Option<Cow<'a, str>>,
     /// `authenticationContext.rootSessionId`.
-    pub root_session_id: Option<String>,
+    pub root_session_id: Option<Cow<'a, str>>,
 }
 
 /// Authentication details.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct AuthInfo {
+pub struct AuthInfo<'a> {
     /// Authentication provider.
-    pub provider: Option<String>,
+    pub provider: Option<Cow<'a, str>>,
     /// Credential provider.
-    pub credential_provider: Option<String>,
+    pub credential_provider: Option<Cow<'a, str>>,
     /// Credential type.
-    pub credential_type: Option<String>,
+    pub credential_type: Option<Cow<'a, str>>,
     /// Interface.
-    pub interface: Option<String>,
+    pub interface: Option<Cow<'a, str>>,
     /// MFA factor (`OKTA_VERIFY_PUSH`, `SIGNED_NONCE`, …).
-    pub factor: Option<String>,
+    pub factor: Option<Cow<'a, str>>,
     /// Why the factor was used.
-    pub factor_intent: Option<String>,
+    pub factor_intent: Option<Cow<'a, str>>,
     /// Push answer (`OV_RESPONSE_DENY`, …).
-    pub push_response: Option<String>,
+    pub push_response: Option<Cow<'a, str>>,
     /// Number-challenge answer.
-    pub number_challenge_response: Option<String>,
+    pub number_challenge_response: Option<Cow<'a, str>>,
+}
+
+impl AuthInfo<'_> {
+    fn into_owned(self) -> AuthInfo<'static> {
+        AuthInfo {
+            provider: own_opt(self.provider),
+            credential_provider: own_opt(self.credential_provider),
+            credential_type: own_opt(self.credential_type),
+            interface: own_opt(self.interface),
+            factor: own_opt(self.factor),
+            factor_intent: own_opt(self.factor_intent),
+            push_response: own_opt(self.push_response),
+            number_challenge_response: own_opt(self.number_challenge_response),
+        }
+    }
 }
 
 /// Request details.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct RequestInfo {
+pub struct RequestInfo<'a> {
     /// `transaction.id` (or `debugData.requestId`).
-    pub request_id: Option<String>,
+    pub request_id: Option<Cow<'a, str>>,
     /// `WEB` or `JOB`.
-    pub transaction_type: Option<String>,
+    pub transaction_type: Option<Cow<'a, str>>,
     /// `debugData.requestUri`.
-    pub request_uri: Option<String>,
+    pub request_uri: Option<Cow<'a, str>>,
     /// The API token behind the call.
-    pub api_token_id: Option<String>,
+    pub api_token_id: Option<Cow<'a, str>>,
 }
 
 /// Result and reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct OutcomeInfo {
+pub struct OutcomeInfo<'a> {
     /// `SUCCESS`, `FAILURE`, `ALLOW`, `DENY`, …
-    pub result: Option<String>,
+    pub result: Option<Cow<'a, str>>,
     /// Reason text.
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'a, str>>,
 }
 
 /// Okta's own security signals.

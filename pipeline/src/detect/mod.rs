@@ -185,7 +185,7 @@ impl Engine {
     }
 
     /// One event, in arrival order.
-    pub fn process(&mut self, ev: &SemanticEvent) {
+    pub fn process(&mut self, ev: &SemanticEvent<'_>) {
         let t = ev.event_time.timestamp_millis();
         self.clock.max_time = self.clock.max_time.max(t);
         self.identities.observe(ev);
@@ -335,7 +335,7 @@ impl Engine {
 }
 
 impl EventObserver for Engine {
-    fn on_event(&mut self, event: &SemanticEvent) {
+    fn on_event(&mut self, event: &SemanticEvent<'_>) {
         self.process(event);
     }
 }

@@ -64,7 +64,7 @@ pub fn hash(s: &str) -> u64 {
 
 /// The hash of the device an event came from: its device token (`dtHash`), else the
 /// fingerprint, else the OIE device id.
-pub fn device_hash(ev: &SemanticEvent) -> Option<u64> {
+pub fn device_hash(ev: &SemanticEvent<'_>) -> Option<u64> {
     let d = &ev.device;
     d.dt_hash
         .as_deref()
@@ -79,15 +79,15 @@ pub fn ua_family(browser: Option<&str>, os: Option<&str>) -> u64 {
     hash(browser.unwrap_or("")).rotate_left(17) ^ hash(os.unwrap_or(""))
 }
 
-fn boxed(s: Option<&String>) -> Option<Box<str>> {
-    s.map(|s| s.as_str().into())
+fn boxed(s: Option<&str>) -> Option<Box<str>> {
+    s.map(Into::into)
 }
 
 impl Obs {
     /// The observation of `ev`, if any windowed detector looks at events of its kind.
-    pub fn of(ev: &SemanticEvent, seq: u64) -> Option<Obs> {
+    pub fn of(ev: &SemanticEvent<'_>, seq: u64) -> Option<Obs> {
         let result = ev.outcome.result.as_deref().unwrap_or("");
-        let kind = match ev.event_type.as_str() {
+        let kind = match &*ev.event_type {
             "user.session.start" if result == "SUCCESS" => Kind::SignIn,
             "user.session.start" if result == "FAILURE" => Kind::SignInFailure,
             "system.push.send_factor_verify_push" => Kind::PushSent,
@@ -109,16 +109,16 @@ impl Obs {
         let net = &ev.network;
         let family = ua_family(ev.client.browser.as_deref(), ev.client.os.as_deref());
         Some(Obs {
-            uuid: ev.event_id.as_str().into(),
+            uuid: (*ev.event_id).into(),
             time: ev.event_time.timestamp_millis(),
             seq,
             kind,
-            user_id: subject.and_then(|p| boxed(p.id.as_ref())),
-            login: subject.and_then(|p| boxed(p.login.as_ref())),
-            ip: boxed(ev.client.ip.as_ref()),
+            user_id: subject.and_then(|p| boxed(p.id.as_deref())),
+            login: subject.and_then(|p| boxed(p.login.as_deref())),
+            ip: boxed(ev.client.ip.as_deref()),
             lat_lon: geo.and_then(|g| Some((g.lat?, g.lon?))),
-            country: geo.and_then(|g| boxed(g.country.as_ref())),
-            city: geo.and_then(|g| boxed(g.city.as_ref())),
+            country: geo.and_then(|g| boxed(g.country.as_deref())),
+            city: geo.and_then(|g| boxed(g.city.as_deref())),
             asn: net.asn,
             proxy: net.is_proxy == Some(true) || !net.tunnels.is_empty() || net.proxy_type.is_some(),
             anonymizer: net.anonymizer,

@@ -153,11 +153,11 @@ impl Facts {
 }
 
 /// The Okta status an event leaves its subject user in, when it changes it.
-fn status_after(ev: &SemanticEvent) -> Option<&'static str> {
+fn status_after(ev: &SemanticEvent<'_>) -> Option<&'static str> {
     if !matches!(ev.outcome.result.as_deref(), Some("SUCCESS") | None) {
         return None;
     }
-    Some(match ev.event_type.as_str() {
+    Some(match &*ev.event_type {
         "user.lifecycle.suspend" => "SUSPENDED",
         "user.lifecycle.unsuspend" | "user.lifecycle.activate" | "user.lifecycle.reactivate" => "ACTIVE",
         "user.lifecycle.deactivate" => "DEPROVISIONED",
@@ -171,7 +171,7 @@ fn status_after(ev: &SemanticEvent) -> Option<&'static str> {
 
 impl Identities {
     /// Records one event of its subject user.
-    pub fn observe(&mut self, ev: &SemanticEvent) {
+    pub fn observe(&mut self, ev: &SemanticEvent<'_>) {
         let Some(subject) = ev.subject_user.as_ref() else {
             return;
         };

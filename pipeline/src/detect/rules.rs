@@ -1,6 +1,8 @@
 //! Stateless single-event rules: each looks at one event and may raise one alert, at once
 //! (they never wait for the reorder buffer). Registration is the plain list in [`rules`].
 
+use std::borrow::Cow;
+
 use idgw_schemas::{Detection, SemanticEvent, Severity};
 
 use super::alerting::Finding;
@@ -12,7 +14,7 @@ pub struct Rule {
     /// The detection it raises.
     pub detection: Detection,
     /// Looks at one event.
-    pub eval: fn(&SemanticEvent) -> Option<Finding>,
+    pub eval: fn(&SemanticEvent<'_>) -> Option<Finding>,
 }
 
 /// Every single-event rule, one line each.
@@ -65,18 +67,23 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
-fn succeeded(ev: &SemanticEvent) -> bool {
+/// An event's text as an owned string, for a finding that outlives the event.
+fn owned(text: &Option<Cow<'_, str>>) -> Option<String> {
+    text.as_deref().map(str::to_owned)
+}
+
+fn succeeded(ev: &SemanticEvent<'_>) -> bool {
     matches!(ev.outcome.result.as_deref(), Some("SUCCESS" | "ALLOW") | None)
 }
 
-fn login_of(ev: &SemanticEvent) -> &str {
+fn login_of<'e>(ev: &'e SemanticEvent<'_>) -> &'e str {
     ev.subject_user
         .as_ref()
         .and_then(|u| u.login.as_deref().or(u.id.as_deref()))
         .unwrap_or("an unknown user")
 }
 
-fn actor_of(ev: &SemanticEvent) -> &str {
+fn actor_of<'e>(ev: &'e SemanticEvent<'_>) -> &'e str {
     ev.actor
         .as_ref()
         .and_then(|a| a.login.as_deref().or(a.display_name.as_deref()).or(a.id.as_deref()))
@@ -84,18 +91,18 @@ fn actor_of(ev: &SemanticEvent) -> &str {
 }
 
 /// A finding about the event's subject user, on this one event.
-fn on_user(ev: &SemanticEvent, detection: Detection, severity: Severity, confidence: f64) -> Finding {
+fn on_user(ev: &SemanticEvent<'_>, detection: Detection, severity: Severity, confidence: f64) -> Finding {
     let t = ev.event_time.timestamp_millis();
     Finding {
         detection,
         severity,
         confidence,
-        user_id: ev.subject_user.as_ref().and_then(|u| u.id.clone()),
-        user_login: ev.subject_user.as_ref().and_then(|u| u.login.clone()),
-        src_ip: ev.client.ip.clone(),
+        user_id: ev.subject_user.as_ref().and_then(|u| owned(&u.id)),
+        user_login: ev.subject_user.as_ref().and_then(|u| owned(&u.login)),
+        src_ip: owned(&ev.client.ip),
         first_seen: t,
         last_seen: t,
-        event_uuids: vec![ev.event_id.clone()],
+        event_uuids: vec![ev.event_id.to_string()],
         summary: String::new(),
         evidence: evidence! {
             "event_type" => ev.event_type,
@@ -108,8 +115,8 @@ fn on_user(ev: &SemanticEvent, detection: Detection, severity: Severity, confide
     }
 }
 
-fn account_lockout(ev: &SemanticEvent) -> Option<Finding> {
-    if !matches!(ev.event_type.as_str(), "user.account.lock" | "user.account.lock.limit") {
+fn account_lockout(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    if !matches!(&*ev.event_type, "user.account.lock" | "user.account.lock.limit") {
         return None;
     }
     let mut f = on_user(ev, Detection::AccountLockout, Severity::Medium, 0.9);
@@ -122,15 +129,15 @@ fn account_lockout(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn admin_privilege_grant(ev: &SemanticEvent) -> Option<Finding> {
+fn admin_privilege_grant(ev: &SemanticEvent<'_>) -> Option<Finding> {
     if !matches!(
-        ev.event_type.as_str(),
+        &*ev.event_type,
         "user.account.privilege.grant" | "group.privilege.grant"
     ) || !succeeded(ev)
     {
         return None;
     }
-    let role = ev.privilege_granted.clone();
+    let role = owned(&ev.privilege_granted);
     let super_admin = role
         .as_deref()
         .is_some_and(|r| r.to_ascii_lowercase().contains("super") || r.contains("SUPER_ADMIN"));
@@ -148,7 +155,7 @@ fn admin_privilege_grant(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn api_token_created(ev: &SemanticEvent) -> Option<Finding> {
+fn api_token_created(ev: &SemanticEvent<'_>) -> Option<Finding> {
     if ev.event_type != "system.api_token.create" || !succeeded(ev) {
         return None;
     }
@@ -156,12 +163,12 @@ fn api_token_created(ev: &SemanticEvent) -> Option<Finding> {
     let token = ev.targets.iter().find(|t| t.kind.as_deref() == Some("Token"));
     f.summary = format!("{} created an API token.", login_of(ev));
     f.evidence
-        .insert("token_id".into(), token.and_then(|t| t.id.clone()).into());
+        .insert("token_id".into(), token.and_then(|t| owned(&t.id)).into());
     f.mitre = &["T1098.001"];
     Some(f)
 }
 
-fn threat_insight(ev: &SemanticEvent) -> Option<Finding> {
+fn threat_insight(ev: &SemanticEvent<'_>) -> Option<Finding> {
     if ev.event_type != "security.threat.detected" {
         return None;
     }
@@ -211,8 +218,8 @@ fn lower(s: Severity) -> Severity {
     }
 }
 
-fn mfa_tamper(ev: &SemanticEvent) -> Option<Finding> {
-    let severity = match ev.event_type.as_str() {
+fn mfa_tamper(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    let severity = match &*ev.event_type {
         "user.mfa.factor.reset_all" => Severity::High,
         "user.mfa.factor.deactivate" | "user.mfa.factor.suspend" => Severity::Medium,
         _ => return None,
@@ -231,7 +238,7 @@ fn mfa_tamper(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn fastpass_phishing(ev: &SemanticEvent) -> Option<Finding> {
+fn fastpass_phishing(ev: &SemanticEvent<'_>) -> Option<Finding> {
     let declined = ev
         .outcome
         .reason
@@ -250,7 +257,7 @@ fn fastpass_phishing(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn suspicious_activity_report(ev: &SemanticEvent) -> Option<Finding> {
+fn suspicious_activity_report(ev: &SemanticEvent<'_>) -> Option<Finding> {
     if ev.event_type != "user.account.report_suspicious_activity_by_enduser" {
         return None;
     }
@@ -260,8 +267,8 @@ fn suspicious_activity_report(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn okta_risk_elevated(ev: &SemanticEvent) -> Option<Finding> {
-    if !matches!(ev.event_type.as_str(), "user.risk.detect" | "user.risk.change") {
+fn okta_risk_elevated(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    if !matches!(&*ev.event_type, "user.risk.detect" | "user.risk.change") {
         return None;
     }
     let risk = ev.okta_signals.risk.as_ref();
@@ -302,7 +309,7 @@ fn okta_risk_elevated(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn anonymizing_proxy(ev: &SemanticEvent) -> Option<Finding> {
+fn anonymizing_proxy(ev: &SemanticEvent<'_>) -> Option<Finding> {
     if ev.event_type != "user.session.start" || !ev.network.anonymizer {
         return None;
     }
@@ -314,7 +321,7 @@ fn anonymizing_proxy(ev: &SemanticEvent) -> Option<Finding> {
         .tunnels
         .iter()
         .filter_map(|t| t.operator.clone().or(t.kind.clone()))
-        .chain(ev.network.proxy_type.clone())
+        .chain(owned(&ev.network.proxy_type))
         .collect();
     f.summary = format!(
         "{} {} through an anonymizing proxy ({}) from {}.",
@@ -328,13 +335,13 @@ fn anonymizing_proxy(ev: &SemanticEvent) -> Option<Finding> {
         ev.client.ip.as_deref().unwrap_or("an unknown address")
     );
     f.evidence.insert("via".into(), serde_json::json!(via));
-    f.evidence.insert("isp".into(), ev.network.isp.clone().into());
+    f.evidence.insert("isp".into(), owned(&ev.network.isp).into());
     f.mitre = &["T1090.003"];
     Some(f)
 }
 
-fn support_impersonation(ev: &SemanticEvent) -> Option<Finding> {
-    let severity = match ev.event_type.as_str() {
+fn support_impersonation(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    let severity = match &*ev.event_type {
         "user.session.impersonation.initiate" => Severity::High,
         "user.session.impersonation.grant" | "user.session.impersonation.extend" => Severity::Medium,
         _ => return None,
@@ -350,8 +357,8 @@ fn support_impersonation(ev: &SemanticEvent) -> Option<Finding> {
     Some(f)
 }
 
-fn idp_lifecycle(ev: &SemanticEvent) -> Option<Finding> {
-    let (severity, verb) = match ev.event_type.as_str() {
+fn idp_lifecycle(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    let (severity, verb) = match &*ev.event_type {
         "system.idp.lifecycle.create" => (Severity::High, "created"),
         "system.idp.lifecycle.activate" => (Severity::High, "activated"),
         "system.idp.lifecycle.update" => (Severity::Medium, "changed"),
@@ -374,7 +381,7 @@ fn idp_lifecycle(ev: &SemanticEvent) -> Option<Finding> {
             .unwrap_or("(unnamed)")
     );
     f.evidence
-        .insert("idp_id".into(), idp.and_then(|t| t.id.clone()).into());
+        .insert("idp_id".into(), idp.and_then(|t| owned(&t.id)).into());
     f.mitre = &["T1484.002"];
     Some(f)
 }

@@ -167,7 +167,7 @@ impl DetectStage {
 }
 
 impl EventObserver for DetectStage {
-    fn on_event(&mut self, event: &SemanticEvent) {
+    fn on_event(&mut self, event: &SemanticEvent<'_>) {
         self.engine.process(event);
     }
 

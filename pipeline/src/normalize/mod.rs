@@ -8,6 +8,8 @@
 
 pub mod catalog;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use idgw_schemas::okta::debug_strings::{self, Behavior, RiskInfo};
 use idgw_schemas::okta::lenient::Str;
@@ -20,14 +22,20 @@ use idgw_schemas::semantic::{
 use crate::reject::{RejectKind, Rejection};
 use catalog::Subject;
 
-fn s(v: &Option<Str<'_>>) -> Option<String> {
+/// The field's text, borrowed from the decoded event (no allocation per field).
+fn s<'e>(v: &'e Option<Str<'_>>) -> Option<Cow<'e, str>> {
+    v.as_ref().and_then(Str::meaningful).map(Cow::Borrowed)
+}
+
+/// The field's text as an owned string, for the parsed signals kept beyond the event.
+fn owned(v: &Option<Str<'_>>) -> Option<String> {
     v.as_ref().and_then(Str::meaningful).map(str::to_owned)
 }
 
 fn dd_get<'a, 'b>(
     dd: Option<&'b DebugData<'a>>,
     field: impl FnOnce(&'b DebugData<'a>) -> &'b Option<Str<'a>>,
-) -> Option<String> {
+) -> Option<Cow<'b, str>> {
     dd.and_then(|d| s(field(d)))
 }
 
@@ -49,7 +57,7 @@ pub fn parse_published(text: &str) -> Result<DateTime<Utc>, Rejection> {
         })
 }
 
-fn principal_of_target(t: &Target<'_>) -> Principal {
+fn principal_of_target<'e>(t: &'e Target<'_>) -> Principal<'e> {
     Principal {
         id: s(&t.id),
         kind: s(&t.kind),
@@ -58,7 +66,7 @@ fn principal_of_target(t: &Target<'_>) -> Principal {
     }
 }
 
-fn geo_of(g: &GeoContext<'_>) -> Option<Geo> {
+fn geo_of<'e>(g: &'e GeoContext<'_>) -> Option<Geo<'e>> {
     let (lat, lon) = g
         .geolocation
         .map(|l| {
@@ -79,16 +87,33 @@ fn geo_of(g: &GeoContext<'_>) -> Option<Geo> {
     (geo != Geo::default()).then_some(geo)
 }
 
+/// Okta's severity in lower case; its four levels borrow a constant (no allocation per
+/// event), anything else is kept, lower-cased.
+fn severity_of(level: &str) -> Cow<'static, str> {
+    const LEVELS: [(&str, &str); 4] = [
+        ("INFO", "info"),
+        ("WARN", "warn"),
+        ("DEBUG", "debug"),
+        ("ERROR", "error"),
+    ];
+    match LEVELS.iter().find(|(upper, _)| level.eq_ignore_ascii_case(upper)) {
+        Some((_, lower)) => Cow::Borrowed(lower),
+        None => Cow::Owned(level.to_ascii_lowercase()),
+    }
+}
+
 /// Normalizes one decoded event. `raw` is its verbatim JSON text, kept for drill-down.
-pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
-    let mut event = normalize_fields(ev)?;
+pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent<'static>, Rejection> {
+    let mut event = normalize_fields(ev)?.into_owned();
     event.raw = Some(raw.to_owned());
     Ok(event)
 }
 
 /// Normalizes one decoded event without a copy of its text (`raw` is `None`): ingest
-/// writes the decoder's text to the store itself and detections never read it.
-pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
+/// writes the decoder's text to the store itself and detections never read it. The
+/// event's strings borrow from `ev` (ingest's hot path allocates only for the few parsed
+/// signals); [`SemanticEvent::into_owned`] detaches it.
+pub fn normalize_fields<'e>(ev: &'e LogEvent<'_>) -> Result<SemanticEvent<'e>, Rejection> {
     let event_id = required(&ev.uuid, "uuid")?;
     let event_type = required(&ev.event_type, "eventType")?;
     let event_time = parse_published(required(&ev.published, "published")?)?;
@@ -107,14 +132,16 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
         .map(|t| t.0.iter().map(principal_of_target).collect())
         .unwrap_or_default();
     let is_user = |p: &&Principal| p.kind.as_deref() == Some("User");
-    let target_user = targets.iter().find(is_user).cloned();
-    let actor_user = actor.as_ref().filter(is_user).cloned();
+    // Borrowed until the end: each principal kept is cloned once.
+    let target_user = targets.iter().find(is_user);
+    let actor_user = actor.as_ref().filter(is_user);
     let subject_user = match kind.subject {
-        Subject::Actor => actor_user.or_else(|| target_user.clone()),
-        Subject::TargetUser => target_user.clone().or(actor_user),
+        Subject::Actor => actor_user.or(target_user),
+        Subject::TargetUser => target_user.or(actor_user),
         Subject::SourceIp => None,
-    };
-    let primary_target = target_user.or_else(|| targets.first().cloned());
+    }
+    .cloned();
+    let primary_target = target_user.or_else(|| targets.first()).cloned();
 
     let client = ev.client.as_ref();
     let ip_chain_entries = ev
@@ -124,7 +151,7 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
         .or_else(|| client.and_then(|c| c.ip_chain.as_ref()))
         .map(|c| c.0.as_slice())
         .unwrap_or_default();
-    let ip_chain: Vec<String> = ip_chain_entries.iter().filter_map(|e| s(&e.ip)).collect();
+    let ip_chain: Vec<Cow<'e, str>> = ip_chain_entries.iter().filter_map(|e| s(&e.ip)).collect();
     let geo = client
         .and_then(|c| c.geographical_context.as_deref())
         .and_then(geo_of)
@@ -223,26 +250,21 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
     };
 
     let okta_signals = signals(ev, &mut warnings);
-    let severity = ev
-        .severity
-        .as_ref()
-        .and_then(Str::meaningful)
-        .unwrap_or("INFO")
-        .to_ascii_lowercase();
+    let severity = severity_of(ev.severity.as_ref().and_then(Str::meaningful).unwrap_or("INFO"));
     Ok(SemanticEvent {
-        event_id: event_id.to_owned(),
+        event_id: Cow::Borrowed(event_id),
         event_time,
-        event_type: event_type.to_owned(),
+        event_type: Cow::Borrowed(event_type),
         category: kind.category,
-        action: kind.action.to_owned(),
+        action: Cow::Borrowed(kind.action),
         severity,
         display_message: s(&ev.display_message),
         ocsf: Ocsf {
             class_uid: kind.class_uid,
-            class_name: catalog::class_name(kind.class_uid).to_owned(),
+            class_name: Cow::Borrowed(catalog::class_name(kind.class_uid)),
             category_uid: catalog::category_uid(kind.class_uid),
             activity_id: kind.activity_id,
-            activity_name: catalog::activity_name(kind.class_uid, kind.activity_id).to_owned(),
+            activity_name: Cow::Borrowed(catalog::activity_name(kind.class_uid, kind.activity_id)),
             type_uid: i64::from(kind.class_uid) * 100 + i64::from(kind.activity_id),
             status_id: catalog::status_id(outcome.result.as_deref()),
         },
@@ -269,7 +291,9 @@ pub fn normalize_fields(ev: &LogEvent<'_>) -> Result<SemanticEvent, Rejection> {
 fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
     let sc = ev.security_context.as_ref();
     let dd = ev.debug_context.as_ref().and_then(|d| d.debug_data.as_ref());
-    let text = |v: Option<&Option<Str<'_>>>| v.and_then(|o| o.as_ref()).and_then(Str::meaningful).map(str::to_owned);
+    fn text<'s>(v: Option<&'s Option<Str<'_>>>) -> Option<&'s str> {
+        v.and_then(|o| o.as_ref()).and_then(Str::meaningful)
+    }
     let mut note = |field: &str, e: &dyn std::fmt::Display| warnings.push(format!("debugData.{field}: {e}"));
 
     let threat_suspected = match text(dd.map(|d| &d.threat_suspected)) {
@@ -282,14 +306,14 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         None => None,
     };
     let threat_detections = match text(dd.map(|d| &d.threat_detections)) {
-        Some(t) => debug_strings::parse_threat_detections(&t).unwrap_or_else(|e| {
+        Some(t) => debug_strings::parse_threat_detections(t).unwrap_or_else(|e| {
             note("threatDetections", &e);
             Vec::new()
         }),
         None => Vec::new(),
     };
     let log_only = match text(dd.map(|d| &d.log_only_security_data)) {
-        Some(t) => match debug_strings::parse_log_only_security_data(&t) {
+        Some(t) => match debug_strings::parse_log_only_security_data(t) {
             Ok(l) => Some(l),
             Err(e) => {
                 note("logOnlySecurityData", &e);
@@ -299,18 +323,18 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         None => None,
     };
     let structured_risk = sc.and_then(|c| c.risk.as_ref()).map(|r| RiskInfo {
-        level: s(&r.level),
-        previous_level: s(&r.previous_level),
+        level: owned(&r.level),
+        previous_level: owned(&r.previous_level),
         reasons: r
             .reasons
             .as_ref()
             .map(|v| v.0.iter().filter_map(Str::meaningful).map(str::to_owned).collect())
             .unwrap_or_default(),
-        detection_name: s(&r.detection_name),
-        issuer: s(&r.issuer),
+        detection_name: owned(&r.detection_name),
+        issuer: owned(&r.issuer),
     });
     let debug_risk = match text(dd.map(|d| &d.risk)) {
-        Some(t) => match debug_strings::parse_risk(&t) {
+        Some(t) => match debug_strings::parse_risk(t) {
             Ok(r) => Some(r),
             Err(e) => {
                 note("risk", &e);
@@ -330,8 +354,8 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
             v.0.iter()
                 .filter_map(|b| {
                     Some(Behavior {
-                        name: s(&b.name)?,
-                        result: s(&b.result).unwrap_or_else(|| "UNKNOWN".into()),
+                        name: owned(&b.name)?,
+                        result: owned(&b.result).unwrap_or_else(|| "UNKNOWN".into()),
                     })
                 })
                 .collect()
@@ -340,7 +364,7 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
     let behaviors = if !structured_behaviors.is_empty() {
         structured_behaviors
     } else if let Some(t) = text(dd.map(|d| &d.behaviors)) {
-        debug_strings::parse_behaviors(&t).unwrap_or_else(|e| {
+        debug_strings::parse_behaviors(t).unwrap_or_else(|e| {
             note("behaviors", &e);
             Vec::new()
         })
@@ -348,7 +372,7 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         log_only.map(|l| l.behaviors).unwrap_or_default()
     };
     let risk_change = match text(dd.map(|d| &d.risk_change)) {
-        Some(t) => match debug_strings::parse_risk_change(&t) {
+        Some(t) => match debug_strings::parse_risk_change(t) {
             Ok(r) => Some(r),
             Err(e) => {
                 note("riskChange", &e);
@@ -363,6 +387,6 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         risk,
         behaviors,
         risk_change,
-        bot_protection: sc.and_then(|c| c.bot_protection.as_ref()).and_then(|b| s(&b.level)),
+        bot_protection: sc.and_then(|c| c.bot_protection.as_ref()).and_then(|b| owned(&b.level)),
     }
 }

@@ -33,7 +33,7 @@ use idgw_schemas::rows::events_schema;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
 
-use super::parquet_writer::{Codec, PartitionedWriter, WriterOptions};
+use super::parquet_writer::{Codec, PartitionedWriter, Statistics, WriterOptions};
 use super::{Store, StoreError, parquet_files};
 use crate::config::StoreConfig;
 
@@ -244,7 +244,7 @@ pub async fn compact_partition(
         // No dictionaries at all: per-user reads decode a page or two per column, and a
         // dictionary page would cost more than those (docs/benchmarks.md).
         plain_columns: Vec::new(),
-        no_statistics: vec!["raw".to_owned()],
+        statistics: Statistics::AllBut(vec!["raw".to_owned()]),
         dictionary: false,
         // Published below, once the row count is checked.
         stage: true,

@@ -180,7 +180,7 @@ impl EventColumns {
 
     /// Appends one event. `raw` is its verbatim JSON text (the event's own `raw`, when it
     /// carries one, is not read: ingest passes the decoder's text without copying it).
-    pub fn append(&mut self, e: &SemanticEvent, raw: Option<&str>) {
+    pub fn append(&mut self, e: &SemanticEvent<'_>, raw: Option<&str>) {
         self.rows += 1;
         self.event_id.append_value(&e.event_id);
         self.event_time.append_value(e.event_time.timestamp_millis());
@@ -213,7 +213,7 @@ impl EventColumns {
 
         let c = &e.client;
         self.src_ip.append_option(c.ip.as_deref());
-        push_all(&mut self.ip_chain, e.network.ip_chain.iter().map(String::as_str));
+        push_all(&mut self.ip_chain, e.network.ip_chain.iter().map(AsRef::as_ref));
         self.user_agent.append_option(c.user_agent.as_deref());
         self.ua_os.append_option(c.os.as_deref());
         self.ua_browser.append_option(c.browser.as_deref());
@@ -297,7 +297,7 @@ impl EventColumns {
     }
 
     /// [`SemanticEvent::entity_key`], written into the column without an owned string.
-    fn append_entity_key(&mut self, e: &SemanticEvent) {
+    fn append_entity_key(&mut self, e: &SemanticEvent<'_>) {
         if let Some(id) = e.subject_user.as_ref().and_then(|u| u.id.as_deref()) {
             self.entity_key.append_value(id);
         } else if let Some(ip) = e.client.ip.as_deref() {

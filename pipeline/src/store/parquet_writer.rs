@@ -37,6 +37,16 @@ impl Codec {
     }
 }
 
+/// Which columns of a file keep min/max statistics (per row group and per page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statistics {
+    /// Every column but these.
+    AllBut(Vec<String>),
+    /// Only these: the ones readers prune by, in files whose row order makes the other
+    /// columns' ranges span nearly everything.
+    Only(Vec<String>),
+}
+
 /// How files are laid out and encoded.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -48,9 +58,9 @@ pub struct WriterOptions {
     pub codec: Codec,
     /// Columns whose values are nearly all distinct: dictionary encoding only costs there.
     pub plain_columns: Vec<String>,
-    /// Columns no reader prunes by (the verbatim event text): no min/max statistics,
-    /// which would cost a comparison of long values per row when writing.
-    pub no_statistics: Vec<String>,
+    /// Which columns keep min/max statistics (each costs two comparisons per value when
+    /// writing).
+    pub statistics: Statistics,
     /// Dictionary encoding for the other columns. A reader of a few rows must decode each
     /// column's whole dictionary page (per row group), which costs more than the few pages
     /// it reads; the serving layout written by compaction goes without.
@@ -72,7 +82,7 @@ impl Default for WriterOptions {
             max_rows_per_file: 1_000_000,
             codec: Codec::Zstd(1),
             plain_columns: Vec::new(),
-            no_statistics: Vec::new(),
+            statistics: Statistics::AllBut(Vec::new()),
             dictionary: true,
             stage: false,
             page_rows: None,
@@ -129,8 +139,13 @@ impl PartitionedWriter {
         for col in &options.plain_columns {
             props = props.set_column_dictionary_enabled(ColumnPath::from(col.as_str()), false);
         }
-        for col in &options.no_statistics {
-            props = props.set_column_statistics_enabled(ColumnPath::from(col.as_str()), EnabledStatistics::None);
+        let (default, listed, columns) = match &options.statistics {
+            Statistics::AllBut(columns) => (EnabledStatistics::Page, EnabledStatistics::None, columns),
+            Statistics::Only(columns) => (EnabledStatistics::None, EnabledStatistics::Page, columns),
+        };
+        props = props.set_statistics_enabled(default);
+        for col in columns {
+            props = props.set_column_statistics_enabled(ColumnPath::from(col.as_str()), listed);
         }
         Ok(PartitionedWriter {
             dir,

@@ -78,9 +78,12 @@ pub fn run(
 /// an IP) are keyed by the source IP; records that do not decode get no key (they go to the
 /// dead letter wherever they land).
 pub fn partition_key(raw: &[u8]) -> Option<String> {
-    let crate::decode::Decoded::Event { raw, event } = crate::decode::decode(raw, usize::MAX).ok()? else {
+    let crate::decode::Decoded::Event { event, .. } = crate::decode::decode(raw, usize::MAX).ok()? else {
         return None;
     };
-    let ev = crate::normalize::normalize(raw, &event).ok()?;
-    ev.subject_user.and_then(|u| u.id).or(ev.client.ip)
+    let ev = crate::normalize::normalize_fields(&event).ok()?;
+    ev.subject_user
+        .and_then(|u| u.id)
+        .or(ev.client.ip)
+        .map(std::borrow::Cow::into_owned)
 }

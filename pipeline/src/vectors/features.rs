@@ -71,7 +71,7 @@ struct Facet {
 }
 
 impl Facet {
-    fn of(ev: &SemanticEvent) -> Facet {
+    fn of(ev: &SemanticEvent<'_>) -> Facet {
         let result = ev.outcome.result.as_deref();
         let client = &ev.client;
         let has_ua = client.browser.is_some() || client.os.is_some();
@@ -277,7 +277,7 @@ impl Behaviour {
     }
 
     /// Counts one event of its subject user.
-    pub fn observe(&mut self, ev: &SemanticEvent) {
+    pub fn observe(&mut self, ev: &SemanticEvent<'_>) {
         let Some(id) = ev.subject_user.as_ref().and_then(|u| u.id.as_deref()) else {
             return;
         };

@@ -50,7 +50,7 @@ pub fn assert_same_columns(events: &[SemanticEvent]) {
     }
 }
 
-fn normalized(text: &str) -> Vec<SemanticEvent> {
+fn normalized(text: &str) -> Vec<SemanticEvent<'static>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| match decode(line.as_bytes(), 1 << 20).unwrap() {

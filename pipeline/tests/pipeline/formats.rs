@@ -130,7 +130,7 @@ fn column_chunks(fx: &Fixture, day: &str) -> Vec<(String, parquet::basic::Compre
 }
 
 #[test]
-fn ingest_files_use_the_configured_codec_and_keep_no_statistics_of_the_raw_text() {
+fn ingest_files_use_the_configured_codec_and_keep_statistics_only_of_the_columns_readers_prune_by() {
     use parquet::basic::Compression;
     let fx = Fixture::new();
     let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));
@@ -138,9 +138,11 @@ fn ingest_files_use_the_configured_codec_and_keep_no_statistics_of_the_raw_text(
     let chunks = column_chunks(&fx, "2024-08-13");
     assert!(chunks.iter().all(|(_, codec, _)| matches!(codec, Compression::ZSTD(_))));
     for (name, _, stats) in &chunks {
-        // Nobody prunes by the event text; every other column keeps its min/max.
-        assert_eq!(*stats, name != "raw", "statistics of `{name}`");
+        // Arrival order: only time and user ranges prune anything (compaction adds the rest).
+        let pruned_by = idgw_pipeline::ingest::EVENTS_PRUNED_BY.contains(&name.as_str());
+        assert_eq!(*stats, pruned_by, "statistics of `{name}`");
     }
+    assert_eq!(chunks.iter().filter(|(_, _, stats)| *stats).count(), 2, "{chunks:?}");
 
     let fx = Fixture::new();
     let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));

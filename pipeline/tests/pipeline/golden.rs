@@ -20,7 +20,7 @@ pub fn golden_dir() -> PathBuf {
     .join("tests/golden")
 }
 
-pub fn events(dir: &Path) -> Vec<SemanticEvent> {
+pub fn events(dir: &Path) -> Vec<SemanticEvent<'static>> {
     let file = std::fs::File::open(dir.join("events.ndjson.gz")).unwrap();
     let mut text = String::new();
     flate2::read::GzDecoder::new(file).read_to_string(&mut text).unwrap();
