@@ -390,3 +390,51 @@ fn signals(ev: &LogEvent<'_>, warnings: &mut Vec<String>) -> OktaSignals {
         bot_protection: sc.and_then(|c| c.bot_protection.as_ref()).and_then(|b| owned(&b.level)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    const EVENT: &str = r#"{"uuid":"dc9fd3c0-598c-11ef-8478-2b7584bf8d5a","published":"2024-08-13T15:58:20.353Z",
+        "eventType":"user.session.start","severity":"WARN",
+        "actor":{"id":"00u1","type":"User","alternateId":"a@example.com","displayName":"A"},
+        "client":{"ipAddress":"198.51.100.7","geographicalContext":{"city":"Lyon","country":"France"}},
+        "outcome":{"result":"SUCCESS"}}"#;
+
+    #[test]
+    fn normalized_fields_borrow_from_the_decoded_event_and_into_owned_detaches_them() {
+        let event: LogEvent<'_> = serde_json::from_str(EVENT).unwrap();
+        let ev = normalize_fields(&event).unwrap();
+        // The hot path's point: no string of the event is copied.
+        assert!(matches!(
+            ev.event_id,
+            Cow::Borrowed("dc9fd3c0-598c-11ef-8478-2b7584bf8d5a")
+        ));
+        let user = ev.subject_user.as_ref().unwrap();
+        assert!(matches!(user.id, Some(Cow::Borrowed("00u1"))));
+        assert!(matches!(ev.client.ip, Some(Cow::Borrowed("198.51.100.7"))));
+        assert!(matches!(ev.severity, Cow::Borrowed("warn")));
+        assert!(matches!(ev.action, Cow::Borrowed(_)));
+
+        let owned = ev.clone().into_owned();
+        assert!(matches!(owned.event_id, Cow::Owned(_)));
+        assert!(matches!(owned.client.ip, Some(Cow::Owned(_))));
+        let geo = owned.client.geo.as_ref().unwrap();
+        assert!(matches!(geo.city, Some(Cow::Owned(_))));
+        // Detaching changes ownership, not content.
+        assert_eq!(
+            serde_json::to_value(&owned).unwrap(),
+            serde_json::to_value(&ev).unwrap()
+        );
+    }
+
+    #[test]
+    fn okta_severities_borrow_a_constant_and_others_are_lower_cased() {
+        assert!(matches!(severity_of("ERROR"), Cow::Borrowed("error")));
+        assert!(matches!(severity_of("info"), Cow::Borrowed("info")));
+        assert_eq!(severity_of("NOTICE"), "notice");
+        assert!(matches!(severity_of("NOTICE"), Cow::Owned(_)));
+    }
+}
