@@ -207,6 +207,9 @@ impl PipelineConfig {
         set(&get, "IDGW_KAFKA_ALERTS_TOPIC", &mut k.alerts_topic)?;
         set(&get, "IDGW_KAFKA_DEADLETTER_TOPIC", &mut k.deadletter_topic)?;
         set(&get, "IDGW_KAFKA_COMMIT_INTERVAL_MS", &mut k.commit_interval_ms)?;
+        set(&get, "IDGW_KAFKA_PROCESS_THREADS", &mut k.process_threads)?;
+        set(&get, "IDGW_KAFKA_BATCH_MAX_BYTES", &mut k.batch_max_bytes)?;
+        set(&get, "IDGW_KAFKA_BATCH_MAX_WAIT_MS", &mut k.batch_max_wait_ms)?;
         let p = &mut self.poller;
         set(&get, "IDGW_POLLER_ENABLED", &mut p.enabled)?;
         set(&get, "IDGW_POLLER_PRODUCE", &mut p.produce)?;
@@ -279,6 +282,10 @@ mod tests {
         assert_eq!(c.store.ingest_codec, StoreCodec::Lz4);
         let toml = PipelineConfig::from_toml("[store]\ningest_codec = \"lz4\"").unwrap();
         assert_eq!(toml.store.ingest_codec, StoreCodec::Lz4);
+        assert!(c.kafka.process_threads() >= 1, "0 means the cores");
+        c.apply_env(|n| (n == "IDGW_KAFKA_PROCESS_THREADS").then(|| "3".to_owned()))
+            .unwrap();
+        assert_eq!(c.kafka.process_threads(), 3);
     }
 
     #[test]

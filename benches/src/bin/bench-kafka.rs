@@ -135,6 +135,11 @@ fn config(a: &Args, brokers: &str, topic: &str, alerts: &str, commit_ms: u64) ->
     c.kafka.group_id = format!("bench-{topic}");
     c.kafka.commit_interval_ms = commit_ms;
     c.vectors.enabled = false;
+    // `IDGW_*` settings apply as they do to `idgw pipeline run` (e.g. IDGW_KAFKA_PROCESS_THREADS).
+    if let Err(e) = c.apply_env(|name| std::env::var(name).ok()) {
+        eprintln!("bench-kafka: {e}");
+        std::process::exit(2);
+    }
     c
 }
 

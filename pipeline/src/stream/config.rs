@@ -26,6 +26,10 @@ pub struct KafkaConfig {
     pub batch_max_bytes: usize,
     /// Longest a message waits in that buffer.
     pub batch_max_wait_ms: u64,
+    /// Threads that run the partitions' batches through the engine at once (each partition
+    /// has its own engine, so they never share state); 0: one per core, at most one per
+    /// partition owned. 1 runs them one after another on the consumer's thread.
+    pub process_threads: usize,
     /// Stop (draining as on SIGTERM) once every owned partition has been read to its end:
     /// for backfills, benchmarks and tests (`idgw pipeline run --until-end`).
     pub stop_at_end: bool,
@@ -47,6 +51,7 @@ impl Default for KafkaConfig {
             state_interval_ms: 10_000,
             batch_max_bytes: 1 << 20,
             batch_max_wait_ms: 5,
+            process_threads: 0,
             stop_at_end: false,
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -58,6 +63,14 @@ impl KafkaConfig {
     /// True when a broker is configured.
     pub fn enabled(&self) -> bool {
         !self.brokers.trim().is_empty()
+    }
+
+    /// The threads `process_threads` asks for: the cores when 0.
+    pub fn process_threads(&self) -> usize {
+        match self.process_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
     }
 }
 

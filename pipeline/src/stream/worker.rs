@@ -8,17 +8,23 @@
 //! Sinks outside the store are therefore at-least-once: a crash between an alert leaving
 //! and the next checkpoint sends it again after the restart, with the same deterministic
 //! `alert_id`. The store itself is exactly-once (see [`super::lane`]).
+//!
+//! Each partition has its own engine, dedup set and Parquet writer, so a batch's partitions
+//! run through ingest and detection in parallel on a small pool (`[kafka] process_threads`);
+//! what they raised then goes to the shared sinks in partition order, on the consumer's
+//! thread, as before.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idgw_schemas::Alert;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::committer::{Committer, Lost, Sinks};
 use super::kafka_out::{KafkaOut, ProduceError};
-use super::lane::{Committed, Fingerprint, Lane, LaneError, LaneId};
+use super::lane::{Committed, Fingerprint, Lane, LaneError, LaneId, Processed};
 use super::metrics::Metrics;
 use super::webhook::Webhook;
 use crate::config::PipelineConfig;
@@ -42,6 +48,8 @@ pub enum WorkerError {
     Webhook(#[from] super::webhook::WebhookError),
     #[error("committer: {0}")]
     Committer(String),
+    #[error("starting the processing threads: {0}")]
+    Threads(#[from] rayon::ThreadPoolBuildError),
 }
 
 /// What a worker did, for the exit summary.
@@ -73,6 +81,8 @@ pub struct Worker {
     kafka: Option<Arc<KafkaOut>>,
     webhook: Option<Webhook>,
     committer: Committer,
+    /// Runs the partitions of a batch in parallel; `None` with one thread.
+    pool: Option<rayon::ThreadPool>,
     lost: Lost,
     /// Offsets of cycles made durable while waiting for the committer outside a commit.
     ready: Vec<(LaneId, i64)>,
@@ -105,6 +115,17 @@ impl Worker {
             None
         };
         let webhook = Webhook::start(&config.webhook, store, Arc::clone(&metrics))?;
+        let threads = config.kafka.process_threads();
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("lanes-{i}"))
+                    .build()?,
+            )
+        } else {
+            None
+        };
         let alert_log = AlertLog::open(store)?;
         let lost = Lost::default();
         let committer = Committer::start(Sinks {
@@ -123,6 +144,7 @@ impl Worker {
             kafka,
             webhook,
             committer,
+            pool,
             lost,
             ready: Vec::new(),
             next_seal: None,
@@ -249,11 +271,8 @@ impl Worker {
             return Ok(());
         }
         let started = Instant::now();
-        for (id, lane) in self.lanes.iter_mut() {
-            if !lane.has_buffered() {
-                continue;
-            }
-            let processed = lane.process()?;
+        for (id, processed) in self.process_lanes() {
+            let processed = processed?;
             self.metrics.count(&processed.counters);
             self.summary.counters += processed.counters;
             if !processed.alerts.is_empty() {
@@ -282,7 +301,7 @@ impl Worker {
             if !processed.rejects.is_empty()
                 && let Some(out) = &self.kafka
             {
-                let n = out.deadletters(id, &processed.rejects)?;
+                let n = out.deadletters(&id, &processed.rejects)?;
                 self.metrics.deadletters_produced.inc_by(n);
                 self.summary.deadletters_produced += n;
             }
@@ -291,6 +310,18 @@ impl Worker {
         self.first_buffered = None;
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Runs the lanes that have buffered messages through their engines, in parallel when
+    /// there is a pool and more than one such lane. Results come back in lane order, so
+    /// what follows (the alert log, the topics) does not depend on the threads.
+    fn process_lanes(&mut self) -> Vec<(LaneId, Result<Processed, LaneError>)> {
+        let busy: Vec<(&LaneId, &mut Lane)> = self.lanes.iter_mut().filter(|(_, l)| l.has_buffered()).collect();
+        let run = |(id, lane): (&LaneId, &mut Lane)| (id.clone(), lane.process());
+        match &self.pool {
+            Some(pool) if busy.len() > 1 => pool.install(|| busy.into_par_iter().map(run).collect()),
+            _ => busy.into_iter().map(run).collect(),
+        }
     }
 
     /// Seals every lane's cycle and queues it to be made durable; returns at once (the

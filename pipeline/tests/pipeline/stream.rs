@@ -279,6 +279,45 @@ fn a_second_run_resumes_from_the_partition_checkpoints_and_raises_nothing_twice(
     assert!(checkpoints >= 2, "one checkpoint per partition that saw events");
 }
 
+#[test]
+fn partitions_run_in_parallel_raise_and_store_what_they_do_one_after_another() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("okta.logs", 4, 1).unwrap();
+    let lines = scenario_lines();
+    let messages: Vec<(Option<String>, Option<Vec<u8>>)> = lines
+        .iter()
+        .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
+        .collect();
+    produce(&brokers, "okta.logs", &messages);
+    let total = messages.len() as u64;
+    let fx = Fixture::new();
+
+    // The same topic read by two groups: the partitions one after another, then in parallel.
+    let mut runs = Vec::new();
+    for threads in [1, 4] {
+        let store = Store::open(fx.dir.path().join(format!("threads-{threads}"))).unwrap();
+        let mut c = config(&brokers);
+        c.kafka.group_id = format!("idgw-threads-{threads}");
+        c.kafka.process_threads = threads;
+        let summary = run_until(&store, c, |m| m.events_in.get() >= total);
+        assert!(summary.balanced);
+        assert_eq!(summary.partitions.len(), 4, "one worker owns every partition");
+        let alerts: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
+        runs.push((
+            summary.counters,
+            alerts,
+            count(&store, "SELECT count(DISTINCT event_id) FROM events"),
+        ));
+    }
+    let (serial, parallel) = (&runs[0], &runs[1]);
+    assert_eq!(serial.0.events_in, total);
+    assert!(!serial.1.is_empty(), "the scenarios raise alerts");
+    assert_eq!(parallel.0, serial.0, "the same counters");
+    assert_eq!(parallel.1, serial.1, "the same alerts");
+    assert_eq!(parallel.2, serial.2, "the same events stored");
+}
+
 /// A webhook endpoint that answers 503 to the first `fail` requests, then 200; it keeps
 /// the bodies it accepted.
 fn webhook_endpoint(fail: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
