@@ -53,6 +53,14 @@ fn key_of(line: &str) -> String {
     v["actor"]["id"].as_str().unwrap_or("none").to_owned()
 }
 
+/// Messages keyed by whose event each line is, as Okta events are produced to the topic.
+fn keyed(lines: &[String]) -> Vec<(Option<String>, Option<Vec<u8>>)> {
+    lines
+        .iter()
+        .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
+        .collect()
+}
+
 fn produce(brokers: &str, topic: &str, messages: &[(Option<String>, Option<Vec<u8>>)]) {
     let producer: ThreadedProducer<DefaultProducerContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
@@ -162,10 +170,7 @@ fn a_kafka_stream_lands_in_the_store_once_with_alerts_and_dead_letters_on_their_
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 1, 1).unwrap();
     let lines = scenario_lines();
-    let mut messages: Vec<(Option<String>, Option<Vec<u8>>)> = lines
-        .iter()
-        .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
-        .collect();
+    let mut messages = keyed(&lines);
     // A duplicate delivery, a record that is not JSON, and a message without a payload.
     messages.insert(5, messages[2].clone());
     messages.insert(9, (Some("x".into()), Some(b"{not json".to_vec())));
@@ -244,24 +249,15 @@ fn a_second_run_resumes_from_the_partition_checkpoints_and_raises_nothing_twice(
         .filter(|l| seen.insert(serde_json::from_str::<serde_json::Value>(l).unwrap()["uuid"].to_string()))
         .collect();
     let half = lines.len() / 2;
-    let msg = |l: &String| (Some(key_of(l)), Some(l.as_bytes().to_vec()));
     let fx = Fixture::new();
     let store = Store::open(fx.store_path()).unwrap();
 
-    produce(
-        &brokers,
-        "okta.logs",
-        &lines[..half].iter().map(msg).collect::<Vec<_>>(),
-    );
+    produce(&brokers, "okta.logs", &keyed(&lines[..half]));
     let first = run_until(&store, config(&brokers), |m| m.events_in.get() >= half as u64);
     assert_eq!(first.counters.events_ok, half as u64);
     let after_first: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
 
-    produce(
-        &brokers,
-        "okta.logs",
-        &lines[half..].iter().map(msg).collect::<Vec<_>>(),
-    );
+    produce(&brokers, "okta.logs", &keyed(&lines[half..]));
     let rest = (lines.len() - half) as u64;
     let second = run_until(&store, config(&brokers), |m| m.events_in.get() >= rest);
     assert_eq!(second.counters.events_in, rest, "the second run reads only what is new");
@@ -284,11 +280,7 @@ fn partitions_run_in_parallel_raise_and_store_what_they_do_one_after_another() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 4, 1).unwrap();
-    let lines = scenario_lines();
-    let messages: Vec<(Option<String>, Option<Vec<u8>>)> = lines
-        .iter()
-        .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
-        .collect();
+    let messages = keyed(&scenario_lines());
     produce(&brokers, "okta.logs", &messages);
     let total = messages.len() as u64;
     let fx = Fixture::new();
