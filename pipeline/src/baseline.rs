@@ -9,6 +9,7 @@
 //! have left. The anomaly model itself is not trained from history: it learns from the live
 //! stream, where its scores are used. The `identity_state` table is written too.
 
+use compact_str::CompactString;
 use polars::prelude::*;
 
 use crate::config::PipelineConfig;
@@ -101,8 +102,8 @@ pub fn signins(store: &Store) -> Result<DataFrame, BaselineError> {
     Ok(frame)
 }
 
-fn text(frame: &DataFrame, name: &str, row: usize) -> Result<Option<Box<str>>, PolarsError> {
-    Ok(frame.column(name)?.str()?.get(row).map(Into::into))
+fn text(frame: &DataFrame, name: &str, row: usize) -> Result<Option<CompactString>, PolarsError> {
+    Ok(frame.column(name)?.str()?.get(row).map(CompactString::from))
 }
 
 /// The rows as the observations the streaming engine would have built.

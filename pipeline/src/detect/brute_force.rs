@@ -4,6 +4,7 @@
 //! One alert per episode: after firing, the user's failures keep extending the episode
 //! until the window passes without one.
 
+use compact_str::CompactString;
 use std::collections::VecDeque;
 
 use idgw_schemas::{Detection, Severity};
@@ -18,8 +19,8 @@ use crate::evidence;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Failure {
     time: i64,
-    uuid: Box<str>,
-    ip: Option<Box<str>>,
+    uuid: CompactString,
+    ip: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ struct UserFailures {
 pub struct BruteForce {
     threshold: usize,
     window_ms: i64,
-    users: FastMap<Box<str>, UserFailures>,
+    users: FastMap<CompactString, UserFailures>,
     swept: i64,
 }
 

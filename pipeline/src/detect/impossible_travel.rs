@@ -6,6 +6,7 @@
 //! VPN and cloud egress addresses, and destinations the user already signed in from, lower
 //! the severity and confidence instead of firing high.
 
+use compact_str::CompactString;
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +24,11 @@ const KNOWN_COUNTRIES: usize = 8;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LastSignIn {
     time: i64,
-    uuid: Box<str>,
-    ip: Option<Box<str>>,
+    uuid: CompactString,
+    ip: Option<CompactString>,
     lat_lon: (f64, f64),
-    country: Option<Box<str>>,
-    city: Option<Box<str>>,
+    country: Option<CompactString>,
+    city: Option<CompactString>,
     proxy: bool,
 }
 
@@ -43,7 +44,7 @@ pub struct ImpossibleTravel {
     max_kmh: f64,
     allowance_km: f64,
     min_km: f64,
-    users: FastMap<Box<str>, UserTravel>,
+    users: FastMap<CompactString, UserTravel>,
     swept: i64,
 }
 
@@ -81,7 +82,7 @@ impl ImpossibleTravel {
             (false, false) if kmh > 3.0 * self.max_kmh => (Severity::High, 0.9),
             (false, false) => (Severity::High, 0.75),
         };
-        let place = |city: &Option<Box<str>>, country: &Option<Box<str>>| {
+        let place = |city: &Option<CompactString>, country: &Option<CompactString>| {
             format!(
                 "{}, {}",
                 city.as_deref().unwrap_or("?"),

@@ -1,6 +1,7 @@
 //! `mfa_fatigue`: push denials or unanswered pushes piling up for one user within a window
 //! (high); an approval that follows them is the attack succeeding (critical).
 
+use compact_str::CompactString;
 use std::collections::VecDeque;
 
 use idgw_schemas::{Detection, Severity};
@@ -18,9 +19,9 @@ const MAX_REFUSALS: usize = 64;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Refusal {
     time: i64,
-    uuid: Box<str>,
+    uuid: CompactString,
     unanswered: bool,
-    ip: Option<Box<str>>,
+    ip: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ struct UserPushes {
 pub struct MfaFatigue {
     threshold: usize,
     window_ms: i64,
-    users: FastMap<Box<str>, UserPushes>,
+    users: FastMap<CompactString, UserPushes>,
     swept: i64,
 }
 

@@ -1,8 +1,10 @@
 //! [`Obs`]: the few facts of an event the windowed detectors use, owned and compact so
 //! the reorder buffer and per-user state stay small (a full `SemanticEvent` is ~2 KB; an
 //! `Obs` is ~250 bytes). Strings detectors only compare (user agents, session ids, device
-//! tokens) are kept as stable 64-bit hashes.
+//! tokens) are kept as stable 64-bit hashes; the others are `CompactString`s, which hold
+//! user ids, IPs, countries and cities (up to 24 bytes) without an allocation.
 
+use compact_str::CompactString;
 use idgw_schemas::SemanticEvent;
 use serde::{Deserialize, Serialize};
 
@@ -29,19 +31,19 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Obs {
     /// Okta `uuid`.
-    pub uuid: Box<str>,
+    pub uuid: CompactString,
     /// Event time, ms since the epoch.
     pub time: i64,
     /// Arrival order (ties in event time keep arrival order).
     pub seq: u64,
     pub kind: Kind,
     /// The subject user's (else the actor's) Okta id.
-    pub user_id: Option<Box<str>>,
-    pub login: Option<Box<str>>,
-    pub ip: Option<Box<str>>,
+    pub user_id: Option<CompactString>,
+    pub login: Option<CompactString>,
+    pub ip: Option<CompactString>,
     pub lat_lon: Option<(f64, f64)>,
-    pub country: Option<Box<str>>,
-    pub city: Option<Box<str>>,
+    pub country: Option<CompactString>,
+    pub city: Option<CompactString>,
     pub asn: Option<i64>,
     /// Okta's proxy flag or a recognised tunnel (corporate VPNs included).
     pub proxy: bool,
@@ -79,8 +81,8 @@ pub fn ua_family(browser: Option<&str>, os: Option<&str>) -> u64 {
     hash(browser.unwrap_or("")).rotate_left(17) ^ hash(os.unwrap_or(""))
 }
 
-fn boxed(s: Option<&str>) -> Option<Box<str>> {
-    s.map(Into::into)
+fn boxed(s: Option<&str>) -> Option<CompactString> {
+    s.map(CompactString::from)
 }
 
 impl Obs {
@@ -109,7 +111,7 @@ impl Obs {
         let net = &ev.network;
         let family = ua_family(ev.client.browser.as_deref(), ev.client.os.as_deref());
         Some(Obs {
-            uuid: (*ev.event_id).into(),
+            uuid: CompactString::from(&*ev.event_id),
             time: ev.event_time.timestamp_millis(),
             seq,
             kind,

@@ -4,6 +4,7 @@
 //! Keyed by source IP. One alert per episode: once fired, the source's failures extend the
 //! episode until the window passes without one.
 
+use compact_str::CompactString;
 use std::collections::{HashSet, VecDeque};
 
 use idgw_schemas::{Detection, Severity};
@@ -24,7 +25,7 @@ const MAX_EVIDENCE: usize = 200;
 struct Attempt {
     time: i64,
     user: u64,
-    uuid: Box<str>,
+    uuid: CompactString,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,7 +40,7 @@ pub struct PasswordSpray {
     users_threshold: usize,
     max_per_user: f64,
     window_ms: i64,
-    sources: FastMap<Box<str>, SourceAttempts>,
+    sources: FastMap<CompactString, SourceAttempts>,
     swept: i64,
 }
 

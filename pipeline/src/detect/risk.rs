@@ -8,6 +8,7 @@
 //! alerts land where they belong.
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use idgw_schemas::{Alert, Detection, IdentityState, RiskLevel, RiskReason, SemanticEvent, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +41,7 @@ fn decayed(c: &Contribution, now: i64, half_life_ms: f64) -> f64 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RiskBook {
     half_life_ms: f64,
-    users: FastMap<Box<str>, Vec<Contribution>>,
+    users: FastMap<CompactString, Vec<Contribution>>,
 }
 
 impl RiskBook {
@@ -121,14 +122,14 @@ impl RiskBook {
 /// What identity state reports of one user, besides risk.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Facts {
-    login: Option<Box<str>>,
+    login: Option<CompactString>,
     events: u64,
     alerts: u64,
     last_seen: i64,
-    last_ip: Option<Box<str>>,
-    last_country: Option<Box<str>>,
-    last_city: Option<Box<str>>,
-    countries: Vec<Box<str>>,
+    last_ip: Option<CompactString>,
+    last_country: Option<CompactString>,
+    last_city: Option<CompactString>,
+    countries: Vec<CompactString>,
     okta_status: Option<Box<str>>,
     outlier: Option<f64>,
 }
@@ -136,7 +137,7 @@ struct Facts {
 /// The latest facts of every user seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Identities {
-    users: FastMap<Box<str>, Facts>,
+    users: FastMap<CompactString, Facts>,
 }
 
 impl Facts {

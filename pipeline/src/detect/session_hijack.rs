@@ -4,6 +4,7 @@
 //! The same device on another network with the same user agent (a laptop moving from home
 //! to a phone hotspot) is not a hijack. One alert per token.
 
+use compact_str::CompactString;
 use idgw_schemas::{Detection, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,8 @@ struct TokenUse {
     session: bool,
     first_time: i64,
     last_time: i64,
-    uuid: Box<str>,
-    ip: Option<Box<str>>,
+    uuid: CompactString,
+    ip: Option<CompactString>,
     asn: Option<i64>,
     country: Option<u64>,
     user_agent: u64,
@@ -35,7 +36,7 @@ struct TokenUse {
 #[derive(Debug)]
 pub struct SessionHijack {
     ttl_ms: i64,
-    users: FastMap<Box<str>, Vec<TokenUse>>,
+    users: FastMap<CompactString, Vec<TokenUse>>,
     swept: i64,
 }
 
