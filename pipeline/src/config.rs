@@ -286,6 +286,13 @@ mod tests {
         c.apply_env(|n| (n == "IDGW_KAFKA_PROCESS_THREADS").then(|| "3".to_owned()))
             .unwrap();
         assert_eq!(c.kafka.process_threads(), 3);
+        let env = |n: &str| match n {
+            "IDGW_KAFKA_BATCH_MAX_BYTES" => Some("4194304".to_owned()),
+            "IDGW_KAFKA_BATCH_MAX_WAIT_MS" => Some("2".to_owned()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!((c.kafka.batch_max_bytes, c.kafka.batch_max_wait_ms), (4 << 20, 2));
     }
 
     #[test]

@@ -314,7 +314,9 @@ impl Worker {
 
     /// Runs the lanes that have buffered messages through their engines, in parallel when
     /// there is a pool and more than one such lane. Results come back in lane order, so
-    /// what follows (the alert log, the topics) does not depend on the threads.
+    /// what follows (the alert log, the topics) does not depend on the threads. A lane's
+    /// error stops the worker; lanes processed beside it are not sealed after a failure, so
+    /// the restart reads their messages again from the last checkpoints.
     fn process_lanes(&mut self) -> Vec<(LaneId, Result<Processed, LaneError>)> {
         let busy: Vec<(&LaneId, &mut Lane)> = self.lanes.iter_mut().filter(|(_, l)| l.has_buffered()).collect();
         let run = |(id, lane): (&LaneId, &mut Lane)| (id.clone(), lane.process());
