@@ -1,6 +1,7 @@
 //! `idgw`: the one binary. Each subcommand parses its flags and calls into a library crate;
 //! errors become messages and exit codes here, and nowhere else.
 
+mod allocator;
 mod cli;
 
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::configure();
     let args = cli::Cli::parse();
     cli::init_logging(&args.log);
     match cli::run(args) {

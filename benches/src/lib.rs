@@ -3,6 +3,9 @@
 //! detection benchmarks is the testbed's `idgw generate`; these fixtures only need to be
 //! shaped like real System Log output.)
 
+/// The allocator settings of `idgw` (its own file, so there is one copy of them).
+#[path = "../../src/allocator.rs"]
+pub mod allocator;
 pub mod suite;
 
 use std::io::{self, Write};

@@ -164,6 +164,18 @@ fn timings(m: &Metrics) -> serde_json::Value {
     })
 }
 
+/// User + system CPU seconds of this process so far, from `/proc/self/stat` (Linux; the
+/// kernel reports it in USER_HZ ticks, 100 per second); `None` elsewhere.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split(' ').skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -173,6 +185,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    idgw_benches::allocator::configure();
     // The pipeline's own logs, on stderr, when asked for (e.g. `IDGW_LOG=idgw_pipeline::stream=debug`).
     if let Ok(filter) = std::env::var("IDGW_LOG") {
         tracing_subscriber::fmt()
@@ -237,6 +250,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         send(&p, &topic, key, line.as_bytes());
     }
     p.flush(Duration::from_secs(300))?;
+    // Its polling thread would otherwise take CPU from the pipeline being measured.
+    drop(p);
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
     let mut cfg = config(&a, &brokers, &topic, "", 5_000);
@@ -257,13 +272,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while watch.events_in.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        Instant::now()
+        (Instant::now(), process_cpu_s())
     });
     let never = AtomicBool::new(false);
     let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
-    let ended = Instant::now();
-    let first = first.join().map_err(|_| "watcher")?;
+    let (ended, cpu_end) = (Instant::now(), process_cpu_s());
+    let (first, cpu_first) = first.join().map_err(|_| "watcher")?;
     let busy = (ended - first).as_secs_f64();
+    let cpu = match (cpu_first, cpu_end) {
+        (Some(a), Some(b)) if b > a => Some(b - a),
+        _ => None,
+    };
     out.insert(
         "throughput".into(),
         serde_json::json!({
@@ -273,6 +292,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "group_join_s": (first - started).as_secs_f64(),
             "busy_s": busy,
             "events_per_s": summary.counters.events_in as f64 / busy,
+            // CPU of this process (the pipeline and librdkafka, not the broker) over the
+            // same window: steadier than the wall-clock rate on a shared machine.
+            "cpu_s": cpu,
+            "events_per_cpu_s": cpu.map(|c| summary.counters.events_in as f64 / c),
             "pipeline": timings(&metrics),
         }),
     );
