@@ -14,6 +14,7 @@ pub mod detect;
 pub mod ingest;
 pub mod normalize;
 pub mod okta;
+pub mod process;
 pub mod query;
 pub mod reject;
 pub mod replay;

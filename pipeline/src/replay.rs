@@ -46,6 +46,11 @@ pub struct Summary {
     pub alerts: u64,
     pub elapsed_s: f64,
     pub events_per_s: f64,
+    /// User + system CPU seconds the process used during the replay, all threads (Linux;
+    /// absent elsewhere).
+    pub cpu_s: Option<f64>,
+    /// `events_in / cpu_s`: the per-core rate the benchmarks report.
+    pub events_per_cpu_s: Option<f64>,
     /// Where the time went (docs/benchmarks.md, "Where the time goes").
     pub stages: Stages,
     /// True when `events_in == events_ok + deadlettered + duplicates`.
@@ -109,6 +114,7 @@ pub fn replay(
     progress: &mut dyn FnMut(&Counters),
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
+    let cpu_at_start = crate::process::cpu_seconds();
     let store_err = |source| ReplayError::Store {
         path: store.root().display().to_string(),
         source,
@@ -166,6 +172,10 @@ pub fn replay(
     };
     let finish_s = finishing.elapsed().as_secs_f64();
     let elapsed_s = started.elapsed().as_secs_f64();
+    let cpu_s = match (cpu_at_start, crate::process::cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let t = outcome.times;
     let stages = Stages {
         read_s: (elapsed_s - t.parse_s - t.detect_s - finish_s).max(0.0),
@@ -188,6 +198,8 @@ pub fn replay(
         } else {
             0.0
         },
+        cpu_s,
+        events_per_cpu_s: cpu_s.filter(|s| *s > 0.0).map(|s| c.events_in as f64 / s),
         balanced: c.balanced(),
         alerts_by_detection: detected.alerts_by_detection,
         duplicate_alerts: detected.duplicate_alerts,

@@ -86,7 +86,13 @@ fn print_summary(s: &Summary) {
     }
     println!("  duplicates     {:>12}", s.duplicates);
     println!("  alerts         {:>12}", s.alerts);
-    println!("  rate           {:>12.0} events/s", s.events_per_s);
+    match s.events_per_cpu_s {
+        Some(per_cpu) => println!(
+            "  rate           {:>12.0} events/s ({per_cpu:.0} per CPU-second)",
+            s.events_per_s
+        ),
+        None => println!("  rate           {:>12.0} events/s", s.events_per_s),
+    }
     let t = &s.stages;
     println!(
         "  stages         read {:.2} s, parse {:.2} s, detect {:.2} s, finish {:.2} s; Parquet {:.2} s (own thread)",

@@ -217,6 +217,10 @@ fn replay_from_stdin_then_query() {
         (json["events_in"].as_u64(), json["events_ok"].as_u64()),
         (Some(6), Some(4))
     );
+    // The replay's own CPU time, where the kernel reports it (null elsewhere).
+    if cfg!(target_os = "linux") {
+        assert!(json["cpu_s"].as_f64().is_some_and(|s| s >= 0.0), "{text}");
+    }
 
     let q = idgw(&[
         "query",

@@ -164,18 +164,6 @@ fn timings(m: &Metrics) -> serde_json::Value {
     })
 }
 
-/// User + system CPU seconds of this process so far, from `/proc/self/stat` (Linux; the
-/// kernel reports it in USER_HZ ticks, 100 per second); `None` elsewhere.
-fn process_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split(' ').skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
-    Some((user + system) / 100.0)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -272,11 +260,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while watch.events_in.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        (Instant::now(), process_cpu_s())
+        (Instant::now(), idgw_pipeline::process::cpu_seconds())
     });
     let never = AtomicBool::new(false);
     let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
-    let (ended, cpu_end) = (Instant::now(), process_cpu_s());
+    let (ended, cpu_end) = (Instant::now(), idgw_pipeline::process::cpu_seconds());
     let (first, cpu_first) = first.join().map_err(|_| "watcher")?;
     let busy = (ended - first).as_secs_f64();
     let cpu = match (cpu_first, cpu_end) {

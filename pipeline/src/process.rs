@@ -1,0 +1,58 @@
+//! This process's own resource use, for the figures a run reports about itself (events per
+//! CPU-second in the replay summary and the benchmarks).
+
+/// The kernel's clock ticks per second in `/proc/PID/stat` (`USER_HZ`: 100 on every Linux
+/// architecture this product builds for).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU seconds this process (every thread) has used so far; `None` where
+/// `/proc/self/stat` cannot be read (not Linux).
+pub fn cpu_seconds() -> Option<f64> {
+    cpu_seconds_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// The CPU seconds in one `/proc/PID/stat` line: fields 14 (`utime`) and 15 (`stime`).
+fn cpu_seconds_in(stat: &str) -> Option<f64> {
+    // Field 2, the command name in parentheses, may hold spaces and parentheses itself; the
+    // fields after its last `)` are plain numbers, the first of them field 3.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / TICKS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_user_and_system_time_after_an_awkward_command_name() {
+        // utime 1234 and stime 66 ticks; the name holds a space and a parenthesis.
+        let line = "4242 (idgw (x) y) S 1 4242 4242 0 -1 4194560 5000 0 0 0 1234 66 0 0 20 0 9 0 100 1000000 5000 18446744073709551615";
+        assert_eq!(cpu_seconds_in(line), Some(13.0));
+        assert_eq!(cpu_seconds_in("4242 (idgw) S 1 2"), None);
+        assert_eq!(cpu_seconds_in("no parenthesis"), None);
+    }
+
+    #[test]
+    fn counts_this_process_cpu() {
+        let Some(before) = cpu_seconds() else {
+            eprintln!("SKIP: /proc/self/stat is not readable here");
+            return;
+        };
+        // Burn CPU until two 10 ms ticks show; other tests may share the cores, so the
+        // wall time this takes is bounded loosely.
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        let mut after = before;
+        while after - before < 0.02 && started.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            after = cpu_seconds().expect("readable a moment ago");
+        }
+        std::hint::black_box(x);
+        assert!(after - before >= 0.02, "{before} → {after} in {:?}", started.elapsed());
+    }
+}
