@@ -19,6 +19,16 @@ fn decode_normalize(c: &mut Criterion) {
     let bytes: u64 = evs.iter().map(|e| e.len() as u64).sum();
     let mut g = c.benchmark_group("decode_normalize");
     g.throughput(Throughput::Elements(evs.len() as u64));
+    // The parser's floor: the same text with every value skipped and nothing built. The gap
+    // to "decode" is what building the typed `LogEvent` costs (docs/benchmarks.md).
+    g.bench_function("json_skip", |b| {
+        b.iter(|| {
+            for e in &evs {
+                let skipped: serde::de::IgnoredAny = serde_json::from_slice(e.as_bytes()).expect("valid");
+                std::hint::black_box(skipped);
+            }
+        })
+    });
     g.bench_function("decode", |b| {
         b.iter(|| {
             for e in &evs {
