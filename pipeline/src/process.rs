@@ -11,6 +11,18 @@ pub fn cpu_seconds() -> Option<f64> {
     cpu_seconds_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
+/// The resident set size of this process in bytes (`VmRSS` in `/proc/self/status`); `None`
+/// where that cannot be read.
+pub fn resident_bytes() -> Option<u64> {
+    resident_bytes_in(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+fn resident_bytes_in(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The CPU seconds in one `/proc/PID/stat` line: fields 14 (`utime`) and 15 (`stime`).
 fn cpu_seconds_in(stat: &str) -> Option<f64> {
     // Field 2, the command name in parentheses, may hold spaces and parentheses itself; the
@@ -33,6 +45,16 @@ mod tests {
         assert_eq!(cpu_seconds_in(line), Some(13.0));
         assert_eq!(cpu_seconds_in("4242 (idgw) S 1 2"), None);
         assert_eq!(cpu_seconds_in("no parenthesis"), None);
+    }
+
+    #[test]
+    fn reads_the_resident_set() {
+        let status = "Name:\tidgw\nVmPeak:\t  900 kB\nVmRSS:\t  123456 kB\nThreads:\t9\n";
+        assert_eq!(resident_bytes_in(status), Some(123_456 * 1024));
+        assert_eq!(resident_bytes_in("Name:\tidgw\n"), None);
+        if let Some(rss) = resident_bytes() {
+            assert!(rss > 0);
+        }
     }
 
     #[test]

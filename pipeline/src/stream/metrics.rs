@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -56,9 +58,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh set, registered under `idgw_`.
+    /// A fresh set, registered under `idgw_`, beside the process's own CPU and memory under
+    /// their usual names.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("idgw");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("idgw");
         let m = Metrics {
             registry: Registry::default(),
             events_in: Counter::default(),
@@ -157,7 +162,7 @@ impl Metrics {
             "Time to make a cycle durable (files, checkpoints, producer flush)",
             m.commit_seconds.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics { registry: root, ..m }
     }
 
     /// Adds a batch's counters.
@@ -203,5 +208,62 @@ impl Metrics {
     }
 }
 
+/// `process_cpu_seconds_total` and `process_resident_memory_bytes`, the names Prometheus's
+/// client libraries give them, read on each scrape: CPU per event is how a worker is sized
+/// (docs/operations.md).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(cpu) = crate::process::cpu_seconds() {
+            let counter = ConstCounter::new(cpu);
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                counter.metric_type(),
+            )?;
+            counter.encode(metric)?;
+        }
+        if let Some(rss) = crate::process::resident_bytes() {
+            let gauge = ConstGauge::new(i64::try_from(rss).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// Shared handle.
 pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_our_counters_and_the_process_cpu_and_memory() {
+        let m = Metrics::new();
+        m.events_in.inc_by(3);
+        let text = m.render();
+        assert!(text.contains("idgw_events_in_total 3"), "{text}");
+        if crate::process::cpu_seconds().is_none() {
+            eprintln!("SKIP: no /proc here; the process metrics are left out");
+            return;
+        }
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+        };
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_resident_memory_bytes") > 0.0);
+        assert!(text.contains("# TYPE process_cpu_seconds counter"), "{text}");
+    }
+}
