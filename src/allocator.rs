@@ -6,10 +6,10 @@
 /// mimalloc's own default is 1,000 ms. The pipeline frees buffers of megabytes all the time
 /// (Arrow batches, Parquet pages, compressed column chunks) and asks for the same sizes again
 /// a little later; after a second, the memory was already returned, and taking it back cost
-/// a page fault and a zeroed page per 4 KiB. Over 962,047 events from Kafka that was
-/// 330,000 faults against 186,000 (the latter are the first touches of the working set),
-/// and 6–18 % of the process's CPU (docs/benchmarks.md, "Allocator"). Ten seconds keeps a
-/// busy worker's buffers and still gives an idle worker's memory back.
+/// a page fault and a zeroed page per 4 KiB. Replaying 962,047 events: 325,000 page faults
+/// against 195,000 (the rest are first touches of the working set) and a third less system
+/// time (docs/benchmarks.md, "mimalloc's purge delay"). Ten seconds keeps a busy worker's
+/// buffers and still gives an idle worker's memory back.
 pub const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// mimalloc's environment variable for the same option: when set, the operator's value wins.
@@ -52,7 +52,9 @@ mod tests {
     use super::*;
 
     /// Option 15 must be mimalloc's purge delay: its default is 1,000 ms when the
-    /// environment does not set it, and `configure` leaves it at ours.
+    /// environment does not set it, and `configure` leaves it at ours. (`configure` wants no
+    /// other thread allocating: this is the only test of its binary, and in the benches'
+    /// library mimalloc is not the allocator at all.)
     #[test]
     fn the_purge_delay_is_the_option_we_set() {
         if std::env::var_os(PURGE_DELAY_ENV).is_some() {
