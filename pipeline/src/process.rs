@@ -11,6 +11,23 @@ pub fn cpu_seconds() -> Option<f64> {
     cpu_seconds_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
+/// CPU time over a span of this process's life: [`CpuSpan::start`], then
+/// [`CpuSpan::seconds`] as often as wanted.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSpan(Option<f64>);
+
+impl CpuSpan {
+    /// Starts the span now.
+    pub fn start() -> Self {
+        CpuSpan(cpu_seconds())
+    }
+
+    /// CPU seconds (all threads) since [`CpuSpan::start`]; `None` where it cannot be read.
+    pub fn seconds(&self) -> Option<f64> {
+        Some(cpu_seconds()? - self.0?)
+    }
+}
+
 /// The resident set size of this process in bytes (`VmRSS` in `/proc/self/status`); `None`
 /// where that cannot be read.
 pub fn resident_bytes() -> Option<u64> {
@@ -59,6 +76,7 @@ mod tests {
 
     #[test]
     fn counts_this_process_cpu() {
+        let span = CpuSpan::start();
         let Some(before) = cpu_seconds() else {
             eprintln!("SKIP: /proc/self/stat is not readable here");
             return;
@@ -76,5 +94,6 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(after - before >= 0.02, "{before} → {after} in {:?}", started.elapsed());
+        assert!(span.seconds().is_some_and(|s| s >= after - before), "{span:?}");
     }
 }

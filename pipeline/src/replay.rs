@@ -114,7 +114,7 @@ pub fn replay(
     progress: &mut dyn FnMut(&Counters),
 ) -> Result<Summary, ReplayError> {
     let started = Instant::now();
-    let cpu_at_start = crate::process::cpu_seconds();
+    let cpu = crate::process::CpuSpan::start();
     let store_err = |source| ReplayError::Store {
         path: store.root().display().to_string(),
         source,
@@ -172,10 +172,7 @@ pub fn replay(
     };
     let finish_s = finishing.elapsed().as_secs_f64();
     let elapsed_s = started.elapsed().as_secs_f64();
-    let cpu_s = match (cpu_at_start, crate::process::cpu_seconds()) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
+    let cpu_s = cpu.seconds();
     let t = outcome.times;
     let stages = Stages {
         read_s: (elapsed_s - t.parse_s - t.detect_s - finish_s).max(0.0),

@@ -260,17 +260,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while watch.events_in.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        (Instant::now(), idgw_pipeline::process::cpu_seconds())
+        (Instant::now(), idgw_pipeline::process::CpuSpan::start())
     });
     let never = AtomicBool::new(false);
     let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
-    let (ended, cpu_end) = (Instant::now(), idgw_pipeline::process::cpu_seconds());
-    let (first, cpu_first) = first.join().map_err(|_| "watcher")?;
+    let ended = Instant::now();
+    let (first, cpu_span) = first.join().map_err(|_| "watcher")?;
+    let cpu = cpu_span.seconds().filter(|s| *s > 0.0);
     let busy = (ended - first).as_secs_f64();
-    let cpu = match (cpu_first, cpu_end) {
-        (Some(a), Some(b)) if b > a => Some(b - a),
-        _ => None,
-    };
     out.insert(
         "throughput".into(),
         serde_json::json!({
