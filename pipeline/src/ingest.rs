@@ -66,6 +66,20 @@ pub const EVENTS_PLAIN_COLUMNS: [&str; 20] = [
 /// ingest's CPU). `idgw store compact` rewrites past days sorted, with statistics for all.
 pub const EVENTS_PRUNED_BY: [&str; 2] = ["event_time", "user_id"];
 
+/// How ingest writes the `events` table (`stage`: leave files for the caller to publish).
+/// The writer benchmark (`cargo bench --bench parquet_write`) measures these same options.
+pub fn events_writer_options(config: &PipelineConfig, stage: bool) -> WriterOptions {
+    WriterOptions {
+        row_group_rows: config.store.row_group_rows,
+        max_rows_per_file: config.store.max_rows_per_file,
+        codec: Codec::from_config(config.store.ingest_codec, config.store.zstd_level),
+        plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
+        statistics: Statistics::Only(EVENTS_PRUNED_BY.iter().map(|c| (*c).to_owned()).collect()),
+        stage,
+        ..WriterOptions::default()
+    }
+}
+
 /// Conservation counters: `events_in == events_ok + deadlettered + duplicates` always.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
@@ -230,15 +244,7 @@ impl<O: EventObserver> Ingest<O> {
         observer: O,
     ) -> Result<Self, StoreError> {
         let schema = Arc::new(events_schema());
-        let options = WriterOptions {
-            row_group_rows: config.store.row_group_rows,
-            max_rows_per_file: config.store.max_rows_per_file,
-            codec: Codec::from_config(config.store.ingest_codec, config.store.zstd_level),
-            plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
-            statistics: Statistics::Only(EVENTS_PRUNED_BY.iter().map(|c| (*c).to_owned()).collect()),
-            stage: mode.stage,
-            ..WriterOptions::default()
-        };
+        let options = events_writer_options(config, mode.stage);
         let mut writer = PartitionedWriter::new(store.events_dir(), Arc::clone(&schema), options, run_id)?;
         let (tx, rx) = mpsc::sync_channel::<(String, RecordBatch)>(4);
         let stage = mode.stage;
