@@ -22,7 +22,9 @@ pub struct KafkaConfig {
     pub commit_interval_ms: u64,
     /// How often each partition's identity-state file is rewritten (at a commit).
     pub state_interval_ms: u64,
-    /// Bytes buffered from the consumer before they go to the engine as one batch.
+    /// Bytes buffered from the consumer before they go to the engine as one batch. Small
+    /// enough that the copied messages are still in the core's L2 cache when they are
+    /// decoded: 256 KiB read 5–8 % more events per CPU-second than 1 MiB (docs/benchmarks.md).
     pub batch_max_bytes: usize,
     /// Longest a message waits in that buffer.
     pub batch_max_wait_ms: u64,
@@ -49,7 +51,7 @@ impl Default for KafkaConfig {
             deadletter_topic: "idgw.deadletter".into(),
             commit_interval_ms: 2_000,
             state_interval_ms: 10_000,
-            batch_max_bytes: 1 << 20,
+            batch_max_bytes: 256 << 10,
             batch_max_wait_ms: 5,
             process_threads: 0,
             stop_at_end: false,
