@@ -24,7 +24,8 @@ pub struct KafkaConfig {
     pub state_interval_ms: u64,
     /// Bytes buffered from the consumer before they go to the engine as one batch. Small
     /// enough that the copied messages are still in the core's L2 cache when they are
-    /// decoded: 256 KiB read 5–8 % more events per CPU-second than 1 MiB (docs/benchmarks.md).
+    /// decoded: 256 KiB read about 4 % more events per second than 1 MiB on tansu (six of
+    /// seven alternated pairs, docs/benchmarks.md).
     pub batch_max_bytes: usize,
     /// Longest a message waits in that buffer.
     pub batch_max_wait_ms: u64,
