@@ -11,6 +11,12 @@ pub fn cpu_seconds() -> Option<f64> {
     cpu_seconds_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 
+/// User + system CPU seconds another process (every thread) has used so far, e.g. a
+/// broker beside a benchmark; `None` where its `/proc/PID/stat` cannot be read.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    cpu_seconds_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 /// CPU time over a span of this process's life: [`CpuSpan::start`], then
 /// [`CpuSpan::seconds`] as often as wanted.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +60,18 @@ fn cpu_seconds_in(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_another_process_by_its_id() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            eprintln!("SKIP: no /proc on this system");
+            return;
+        }
+        let own = cpu_seconds_of(std::process::id()).expect("this process's /proc/PID/stat");
+        assert!(own >= 0.0, "{own}");
+        // Process ids stop far below this one (`/proc/sys/kernel/pid_max` is at most 2^22).
+        assert_eq!(cpu_seconds_of(u32::MAX), None);
+    }
 
     #[test]
     fn reads_user_and_system_time_after_an_awkward_command_name() {

@@ -1,4 +1,4 @@
-//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]`
+//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]`
 //!
 //! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
 //! default (it keeps only ~5 MB per partition: small inputs only), or a real broker
@@ -8,7 +8,10 @@
 //!
 //! 1. **Throughput**: the topic is filled with every event of EVENTS first (not timed),
 //!    then the pipeline reads it to the end; events/s from its first message to its last
-//!    commit (the group join is reported apart).
+//!    commit (the group join is reported apart). With `--consume-only`, the same topic is
+//!    first read to its end by a bare consumer with the pipeline's librdkafka settings that
+//!    does nothing with the messages: what the broker and librdkafka alone allow, and cost
+//!    this process, on the machine.
 //! 2. **Latency** (with `--rate`): events are produced at R events/s for S seconds while
 //!    the pipeline runs; each alert on the alerts topic is matched to the produce time of
 //!    the newest event of its evidence; p50/p99/p99.9 of that delay.
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use idgw_pipeline::process::CpuSpan;
 use idgw_pipeline::stream::{self, Metrics};
 use idgw_pipeline::{PipelineConfig, Store};
 use rdkafka::ClientConfig;
@@ -46,13 +50,20 @@ struct Args {
     consumer: Vec<(String, String)>,
     /// librdkafka properties of the bench's own input producer (`--input-producer K=V`).
     input_producer: Vec<(String, String)>,
+    /// Read the filled topic once without the pipeline first (`--consume-only`).
+    consume_only: bool,
+    /// The broker's process, whose CPU is reported over the same windows (`--broker-pid`).
+    broker_pid: Option<u32>,
 }
 
-const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
+const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
     Without --brokers, librdkafka's mock cluster runs in this process. With --rate, the\n\
     latency run produces R events/s for S seconds after the throughput run. --consumer sets a\n\
     librdkafka property of the pipeline's consumer, as `[kafka.consumer]` does;\n\
-    --input-producer one of the producer that fills the topic (linger.ms=2 unless set).";
+    --input-producer one of the producer that fills the topic (linger.ms=2 unless set).\n\
+    --consume-only first reads the filled topic with a consumer that only counts the messages,\n\
+    with the pipeline's consumer settings: the broker's and librdkafka's share of the work.\n\
+    --broker-pid reports that process's CPU (a broker on this machine) over the same windows.";
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -65,6 +76,8 @@ fn args() -> Result<Args, String> {
         commit_ms: 2_000,
         consumer: Vec::new(),
         input_producer: Vec::new(),
+        consume_only: false,
+        broker_pid: None,
     };
     while let Some(x) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -75,6 +88,8 @@ fn args() -> Result<Args, String> {
             "--seconds" => a.seconds = val("--seconds")?.parse().map_err(|e| format!("{e}"))?,
             "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
             "--consumer" => a.consumer.push(property("--consumer", val("--consumer")?)?),
+            "--consume-only" => a.consume_only = true,
+            "--broker-pid" => a.broker_pid = Some(val("--broker-pid")?.parse().map_err(|e| format!("{e}"))?),
             "--input-producer" => a
                 .input_producer
                 .push(property("--input-producer", val("--input-producer")?)?),
@@ -162,6 +177,60 @@ fn timings(m: &Metrics) -> serde_json::Value {
         "seal_mean_ms": mean("idgw_seal_seconds"),
         "message_age_mean_ms": mean("idgw_message_age_seconds"),
     })
+}
+
+/// Reads the pipeline's topic to its end (`expected` messages) in a group of its own, with
+/// the pipeline's consumer properties, doing nothing with the messages but count them.
+fn consume_only(
+    cfg: &PipelineConfig,
+    expected: usize,
+    broker_pid: Option<u32>,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut c = ClientConfig::new();
+    for (k, v) in stream::consumer::consumer_properties(cfg) {
+        c.set(k, v);
+    }
+    c.set("group.id", format!("{}-consume-only", cfg.kafka.group_id))
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create()?;
+    consumer.subscribe(&[cfg.kafka.topic.as_str()])?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    let mut first = None;
+    let (mut n, mut bytes) = (0usize, 0usize);
+    while n < expected {
+        if Instant::now() > deadline {
+            return Err(format!("consume-only: {n} of {expected} messages read in 10 minutes").into());
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                first.get_or_insert_with(|| (Instant::now(), CpuSpan::start(), broker_cpu(broker_pid)));
+                n += 1;
+                bytes += m.payload_len();
+            }
+            Some(Err(e)) => eprintln!("consume-only: {e}"),
+            None => {}
+        }
+    }
+    let (first, cpu_span, broker_start) = first.ok_or("consume-only: no message")?;
+    let busy = first.elapsed().as_secs_f64();
+    let cpu = cpu_span.seconds();
+    let broker = broker_start.zip(broker_cpu(broker_pid)).map(|(a, b)| b - a);
+    Ok(serde_json::json!({
+        "events": n,
+        "group_join_s": (first - started).as_secs_f64(),
+        "busy_s": busy,
+        "events_per_s": n as f64 / busy,
+        "mb_per_s": bytes as f64 / 1e6 / busy,
+        // This process only (librdkafka's threads and the polling one), not the broker.
+        "cpu_s": cpu,
+        "broker_cpu_s": broker,
+    }))
+}
+
+/// The CPU seconds the broker's process has used so far (with `--broker-pid`).
+fn broker_cpu(pid: Option<u32>) -> Option<f64> {
+    idgw_pipeline::process::cpu_seconds_of(pid?)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -253,20 +322,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<serde_json::Map<_, _>>()
             .into(),
     );
+    if a.consume_only {
+        out.insert("consume_only".into(), consume_only(&cfg, lines.len(), a.broker_pid)?);
+    }
     let metrics = Arc::new(Metrics::new());
     let started = Instant::now();
     let watch = Arc::clone(&metrics);
+    let broker_pid = a.broker_pid;
     let first = std::thread::spawn(move || {
         while watch.events_in.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        (Instant::now(), idgw_pipeline::process::CpuSpan::start())
+        (Instant::now(), CpuSpan::start(), broker_cpu(broker_pid))
     });
     let never = AtomicBool::new(false);
     let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
     let ended = Instant::now();
-    let (first, cpu_span) = first.join().map_err(|_| "watcher")?;
+    let (first, cpu_span, broker_start) = first.join().map_err(|_| "watcher")?;
     let cpu = cpu_span.seconds().filter(|s| *s > 0.0);
+    let broker = broker_start.zip(broker_cpu(broker_pid)).map(|(a, b)| b - a);
     let busy = (ended - first).as_secs_f64();
     out.insert(
         "throughput".into(),
@@ -281,6 +355,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // same window: steadier than the wall-clock rate on a shared machine.
             "cpu_s": cpu,
             "events_per_cpu_s": cpu.map(|c| summary.counters.events_in as f64 / c),
+            // The broker's CPU over the same window (with --broker-pid).
+            "broker_cpu_s": broker,
             "pipeline": timings(&metrics),
         }),
     );
