@@ -105,6 +105,13 @@ fn args() -> Result<Args, String> {
     if a.events.is_empty() {
         return Err("no EVENTS.ndjson given (--help shows the usage)".into());
     }
+    if let Some(pid) = a.broker_pid
+        && idgw_pipeline::process::cpu_seconds_of(pid).is_none()
+    {
+        return Err(format!(
+            "--broker-pid {pid}: no such process (its /proc/{pid}/stat cannot be read)"
+        ));
+    }
     Ok(a)
 }
 
