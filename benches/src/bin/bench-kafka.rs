@@ -211,7 +211,7 @@ fn consume_only(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                first.get_or_insert_with(|| (Instant::now(), CpuSpan::start(), broker_cpu(broker_pid)));
+                first.get_or_insert_with(|| Window::open(broker_pid));
                 n += 1;
                 bytes += m.payload_len();
             }
@@ -219,25 +219,54 @@ fn consume_only(
             None => {}
         }
     }
-    let (first, cpu_span, broker_start) = first.ok_or("consume-only: no message")?;
-    let busy = first.elapsed().as_secs_f64();
-    let cpu = cpu_span.seconds();
-    let broker = broker_start.zip(broker_cpu(broker_pid)).map(|(a, b)| b - a);
+    let window = first.ok_or("consume-only: no message")?;
+    let m = window.close();
     Ok(serde_json::json!({
         "events": n,
-        "group_join_s": (first - started).as_secs_f64(),
-        "busy_s": busy,
-        "events_per_s": n as f64 / busy,
-        "mb_per_s": bytes as f64 / 1e6 / busy,
+        "group_join_s": (window.opened - started).as_secs_f64(),
+        "busy_s": m.busy_s,
+        "events_per_s": n as f64 / m.busy_s,
+        "mb_per_s": bytes as f64 / 1e6 / m.busy_s,
         // This process only (librdkafka's threads and the polling one), not the broker.
-        "cpu_s": cpu,
-        "broker_cpu_s": broker,
+        "cpu_s": m.cpu_s,
+        "broker_cpu_s": m.broker_cpu_s,
     }))
 }
 
-/// The CPU seconds the broker's process has used so far (with `--broker-pid`).
-fn broker_cpu(pid: Option<u32>) -> Option<f64> {
-    idgw_pipeline::process::cpu_seconds_of(pid?)
+/// A measured window, opened at the first message: wall time, this process's CPU and the
+/// broker's (with `--broker-pid`).
+struct Window {
+    opened: Instant,
+    cpu: CpuSpan,
+    broker_pid: Option<u32>,
+    broker_start: Option<f64>,
+}
+
+/// What a [`Window`] measured when it was closed.
+struct Measured {
+    busy_s: f64,
+    cpu_s: Option<f64>,
+    broker_cpu_s: Option<f64>,
+}
+
+impl Window {
+    fn open(broker_pid: Option<u32>) -> Self {
+        Window {
+            opened: Instant::now(),
+            cpu: CpuSpan::start(),
+            broker_pid,
+            broker_start: broker_pid.and_then(idgw_pipeline::process::cpu_seconds_of),
+        }
+    }
+
+    fn close(&self) -> Measured {
+        let broker_end = self.broker_pid.and_then(idgw_pipeline::process::cpu_seconds_of);
+        Measured {
+            busy_s: self.opened.elapsed().as_secs_f64(),
+            cpu_s: self.cpu.seconds().filter(|s| *s > 0.0),
+            broker_cpu_s: self.broker_start.zip(broker_end).map(|(a, b)| b - a),
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -340,22 +369,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while watch.events_in.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        (Instant::now(), CpuSpan::start(), broker_cpu(broker_pid))
+        Window::open(broker_pid)
     });
     let never = AtomicBool::new(false);
     let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
-    let ended = Instant::now();
-    let (first, cpu_span, broker_start) = first.join().map_err(|_| "watcher")?;
-    let cpu = cpu_span.seconds().filter(|s| *s > 0.0);
-    let broker = broker_start.zip(broker_cpu(broker_pid)).map(|(a, b)| b - a);
-    let busy = (ended - first).as_secs_f64();
+    let window = first.join().map_err(|_| "watcher")?;
+    let Measured {
+        busy_s: busy,
+        cpu_s: cpu,
+        broker_cpu_s: broker,
+    } = window.close();
     out.insert(
         "throughput".into(),
         serde_json::json!({
             "events_in": summary.counters.events_in,
             "balanced": summary.balanced,
             "alerts": summary.alerts,
-            "group_join_s": (first - started).as_secs_f64(),
+            "group_join_s": (window.opened - started).as_secs_f64(),
             "busy_s": busy,
             "events_per_s": summary.counters.events_in as f64 / busy,
             // CPU of this process (the pipeline and librdkafka, not the broker) over the
