@@ -258,7 +258,7 @@ impl Gateway {
 
     #[tool(
         name = "complete_device_auth",
-        description = "Finishes signing in: polls the authorization server (up to 2 minutes per call, honouring its interval) until the person approves, then activates the token for this connection. Call again while it answers pending.",
+        description = "Finishes signing in: polls the authorization server (up to 20 seconds per call, honouring its interval) until the person approves, then activates the token for this connection. Call again while it answers pending.",
         annotations(title = "Sign in (complete)", read_only_hint = true, open_world_hint = true)
     )]
     async fn complete_device_auth(
@@ -267,7 +267,8 @@ impl Gateway {
         peer: Peer<RoleServer>,
     ) -> Result<Json<SignedIn>, String> {
         let flow = self.device_flow().ok_or_else(no_device_flow)?;
-        let wait = std::time::Duration::from_secs(120);
+        // Well inside the 60 s MCP clients wait for an answer: the agent calls again.
+        let wait = std::time::Duration::from_secs(20);
         match flow
             .complete(&args.device_code, 5, wait)
             .await

@@ -22,6 +22,23 @@ pub struct GatewayConfig {
     pub policy: PolicyConfig,
     /// `[gateway.audit]`.
     pub audit: AuditConfig,
+    /// Where approvers decide (`[gateway.approvals]`).
+    pub approvals: ApprovalsConfig,
+}
+
+/// `[gateway.approvals]`: the approval page the gateway serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// The page's base URL as approvers' browsers reach it, e.g.
+    /// `https://idgw.example.com` behind a proxy (`IDGW_APPROVALS_PUBLIC_URL`); default
+    /// `http://<listen address>`. `<base>/approvals/callback` must be a redirect URI of
+    /// the sign-in client.
+    pub public_url: Option<String>,
+    /// Where a stdio gateway serves the page (`IDGW_APPROVALS_LISTEN`); default
+    /// `127.0.0.1:0` (a free loopback port, announced on stderr). An HTTP gateway serves
+    /// it beside `/mcp`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[gateway.audit]`.
@@ -79,6 +96,17 @@ impl GatewayConfig {
         self.auth.apply_env(get);
         self.okta.apply_env(get);
         self.policy.apply_env(get).map_err(GatewayConfigError::Env)?;
+        if let Some(url) = get("IDGW_APPROVALS_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
+            self.approvals.public_url = Some(url.trim().trim_end_matches('/').to_owned());
+        }
+        if let Some(listen) = get("IDGW_APPROVALS_LISTEN").filter(|u| !u.trim().is_empty()) {
+            self.approvals.listen = Some(
+                listen
+                    .trim()
+                    .parse()
+                    .map_err(|e| GatewayConfigError::Env(format!("IDGW_APPROVALS_LISTEN={listen:?}: {e}")))?,
+            );
+        }
         if let Some(dir) = get("AUDIT_LOG_DIR").filter(|d| !d.trim().is_empty()) {
             self.audit.dir = Some(PathBuf::from(dir));
         }
@@ -109,6 +137,26 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_appear_in_debug() {
+        let env = |n: &str| match n {
+            "OKTA_CLIENT_SECRET" => Some("client-secret-value".to_owned()),
+            "OKTA_API_TOKEN" => Some("00ssws-token-value".to_owned()),
+            "OKTA_ORG_URL" => Some("https://acme.okta.com".to_owned()),
+            "OKTA_WF_SUSPEND_USER_URL" => Some("https://acme.workflows.okta.com/api/flo/x/invoke".to_owned()),
+            "OKTA_WF_SUSPEND_USER_TOKEN" => Some("flow-token-value".to_owned()),
+            _ => None,
+        };
+        let mut c = GatewayConfig::default();
+        c.apply_env(&env).unwrap();
+        assert_eq!(c.okta.api_token.as_deref(), Some("00ssws-token-value"));
+        let text = format!("{c:?} {c:#?}");
+        for secret in ["client-secret-value", "00ssws-token-value", "flow-token-value"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("<redacted>") && text.contains("acme.okta.com"), "{text}");
+    }
 
     #[test]
     fn the_example_deployment_file_parses() {

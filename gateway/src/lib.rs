@@ -4,7 +4,8 @@
 //!
 //! [`data`] reads the store (DataFusion over the Parquet tables on a runtime of its own,
 //! the vector index); [`tools`] are the read tools' arguments, results and logic;
-//! [`actions`] the actions' policy, approval and audit sequence over [`okta`];
+//! [`actions`] the actions' policy and audit sequence over [`okta`]; [`approvals`] the
+//! approvals the gateway verifies, with its approval page;
 //! [`audit`] the hash-chained log; [`auth`] token validation, scopes and the device flow;
 //! [`access`] how each transport establishes the caller; [`server`] the MCP service and
 //! its transports. The gateway never writes the store; it is the only writer of the audit
@@ -13,6 +14,7 @@
 pub mod access;
 mod action_tools;
 pub mod actions;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod config;

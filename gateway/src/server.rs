@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, DeviceFlow};
 use crate::actions::{Actions, Caller, Channel, InputRound};
+use crate::approvals::web::ApprovalWeb;
 use crate::auth::http::Guard;
 use crate::auth::scopes;
 use crate::data::{Progress, StoreReader};
@@ -117,12 +118,10 @@ impl Gateway {
     }
 
     fn tool_visible(&self, name: &str, scopes_held: Option<&[String]>) -> bool {
-        if DEVICE_TOOLS.contains(&name) {
-            return self.device_flow().is_some();
-        }
-        match scopes::required(name) {
-            Some(needed) => scopes_held.is_some_and(|s| scopes::grants(s, needed)),
-            None => true,
+        match scopes::need(name) {
+            scopes::Need::Scope(needed) => scopes_held.is_some_and(|s| scopes::grants(s, needed)),
+            scopes::Need::SignIn => DEVICE_TOOLS.contains(&name) && self.device_flow().is_some(),
+            scopes::Need::Unlisted => false,
         }
     }
 
@@ -371,8 +370,14 @@ impl ServerHandler for Gateway {
             scopes: principal.as_ref().map(|p| p.scopes.clone()).unwrap_or_default(),
             client,
         };
-        // Every call re-checks its scope, whatever tools/list showed.
-        if let Some(needed) = scopes::required(&name) {
+        // Every call re-checks its scope, whatever tools/list showed; a tool the scope table
+        // does not name is refused (fails closed).
+        if scopes::need(&name) == scopes::Need::Unlisted {
+            let message = format!("{name} is not a tool this gateway serves to anyone (no entry in the scope table)");
+            self.actions.audit_denied(&caller, &name, arguments, &message).await;
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
+        if let scopes::Need::Scope(needed) = scopes::need(&name) {
             let refusal = match &principal {
                 None => Some(format!(
                     "not signed in: call initiate_device_auth with tools [\"{name}\"], have the operator approve, then complete_device_auth"
@@ -485,17 +490,18 @@ pub const DEFAULT_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 /// Origins a browser-based client may call from by default: loopback only.
 pub const DEFAULT_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
-/// Serves streamable HTTP at `/mcp` (and `GET /healthz`) on `addr` until `shutdown` fires,
-/// then drains.
-/// Calls `bound` with the address actually bound (port 0 picks one).
+/// Serves streamable HTTP at `/mcp`, the approval page under `/approvals` and
+/// `GET /healthz` on `listener` until `shutdown` fires, then drains.
 /// With `guard`, `/mcp` requires a valid bearer token and the protected-resource metadata
-/// is served; without, the gateway is open (`--dev-no-auth`).
+/// is served; without, the gateway is open (`--dev-no-auth`). The approval page
+/// authenticates approvers itself.
 pub async fn serve_http(
     gateway: Gateway,
     listener: tokio::net::TcpListener,
     hosts: Vec<String>,
     origins: Vec<String>,
     guard: Option<(Guard, String)>,
+    approvals: Arc<ApprovalWeb>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
@@ -526,9 +532,52 @@ pub async fn serve_http(
     };
     // A liveness answer for orchestrators (Kubernetes probes, systemd watchdogs): outside
     // `/mcp`, so it needs neither a token nor an allowed Host (probes use the pod's IP).
-    let router = router.route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-        .await
-        .map_err(http_err)
+    let router = router
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(crate::approvals::web::routes(approvals));
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+    .await
+    .map_err(http_err)
+}
+
+/// Serves only the approval page on `listener` (for a stdio gateway, whose MCP client
+/// cannot reach a page) until `shutdown` fires.
+pub async fn serve_approvals(
+    listener: tokio::net::TcpListener,
+    approvals: Arc<ApprovalWeb>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let router = crate::approvals::web::routes(approvals);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+    .await
+    .map_err(|source| ServeError::Http { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routed_tool_has_an_entry_in_the_scope_table() {
+        let router = Gateway::tool_router() + Gateway::action_router();
+        let tools = router.list_all();
+        assert!(tools.len() >= 20, "{} tools", tools.len());
+        for t in tools {
+            let need = scopes::need(&t.name);
+            assert_ne!(need, scopes::Need::Unlisted, "{} has no scope", t.name);
+            if need == scopes::Need::SignIn {
+                assert!(DEVICE_TOOLS.contains(&t.name.as_ref()), "{}", t.name);
+            }
+        }
+        assert_eq!(scopes::need("a_tool_added_later"), scopes::Need::Unlisted);
+    }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idgw_gateway::actions::Human::OutOfBand;
-use idgw_gateway::actions::approval::Approvals;
 use idgw_gateway::actions::policy::PolicyConfig;
 use idgw_gateway::actions::{ActArgs, Actions, Caller, Kind, NotifyArgs, RollbackArgs, UnsuspendArgs};
+use idgw_gateway::approvals::{self, Approvals, Approver};
 use idgw_gateway::audit::{self, AuditLog};
 use idgw_gateway::okta::{Flow, Okta, OktaConfig, RetryConfig, ServiceAppConfig, WorkflowsConfig};
 use idgw_gateway::{StoreReader, tools};
@@ -30,6 +30,8 @@ struct Fixture {
     reader: Arc<StoreReader>,
     audit_dir: PathBuf,
     alert_id: String,
+    /// An event uuid of each sim user, stored in the store (evidence about that user).
+    user_events: std::collections::HashMap<String, String>,
     member: String,
     member2: String,
     admin: String,
@@ -49,8 +51,37 @@ async fn fixture() -> Fixture {
 async fn fixture_with(service_apps: Vec<sim::ServiceApp>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
+    let org = sim::build(SimConfig {
+        users: 30,
+        history_days: 1,
+        seed: 8,
+        api_token: TOKEN.into(),
+        service_apps,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    // The org's own System Log goes into the store too, so each user has events an action
+    // on them can cite as evidence.
+    let history = dir.path().join("org-history.ndjson");
+    let mut user_events = std::collections::HashMap::new();
+    {
+        let state = org.state.lock().unwrap();
+        let mut lines = String::new();
+        for e in &state.events {
+            lines.push_str(&e.value.to_string());
+            lines.push('\n');
+            if let (Some(login), Some(uuid)) = (e.value["actor"]["alternateId"].as_str(), e.value["uuid"].as_str())
+                && e.value["actor"]["type"] == "User"
+            {
+                user_events
+                    .entry(login.to_ascii_lowercase())
+                    .or_insert_with(|| uuid.to_owned());
+            }
+        }
+        std::fs::write(&history, lines).unwrap();
+    }
     let summary = idgw_pipeline::replay(
-        &[Input::Path(golden("impossible_travel"))],
+        &[Input::Path(golden("impossible_travel")), Input::Path(history)],
         &Store::open(&store).unwrap(),
         &PipelineConfig::default(),
         &mut |_| {},
@@ -66,15 +97,6 @@ async fn fixture_with(service_apps: Vec<sim::ServiceApp>) -> Fixture {
         .await
         .unwrap();
     let alert_id = alerts.items[0]["alert_id"].as_str().unwrap().to_owned();
-    let org = sim::build(SimConfig {
-        users: 30,
-        history_days: 1,
-        seed: 8,
-        api_token: TOKEN.into(),
-        service_apps,
-        ..SimConfig::default()
-    })
-    .unwrap();
     let members: Vec<String> = org
         .tenant
         .users
@@ -96,6 +118,7 @@ async fn fixture_with(service_apps: Vec<sim::ServiceApp>) -> Fixture {
         sim,
         reader,
         alert_id,
+        user_events,
         member: members[0].clone(),
         member2: members[1].clone(),
         admin,
@@ -123,7 +146,25 @@ fn management(f: &Fixture) -> OktaConfig {
 
 fn actions(f: &Fixture, okta: OktaConfig, policy: PolicyConfig) -> Actions {
     let log = Arc::new(AuditLog::open(&f.audit_dir).unwrap());
-    Actions::new(Okta::new(okta).unwrap(), log, policy, Arc::clone(&f.reader)).unwrap()
+    let approvals = Arc::new(Approvals::new(Arc::clone(&log), false));
+    Actions::new(Okta::new(okta).unwrap(), log, policy, Arc::clone(&f.reader), approvals).unwrap()
+}
+
+/// What the page shows of request `tx`.
+fn shown(approvals: &Approvals, tx: &str) -> approvals::Shown {
+    approvals::Shown::of(&approvals.get(tx).unwrap())
+}
+
+/// An approver the gateway authenticated (as its page or API would).
+fn approver(subject: &str) -> Approver {
+    let p = idgw_gateway::auth::Principal {
+        subject: subject.into(),
+        client_id: Some("0oa1approver".into()),
+        scopes: vec!["mcp:actions:approve".into()],
+        expires_at: 0,
+        token_id: Some(format!("AT.{subject}")),
+    };
+    Approver::authenticated(&p, approvals::Channel::Cli, Some("127.0.0.1:5555".into())).unwrap()
 }
 
 fn no_approval() -> PolicyConfig {
@@ -141,11 +182,21 @@ fn agent() -> Caller {
     }
 }
 
+/// Evidence about `login`: one of its stored events (the golden alert for strangers).
+fn evidence(f: &Fixture, login: &str) -> Vec<String> {
+    vec![
+        f.user_events
+            .get(&login.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_else(|| f.alert_id.clone()),
+    ]
+}
+
 fn act_args(f: &Fixture, login: &str) -> ActArgs {
     ActArgs {
         user_login: login.into(),
         reasoning: REASON.into(),
-        evidence: vec![f.alert_id.clone()],
+        evidence: evidence(f, login),
         approval_id: None,
         dry_run: false,
     }
@@ -215,12 +266,36 @@ async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
         .unwrap_err();
     assert!(e.contains("still pending"), "{e}");
 
-    let approvals = Approvals::new(&f.audit_dir);
+    let approvals = Arc::clone(a.approvals());
     assert!(
-        approvals.decide(&id, &caller.principal, true).is_err(),
+        matches!(
+            approvals.decide(&id, approver(&caller.principal), &shown(&approvals, &id), true),
+            Err(approvals::ApprovalError::SelfApproval(..))
+        ),
         "no self-approval"
     );
-    approvals.decide(&id, "analyst@example.com", true).unwrap();
+    assert!(
+        matches!(
+            approvals.decide(
+                &id,
+                Approver::dev_no_auth("local:me", approvals::Channel::DevNoAuth, None),
+                &shown(&approvals, &id),
+                true
+            ),
+            Err(approvals::ApprovalError::NotDevGateway)
+        ),
+        "a --dev-no-auth decision on a gateway that authenticates"
+    );
+    // A decision must be about the call the approver was shown.
+    let mut other = shown(&approvals, &id);
+    other.target_id = "00uSomeoneElse".into();
+    assert!(matches!(
+        approvals.decide(&id, approver("analyst@example.com"), &other, true),
+        Err(approvals::ApprovalError::NotShown(_))
+    ));
+    approvals
+        .decide(&id, approver("analyst@example.com"), &shown(&approvals, &id), true)
+        .unwrap();
 
     // The approval is bound to the call: other arguments, another caller are refused.
     let e = a
@@ -255,7 +330,7 @@ async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
         .act(&caller, Kind::Suspend, with_id(&f.member), OutOfBand)
         .await
         .unwrap_err();
-    assert!(e.contains("no pending approval"), "{e}");
+    assert!(e.contains("no open approval"), "{e}");
 
     // A repeated suspend is reported, not retried.
     let again = a
@@ -264,6 +339,26 @@ async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
         .unwrap();
     assert_eq!(again.status, "no_change");
     assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member), 1);
+    // The alias of unsuspend_user needs its approval too (review of issue 27: it ran
+    // without one).
+    let alias = a
+        .unsuspend(
+            &caller,
+            "reactivate_user",
+            UnsuspendArgs {
+                user_login: f.member.clone(),
+                transaction_id: Some(id.clone()),
+                reason: "the user says the sign-in was theirs, reactivate".into(),
+                evidence: Vec::new(),
+                approval_id: None,
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alias.status, "approval_required", "{alias:?}");
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
 
     // Rollback: approved like any action, linked to the original.
     let rb = |approval_id: Option<String>| RollbackArgs {
@@ -275,7 +370,9 @@ async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
     let pending = a.rollback(&caller, rb(None), OutOfBand).await.unwrap();
     assert_eq!(pending.status, "approval_required");
     let rid = pending.approval.unwrap().approval_id;
-    approvals.decide(&rid, "analyst@example.com", true).unwrap();
+    approvals
+        .decide(&rid, approver("analyst@example.com"), &shown(&approvals, &rid), true)
+        .unwrap();
     let undone = a.rollback(&caller, rb(Some(rid)), OutOfBand).await.unwrap();
     assert_eq!(undone.status, "success", "{undone:?}");
     assert_eq!(undone.rollback_of.as_deref(), Some(id.as_str()));
@@ -297,7 +394,16 @@ async fn suspend_is_approved_out_of_band_runs_once_and_rolls_back() {
     let intent = of_tx.iter().find(|r| r.phase == AuditPhase::Intent).unwrap();
     assert_eq!(intent.principal.as_deref(), Some("agent@example.com"));
     assert_eq!(intent.reasoning.as_deref(), Some(REASON));
-    assert_eq!(intent.evidence, vec![f.alert_id.clone()]);
+    assert_eq!(intent.evidence, evidence(&f, &f.member));
+    let decision = of_tx
+        .iter()
+        .find(|r| r.status == "approved")
+        .expect("the decision is a record");
+    assert_eq!(decision.principal.as_deref(), Some("analyst@example.com"));
+    let given = decision.approval.as_ref().unwrap();
+    assert_eq!(given.method, "cli");
+    assert_eq!(given.token_id.as_deref(), Some("AT.analyst@example.com"));
+    assert_eq!(given.arguments_hash, intent.approval.as_ref().unwrap().arguments_hash);
     assert_eq!(intent.approval.as_ref().unwrap().approver, "analyst@example.com");
     assert_eq!(intent.pre_state.as_ref().unwrap()["status"], "ACTIVE");
     let outcome = of_tx
@@ -341,6 +447,54 @@ async fn protected_accounts_and_irreversible_actions_are_refused() {
         .await
         .unwrap_err();
     assert!(e.contains("protected account"), "{e}");
+    // Named by its Okta id instead of its login, the same account is still protected
+    // (issue 27, attack 4: the dry run answered "would run").
+    let member2_id = {
+        let state = f.sim.sim.state.lock().unwrap();
+        state.users[state.user_index(&f.member2).unwrap()].id.clone()
+    };
+    let by_id = ActArgs {
+        user_login: member2_id.clone(),
+        dry_run: true,
+        ..act_args(&f, &f.member2)
+    };
+    let e = a.act(&caller, Kind::Suspend, by_id, OutOfBand).await.unwrap_err();
+    assert!(e.contains("protected account") && e.contains(&member2_id), "{e}");
+    // Names that are no account are refused before Okta is asked.
+    for name in ["", ".", "..", "me", "ME", "../users/x", "a?b", "x%2Fy"] {
+        let bad = ActArgs {
+            user_login: name.into(),
+            ..act_args(&f, &f.member)
+        };
+        let e = a.act(&caller, Kind::Suspend, bad, OutOfBand).await.unwrap_err();
+        assert!(e.contains("is not a user"), "{name:?}: {e}");
+    }
+    // Evidence about someone else does not support acting on this user.
+    let elsewhere = ActArgs {
+        evidence: evidence(&f, &f.member2),
+        ..act_args(&f, &f.member)
+    };
+    let e = a.act(&caller, Kind::Suspend, elsewhere, OutOfBand).await.unwrap_err();
+    assert!(e.contains("none of the evidence is about"), "{e}");
+    assert_eq!(status(&f, &f.member), "ACTIVE");
+    // An unsuspend must name a suspend of this very user, not any transaction.
+    let e = a
+        .unsuspend(
+            &caller,
+            "unsuspend_user",
+            UnsuspendArgs {
+                user_login: f.member.clone(),
+                transaction_id: Some("txn-made-up".into()),
+                reason: "reverses the suspend made this morning".into(),
+                evidence: Vec::new(),
+                approval_id: None,
+                dry_run: true,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("is not a successful suspend_user of"), "{e}");
     let e = a
         .act(&caller, Kind::Suspend, act_args(&f, &f.admin), OutOfBand)
         .await
@@ -410,6 +564,61 @@ async fn protected_accounts_and_irreversible_actions_are_refused() {
         .unwrap();
     assert_eq!(dry.status, "dry_run");
     assert_eq!(okta_events(&f, "user.session.clear", &f.member), 0);
+    verified(&f.audit_dir);
+    f.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_whose_answer_is_lost_is_read_back_never_sent_twice() {
+    let f = fixture().await;
+    let a = actions(&f, management(&f), no_approval());
+    let caller = agent();
+    // Okta suspends the user and the answer is lost: not sent again (a second suspend
+    // would be refused as "already suspended" and reported as a failure); the user's state
+    // after shows it done.
+    set_faults(&f, json!({"lost_answer_writes": 1})).await;
+    let done = a
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(done.status, "success", "{done:?}");
+    assert!(done.message.contains("answer was lost"), "{}", done.message);
+    assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member), 1);
+    // Revoking sessions has no state to read back: the outcome is unknown, and it is not
+    // sent again.
+    set_faults(&f, json!({"lost_answer_writes": 1})).await;
+    let e = a
+        .act(&caller, Kind::RevokeSessions, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("outcome unknown"), "{e}");
+    assert_eq!(okta_events(&f, "user.session.clear", &f.member2), 1);
+    let records = a.audit_log().read(|_| true).unwrap();
+    let statuses: Vec<&str> = records
+        .iter()
+        .filter(|r| r.phase == AuditPhase::Outcome && r.action != "get_audit_log")
+        .map(|r| r.status.as_str())
+        .collect();
+    assert_eq!(statuses, ["success", "unknown"], "{records:?}");
+
+    // An intent left without an outcome (a stop mid-call) is reconciled at start from
+    // Okta's state.
+    let member2_id = {
+        let state = f.sim.sim.state.lock().unwrap();
+        state.users[state.user_index(&f.member2).unwrap()].id.clone()
+    };
+    let mut intent = audit::record("txn-cut-short", AuditPhase::Intent, "suspend_user", "pending");
+    intent.user = Some(f.member2.clone());
+    intent.pre_state = Some(json!({"id": member2_id, "status": "ACTIVE"}));
+    a.audit_log().append(intent, true).unwrap();
+    assert_eq!(a.reconcile().await.unwrap(), vec!["txn-cut-short".to_owned()]);
+    let outcome = a
+        .audit_log()
+        .read(|r| r.transaction_id == "txn-cut-short" && r.phase == AuditPhase::Outcome)
+        .unwrap();
+    assert_eq!(outcome[0].status, "reconciled");
+    assert_eq!(outcome[0].post_state.as_ref().unwrap()["status"], "ACTIVE");
+    assert!(a.reconcile().await.unwrap().is_empty(), "reconciled once");
     verified(&f.audit_dir);
     f.sim.stop().await;
 }
@@ -489,7 +698,7 @@ async fn rate_limits_server_errors_and_dropped_connections_are_ridden_out() {
         .act(&caller, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
         .await
         .unwrap_err();
-    assert!(e.contains("failed") || e.contains("cannot read"), "{e}");
+    assert!(e.contains("failed") || e.contains("cannot resolve"), "{e}");
     set_faults(&f, json!({})).await;
     assert_eq!(status(&f, &f.member2), "ACTIVE");
     verified(&f.audit_dir);
@@ -555,7 +764,7 @@ async fn workflows_flows_receive_the_reference_payload() {
                 user_login: f.member.clone(),
                 message: "Your account was suspended after a suspicious sign-in.".into(),
                 reasoning: REASON.into(),
-                evidence: vec![f.alert_id.clone()],
+                evidence: evidence(&f, &f.member),
                 dry_run: false,
             },
             OutOfBand,
@@ -683,7 +892,10 @@ async fn a_service_app_acts_with_private_key_jwt_within_its_scopes() {
     // Okta grants only what the app holds: reading works, suspending is forbidden.
     let reader = Okta::new(with_app("0oareaderapp", &reader_key)).unwrap();
     assert_eq!(reader.read_user(&f.member2).await.unwrap().0.status, "ACTIVE");
-    let e = reader.suspend(&f.member2, REASON).await.unwrap_err();
+    let e = reader
+        .act(idgw_gateway::okta::Op::Suspend, &f.member2, REASON, "txn-test", None)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("permission"), "{e}");
     assert_eq!(status(&f, &f.member2), "ACTIVE");
 

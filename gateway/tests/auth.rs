@@ -263,12 +263,14 @@ async fn the_http_gateway_challenges_filters_and_audits() {
     );
     let audit_dir = dir.path().join("audit");
     let log = Arc::new(AuditLog::open(&audit_dir).unwrap());
+    let approvals = Arc::new(idgw_gateway::approvals::Approvals::new(Arc::clone(&log), false));
     let actions = Arc::new(
         Actions::new(
             Okta::new(OktaConfig::default()).unwrap(),
             Arc::clone(&log),
             PolicyConfig::default(),
             Arc::clone(&reader),
+            Arc::clone(&approvals),
         )
         .unwrap(),
     );
@@ -284,6 +286,16 @@ async fn the_http_gateway_challenges_filters_and_audits() {
         audit: Arc::clone(&log),
     };
     let shutdown = CancellationToken::new();
+    let signin = idgw_gateway::approvals::web::SignIn {
+        authorization_endpoint: format!("{}/v1/authorize", meta.issuer),
+        token_endpoint: format!("{}/v1/token", meta.issuer),
+        client_id: "0oa1approvals".into(),
+        client_secret: None,
+    };
+    let web = Arc::new(
+        idgw_gateway::approvals::web::ApprovalWeb::new(approvals, Some(Arc::clone(&guard.validator)), Ok(signin))
+            .unwrap(),
+    );
     let gateway = Gateway::new(reader, actions, Access::Bearer);
     let serving = tokio::spawn(server::serve_http(
         gateway,
@@ -291,6 +303,7 @@ async fn the_http_gateway_challenges_filters_and_audits() {
         server::DEFAULT_HOSTS.map(String::from).to_vec(),
         server::DEFAULT_ORIGINS.map(String::from).to_vec(),
         Some((guard, meta.issuer.clone())),
+        web,
         shutdown.clone(),
     ));
     let http = reqwest::Client::new();

@@ -23,12 +23,23 @@ pub enum AuditPhase {
 pub struct Approval {
     /// Who approved.
     pub approver: String,
-    /// How: `elicitation`, `cli`, `url`.
+    /// How the gateway authenticated the approver: `page` (the approval page, signed in
+    /// with the authorization-code flow and PKCE), `cli` (`idgw approve` with the
+    /// approver's token); `dev-no-auth` and `dev-no-auth-client` on demo gateways only.
     pub method: String,
     /// When.
     pub at: DateTime<Utc>,
     /// SHA-256 of the tool name and canonical arguments the approval is bound to.
     pub arguments_hash: String,
+    /// The approver's token `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The OAuth client the approver's token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Where the decision came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_addr: Option<String>,
 }
 
 /// One audit log entry.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use idgw_gateway::access::{Access, DeviceFlow};
+use idgw_gateway::approvals::Approvals;
+use idgw_gateway::approvals::web::{ApprovalWeb, SignIn};
 use idgw_gateway::audit::AuditLog;
 use idgw_gateway::auth::http::Guard;
 use idgw_gateway::auth::{self, Validator, device, scopes};
@@ -48,8 +50,10 @@ enum GatewayCommand {
 /// caller's scopes allow. --dev-no-auth turns all of this off for a demo on loopback.
 ///
 /// Actions go to Okta through Workflows flows (OKTA_WF_<FLOW>_URL/_TOKEN) or the
-/// Management API (OKTA_ORG_URL, OKTA_API_TOKEN); destructive ones need a human's
-/// approval (`idgw approve`). Every call is recorded in the hash-chained audit log in
+/// Management API (OKTA_ORG_URL, OKTA_API_TOKEN); destructive ones need the approval of a
+/// person other than the requester, given on the gateway's approval page
+/// (/approvals/<transaction>, signed in at the issuer with mcp:actions:approve) or with
+/// `idgw approve`; nothing the MCP client answers approves. Every call is recorded in the hash-chained audit log in
 /// AUDIT_LOG_DIR (default <store>/audit); if it cannot be written, actions are refused.
 ///
 ///   idgw gateway serve --store ./store --stdio
@@ -83,7 +87,9 @@ struct ServeArgs {
     config: Option<PathBuf>,
     /// DEMO ONLY: no authentication; every caller gets every scope as principal
     /// `dev-no-auth`. Refused on non-loopback addresses. Actions still need approval and
-    /// are still audited.
+    /// are still audited, but approvals are not authenticated either: a form answered in the
+    /// MCP client, the page and `idgw approve --dev-no-auth` count, and the answer and the
+    /// audit record say so.
     #[arg(long)]
     dev_no_auth: bool,
 }
@@ -142,6 +148,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--dev-no-auth serves loopback addresses only; {addr} is not one");
     }
+    // A demo authenticates nobody, approvers included: it acts only on an Okta on this
+    // host (the simulator), never on a real org.
+    if args.dev_no_auth
+        && let Some(url) = gw_config.okta.remote_target()
+    {
+        anyhow::bail!(
+            "--dev-no-auth acts only on an Okta on this host (e.g. `idgw sim serve`); {url} is a real org: configure OKTA_ISSUER instead"
+        );
+    }
     runtime()?.block_on(async move {
         let reader = StoreReader::open(args.store.clone(), &config, Duration::from_secs(args.query_timeout))
             .await
@@ -155,10 +170,51 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let audit = Arc::new(audit);
         let okta = Okta::new(gw_config.okta.clone())?;
+        let approvals = Arc::new(Approvals::new(Arc::clone(&audit), args.dev_no_auth));
         let actions = Arc::new(
-            Actions::new(okta, Arc::clone(&audit), gw_config.policy.clone(), Arc::clone(&reader))
-                .context("reading the audit log")?,
+            Actions::new(
+                okta,
+                Arc::clone(&audit),
+                gw_config.policy.clone(),
+                Arc::clone(&reader),
+                Arc::clone(&approvals),
+            )
+            .context("reading the audit log")?,
         );
+        // Where approvers' browsers reach the page: the configured public URL, or the
+        // address bound.
+        let page_base = |bound: SocketAddr| {
+            gw_config
+                .approvals
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bound}"))
+        };
+        // Calls cut short by a stop: their outcome is read back from Okta before serving.
+        match actions.reconcile().await {
+            Ok(txs) if !txs.is_empty() => {
+                tracing::warn!(transactions = ?txs, "reconciled actions that had no outcome");
+            }
+            Ok(_) => {}
+            Err(e) => anyhow::bail!("reconciling unfinished actions: {e}"),
+        }
+        // The approval page signs approvers in at the issuer agents' tokens come from.
+        let auth = if args.dev_no_auth {
+            None
+        } else {
+            Some(validator(&gw_config.auth).await?)
+        };
+        let approval_web = match &auth {
+            Some((validator, meta)) => {
+                let signin = SignIn::from_config(&gw_config.auth, meta);
+                if let Err(why) = &signin {
+                    tracing::warn!("the approval page cannot sign approvers in: {why}; `idgw approve` still works");
+                }
+                ApprovalWeb::new(Arc::clone(&approvals), Some(Arc::clone(validator)), signin)
+            }
+            None => ApprovalWeb::new(Arc::clone(&approvals), None, Err("--dev-no-auth".into())),
+        };
+        let approval_web = Arc::new(approval_web.map_err(anyhow::Error::msg)?);
         if args.dev_no_auth {
             eprintln!(
                 "idgw gateway: AUTHENTICATION DISABLED (--dev-no-auth): every caller acts as `dev-no-auth` with every scope. Demo use on loopback only."
@@ -179,10 +235,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("binding {addr}"))?;
                 let bound = listener.local_addr()?;
-                let (access, guard) = if args.dev_no_auth {
-                    (Access::DevNoAuth, None)
-                } else {
-                    let (validator, meta) = validator(&gw_config.auth).await?;
+                approvals.set_page_base(&page_base(bound));
+                let (access, guard) = match auth {
+                    None => (Access::DevNoAuth, None),
+                    Some((validator, meta)) => {
                     let resource = gw_config
                         .auth
                         .resource
@@ -195,6 +251,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                         audit: Arc::clone(&audit),
                     };
                     (Access::Bearer, Some((guard, meta.issuer)))
+                    }
                 };
                 let hosts = if args.hosts.is_empty() {
                     server::DEFAULT_HOSTS.map(String::from).to_vec()
@@ -209,19 +266,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 let gateway = Gateway::new(reader, actions, access);
                 // Scripts wait for this line to learn the port (ADDR may say :0).
                 eprintln!("idgw gateway: serving MCP on http://{bound}/mcp");
-                server::serve_http(gateway, listener, hosts, origins, guard, shutdown).await?;
+                server::serve_http(gateway, listener, hosts, origins, guard, approval_web, shutdown).await?;
             }
             None => {
-                let access = if args.dev_no_auth {
-                    Access::DevNoAuth
-                } else {
-                    let (validator, meta) = validator(&gw_config.auth).await?;
-                    if gw_config.auth.client_id.is_none() {
-                        anyhow::bail!("stdio sign-in uses the device flow: set OKTA_CLIENT_ID (a native app with the device grant)");
+                // The MCP client speaks over stdin/stdout: approvers reach the page on a
+                // port of its own.
+                let listen = gw_config
+                    .approvals
+                    .listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+                if args.dev_no_auth && !listen.ip().is_loopback() {
+                    anyhow::bail!("--dev-no-auth serves loopback addresses only; {listen} is not one");
+                }
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding the approval page on {listen}"))?;
+                let bound = listener.local_addr()?;
+                approvals.set_page_base(&page_base(bound));
+                eprintln!("idgw gateway: approval page on http://{bound}/approvals/");
+                let page = tokio::spawn(server::serve_approvals(listener, approval_web, shutdown.clone()));
+                let access = match auth {
+                    None => Access::DevNoAuth,
+                    Some((validator, meta)) => {
+                        if gw_config.auth.client_id.is_none() {
+                            anyhow::bail!("stdio sign-in uses the device flow: set OKTA_CLIENT_ID (a native app with the device grant)");
+                        }
+                        Access::DeviceFlow(Box::new(DeviceFlow::start(gw_config.auth.clone(), meta, validator).await))
                     }
-                    Access::DeviceFlow(Box::new(DeviceFlow::start(gw_config.auth.clone(), meta, validator).await))
                 };
-                server::serve_stdio(Gateway::new(reader, actions, access), shutdown).await?;
+                server::serve_stdio(Gateway::new(reader, actions, access), shutdown.clone()).await?;
+                shutdown.cancel();
+                let _ = page.await;
             }
         }
         anyhow::Ok(())

@@ -1,5 +1,6 @@
 //! The `idgw` binary, driven as a user drives it.
 
+mod attacks;
 mod deploy;
 mod gateway;
 mod oauth;

@@ -1,7 +1,7 @@
 //! OAuth against a certified OpenID provider (npm `oidc-provider`, run by .ci/run): the
 //! device flow of `idgw gateway login` and of the stdio tools, JWT access tokens for the
 //! gateway's resource URI validated against the provider's JWKS over HTTP, scopes deciding
-//! tools/list and tools/call, and `idgw approve` by a signed-in approver.
+//! tools/list and tools/call, and `idgw approve` sending the approver's token to the gateway.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -171,70 +171,6 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     let o = login(&provider, &borrow(&env_reader), &["--tools", "list_alerts"], true);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // `idgw approve` as the signed-in analyst (the token holds mcp:actions:approve).
-    let audit_dir = dir.path().join("approvals-audit");
-    let approvals = idgw_gateway::actions::approval::Approvals::new(&audit_dir);
-    let arguments = serde_json::json!({"user_login": "ana@example.com"})
-        .as_object()
-        .unwrap()
-        .clone();
-    approvals
-        .request(&idgw_gateway::actions::approval::ApprovalRequest {
-            transaction_id: "txn-oauth".into(),
-            tool: "suspend_user".into(),
-            arguments_hash: idgw_gateway::actions::approval::arguments_hash("suspend_user", &arguments),
-            arguments,
-            principal: "agent@example.com".into(),
-            created_at: chrono::Utc::now(),
-            expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
-            decision: idgw_gateway::actions::approval::Decision::Pending,
-            approver: None,
-            decided_at: None,
-        })
-        .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args([
-            "approve",
-            "txn-oauth",
-            "--json",
-            "--audit-dir",
-            audit_dir.to_str().unwrap(),
-        ])
-        .envs(borrow(&env_all))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let decided: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(decided["approver"], "analyst@example.com");
-    // A token about to expire is refreshed (and saved) before use.
-    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
-    let before = stored["access_token"].clone();
-    stored["expires_at"] = serde_json::json!(chrono::Utc::now().timestamp() + 30);
-    std::fs::write(&token_all, stored.to_string()).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args(["approve", "txn-oauth", "--audit-dir", audit_dir.to_str().unwrap()])
-        .envs(borrow(&env_all))
-        .output()
-        .unwrap();
-    // (Already decided: the refresh happened while establishing the approver.)
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("already decided"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let refreshed: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
-    assert_ne!(refreshed["access_token"], before, "the access token was refreshed");
-    assert!(refreshed["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp() + 300);
-
-    // The reader's token lacks mcp:actions:approve.
-    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args(["approve", "txn-oauth", "--audit-dir", audit_dir.to_str().unwrap()])
-        .envs(borrow(&env_reader))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("lacks the scope mcp:actions:approve"));
-
     // The HTTP gateway validates the provider's JWTs for its resource URI.
     let (mut gw, addr) = serve_http_on(&store, &format!("127.0.0.1:{gateway_port}"), &[], &borrow(&env_all));
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
@@ -265,6 +201,40 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     };
     let reader = format!("Authorization: Bearer {}\r\n", token(&token_reader));
     assert_eq!(post(&addr, "/mcp", &reader, init).0, 200);
+    // `idgw approve` is a client of the gateway, which validates the approver's token: the
+    // reader's lacks mcp:actions:approve.
+    let gateway_url = format!("http://{addr}");
+    let approve = |env: &[(String, String)], tx: &str| {
+        Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args(["approve", tx, "--yes"])
+            .env("IDGW_GATEWAY_URL", &gateway_url)
+            .envs(borrow(env))
+            .output()
+            .unwrap()
+    };
+    let o = approve(&env_reader, "txn-none");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lacks the scope mcp:actions:approve"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A token about to expire is refreshed (and saved) before it is sent; the gateway then
+    // knows no such request.
+    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
+    let before = stored["access_token"].clone();
+    stored["expires_at"] = serde_json::json!(chrono::Utc::now().timestamp() + 30);
+    std::fs::write(&token_all, stored.to_string()).unwrap();
+    let o = approve(&env_all, "txn-none");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no open approval txn-none"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let refreshed: serde_json::Value = serde_json::from_slice(&std::fs::read(&token_all).unwrap()).unwrap();
+    assert_ne!(refreshed["access_token"], before, "the access token was refreshed");
+    assert!(refreshed["expires_at"].as_i64().unwrap() > chrono::Utc::now().timestamp() + 300);
     let sql = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query_sql","arguments":{"sql":"SELECT 1"}}}"#;
     let (status, head) = post(&addr, "/mcp", &reader, sql);
     assert_eq!(status, 403);
@@ -295,6 +265,9 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
             &borrow(&env_stdio),
         );
         assert_eq!(seen["principal"], "analyst@example.com", "{seen}");
+        // Before the approval, complete_device_auth answered "pending" within 20 s (plus
+        // one polling interval), not after the 60 s an MCP client waits.
+        assert!(seen["pending_after_s"].as_f64().unwrap() < 30.0, "{seen}");
         assert!(stdio_token.exists(), "the stdio sign-in keeps its token");
     }
 }

@@ -83,9 +83,10 @@ async def call_error(client, name, args, needle):
 
 
 async def exercise_actions(client, login, seen):
-    alert_id = (await call(client, "list_alerts", {"limit": 1}))["items"][0]["alert_id"]
-    reasoning = f"alert {alert_id} shows a sign-in pattern that needs containment"
-    args = {"user_login": login, "reasoning": reasoning, "evidence": [alert_id]}
+    # Evidence must be about the user acted on: one of the user's own stored events.
+    event_id = (await call(client, "search_events", {"user": login, "limit": 1}))["items"][0]["event_id"]
+    reasoning = f"event {event_id} shows a sign-in pattern that needs containment"
+    args = {"user_login": login, "reasoning": reasoning, "evidence": [event_id]}
     done = await call(client, "suspend_user", args)
     check(done["status"] == "success", f"suspend_user: {done}")
     check(done["post_state"]["status"] == "SUSPENDED", f"suspend_user post_state: {done}")
@@ -94,8 +95,10 @@ async def exercise_actions(client, login, seen):
     check(again["status"] == "no_change", f"repeated suspend: {again}")
     records = (await call(client, "get_audit_log", {"user_login": login, "limit": 20}))["records"]
     intent = [r for r in records if r["phase"] == "intent" and r["transaction_id"] == done["transaction_id"]]
-    check(intent and intent[0]["approval"]["method"] == "elicitation", f"audited approval: {records}")
-    check(intent[0]["reasoning"] == reasoning and intent[0]["evidence"] == [alert_id], "audited reasoning")
+    # Demo gateways only (--dev-no-auth): the client's own form counts, and the record says so.
+    check(intent and intent[0]["approval"]["method"] == "dev-no-auth-client", f"audited approval: {records}")
+    check("not authenticated" in intent[0]["approval"]["approver"], f"audited approver: {intent[0]['approval']}")
+    check(intent[0]["reasoning"] == reasoning and intent[0]["evidence"] == [event_id], "audited reasoning")
     undone = await call(client, "rollback", {"transaction_id": done["transaction_id"], "reasoning": "confirmed with the user; the travel was real"})
     check(undone["status"] == "success" and undone["post_state"]["status"] == "ACTIVE", f"rollback: {undone}")
     check(undone["rollback_of"] == done["transaction_id"], "rollback links the original")
@@ -233,6 +236,14 @@ async def signin(idgw, store, approve_url):
         started = await call(client, "initiate_device_auth", {"tools": ["list_alerts", "explain_alert"]})
         check(started["scopes"] == ["mcp:logs:read"], f"requested scopes: {started}")
         check(started["verification_uri"].startswith("http"), f"verification uri: {started}")
+        # Nobody approved yet: the tool answers "pending" well inside an MCP client's 60 s.
+        import time
+
+        t0 = time.monotonic()
+        waiting = await call(client, "complete_device_auth", {"device_code": started["device_code"]})
+        waited = time.monotonic() - t0
+        check(waiting["status"] == "pending" and waited < 30, f"pending after {waited:.1f} s: {waiting}")
+        seen["pending_after_s"] = round(waited, 1)
         body = json.dumps({"user_code": started["user_code"], "login": "analyst@example.com"}).encode()
         request = urllib.request.Request(approve_url, data=body, method="POST", headers={"content-type": "application/json"})
         with urllib.request.urlopen(request) as answer:

@@ -1,18 +1,20 @@
 //! Audited, reversible actions on Okta. Each call runs the same sequence:
 //!
-//! 1. policy: stated reasoning, evidence that exists in the store, protected accounts;
-//! 2. the target's current state from Okta (a repeated action is reported, not retried);
-//! 3. dry-run, if asked or configured;
-//! 4. human approval of the exact call (in the client, or `idgw approve` out of band:
-//!    [`human`]);
-//! 5. blast-radius limits;
-//! 6. the intent, fsynced to the audit log — if that fails, nothing runs;
-//! 7. the Okta call, then the state after it, and the outcome record.
+//! 1. policy: stated reasoning, evidence that exists in the store;
+//! 2. the target resolved at Okta (login, id or shortname), then protected accounts and
+//!    evidence about that user checked against the resolved id and login; everything after
+//!    acts, locks and displays by the resolved id;
+//! 3. the target's current state (a repeated action is reported, not retried);
+//! 4. dry-run, if asked or configured;
+//! 5. the approval of the exact call by a person other than the requester, whom the
+//!    gateway authenticated ([`crate::approvals`]; [`human`] carries the person there);
+//! 6. blast-radius limits;
+//! 7. the intent, fsynced to the audit log — if that fails, nothing runs;
+//! 8. the Okta call, then the state after it, and the outcome record.
 //!
 //! Every refusal is audited as well. Calls on one user are serialised, so parallel
 //! suspends of one user make one Okta call (the second finds the user suspended).
 
-pub mod approval;
 mod human;
 pub mod policy;
 mod reads;
@@ -28,10 +30,10 @@ use rmcp::model::RequestStateCodec;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::approvals::{self, Approvals, EvidenceItem};
 use crate::audit::{self, AuditError, AuditLog};
 use crate::data::StoreReader;
 use crate::okta::{Done, Okta, OktaError, OktaUser};
-use approval::Approvals;
 pub use human::{Channel, Human, InputRound};
 use policy::{BlastRadius, PolicyConfig};
 pub use types::*;
@@ -116,7 +118,7 @@ pub type ActionError = String;
 pub struct Actions {
     okta: Okta,
     audit: Arc<AuditLog>,
-    approvals: Approvals,
+    approvals: Arc<Approvals>,
     policy: PolicyConfig,
     blast: BlastRadius,
     reader: Arc<StoreReader>,
@@ -149,12 +151,14 @@ struct Call<'a> {
 }
 
 impl Actions {
-    /// The action service; the blast-radius window starts from the audit log's last hour.
+    /// The action service deciding with `approvals` (which must write the same audit log);
+    /// the blast-radius window starts from the audit log's last hour.
     pub fn new(
         okta: Okta,
         audit: Arc<AuditLog>,
         policy: PolicyConfig,
         reader: Arc<StoreReader>,
+        approvals: Arc<Approvals>,
     ) -> Result<Self, SetupError> {
         let hour_ago = Utc::now() - chrono::Duration::hours(1);
         let history = audit.read(|r| r.phase == AuditPhase::Intent && r.timestamp > hour_ago)?;
@@ -165,7 +169,7 @@ impl Actions {
         );
         Ok(Actions {
             okta,
-            approvals: Approvals::new(audit.dir()),
+            approvals,
             audit,
             policy,
             blast,
@@ -183,6 +187,56 @@ impl Actions {
     /// The audit log.
     pub fn audit_log(&self) -> &Arc<AuditLog> {
         &self.audit
+    }
+
+    /// The open approval requests.
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
+    }
+
+    /// Reconciles intents without an outcome (the gateway stopped mid-call): re-reads each
+    /// user at Okta and records the state found as a `reconciled` outcome. Run at start,
+    /// before serving; the transactions reconciled.
+    pub async fn reconcile(&self) -> Result<Vec<String>, AuditError> {
+        let records = self.audit.read(|_| true)?;
+        let mut open: Vec<&AuditRecord> = Vec::new();
+        for r in &records {
+            match r.phase {
+                AuditPhase::Intent => open.push(r),
+                AuditPhase::Outcome => open.retain(|i| i.transaction_id != r.transaction_id),
+            }
+        }
+        let mut done = Vec::new();
+        for intent in open {
+            let key = intent
+                .pre_state
+                .as_ref()
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| intent.user.clone())
+                .unwrap_or_default();
+            let mut r = intent.clone();
+            r.phase = AuditPhase::Outcome;
+            r.status = "reconciled".into();
+            match self.okta.read_user(&key).await {
+                Ok((u, _)) => {
+                    r.error = Some(format!(
+                        "no outcome was recorded (the gateway stopped mid-call); Okta shows status {} now",
+                        u.status
+                    ));
+                    r.post_state = serde_json::to_value(&u).ok();
+                }
+                Err(e) => {
+                    r.error = Some(format!(
+                        "no outcome was recorded (the gateway stopped mid-call); the user cannot be read now: {e}"
+                    ));
+                }
+            }
+            self.write(r, true).await?;
+            done.push(intent.transaction_id.clone());
+        }
+        Ok(done)
     }
 
     /// Appends off the async threads (the write may fsync).
@@ -230,26 +284,89 @@ impl Actions {
         Arc::clone(locks.entry(login.to_ascii_lowercase()).or_default())
     }
 
-    /// Which evidence ids the store knows (alert ids or event uuids).
-    async fn unknown_evidence(&self, ids: &[String]) -> Result<Vec<String>, String> {
-        let mut known = std::collections::HashSet::new();
+    /// The evidence items the store knows (alert ids or event uuids), with what the
+    /// approver reads of them.
+    async fn evidence_items(&self, ids: &[String]) -> Result<Vec<EvidenceItem>, String> {
+        fn text(row: &Map<String, Value>, column: &str) -> Option<String> {
+            match row.get(column)? {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            }
+        }
+        let mut found = Vec::new();
         let list: Vec<_> = ids.iter().map(|i| lit(i.clone())).collect();
-        for (table, column) in [("alerts", "alert_id"), ("events", "event_id")] {
+        let tables: [(&str, &str, &[&str]); 2] = [
+            (
+                "alerts",
+                "alert_id",
+                &[
+                    "alert_id",
+                    "detection",
+                    "severity",
+                    "summary",
+                    "last_seen",
+                    "user_id",
+                    "user_login",
+                ],
+            ),
+            (
+                "events",
+                "event_id",
+                &[
+                    "event_id",
+                    "event_type",
+                    "severity",
+                    "display_message",
+                    "event_time",
+                    "user_id",
+                    "user_login",
+                ],
+            ),
+        ];
+        for (table, column, columns) in tables {
             let df = match self.reader.table(table).await {
                 Ok(df) => df,
                 Err(_) => continue,
             };
             let df = df
                 .filter(col(column).in_list(list.clone(), false))
-                .and_then(|d| d.select_columns(&[column]))
+                .and_then(|d| d.select_columns(columns))
                 .map_err(|e| e.to_string())?;
             for row in self.reader.rows(df).await.map_err(|e| e.to_string())? {
-                if let Some(v) = row.get(column).and_then(Value::as_str) {
-                    known.insert(v.to_owned());
+                let Some(id) = text(&row, column) else { continue };
+                let (kind, summary, time) = if table == "alerts" {
+                    let summary = format!(
+                        "{}: {}",
+                        text(&row, "detection").unwrap_or_default(),
+                        text(&row, "summary").unwrap_or_default()
+                    );
+                    ("alert", summary, text(&row, "last_seen"))
+                } else {
+                    let summary = format!(
+                        "{}: {}",
+                        text(&row, "event_type").unwrap_or_default(),
+                        text(&row, "display_message").unwrap_or_default()
+                    );
+                    ("event", summary, text(&row, "event_time"))
+                };
+                if found.iter().any(|f: &EvidenceItem| f.id == id) {
+                    continue;
                 }
+                found.push(EvidenceItem {
+                    id,
+                    kind: kind.into(),
+                    summary,
+                    severity: text(&row, "severity"),
+                    time,
+                    user_id: text(&row, "user_id"),
+                    user_login: text(&row, "user_login"),
+                });
             }
         }
-        Ok(ids.iter().filter(|i| !known.contains(*i)).cloned().collect())
+        // In the order the agent gave them.
+        found.sort_by_key(|f| ids.iter().position(|i| *i == f.id));
+        Ok(found)
     }
 
     /// Refuses with an audited `denied` record.
@@ -267,25 +384,44 @@ impl Actions {
         }
     }
 
-    async fn okta_call(&self, call: &Call<'_>) -> Result<Done, OktaError> {
-        let reason = call.reasoning;
-        match call.kind {
-            Kind::Suspend => self.okta.suspend(call.login, reason).await,
-            Kind::Unsuspend => self.okta.unsuspend(call.login, reason).await,
-            Kind::ResetPassword => self.okta.reset_password(call.login, reason).await,
-            Kind::RevokeSessions => self.okta.revoke_sessions(call.login, reason).await,
-            Kind::Notify => {
-                self.okta
-                    .notify(call.login, call.message.unwrap_or(reason), reason)
-                    .await
-            }
+    /// Whether `tx` is a successful suspend of `target` in this audit log.
+    fn suspend_of(&self, tx: &str, target: &OktaUser) -> Result<(), String> {
+        let records = self
+            .audit
+            .read(|r| r.transaction_id == tx && r.phase == AuditPhase::Outcome && r.status == "success")
+            .map_err(|e| e.to_string())?;
+        let of_target = records.iter().any(|r| {
+            r.action == "suspend_user"
+                && (r.pre_state.as_ref().and_then(|p| p.get("id")).and_then(Value::as_str) == Some(target.id.as_str())
+                    || r.user.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&target.login)))
+        });
+        if of_target {
+            Ok(())
+        } else {
+            Err(format!(
+                "transaction_id {tx} is not a successful suspend_user of {} in this audit log",
+                target.login
+            ))
         }
+    }
+
+    /// The Okta call on the resolved user: the Management API by id; a Workflows flow,
+    /// whose contract is `user_login`, by the login Okta resolved.
+    async fn okta_call(&self, call: &Call<'_>, user: &OktaUser, tx: &str) -> Result<Done, OktaError> {
+        let op = op_of(call.kind);
+        let key = if self.okta.backend_for(op) == Some("workflows") {
+            user.login.as_str()
+        } else {
+            user.id.as_str()
+        };
+        let message = (call.kind == Kind::Notify).then(|| call.message.unwrap_or(call.reasoning));
+        self.okta.act(op, key, call.reasoning, tx, message).await
     }
 
     /// Asks for (or uses) the human approval of `call`.
     async fn execute(&self, call: Call<'_>, human: Human<'_>) -> Result<ActionResult, ActionError> {
         // An approved call continues the transaction that asked for the approval.
-        let hash = approval::arguments_hash(call.tool, &call.arguments);
+        let hash = approvals::arguments_hash(call.tool, &call.arguments);
         let tx = match (call.approval_id, human) {
             (Some(id), _) => id.to_owned(),
             (
@@ -318,18 +454,31 @@ impl Actions {
                 .deny(&call, &tx, "evidence is required: alert ids (list_alerts) or event uuids (search_events) that support the action".into(), None)
                 .await);
         }
-        if !call.evidence.is_empty() {
-            match self.unknown_evidence(call.evidence).await {
-                Ok(unknown) if unknown.is_empty() => {}
-                Ok(unknown) => {
-                    return Err(self
-                        .deny(
-                            &call,
-                            &tx,
-                            format!("evidence not found in the store: {}", unknown.join(", ")),
-                            None,
-                        )
-                        .await);
+        if let Err(why) = target_syntax(call.login) {
+            return Err(self.deny(&call, &tx, why, None).await);
+        }
+        let evidence = if call.evidence.is_empty() {
+            Vec::new()
+        } else {
+            match self.evidence_items(call.evidence).await {
+                Ok(found) => {
+                    let unknown: Vec<&str> = call
+                        .evidence
+                        .iter()
+                        .filter(|i| !found.iter().any(|f| f.id == **i))
+                        .map(String::as_str)
+                        .collect();
+                    if !unknown.is_empty() {
+                        return Err(self
+                            .deny(
+                                &call,
+                                &tx,
+                                format!("evidence not found in the store: {}", unknown.join(", ")),
+                                None,
+                            )
+                            .await);
+                    }
+                    found
                 }
                 Err(e) => {
                     return Err(self
@@ -337,7 +486,7 @@ impl Actions {
                         .await);
                 }
             }
-        }
+        };
         // A given approval must be usable before anything else is looked at, so a used or
         // foreign one is refused even when the action would change nothing.
         if let Some(id) = call.approval_id
@@ -345,19 +494,48 @@ impl Actions {
         {
             return Err(self.unusable_approval(&call, &tx, e).await);
         }
-        if self.policy.is_protected(call.login) {
+        // The user as Okta resolves the name given (login, id or shortname): every check
+        // below and the action itself apply to that one account, whatever it was called.
+        let target = match self.okta.read_user(call.login).await {
+            Ok((u, _)) => u,
+            Err(e @ OktaError::NotFound(_)) => return Err(self.deny(&call, &tx, e.to_string(), None).await),
+            Err(e) => {
+                return Err(self
+                    .deny(&call, &tx, format!("cannot resolve the user at Okta: {e}"), None)
+                    .await);
+            }
+        };
+        if self.policy.is_protected(&target.id) || self.policy.is_protected(&target.login) {
             return Err(self
                 .deny(
                     &call,
                     &tx,
-                    format!("{} is a protected account (policy.protected_users)", call.login),
+                    format!(
+                        "{} ({}) is a protected account (policy.protected_users)",
+                        target.login, target.id
+                    ),
                     None,
                 )
                 .await);
         }
-        let lock = self.user_lock(call.login);
+        // An unsuspend that names the suspend it reverses must name one of this user.
+        if call.kind == Kind::Unsuspend
+            && call.tool != "rollback"
+            && let Some(of) = call.rollback_of.as_deref()
+            && let Err(why) = self.suspend_of(of, &target)
+        {
+            return Err(self.deny(&call, &tx, why, None).await);
+        }
+        // From here on the call names the resolved login in records and answers.
+        let resolved_login = target.login.clone();
+        let call = Call {
+            login: &resolved_login,
+            ..call
+        };
+        let lock = self.user_lock(&target.id);
         let _serial = lock.lock().await;
-        let pre = match self.okta.read_user(call.login).await {
+        // Read again under the lock: a parallel call on the same user may have acted.
+        let pre = match self.okta.read_user(&target.id).await {
             Ok((u, _)) => u,
             Err(e @ OktaError::NotFound(_)) => return Err(self.deny(&call, &tx, e.to_string(), None).await),
             Err(e) => {
@@ -395,6 +573,26 @@ impl Actions {
                 }
             }
         }
+        if !evidence.is_empty()
+            && !evidence.iter().any(|e| {
+                e.user_id.as_deref() == Some(pre.id.as_str())
+                    || e.user_login
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(&pre.login))
+            })
+        {
+            return Err(self
+                .deny(
+                    &call,
+                    &tx,
+                    format!(
+                        "none of the evidence is about {} ({}): cite at least one alert or event of the user acted on",
+                        pre.login, pre.id
+                    ),
+                    Some(&pre),
+                )
+                .await);
+        }
         let result = |status: &str, message: String| result_for(&call, &tx, &pre, status, message);
         if call.kind.done_status() == Some(pre.status.as_str()) {
             let mut r = call_record(&call, &tx, AuditPhase::Outcome, "no_change");
@@ -409,13 +607,7 @@ impl Actions {
             let mut r = call_record(&call, &tx, AuditPhase::Outcome, "dry_run");
             r.pre_state = serde_json::to_value(&pre).ok();
             self.write(r, true).await.map_err(|e| e.to_string())?;
-            let backend = self.okta.backend_for(match call.kind {
-                Kind::Suspend => crate::okta::Op::Suspend,
-                Kind::Unsuspend => crate::okta::Op::Unsuspend,
-                Kind::ResetPassword => crate::okta::Op::ResetPassword,
-                Kind::RevokeSessions => crate::okta::Op::RevokeSessions,
-                Kind::Notify => crate::okta::Op::Notify,
-            });
+            let backend = self.okta.backend_for(op_of(call.kind));
             return Ok(result(
                 "dry_run",
                 format!(
@@ -427,8 +619,15 @@ impl Actions {
                 ),
             ));
         }
-        let approval = if self.policy.needs_approval(call.tool) {
-            match self.approve(&call, &tx, &hash, &pre, human).await? {
+        // By the tool called and by what it does: an alias (`reactivate_user`) or a
+        // rollback that unsuspends needs what `unsuspend_user` needs.
+        let approval = if self.policy.needs_approval(call.tool) || self.policy.needs_approval(call.kind.tool()) {
+            let asked = human::Asked {
+                hash: &hash,
+                pre: &pre,
+                evidence: &evidence,
+            };
+            match self.approve(&call, &tx, asked, human).await? {
                 Ok(a) => Some(a),
                 Err(pending) => return Ok(pending),
             }
@@ -445,8 +644,8 @@ impl Actions {
             self.blast.release(&call.caller.principal);
             return Err(fail_closed(&call, &tx, &e));
         }
-        let done = self.okta_call(&call).await;
-        let post = self.okta.read_user(call.login).await.ok().map(|(u, _)| u);
+        let done = self.okta_call(&call, &pre, &tx).await;
+        let post = self.okta.read_user(&pre.id).await.ok().map(|(u, _)| u);
         let mut outcome = call_record(&call, &tx, AuditPhase::Outcome, "success");
         outcome.pre_state = serde_json::to_value(&pre).ok();
         outcome.post_state = post.as_ref().and_then(|p| serde_json::to_value(p).ok());
@@ -474,9 +673,6 @@ impl Actions {
                 Ok(r)
             }
             Err(e) => {
-                self.blast.release(&call.caller.principal);
-                outcome.status = "failed".into();
-                outcome.error = Some(e.to_string());
                 if let OktaError::RateLimited {
                     request_id: Some(id), ..
                 }
@@ -486,10 +682,52 @@ impl Actions {
                 {
                     outcome.okta_request_ids.push(id.clone());
                 }
-                if let Err(ae) = self.write(outcome, true).await {
-                    tracing::error!(error = %ae, transaction = %tx, "cannot audit a failed action");
+                // Okta's answer says nothing certain after a 5xx or a lost answer: its state
+                // after the call does, where the action has one to show.
+                let verdict = if e.certainly_not_done() {
+                    "failed"
+                } else {
+                    match (call.kind.done_status(), post.as_ref()) {
+                        (Some(done), Some(p)) if p.status == done => "success",
+                        (Some(_), Some(_)) => "failed",
+                        _ => "unknown",
+                    }
+                };
+                outcome.status = verdict.into();
+                outcome.error = Some(match verdict {
+                    "success" => format!("Okta's answer was lost ({e}); the user's state after shows it done"),
+                    "unknown" => format!("{e}; whether Okta carried it out cannot be read back"),
+                    _ => e.to_string(),
+                });
+                if verdict == "failed" {
+                    self.blast.release(&call.caller.principal);
                 }
-                Err(format!("{} failed ({tx}): {e}", call.tool))
+                if let Err(ae) = self.write(outcome, true).await {
+                    tracing::error!(error = %ae, transaction = %tx, "cannot audit the action's outcome");
+                }
+                match verdict {
+                    "success" => {
+                        let mut r = result(
+                            "success",
+                            format!(
+                                "{} done on {} (Okta's answer was lost; its state after shows it): status {} → {}",
+                                call.tool,
+                                call.login,
+                                pre.status,
+                                post.as_ref().map_or("unknown", |p| p.status.as_str())
+                            ),
+                        );
+                        r.post_state = post;
+                        r.approved_by = approval.map(|a| a.approver);
+                        r.backend = self.okta.backend_for(op_of(call.kind)).map(str::to_owned);
+                        Ok(r)
+                    }
+                    "unknown" => Err(format!(
+                        "{} outcome unknown ({tx}): {e}; Okta may have carried it out, so it is not retried: check search_logs for the user before acting again",
+                        call.tool
+                    )),
+                    _ => Err(format!("{} failed ({tx}): {e}", call.tool)),
+                }
             }
         }
     }
@@ -725,4 +963,33 @@ fn call_record(call: &Call<'_>, tx: &str, phase: AuditPhase, status: &str) -> Au
     r.evidence = call.evidence.to_vec();
     r.rollback_of = call.rollback_of.clone();
     r
+}
+
+/// Refuses user names that are no account: empty, `.`, `..`, `me` (Okta's alias for the
+/// caller), and anything with path, query or control characters, which would change the
+/// Okta URL the name is put in.
+fn target_syntax(login: &str) -> Result<(), String> {
+    let bad = login.is_empty()
+        || matches!(login, "." | "..")
+        || login.eq_ignore_ascii_case("me")
+        || login
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '/' | '\\' | '?' | '#' | '%'));
+    if bad {
+        return Err(format!(
+            "user_login {login:?} is not a user: give a login, an Okta user id (00u…) or a shortname"
+        ));
+    }
+    Ok(())
+}
+
+/// The Okta operation of an action.
+fn op_of(kind: Kind) -> crate::okta::Op {
+    match kind {
+        Kind::Suspend => crate::okta::Op::Suspend,
+        Kind::Unsuspend => crate::okta::Op::Unsuspend,
+        Kind::ResetPassword => crate::okta::Op::ResetPassword,
+        Kind::RevokeSessions => crate::okta::Op::RevokeSessions,
+        Kind::Notify => crate::okta::Op::Notify,
+    }
 }

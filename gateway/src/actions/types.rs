@@ -88,7 +88,10 @@ pub struct PendingApproval {
     /// Pass back as `approval_id` once approved.
     pub approval_id: String,
     pub expires_at: String,
-    /// What the human runs.
+    /// The approval page a person other than the requester opens, signs in to and decides
+    /// on (served by the gateway).
+    pub approval_url: Option<String>,
+    /// Or what that person runs, signed in with `idgw gateway login`.
     pub approve_command: String,
 }
 

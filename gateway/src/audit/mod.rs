@@ -133,12 +133,9 @@ impl AuditLog {
     /// Opens (creating) the log in `dir`, takes its lock and checks that the chain on disk
     /// verifies, so that a tampered or cut log is noticed before anything is added to it.
     pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        private_dir(dir)?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let lock = private(OpenOptions::new().create(true).truncate(false).write(true))
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
         match lock.try_lock() {
@@ -154,11 +151,13 @@ impl AuditLog {
                 problem: p.to_string(),
             });
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let file = private(OpenOptions::new().create(true).append(true))
             .open(&path)
             .map_err(io_err(&path))?;
+        // A log made before files were created private becomes private now.
+        for f in [&path, &lock_path, &dir.join(HEAD_FILE)] {
+            restrict(f, 0o600)?;
+        }
         let head = Head {
             records: report.records,
             last_hash: report.last_hash,
@@ -239,10 +238,45 @@ impl AuditLog {
     }
 }
 
+/// Files of the audit directory are created readable and writable by the gateway's user
+/// only (0600): the log names users, reasoning and approvers.
+fn private(opts: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    opts
+}
+
+/// Sets `path`'s mode (Unix) when it exists.
+fn restrict(path: &Path, mode: u32) -> Result<(), AuditError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// The audit directory, created if needed, open to the gateway's user only (0700).
+fn private_dir(dir: &Path) -> Result<(), AuditError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    restrict(dir, 0o700)
+}
+
 fn write_head(dir: &Path, head: &Head, durable: bool) -> Result<(), AuditError> {
     let path = dir.join(HEAD_FILE);
     let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = private(OpenOptions::new().create(true).write(true).truncate(true))
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(&serde_json::to_vec(head)?).map_err(io_err(&tmp))?;
     if durable {
         f.sync_data().map_err(io_err(&tmp))?;
@@ -467,6 +501,23 @@ mod tests {
         let mut text = lines.join("\n");
         text.push('\n');
         std::fs::write(dir.join(LOG_FILE), text).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_audit_directory_is_private_to_the_gateway_user() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("audit");
+        // A directory made open by someone else is closed when the gateway opens it.
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_some(&dir, 1);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for f in [LOG_FILE, HEAD_FILE, LOCK_FILE] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use jwt::{Principal, TokenError, Validator};
 
 /// `[gateway.auth]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The authorization server's issuer, e.g. `https://{org}.okta.com/oauth2/default`
@@ -36,6 +36,10 @@ pub struct AuthConfig {
     pub client_id: Option<String>,
     /// Its secret, for confidential clients (`OKTA_CLIENT_SECRET`).
     pub client_secret: Option<String>,
+    /// The client the approval page signs approvers in with (authorization code + PKCE;
+    /// its redirect URIs include `<page base>/approvals/callback`); default `client_id`
+    /// (`IDGW_AUTH_APPROVAL_CLIENT_ID`).
+    pub approval_client_id: Option<String>,
     /// The resource URI served in the protected-resource metadata; by default
     /// `http://<listen address>/mcp`.
     pub resource: Option<String>,
@@ -50,6 +54,27 @@ pub struct AuthConfig {
     pub token_file: Option<PathBuf>,
 }
 
+/// Secrets never reach logs: `Debug` says whether one is set, never what it is.
+pub(crate) fn redacted(secret: &Option<String>) -> &'static str {
+    if secret.is_some() { "<redacted>" } else { "<none>" }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("approval_client_id", &self.approval_client_id)
+            .field("resource", &self.resource)
+            .field("algorithms", &self.algorithms)
+            .field("token_file", &self.token_file)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
@@ -58,6 +83,7 @@ impl Default for AuthConfig {
             jwks_uri: None,
             client_id: None,
             client_secret: None,
+            approval_client_id: None,
             resource: None,
             algorithms: vec!["RS256".into(), "ES256".into()],
             leeway_s: 60,
@@ -86,6 +112,9 @@ impl AuthConfig {
         }
         if let Some(v) = nonempty("OKTA_CLIENT_SECRET") {
             self.client_secret = Some(v);
+        }
+        if let Some(v) = nonempty("IDGW_AUTH_APPROVAL_CLIENT_ID") {
+            self.approval_client_id = Some(v);
         }
         if let Some(v) = nonempty("IDGW_AUTH_AUDIENCE") {
             self.audience = v;
@@ -116,6 +145,8 @@ impl AuthConfig {
 pub struct ServerMetadata {
     pub issuer: String,
     pub jwks_uri: String,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint: Option<String>,
     #[serde(default)]

@@ -57,6 +57,26 @@ pub fn required(tool: &str) -> Option<&'static str> {
     })
 }
 
+/// What calling a tool takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// This scope.
+    Scope(&'static str),
+    /// Nothing: the stdio sign-in tools, listed only where the device flow applies.
+    SignIn,
+    /// The tool has no entry in the table: refused and hidden (the table fails closed).
+    Unlisted,
+}
+
+/// What `tool` needs.
+pub fn need(tool: &str) -> Need {
+    match required(tool) {
+        Some(s) => Need::Scope(s),
+        None if matches!(tool, "initiate_device_auth" | "complete_device_auth") => Need::SignIn,
+        None => Need::Unlisted,
+    }
+}
+
 /// Whether `held` grants `needed` (`mcp:user:read:full` includes `mcp:user:read:basic`).
 pub fn grants<S: AsRef<str>>(held: &[S], needed: &str) -> bool {
     held.iter().any(|s| {

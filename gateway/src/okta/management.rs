@@ -26,9 +26,15 @@ impl Management<'_> {
         Ok(url)
     }
 
-    async fn call(&self, method: Method, url: Url, what: &str) -> Result<(Value, Option<String>), OktaError> {
+    async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        what: &str,
+        resend: http::Resend,
+    ) -> Result<(Value, Option<String>), OktaError> {
         let authorization = self.credential.header(self.client, self.retry).await?;
-        let reply = http::send(self.retry, || {
+        let reply = http::send_with(self.retry, resend, || {
             self.client
                 .request(method.clone(), url.clone())
                 .header("Authorization", &authorization)
@@ -53,12 +59,15 @@ impl Management<'_> {
 
     pub async fn get_user(&self, login: &str) -> Result<(Value, Option<String>), OktaError> {
         let url = self.url(&["api", "v1", "users", login])?;
-        self.call(Method::GET, url, &format!("user {login}")).await
+        self.call(Method::GET, url, &format!("user {login}"), http::Resend::Always)
+            .await
     }
 
     pub async fn roles(&self, user_id: &str) -> Result<Vec<String>, OktaError> {
         let url = self.url(&["api", "v1", "users", user_id, "roles"])?;
-        let (v, _) = self.call(Method::GET, url, &format!("roles of {user_id}")).await?;
+        let (v, _) = self
+            .call(Method::GET, url, &format!("roles of {user_id}"), http::Resend::Always)
+            .await?;
         Ok(v.as_array()
             .map(|roles| {
                 roles
@@ -101,7 +110,8 @@ impl Management<'_> {
             }
             _ => {}
         }
-        let (detail, request_id) = self.call(method, url, &what).await?;
+        // A lifecycle call happens once: sent again only if it never reached Okta.
+        let (detail, request_id) = self.call(method, url, &what, http::Resend::OnlyUnsent).await?;
         Ok(Done {
             via: "management",
             request_ids: request_id.into_iter().collect(),
@@ -136,7 +146,7 @@ impl Management<'_> {
             pairs.append_pair("sortOrder", "DESCENDING");
             pairs.append_pair("limit", &q.limit.clamp(1, 1000).to_string());
         }
-        let (v, request_id) = self.call(Method::GET, url, "System Log").await?;
+        let (v, request_id) = self.call(Method::GET, url, "System Log", http::Resend::Always).await?;
         let events = match v {
             Value::Array(a) => a,
             _ => return Err(OktaError::Unexpected("the System Log answered without an array".into())),

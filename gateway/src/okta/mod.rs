@@ -51,7 +51,7 @@ impl Op {
 }
 
 /// One Workflows API-endpoint flow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flow {
     /// `https://{org}.workflows.okta.com/api/flo/{alias}/invoke`.
@@ -59,6 +59,15 @@ pub struct Flow {
     /// The flow's client token (sent as `x-api-client-token`).
     #[serde(default)]
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("url", &self.url)
+            .field("token", &crate::auth::redacted(&self.token))
+            .finish()
+    }
 }
 
 /// `[gateway.okta.workflows]`: the flows configured, by the reference design's names.
@@ -102,7 +111,7 @@ impl WorkflowsConfig {
 }
 
 /// `[gateway.okta]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OktaConfig {
     /// `https://{org}.okta.com` for the Management API (`OKTA_ORG_URL`).
@@ -117,7 +126,49 @@ pub struct OktaConfig {
     pub retry: RetryConfig,
 }
 
+impl std::fmt::Debug for OktaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OktaConfig")
+            .field("org_url", &self.org_url)
+            .field("api_token", &crate::auth::redacted(&self.api_token))
+            .field("service_app", &self.service_app)
+            .field("workflows", &self.workflows)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
 impl OktaConfig {
+    /// The first configured Okta URL (org or Workflows flow) that is not on this host: a
+    /// real org, which a `--dev-no-auth` demo must not act on.
+    pub fn remote_target(&self) -> Option<String> {
+        let ops = [
+            Op::ReadUser,
+            Op::Suspend,
+            Op::Unsuspend,
+            Op::ResetPassword,
+            Op::RevokeSessions,
+            Op::Notify,
+            Op::SearchLogs,
+        ];
+        let urls = self.org_url.iter().cloned().chain(
+            ops.into_iter()
+                .filter_map(|op| self.workflows.flow(op).map(|f| f.url.clone())),
+        );
+        urls.into_iter().find(|u| {
+            let host = reqwest::Url::parse(u)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned));
+            !host.is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                    || h.trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+        })
+    }
+
     /// Applies the reference design's environment names: `OKTA_ORG_URL`, `OKTA_API_TOKEN`,
     /// `OKTA_WF_<FLOW>_URL` / `_TOKEN`.
     pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) {
@@ -323,30 +374,24 @@ impl Okta {
         }
     }
 
-    /// `suspend` (ACTIVE → SUSPENDED).
-    pub async fn suspend(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
-        self.run(Op::Suspend, login, &[("reason", reason)]).await
-    }
-
-    /// `unsuspend` (SUSPENDED → ACTIVE).
-    pub async fn unsuspend(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
-        self.run(Op::Unsuspend, login, &[("reason", reason)]).await
-    }
-
-    /// `reset_password` with the reset mail sent to the user (→ RECOVERY).
-    pub async fn reset_password(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
-        self.run(Op::ResetPassword, login, &[("reason", reason)]).await
-    }
-
-    /// Clears the user's IdP sessions.
-    pub async fn revoke_sessions(&self, login: &str, reason: &str) -> Result<Done, OktaError> {
-        self.run(Op::RevokeSessions, login, &[("reason", reason)]).await
-    }
-
-    /// Sends the user a message (Workflows only).
-    pub async fn notify(&self, login: &str, message: &str, reason: &str) -> Result<Done, OktaError> {
-        self.run(Op::Notify, login, &[("message", message), ("reason", reason)])
-            .await
+    /// One action on `user` (an id for the Management API, a login for a Workflows flow):
+    /// suspend (ACTIVE → SUSPENDED), unsuspend (SUSPENDED → ACTIVE), reset_password (the
+    /// reset mail goes to the user; → RECOVERY), revoke_sessions, or notify (Workflows only,
+    /// with `message`). `transaction_id` travels in a flow's payload so a flow can
+    /// recognise a repeat.
+    pub async fn act(
+        &self,
+        op: Op,
+        user: &str,
+        reason: &str,
+        transaction_id: &str,
+        message: Option<&str>,
+    ) -> Result<Done, OktaError> {
+        let mut extra = vec![("reason", reason), ("transaction_id", transaction_id)];
+        if let Some(m) = message {
+            extra.push(("message", m));
+        }
+        self.run(op, user, &extra).await
     }
 
     /// The live System Log, newest first.

@@ -12,8 +12,9 @@ async fn post(
     retry: &RetryConfig,
     body: &Value,
     what: &str,
+    resend: http::Resend,
 ) -> Result<(Value, Option<String>), OktaError> {
-    let reply = http::send(retry, || {
+    let reply = http::send_with(retry, resend, || {
         let mut req = client.post(&flow.url).json(body);
         if let Some(token) = &flow.token {
             req = req.header("x-api-client-token", token);
@@ -83,7 +84,13 @@ pub(super) async fn invoke(
     for (k, v) in extra {
         body.insert((*k).into(), json!(v));
     }
-    let (detail, request_id) = post(client, flow, retry, &Value::Object(body), op.flow_name()).await?;
+    // A flow that acts runs once: sent again only if it never reached Okta (the payload's
+    // transaction_id lets a flow recognise a repeat).
+    let resend = match op {
+        Op::ReadUser | Op::SearchLogs => http::Resend::Always,
+        _ => http::Resend::OnlyUnsent,
+    };
+    let (detail, request_id) = post(client, flow, retry, &Value::Object(body), op.flow_name(), resend).await?;
     Ok(Done {
         via: "workflows",
         request_ids: request_id.into_iter().collect(),
@@ -110,7 +117,15 @@ pub(super) async fn search_logs(
         }
     }
     body.insert("limit".into(), json!(q.limit.clamp(1, 1000)));
-    let (v, request_id) = post(client, flow, retry, &Value::Object(body), "search_logs").await?;
+    let (v, request_id) = post(
+        client,
+        flow,
+        retry,
+        &Value::Object(body),
+        "search_logs",
+        http::Resend::Always,
+    )
+    .await?;
     let events = match v.get("events") {
         Some(Value::Array(a)) => a.clone(),
         _ => {

@@ -101,14 +101,41 @@ pub fn reset_wait(headers: &reqwest::header::HeaderMap) -> Duration {
     Duration::from_secs(reset.map_or(1, |r| (r - now).clamp(0, 3600) as u64 + 1))
 }
 
-/// Sends the request `build` makes (again for each retry) and reads the answer.
+/// When a failed request may be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// Reads and other idempotent calls: after 5xx, dropped connections and 429s.
+    Always,
+    /// Calls that change something and must not happen twice (suspend, reset, a flow):
+    /// only when Okta provably did not act on it — the connection was never made, or a 429
+    /// (Okta refuses before acting) — never after a 5xx or a lost answer.
+    OnlyUnsent,
+}
+
+/// Sends the request `build` makes (again for each retry) and reads the answer; an
+/// idempotent call ([`Resend::Always`]).
 pub async fn send(retry: &RetryConfig, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, OktaError> {
+    send_with(retry, Resend::Always, build).await
+}
+
+/// [`send`] with the resend policy the call allows.
+pub async fn send_with(
+    retry: &RetryConfig,
+    resend: Resend,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<Reply, OktaError> {
     let attempt = || async {
         let resp = build()
             .timeout(Duration::from_secs(retry.timeout_s.max(1)))
             .send()
             .await
-            .map_err(|e| OktaError::Transport(e.to_string()))?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    OktaError::NotSent(e.to_string())
+                } else {
+                    OktaError::Transport(e.to_string())
+                }
+            })?;
         let status = resp.status();
         let request_id = resp
             .headers()
@@ -153,7 +180,8 @@ pub async fn send(retry: &RetryConfig, build: impl Fn() -> reqwest::RequestBuild
         .retry(backoff)
         .when(|e: &OktaError| match e {
             OktaError::RateLimited { wait_s, .. } => Duration::from_secs(*wait_s) <= max_wait,
-            e => e.retryable(),
+            OktaError::NotSent(_) => true,
+            e => resend == Resend::Always && e.retryable(),
         })
         .adjust(|e: &OktaError, backoff| match (e, backoff) {
             // Out of retries stays out of retries; otherwise a 429 waits for its window.

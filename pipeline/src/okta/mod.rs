@@ -25,7 +25,11 @@ pub enum OktaError {
         detail: String,
         request_id: Option<String>,
     },
-    /// The connection failed or dropped after the retries.
+    /// The connection could not be made: the request never reached Okta.
+    #[error("the request did not reach Okta: {0}")]
+    NotSent(String),
+    /// The connection failed or dropped after the request was sent: whether Okta carried
+    /// it out is not known from the answer.
     #[error("cannot reach Okta: {0}")]
     Transport(String),
     /// The credentials were refused (401).
@@ -53,7 +57,16 @@ impl OktaError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            OktaError::Server { .. } | OktaError::Transport(_) | OktaError::RateLimited { .. }
+            OktaError::Server { .. } | OktaError::Transport(_) | OktaError::NotSent(_) | OktaError::RateLimited { .. }
+        )
+    }
+
+    /// Whether Okta certainly did not carry the request out: it refused it, or it never
+    /// got it. Otherwise (5xx, a dropped answer, an unreadable one) it may have.
+    pub fn certainly_not_done(&self) -> bool {
+        !matches!(
+            self,
+            OktaError::Server { .. } | OktaError::Transport(_) | OktaError::Unexpected(_)
         )
     }
 }

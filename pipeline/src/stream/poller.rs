@@ -37,7 +37,7 @@ use crate::okta::{OktaError, refusal};
 use crate::store::Store;
 
 /// `[poller]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PollerConfig {
     /// Poll the System Log (`IDGW_POLLER_ENABLED`).
@@ -65,6 +65,30 @@ pub struct PollerConfig {
     pub dedup_window: usize,
     /// Retries, backoff and rate-limit waits of each request.
     pub retry: RetryConfig,
+}
+
+/// The API token never reaches logs.
+impl std::fmt::Debug for PollerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.api_token.is_empty() {
+            "<none>"
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("PollerConfig")
+            .field("enabled", &self.enabled)
+            .field("org_url", &self.org_url)
+            .field("api_token", &token)
+            .field("service_app", &self.service_app)
+            .field("since_minutes", &self.since_minutes)
+            .field("limit", &self.limit)
+            .field("empty_wait_ms", &self.empty_wait_ms)
+            .field("min_remaining", &self.min_remaining)
+            .field("produce", &self.produce)
+            .field("dedup_window", &self.dedup_window)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl Default for PollerConfig {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::Sim;
 use super::state::{OrgState, Status, Window};
-use super::{filter, oauth};
+use super::{authcode, filter, oauth};
 
 type Shared = Arc<Sim>;
 
@@ -36,6 +36,9 @@ pub fn router(sim: Shared) -> Router {
         .route("/oauth2/v1/token", post(oauth::org_token))
         .route("/oauth2/{server}/v1/device/authorize", post(oauth::device_authorize))
         .route("/oauth2/{server}/v1/token", post(oauth::token))
+        .route("/oauth2/{server}/v1/authorize", get(authcode::authorize))
+        .route("/oauth2/{server}/v1/authorize/signin", post(authcode::signin))
+        .route("/sim/oauth/redirect-uris", post(authcode::register_redirect_uri))
         .route("/oauth2/{server}/v1/keys", get(oauth::keys))
         .route("/oauth2/{server}/.well-known/{doc}", get(oauth::metadata))
         .route(
@@ -151,6 +154,7 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
         Concurrency,
         Error(StatusCode),
         Drop,
+        LostAnswer,
     }
     let (fault, latency, window) = {
         let Ok(mut state) = sim.state.lock() else {
@@ -159,7 +163,10 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
         state.requests += 1;
         let latency = state.faults.latency_ms;
         let mut rng = rand::rng();
-        let fault = if state.faults.burst_drop > 0 {
+        let fault = if state.faults.lost_answer_writes > 0 && req.method() != Method::GET {
+            state.faults.lost_answer_writes -= 1;
+            Fault::LostAnswer
+        } else if state.faults.burst_drop > 0 {
             state.faults.burst_drop -= 1;
             Fault::Drop
         } else if state.faults.drop_rate > 0.0 && rng.random_bool(state.faults.drop_rate.min(1.0)) {
@@ -206,18 +213,12 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
                 &[],
             ),
             Fault::Error(status) => okta_error(status, "E0000009", "Internal Server Error", &[]),
-            Fault::Drop => {
-                // A body that fails mid-stream makes the server abort the connection.
-                let stream = futures::stream::iter(vec![
-                    Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"[{\"uuid\":")),
-                    Err(std::io::Error::other("connection dropped by fault switch")),
-                ]);
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from_stream(stream))
-                    .unwrap_or_default()
+            Fault::LostAnswer => {
+                // Carried out, then the answer is lost on the way back.
+                let _done = next.run(req).await;
+                dropped_answer()
             }
+            Fault::Drop => dropped_answer(),
         }
     };
     let h = resp.headers_mut();
@@ -239,6 +240,19 @@ async fn gate(State(sim): State<Shared>, req: Request, next: Next) -> Response {
         h.insert("x-okta-request-id", v);
     }
     resp
+}
+
+/// An answer whose body fails mid-stream: the server aborts the connection.
+fn dropped_answer() -> Response {
+    let stream = futures::stream::iter(vec![
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"[{\"uuid\":")),
+        Err(std::io::Error::other("connection dropped by fault switch")),
+    ]);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
 }
 
 fn base_url(headers: &HeaderMap) -> String {

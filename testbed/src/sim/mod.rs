@@ -18,6 +18,7 @@
 //! `POST /sim/keys/rotate`. Every action appends the System Log event Okta would write, so a pipeline
 //! polling the simulator sees what was done.
 
+pub mod authcode;
 pub mod filter;
 mod handlers;
 pub mod oauth;
@@ -68,6 +69,9 @@ pub struct SimConfig {
     /// OAuth service apps of the org authorization server (client credentials with
     /// private_key_jwt, reference.md §3.1).
     pub service_apps: Vec<ServiceApp>,
+    /// Sign-in redirect URIs of the OAuth clients (authorization-code grant); more can be
+    /// registered at run time (`POST /sim/oauth/redirect-uris`).
+    pub redirect_uris: Vec<String>,
 }
 
 /// An OAuth service app: its client id, the public key its assertions are signed with,
@@ -105,6 +109,7 @@ impl Default for SimConfig {
             audience: "api://mcp".into(),
             device_interval_s: 5,
             service_apps: Vec::new(),
+            redirect_uris: Vec::new(),
         }
     }
 }

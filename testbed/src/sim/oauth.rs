@@ -86,6 +86,12 @@ pub struct AuthState {
     pub grants: HashMap<String, DeviceGrant>,
     /// Opaque org-AS access tokens: client id, granted scopes, expiry (ms).
     pub org_tokens: HashMap<String, (String, Vec<String>, i64)>,
+    /// Authorize requests waiting at the sign-in page, by id.
+    pub authorize_requests: HashMap<String, super::authcode::AuthorizeRequest>,
+    /// Authorization codes issued and not yet redeemed.
+    pub codes: HashMap<String, super::authcode::IssuedCode>,
+    /// Sign-in redirect URIs registered at run time.
+    pub redirect_uris: std::collections::HashSet<String>,
 }
 
 /// The scopes of a live org-AS bearer token, if `authorization` carries one.
@@ -197,7 +203,7 @@ pub async fn org_token(
         .into_response()
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, Json(json!({"error": error, "error_description": description}))).into_response()
 }
 
@@ -324,15 +330,27 @@ pub struct TokenForm {
     grant_type: Option<String>,
     device_code: Option<String>,
     client_id: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
-/// `POST /oauth2/{as}/v1/token` (device-code grant).
+/// `POST /oauth2/{as}/v1/token` (device-code and authorization-code grants).
 pub async fn token(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path(server): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
+    if form.grant_type.as_deref() == Some("authorization_code") {
+        let grant = super::authcode::CodeGrant {
+            code: form.code,
+            redirect_uri: form.redirect_uri,
+            code_verifier: form.code_verifier,
+            client_id: form.client_id,
+        };
+        return super::authcode::token(&sim, &headers, &server, grant);
+    }
     if form.grant_type.as_deref() != Some("urn:ietf:params:oauth:grant-type:device_code") {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -389,9 +407,24 @@ pub async fn token(
         Some(Ok(d)) => d.clone(),
     };
     let client_id = grant.client_id.clone();
-    let offline = granted.iter().any(|s| s == "offline_access");
     let device_code = grant.device_code.clone();
     auth.grants.remove(&device_code);
+    drop(auth);
+    issue_access_token(&sim, &headers, &server, &client_id, &login, granted)
+}
+
+/// An RS256 access token with Okta's claims for `login`, and the token response.
+pub(super) fn issue_access_token(
+    sim: &Sim,
+    headers: &HeaderMap,
+    server: &str,
+    client_id: &str,
+    login: &str,
+    granted: Vec<String>,
+) -> Response {
+    let now = Utc::now().timestamp_millis();
+    let offline = granted.iter().any(|s| s == "offline_access");
+    let auth = with_keys(sim);
     let Some(key) = auth.keys.last().cloned() else {
         return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "no signing key");
     };
@@ -400,12 +433,12 @@ pub async fn token(
         .state
         .lock()
         .ok()
-        .and_then(|s| s.user_index(&login).map(|i| s.users[i].id.clone()));
+        .and_then(|s| s.user_index(login).map(|i| s.users[i].id.clone()));
     let iat = now / 1000;
     let claims = json!({
         "ver": 1,
         "jti": format!("AT.{}", b64(&rand::rng().random::<[u8; 24]>())),
-        "iss": issuer(&headers, &server),
+        "iss": issuer(headers, server),
         "aud": sim.config.audience,
         "iat": iat,
         "exp": iat + 3600,

@@ -121,6 +121,9 @@ pub struct Faults {
     pub drop_rate: f64,
     /// The next N API requests have their connection dropped.
     pub burst_drop: u32,
+    /// The next N API requests that change something (not GET) are carried out, and then
+    /// their answer is lost (the connection drops): the client cannot tell they happened.
+    pub lost_answer_writes: u32,
 }
 
 /// A fixed rate-limit window per bucket, starting at its first request (Okta's windows are

@@ -1,6 +1,8 @@
 // A certified OpenID provider (npm `oidc-provider`) for the gateway's interop tests: the
-// device authorization grant, refresh tokens, and JWT access tokens whose audience is the
-// gateway's resource URI, carrying the gateway's scopes.
+// device authorization grant, the authorization-code grant with PKCE (the gateway's approval
+// page signs approvers in with it; the provider's own login and consent pages, which accept
+// any login), refresh tokens, and JWT access tokens whose audience is the gateway's resource
+// URI, carrying the gateway's scopes.
 //
 // usage: node provider.mjs PORT RESOURCE
 //   OIDC_PROVIDER_MODULE  path of oidc-provider's lib/index.js (installed by .ci/run)
@@ -34,15 +36,16 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: 'idgw-cli',
     token_endpoint_auth_method: 'none',
-    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'authorization_code'],
+    response_types: ['code'],
+    // The approval page of the gateway serving RESOURCE.
+    redirect_uris: [`${new URL(resource).origin}/approvals/callback`],
   }],
   jwks: { keys: [jwk] },
   scopes: ['openid', 'offline_access'],
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
     deviceFlow: { enabled: true },
     revocation: { enabled: true },
     resourceIndicators: {

@@ -1,0 +1,549 @@
+//! Attacks on the gateway's promise (issue 27): an AI agent cannot change an identity
+//! without a second, authenticated person approving that exact change. Each attack drives
+//! the release-shaped binary as an attacker would: the Okta simulator as Okta and as the
+//! authorization server, the official Python MCP SDK as the agent (tests/interop/agent.py),
+//! `idgw approve` as a shell user, and headless Chromium as the approver's browser
+//! (tests/interop/approval/decide.mjs). Every attack asserts the refusal and that the user
+//! is still ACTIVE at Okta; the legitimate path (another person approves) then succeeds.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::gateway::{python_mcp, serve_http_on, store};
+use super::{idgw, interop, stdout};
+
+/// The sim's OAuth client (device grant and authorization code with PKCE).
+const CLIENT: &str = "0oa1simmcpclient0000";
+/// The tenant of `store()` (40 users, seed 11), which the simulator serves too.
+const USERS: u32 = 40;
+const SEED: u64 = 11;
+/// What the agent may do: everything but approve.
+const AGENT_TOOLS: &str = "suspend_user,unsuspend_user,reset_password,revoke_sessions,rollback,read_user,get_audit_log";
+
+/// One raw HTTP request; the status and the body.
+fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = http_full(addr, addr, method, path, headers, body);
+    (status, body)
+}
+
+/// One raw HTTP request with `Host: host` (JSON unless `headers` name a content type); the
+/// status, the head (lower-cased) and the body.
+fn http_full(addr: &str, host: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let json = if headers.to_ascii_lowercase().contains("content-type:") {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}{json}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn host(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_end_matches('/')
+}
+
+/// `idgw gateway login` against the simulator's authorization server, approved at the
+/// verification step as `user`; the access token it stored in `token_file`.
+fn login(sim_url: &str, token_file: &Path, user: &str, tools: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idgw"));
+    cmd.args(["gateway", "login", "--json", "--timeout", "60"]);
+    if let Some(t) = tools {
+        cmd.args(["--tools", t]);
+    }
+    let mut child = cmd
+        .env("OKTA_ISSUER", format!("{sim_url}/oauth2/default"))
+        .env("OKTA_CLIENT_ID", CLIENT)
+        .env("IDGW_AUTH_TOKEN_FILE", token_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let code = first
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no user code in {first:?}"))
+        .to_owned();
+    let (status, body) = http(
+        host(sim_url),
+        "POST",
+        "/sim/device/approve",
+        "",
+        &serde_json::json!({"user_code": code, "user": user}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "login as {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(token_file).unwrap()).unwrap();
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+fn script(rel: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join(rel)
+}
+
+/// The agent's one tool call (tests/interop/agent.py); what it saw.
+fn agent(
+    url: &str,
+    token: &str,
+    mode: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+    on_url: &[&str],
+) -> serde_json::Value {
+    let call = serde_json::json!({"tool": tool, "arguments": arguments}).to_string();
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("tests/interop/agent.py"))
+        .args([url, token, mode, &call]);
+    if !on_url.is_empty() {
+        cmd.arg("--on-url").args(on_url);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "agent.py {tool}:\n{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap()
+}
+
+/// The user's status at the simulated Okta.
+fn okta_status(sim_url: &str, login: &str) -> String {
+    let (status, body) = http(
+        host(sim_url),
+        "GET",
+        &format!("/api/v1/users/{login}"),
+        "Authorization: SSWS sim-api-token\r\nAccept: application/json\r\n",
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["status"].as_str().unwrap().to_owned()
+}
+
+/// One stored event of `login`: evidence about the user acted on.
+fn event_of(store: &Path, login: &str) -> String {
+    let o = idgw(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+        &format!("SELECT event_id FROM events WHERE user_login = '{login}' ORDER BY event_time LIMIT 1"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().expect("the user has events")).unwrap();
+    row["event_id"].as_str().unwrap().to_owned()
+}
+
+fn audit_records(store: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(store.join("audit/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `idgw approve ARGS` with the approver's own configuration: the gateway at `gateway`,
+/// the token in `token_file`.
+fn approve_cmd(gateway: &str, issuer: &str, args: &[&str], token_file: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_idgw"));
+    cmd.arg("approve")
+        .args(args)
+        .env("IDGW_GATEWAY_URL", gateway)
+        .env("OKTA_ISSUER", issuer)
+        .env("OKTA_CLIENT_ID", CLIENT)
+        .stdin(Stdio::null());
+    if let Some(t) = token_file {
+        cmd.env("IDGW_AUTH_TOKEN_FILE", t);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The browser (playwright-core and Chromium, both installed by .ci/run).
+fn browser() -> Option<(String, String)> {
+    let pw = std::env::var("IDGW_PLAYWRIGHT").ok().filter(|p| Path::new(p).exists());
+    let chromium = std::env::var("IDGW_CHROMIUM").ok().filter(|p| Path::new(p).exists());
+    if !interop(
+        pw.is_some() && chromium.is_some(),
+        "playwright-core and Chromium (IDGW_PLAYWRIGHT, IDGW_CHROMIUM)",
+    ) {
+        return None;
+    }
+    Some((pw?, chromium?))
+}
+
+#[test]
+fn no_agent_can_approve_its_own_action() {
+    if !python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (mut sim, sim_url, _) = super::sim(&[
+        "--users",
+        &USERS.to_string(),
+        "--seed",
+        &SEED.to_string(),
+        "--history-days",
+        "1",
+    ]);
+    let tenant = idgw_testbed::generate::tenant::Tenant::new(SEED, USERS);
+    let members: Vec<_> = tenant
+        .users
+        .iter()
+        .filter(|u| u.role == idgw_testbed::generate::tenant::Role::Member)
+        .collect();
+    let (victim, protected) = (members[0], members[1]);
+    // People of the org: the one who runs the agent, and an analyst who approves (both sign
+    // in at the simulated Okta).
+    let (agent_login, analyst_login) = (members[3].login.as_str(), members[2].login.as_str());
+
+    // The agent holds every scope but the approve scope; a second token of the same person
+    // holds that too; the analyst is someone else with the approve scope.
+    let agent_token = login(&sim_url, &dir.path().join("agent.json"), agent_login, Some(AGENT_TOOLS));
+    let agent_all = dir.path().join("agent-all.json");
+    login(&sim_url, &agent_all, agent_login, None);
+    let analyst = dir.path().join("analyst.json");
+    login(&sim_url, &analyst, analyst_login, None);
+
+    let config = dir.path().join("idgw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway.policy]\nprotected_users = [\"{}\"]\nelicitation_timeout_s = 20\n",
+            protected.login
+        ),
+    )
+    .unwrap();
+    let issuer = format!("{sim_url}/oauth2/default");
+    let env = [
+        ("OKTA_ISSUER", issuer.as_str()),
+        ("OKTA_CLIENT_ID", CLIENT),
+        ("OKTA_ORG_URL", sim_url.as_str()),
+        ("OKTA_API_TOKEN", "sim-api-token"),
+    ];
+    let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &["--config", config.to_str().unwrap()], &env);
+    let gateway = format!("http://{addr}");
+    let mcp = format!("{gateway}/mcp");
+    let evidence = event_of(&store, &victim.login);
+    let reasoning = "sign-ins from two continents within the hour; contain the account";
+    let suspend = serde_json::json!({"user_login": victim.login, "reasoning": reasoning, "evidence": [evidence]});
+
+    // Attack 1a: a 2025-11-25 client answers its own elicitation "approve". The gateway sent
+    // it to the approval page instead (URL mode) and nothing approved it there.
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", suspend.clone(), &[]);
+    assert_eq!(seen["protocol_version"], "2025-11-25", "{seen}");
+    assert_eq!(seen["elicited"][0]["mode"], "url", "{seen}");
+    assert_eq!(seen["structured"]["status"], "approval_required", "{seen}");
+    let tx = seen["structured"]["approval"]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = seen["structured"]["approval"]["approval_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(page, format!("{gateway}/approvals/{tx}"));
+    assert_eq!(okta_status(&sim_url, &victim.login), "ACTIVE");
+    // Attack 1b: a 2026-07-28 client answers every input request "approve" with the sealed
+    // state, round after round: the gateway asks again each time.
+    let seen = agent(&mcp, &agent_token, "auto", "suspend_user", suspend.clone(), &[]);
+    assert!(seen["rounds_exceeded"].as_bool().unwrap(), "{seen}");
+    assert!(
+        seen["elicited"].as_array().unwrap().iter().all(|e| e["mode"] == "url"),
+        "{seen}"
+    );
+    assert_eq!(okta_status(&sim_url, &victim.login), "ACTIVE");
+
+    // Attack 2: a forged approval file where the old design kept approvals.
+    let forged = store.join("audit/approvals");
+    std::fs::create_dir_all(&forged).unwrap();
+    std::fs::write(
+        forged.join(format!("{tx}.json")),
+        serde_json::json!({"transaction_id": tx, "decision": "approved", "approver": "ciso@example.com"}).to_string(),
+    )
+    .unwrap();
+    let with_id = serde_json::json!({"user_login": victim.login, "reasoning": reasoning, "evidence": [evidence], "approval_id": tx});
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", with_id.clone(), &[]);
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(seen["text"].as_str().unwrap().contains("still pending"), "{seen}");
+    assert_eq!(okta_status(&sim_url, &victim.login), "ACTIVE");
+
+    // Attack 3: `idgw approve --dev-no-auth` against a gateway that authenticates.
+    let o = approve_cmd(&gateway, &issuer, &[&tx, "--dev-no-auth", "--yes"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("accepted only by a gateway running --dev-no-auth"),
+        "{}",
+        stderr(&o)
+    );
+    // The agent's own token: without the approve scope, then with it (the same person).
+    let o = approve_cmd(&gateway, &issuer, &[&tx, "--yes"], Some(&dir.path().join("agent.json")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("lacks the scope mcp:actions:approve"),
+        "{}",
+        stderr(&o)
+    );
+    let o = approve_cmd(&gateway, &issuer, &[&tx, "--yes"], Some(&agent_all));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another person must approve"), "{}", stderr(&o));
+    // No token at all, and a forged one.
+    let (status, _) = http(
+        &addr,
+        "POST",
+        &format!("/approvals/{tx}/decision"),
+        "",
+        r#"{"approve":true}"#,
+    );
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        &addr,
+        "POST",
+        &format!("/approvals/{tx}/decision"),
+        "Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJjaXNvIn0.\r\n",
+        r#"{"approve":true}"#,
+    );
+    assert_eq!(status, 401);
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", with_id.clone(), &[]);
+    assert!(seen["text"].as_str().unwrap().contains("still pending"), "{seen}");
+    assert_eq!(okta_status(&sim_url, &victim.login), "ACTIVE");
+
+    // The page itself, without a browser: never framed or cached, refused under a foreign
+    // Host (DNS rebinding), its sign-in finished only by the browser that started it, and
+    // no decision without a signed-in session of this request.
+    let (status, head, _) = http_full(&addr, &addr, "GET", &format!("/approvals/{tx}"), "", "");
+    assert_eq!(status, 303, "an unsigned visitor is sent to sign in: {head}");
+    assert!(
+        head.contains("location: ") && head.contains("code_challenge_method=s256"),
+        "{head}"
+    );
+    assert!(
+        head.contains("x-frame-options: deny") && head.contains("frame-ancestors 'none'"),
+        "{head}"
+    );
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    assert!(
+        head.contains("set-cookie: idgw_signin=") && head.contains("httponly"),
+        "{head}"
+    );
+    let (status, _, _) = http_full(&addr, "rebound.example:80", "GET", &format!("/approvals/{tx}"), "", "");
+    assert_eq!(status, 403);
+    let (status, _, body) = http_full(
+        &addr,
+        &addr,
+        "GET",
+        "/approvals/callback?code=stolen&state=guessed",
+        "",
+        "",
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("not started in this browser"), "{body}");
+    let (status, _, _) = http_full(
+        &addr,
+        &addr,
+        "POST",
+        &format!("/approvals/{tx}"),
+        &format!("Origin: {gateway}\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
+        "csrf=x&decision=approve&arguments_hash=x&target_id=x",
+    );
+    assert_eq!(status, 401, "a form post without a session of this request");
+
+    // Attack 4: a protected account named by its Okta id instead of its login.
+    let by_id = serde_json::json!({
+        "user_login": protected.id, "reasoning": reasoning,
+        "evidence": [event_of(&store, &protected.login)], "dry_run": true});
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", by_id, &[]);
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(seen["text"].as_str().unwrap().contains("protected account"), "{seen}");
+    // Names that are no account are refused.
+    for name in ["me", "..", "../../api/v1/users/x"] {
+        let bad = serde_json::json!({"user_login": name, "reasoning": reasoning, "evidence": [evidence]});
+        let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", bad, &[]);
+        assert!(
+            seen["text"].as_str().unwrap().contains("is not a user"),
+            "{name}: {seen}"
+        );
+    }
+
+    // A decision about another call than the one shown (a stale or swapped request) is
+    // refused, and `idgw approve` without a terminal does not decide unasked.
+    let analyst_token: serde_json::Value = serde_json::from_slice(&std::fs::read(&analyst).unwrap()).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}\r\n",
+        analyst_token["access_token"].as_str().unwrap()
+    );
+    let (status, body) = http(
+        &addr,
+        "POST",
+        &format!("/approvals/{tx}/decision"),
+        &bearer,
+        &serde_json::json!({"approve": true, "arguments_hash": "0".repeat(64), "target_id": victim.id}).to_string(),
+    );
+    assert_eq!(status, 409, "{body}");
+    let o = approve_cmd(&gateway, &issuer, &[&tx], Some(&analyst));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&victim.id),
+        "the call is shown first: {}",
+        stderr(&o)
+    );
+
+    // The legitimate path: another person, signed in with the approve scope, approves.
+    let o = approve_cmd(&gateway, &issuer, &["--list", "--json", "--yes"], Some(&analyst));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&tx), "{}", stdout(&o));
+    let o = approve_cmd(&gateway, &issuer, &[&tx, "--json", "--yes"], Some(&analyst));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let decided: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(decided["approver"]["subject"], analyst_login, "{decided}");
+    assert_eq!(decided["target"]["id"], victim.id.as_str(), "{decided}");
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", with_id.clone(), &[]);
+    assert_eq!(seen["structured"]["status"], "success", "{seen}");
+    assert_eq!(seen["structured"]["approved_by"], analyst_login, "{seen}");
+    assert_eq!(okta_status(&sim_url, &victim.login), "SUSPENDED");
+    // Used once.
+    let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", with_id, &[]);
+    assert!(seen["text"].as_str().unwrap().contains("no open approval"), "{seen}");
+
+    // The decision and its use are records of the hash-chained log, with the approver's
+    // token id; the log verifies.
+    let records = audit_records(&store);
+    let decision = records
+        .iter()
+        .find(|r| r["transaction_id"] == tx.as_str() && r["status"] == "approved")
+        .expect("a decision record");
+    assert_eq!(decision["principal"], analyst_login);
+    assert_eq!(decision["approval"]["method"], "cli");
+    assert!(
+        decision["approval"]["token_id"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("AT.")),
+        "{decision}"
+    );
+    let intent = records
+        .iter()
+        .find(|r| r["transaction_id"] == tx.as_str() && r["phase"] == "intent")
+        .expect("an intent record");
+    assert_eq!(intent["approval"]["approver"], analyst_login);
+    assert_eq!(
+        intent["approval"]["arguments_hash"],
+        decision["approval"]["arguments_hash"]
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["status"] == "approved" && r["principal"] == agent_login),
+        "the agent never approved anything"
+    );
+    let o = idgw(&["audit", "verify", store.join("audit").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    // The approval page in a real browser: the agent's call carries the person there (URL
+    // elicitation); they sign in at the issuer with PKCE, see the exact call and approve,
+    // and the agent's call completes. The requester signing in is refused.
+    if let Some((playwright, chromium)) = browser() {
+        let (status, body) = http(
+            host(&sim_url),
+            "POST",
+            "/sim/oauth/redirect-uris",
+            "",
+            &serde_json::json!({"redirect_uri": format!("{gateway}/approvals/callback")}).to_string(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let node = std::env::var("IDGW_NODE").unwrap_or_else(|_| "node".into());
+        let decide = script("tests/interop/approval/decide.mjs");
+        let shot = dir.path().join("approved.png");
+        let reset = serde_json::json!({"user_login": victim.id, "reasoning": reasoning, "evidence": [evidence]});
+        let on_url = [
+            node.as_str(),
+            decide.to_str().unwrap(),
+            &playwright,
+            &chromium,
+            analyst_login,
+            "approve",
+            shot.to_str().unwrap(),
+        ];
+        let seen = agent(&mcp, &agent_token, "legacy", "revoke_sessions", reset, &on_url);
+        let browser: serde_json::Value =
+            serde_json::from_str(seen["on_url"][0]["stdout"].as_str().unwrap_or("{}")).unwrap_or_default();
+        assert!(
+            browser["signin_url"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/oauth2/default/v1/authorize"),
+            "{seen}"
+        );
+        assert_eq!(browser["tool"], "revoke_sessions", "{seen}");
+        assert!(browser["target"].as_str().unwrap().contains(&victim.id), "{seen}");
+        assert!(browser["requester"].as_str().unwrap().contains(agent_login), "{seen}");
+        assert_eq!(browser["approver"], analyst_login, "{seen}");
+        assert_eq!(browser["evidence"][0][0], evidence.as_str(), "{seen}");
+        assert!(
+            browser["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("Approved by {analyst_login}")),
+            "{seen}"
+        );
+        assert_eq!(seen["structured"]["status"], "success", "{seen}");
+        assert_eq!(seen["structured"]["approved_by"], analyst_login, "{seen}");
+        assert!(shot.exists());
+
+        // The requester signs in at the page of a new request: refused, nothing decided.
+        let notify = serde_json::json!({"user_login": victim.login, "reasoning": reasoning, "evidence": [evidence]});
+        let pending = agent(&mcp, &agent_token, "auto", "reset_password", notify, &[]);
+        assert!(pending["rounds_exceeded"].as_bool().unwrap(), "{pending}");
+        let url = pending["elicited"][0]["url"].as_str().unwrap();
+        let out = Command::new(&node)
+            .arg(&decide)
+            .args([
+                &playwright,
+                &chromium,
+                agent_login,
+                "approve",
+                dir.path().join("refused.png").to_str().unwrap(),
+                url,
+            ])
+            .output()
+            .unwrap();
+        let refused: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap_or("{}")).unwrap();
+        assert!(
+            refused["refused"].as_str().unwrap_or("").contains("cannot approve it"),
+            "{refused} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(okta_status(&sim_url, &victim.login), "SUSPENDED", "no reset happened");
+    }
+    gw.kill().unwrap();
+    let _ = gw.wait();
+    sim.kill().unwrap();
+    let _ = sim.wait();
+}
