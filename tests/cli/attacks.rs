@@ -99,12 +99,12 @@ fn login(sim_url: &str, token_file: &Path, user: &str, tools: Option<&str>) -> S
     t["access_token"].as_str().unwrap().to_owned()
 }
 
-fn script(rel: &str) -> PathBuf {
+pub(super) fn script(rel: &str) -> PathBuf {
     PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())).join(rel)
 }
 
 /// The agent's one tool call (tests/interop/agent.py); what it saw.
-fn agent(
+pub(super) fn agent(
     url: &str,
     token: &str,
     mode: &str,
@@ -144,7 +144,7 @@ fn okta_status(sim_url: &str, login: &str) -> String {
 }
 
 /// One stored event of `login`: evidence about the user acted on.
-fn event_of(store: &Path, login: &str) -> String {
+pub(super) fn event_of(store: &Path, login: &str) -> String {
     let o = idgw(&[
         "query",
         "--store",
@@ -186,7 +186,7 @@ fn stderr(o: &Output) -> String {
 }
 
 /// The browser (playwright-core and Chromium, both installed by .ci/run).
-fn browser() -> Option<(String, String)> {
+pub(super) fn browser() -> Option<(String, String)> {
     let pw = std::env::var("IDGW_PLAYWRIGHT").ok().filter(|p| Path::new(p).exists());
     let chromium = std::env::var("IDGW_CHROMIUM").ok().filter(|p| Path::new(p).exists());
     if !interop(
@@ -196,6 +196,18 @@ fn browser() -> Option<(String, String)> {
         return None;
     }
     Some((pw?, chromium?))
+}
+
+/// The login of the `i`-th ordinary member of the store's tenant.
+pub(super) fn member(i: usize) -> String {
+    let tenant = idgw_testbed::generate::tenant::Tenant::new(SEED, USERS);
+    tenant
+        .users
+        .iter()
+        .filter(|u| u.role == idgw_testbed::generate::tenant::Role::Member)
+        .nth(i)
+        .map(|u| u.login.clone())
+        .unwrap()
 }
 
 #[test]

@@ -89,6 +89,17 @@ fn post(addr: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
 /// Runs `idgw gateway login ARGS` and has the person at the provider approve (or deny) the
 /// code it prints.
 fn login(provider: &Provider, env: &[(&str, &str)], args: &[&str], approve: bool) -> std::process::Output {
+    login_as(provider, env, args, approve, "analyst@example.com")
+}
+
+/// [`login`] approved at the provider as `who`.
+fn login_as(
+    provider: &Provider,
+    env: &[(&str, &str)],
+    args: &[&str],
+    approve: bool,
+    who: &str,
+) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
         .args(["gateway", "login", "--json", "--timeout", "60"])
         .args(args)
@@ -112,7 +123,7 @@ fn login(provider: &Provider, env: &[(&str, &str)], args: &[&str], approve: bool
         addr,
         path,
         "",
-        &serde_json::json!({"user_code": code, "login": "analyst@example.com"}).to_string(),
+        &serde_json::json!({"user_code": code, "login": who}).to_string(),
     );
     assert_eq!(status, 204, "the provider did not take the decision");
     let mut rest = String::new();
@@ -172,7 +183,12 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // The HTTP gateway validates the provider's JWTs for its resource URI.
-    let (mut gw, addr) = serve_http_on(&store, &format!("127.0.0.1:{gateway_port}"), &[], &borrow(&env_all));
+    // Okta itself is the simulator, serving the store's tenant.
+    let (mut sim, sim_url, _) = super::sim(&["--users", "40", "--seed", "11", "--history-days", "1"]);
+    let mut env_gateway = env_all.clone();
+    env_gateway.push(("OKTA_ORG_URL".into(), sim_url.clone()));
+    env_gateway.push(("OKTA_API_TOKEN".into(), "sim-api-token".into()));
+    let (mut gw, addr) = serve_http_on(&store, &format!("127.0.0.1:{gateway_port}"), &[], &borrow(&env_gateway));
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
     let (status, head) = post(&addr, "/mcp", "", init);
     assert_eq!(status, 401);
@@ -247,8 +263,61 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
         );
         assert_eq!(seen["tools"].as_array().unwrap().len(), 18, "{seen}");
     }
+    // The approval page signs the approver in at this provider (its own login and consent
+    // pages, authorization code with PKCE), in headless Chromium, while the agent's call
+    // waits on its URL elicitation.
+    if python_mcp()
+        && let Some((playwright, chromium)) = super::attacks::browser()
+    {
+        let victim = super::attacks::member(0);
+        let agent_file = dir.path().join("token-agent.json");
+        let env_agent = env(&agent_file);
+        let o = login_as(
+            &provider,
+            &borrow(&env_agent),
+            &["--tools", "suspend_user,read_user"],
+            true,
+            "agent-owner@example.com",
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let evidence = super::attacks::event_of(&store, &victim);
+        let node = std::env::var("IDGW_NODE").unwrap_or_else(|_| "node".into());
+        let decide = super::attacks::script("tests/interop/approval/decide.mjs");
+        let shot = dir.path().join("oidc-approved.png");
+        let on_url = [
+            node.as_str(),
+            decide.to_str().unwrap(),
+            &playwright,
+            &chromium,
+            "analyst@example.com",
+            "approve",
+            shot.to_str().unwrap(),
+        ];
+        let seen = super::attacks::agent(
+            &format!("http://{addr}/mcp"),
+            &token(&agent_file),
+            "legacy",
+            "suspend_user",
+            serde_json::json!({"user_login": victim, "reasoning": "sign-ins from two continents within the hour", "evidence": [evidence]}),
+            &on_url,
+        );
+        let browser: serde_json::Value =
+            serde_json::from_str(seen["on_url"][0]["stdout"].as_str().unwrap_or("{}")).unwrap_or_default();
+        assert!(
+            browser["signin_url"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&provider.issuer),
+            "{seen}"
+        );
+        assert_eq!(browser["approver"], "analyst@example.com", "{seen}");
+        assert_eq!(seen["structured"]["status"], "success", "{seen}");
+        assert_eq!(seen["structured"]["approved_by"], "analyst@example.com", "{seen}");
+    }
     gw.kill().unwrap();
     let _ = gw.wait();
+    sim.kill().unwrap();
+    let _ = sim.wait();
 
     // Over stdio, the agent signs in through the MCP tools.
     if python_mcp() {

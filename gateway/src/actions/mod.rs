@@ -29,6 +29,7 @@ use idgw_schemas::{AuditPhase, AuditRecord};
 use rmcp::model::RequestStateCodec;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::Digest as _;
 
 use crate::approvals::{self, Approvals, EvidenceItem};
 use crate::audit::{self, AuditError, AuditLog};
@@ -925,8 +926,31 @@ fn base_record(
     r.principal = Some(caller.principal.clone());
     r.scopes = caller.scopes.clone();
     r.client = caller.client.clone();
-    r.arguments = arguments;
+    r.arguments = redact(arguments);
     r
+}
+
+/// Argument names whose values are credentials: recorded as a SHA-256 prefix (enough to
+/// match two records of one sign-in), never as the value.
+const SECRET_ARGUMENTS: [&str; 6] = [
+    "device_code",
+    "user_code",
+    "access_token",
+    "refresh_token",
+    "password",
+    "client_secret",
+];
+
+fn redact(mut arguments: Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in arguments.iter_mut() {
+        if SECRET_ARGUMENTS.contains(&k.as_str()) {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            *v = Value::String(format!("<redacted sha256:{hex}>"));
+        }
+    }
+    arguments
 }
 
 /// The answer for a call on `pre`'s user before Okta is asked anything.
@@ -991,5 +1015,37 @@ fn op_of(kind: Kind) -> crate::okta::Op {
         Kind::ResetPassword => crate::okta::Op::ResetPassword,
         Kind::RevokeSessions => crate::okta::Op::RevokeSessions,
         Kind::Notify => crate::okta::Op::Notify,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_arguments_are_never_recorded() {
+        let caller = Caller {
+            principal: "p".into(),
+            ..Caller::default()
+        };
+        let arguments =
+            serde_json::json!({"device_code": "GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS", "tools": ["list_alerts"]});
+        let r = base_record(
+            "txn-1",
+            AuditPhase::Outcome,
+            "complete_device_auth",
+            "success",
+            &caller,
+            arguments.as_object().unwrap().clone(),
+        );
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains("GmRhmhcx"), "{line}");
+        assert!(
+            r.arguments["device_code"]
+                .as_str()
+                .unwrap()
+                .starts_with("<redacted sha256:")
+        );
+        assert_eq!(r.arguments["tools"][0], "list_alerts");
     }
 }

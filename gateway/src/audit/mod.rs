@@ -112,6 +112,9 @@ pub fn record(transaction_id: &str, phase: AuditPhase, action: &str, status: &st
 struct Writer {
     file: File,
     head: Head,
+    /// The file's length after the last complete record: a failed write is cut back to it,
+    /// so a half-written line never forks the chain.
+    len: u64,
     // Held for the life of the writer; dropping it releases the lock.
     _lock: File,
 }
@@ -144,6 +147,7 @@ impl AuditLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         let path = dir.join(LOG_FILE);
+        let recovered = recover_torn_tail(dir)?;
         let report = verify(dir)?;
         if let Some(p) = report.problems.first() {
             return Err(AuditError::Broken {
@@ -162,15 +166,23 @@ impl AuditLog {
             records: report.records,
             last_hash: report.last_hash,
         };
-        Ok(AuditLog {
+        let len = file.metadata().map_err(io_err(&path))?.len();
+        let log = AuditLog {
             dir: dir.to_owned(),
             writer: Mutex::new(Writer {
                 file,
                 head,
+                len,
                 _lock: lock,
             }),
             mirror: None,
-        })
+        };
+        if let Some(torn) = recovered {
+            let mut r = record(&new_transaction_id(), AuditPhase::Outcome, "audit_log", "recovered");
+            r.error = Some(torn);
+            log.append(r, true)?;
+        }
+        Ok(log)
     }
 
     /// Also copies every record to Kafka.
@@ -202,10 +214,20 @@ impl AuditLog {
         let hash = line_hash(&line);
         line.push(b'\n');
         let path = self.dir.join(LOG_FILE);
-        w.file.write_all(&line).map_err(io_err(&path))?;
-        if durable {
-            w.file.sync_data().map_err(io_err(&path))?;
+        let written = w
+            .file
+            .write_all(&line)
+            .and_then(|()| if durable { w.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            // Cut back whatever part of the line reached the file: the next record then
+            // follows the last complete one, and the chain does not fork.
+            let len = w.len;
+            if let Err(cut) = w.file.set_len(len) {
+                tracing::error!(error = %cut, "cannot cut a failed audit write back; the next start recovers it");
+            }
+            return Err(io_err(&path)(e));
         }
+        w.len += line.len() as u64;
         let head = Head {
             records: w.head.records + 1,
             last_hash: hash,
@@ -236,6 +258,57 @@ impl AuditLog {
         }
         Ok(out)
     }
+}
+
+/// A last line cut short by a crash (no newline), when everything before it verifies and
+/// the head names exactly that prefix (so the torn line was never acknowledged): the torn
+/// bytes are moved to `audit.torn-<time>.bin` for inspection and the log is cut back to
+/// the prefix. What to record about it; `None` when there was nothing to recover. Any
+/// other damage is left for [`verify`] to report.
+fn recover_torn_tail(dir: &Path) -> Result<Option<String>, AuditError> {
+    let path = dir.join(LOG_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    if bytes.is_empty() || bytes.last() == Some(&b'\n') {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let prefix = dir.join(format!("{LOG_FILE}.prefix-check"));
+    std::fs::write(&prefix, &bytes[..keep]).map_err(io_err(&prefix))?;
+    let checked = verify(&prefix);
+    let _ = std::fs::remove_file(&prefix);
+    let checked = checked?;
+    let head: Option<Head> = std::fs::read(dir.join(HEAD_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let intact = checked
+        .problems
+        .iter()
+        .all(|p| matches!(p, Problem::MissingHead | Problem::Head { .. }));
+    let acknowledged = head.is_none_or(|h| h.records != checked.records || h.last_hash != checked.last_hash);
+    if !intact || (acknowledged && checked.records > 0) {
+        return Ok(None);
+    }
+    let torn = &bytes[keep..];
+    let saved = dir.join(format!("audit.torn-{}.bin", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")));
+    private(OpenOptions::new().create_new(true).write(true))
+        .open(&saved)
+        .and_then(|mut f| f.write_all(torn).and_then(|()| f.sync_all()))
+        .map_err(io_err(&saved))?;
+    let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+    file.set_len(keep as u64).map_err(io_err(&path))?;
+    file.sync_all().map_err(io_err(&path))?;
+    tracing::warn!(bytes = torn.len(), saved = %saved.display(), "cut a torn last audit line after a crash");
+    Ok(Some(format!(
+        "after a crash the last line was cut short ({} bytes, never acknowledged: the head named the {} records before it); moved to {} and the chain continues from record {}",
+        torn.len(),
+        checked.records,
+        saved.display(),
+        checked.records
+    )))
 }
 
 /// Files of the audit directory are created readable and writable by the gateway's user
@@ -634,6 +707,44 @@ mod tests {
         rewrite(d.path(), &all[..2]);
         std::fs::remove_file(d.path().join(HEAD_FILE)).unwrap();
         assert_eq!(verify(d.path()).unwrap().problems, vec![Problem::MissingHead]);
+    }
+
+    #[test]
+    fn a_torn_last_line_after_a_crash_is_recovered_on_open() {
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 2);
+        let intact = lines(d.path());
+        // A crash mid-write: part of a fifth line, never acknowledged (the head names 4).
+        let mut text = intact.join("\n");
+        text.push_str("\n{\"seq\":4,\"transaction_id\":\"txn-");
+        std::fs::write(d.path().join(LOG_FILE), &text).unwrap();
+        let log = AuditLog::open(d.path()).expect("a torn tail is recovered, not refused");
+        let records = log.read(|_| true).unwrap();
+        assert_eq!(records.len(), 5);
+        let recovered = &records[4];
+        assert_eq!((recovered.seq, recovered.status.as_str()), (4, "recovered"));
+        assert!(
+            recovered.error.as_deref().unwrap().contains("never acknowledged"),
+            "{recovered:?}"
+        );
+        drop(log);
+        assert!(verify(d.path()).unwrap().ok());
+        let saved: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("audit.torn-"))
+            .collect();
+        assert_eq!(saved.len(), 1, "the torn bytes are kept for inspection");
+
+        // A torn line after records whose head was cut too (tampering, not a crash): still
+        // refused.
+        let d = tempfile::tempdir().unwrap();
+        write_some(d.path(), 2);
+        let all = lines(d.path());
+        let mut text = all[..2].join("\n");
+        text.push_str("\n{\"seq\":2,");
+        std::fs::write(d.path().join(LOG_FILE), &text).unwrap();
+        assert!(matches!(AuditLog::open(d.path()), Err(AuditError::Broken { .. })));
     }
 
     #[test]
