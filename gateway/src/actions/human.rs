@@ -75,6 +75,9 @@ pub(super) struct SealedApproval {
 /// The key of an input-required answer.
 const APPROVAL_INPUT: &str = "approval";
 
+/// How long one tool call waits for a person sent to the approval page, at most.
+const IN_CALL_WAIT: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// What the evidence check found, for the approval request.
 pub(super) struct Asked<'a> {
     pub(super) hash: &'a str,
@@ -253,11 +256,15 @@ impl Actions {
                 }
                 let url = self.approvals.page_url(tx).and_then(|u| reqwest::Url::parse(&u).ok());
                 if let (true, Some(url)) = (modes.contains(&rmcp::service::ElicitationMode::Url), url) {
+                    // The whole wait stays inside the 60 s MCP clients give a call; a slower
+                    // person is answered with approval_required and the approval_id.
+                    let deadline = std::time::Instant::now() + timeout.min(IN_CALL_WAIT);
+                    let left = || deadline.saturating_duration_since(std::time::Instant::now());
                     let answer = peer
-                        .elicit_url_with_timeout(Self::url_question(call, pre), url, tx, Some(timeout))
+                        .elicit_url_with_timeout(Self::url_question(call, pre), url, tx, Some(left()))
                         .await;
                     if let Ok(ElicitationAction::Accept) = answer {
-                        match self.approvals.wait_decided(tx, timeout).await {
+                        match self.approvals.wait_decided(tx, left()).await {
                             Decision::Approved => return self.use_approval(call, tx, hash, &pre.id).await.map(Ok),
                             Decision::Rejected => {
                                 let e = self
