@@ -595,6 +595,23 @@ impl Actions {
                 .await);
         }
         let result = |status: &str, message: String| result_for(&call, &tx, &pre, status, message);
+        // The answer for an action done; `how` says how that is known when not from Okta's
+        // answer.
+        let success = |how: &str, post: Option<OktaUser>, approval: Option<idgw_schemas::audit::Approval>| {
+            let mut r = result(
+                "success",
+                format!(
+                    "{} done on {}{how}: status {} → {}",
+                    call.tool,
+                    call.login,
+                    pre.status,
+                    post.as_ref().map_or("unknown", |p| p.status.as_str())
+                ),
+            );
+            r.post_state = post;
+            r.approved_by = approval.map(|a| a.approver);
+            r
+        };
         if call.kind.done_status() == Some(pre.status.as_str()) {
             let mut r = call_record(&call, &tx, AuditPhase::Outcome, "no_change");
             r.pre_state = serde_json::to_value(&pre).ok();
@@ -657,18 +674,7 @@ impl Actions {
                 if let Err(e) = self.write(outcome, true).await {
                     tracing::error!(error = %e, transaction = %tx, "the action ran but its outcome could not be audited");
                 }
-                let mut r = result(
-                    "success",
-                    format!(
-                        "{} done on {}: status {} → {}",
-                        call.tool,
-                        call.login,
-                        pre.status,
-                        post.as_ref().map_or("unknown", |p| p.status.as_str())
-                    ),
-                );
-                r.post_state = post;
-                r.approved_by = approval.map(|a| a.approver);
+                let mut r = success("", post, approval);
                 r.okta_request_ids = done.request_ids;
                 r.backend = Some(done.via.to_owned());
                 Ok(r)
@@ -708,18 +714,7 @@ impl Actions {
                 }
                 match verdict {
                     "success" => {
-                        let mut r = result(
-                            "success",
-                            format!(
-                                "{} done on {} (Okta's answer was lost; its state after shows it): status {} → {}",
-                                call.tool,
-                                call.login,
-                                pre.status,
-                                post.as_ref().map_or("unknown", |p| p.status.as_str())
-                            ),
-                        );
-                        r.post_state = post;
-                        r.approved_by = approval.map(|a| a.approver);
+                        let mut r = success(" (Okta's answer was lost; its state after shows it)", post, approval);
                         r.backend = self.okta.backend_for(op_of(call.kind)).map(str::to_owned);
                         Ok(r)
                     }

@@ -36,6 +36,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operation.
+    pub const ALL: [Op; 7] = [
+        Op::ReadUser,
+        Op::Suspend,
+        Op::Unsuspend,
+        Op::ResetPassword,
+        Op::RevokeSessions,
+        Op::Notify,
+        Op::SearchLogs,
+    ];
+
     /// The reference design's flow name (`OKTA_WF_<NAME>_URL`).
     pub fn flow_name(self) -> &'static str {
         match self {
@@ -142,26 +153,16 @@ impl OktaConfig {
     /// The first configured Okta URL (org or Workflows flow) that is not on this host: a
     /// real org, which a `--dev-no-auth` demo must not act on.
     pub fn remote_target(&self) -> Option<String> {
-        let ops = [
-            Op::ReadUser,
-            Op::Suspend,
-            Op::Unsuspend,
-            Op::ResetPassword,
-            Op::RevokeSessions,
-            Op::Notify,
-            Op::SearchLogs,
-        ];
-        let urls = self.org_url.iter().cloned().chain(
-            ops.into_iter()
-                .filter_map(|op| self.workflows.flow(op).map(|f| f.url.clone())),
-        );
-        urls.into_iter().find(|u| {
+        let flows = Op::ALL
+            .into_iter()
+            .filter_map(|op| self.workflows.flow(op).map(|f| f.url.clone()));
+        self.org_url.iter().cloned().chain(flows).find(|u| {
             let host = reqwest::Url::parse(u)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned));
+            // IPv6 hosts come bracketed (`[::1]`).
             !host.is_some_and(|h| {
                 h == "localhost"
-                    || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
                     || h.trim_matches(['[', ']'])
                         .parse::<std::net::IpAddr>()
                         .is_ok_and(|ip| ip.is_loopback())
@@ -190,15 +191,7 @@ impl OktaConfig {
                 scopes: ServiceAppConfig::default_scopes(),
             });
         }
-        for op in [
-            Op::ReadUser,
-            Op::Suspend,
-            Op::Unsuspend,
-            Op::ResetPassword,
-            Op::RevokeSessions,
-            Op::Notify,
-            Op::SearchLogs,
-        ] {
+        for op in Op::ALL {
             let name = op.flow_name().to_ascii_uppercase();
             let url = nonempty(&format!("OKTA_WF_{name}_URL"));
             let token = nonempty(&format!("OKTA_WF_{name}_TOKEN"));
