@@ -49,6 +49,14 @@ pub struct AuditConfig {
     pub dir: Option<PathBuf>,
     /// A copy of every record on a Kafka topic (`[gateway.audit.kafka]`).
     pub kafka: Option<crate::audit::mirror::MirrorConfig>,
+    /// The gateway's Ed25519 private key, PKCS#8 PEM (`IDGW_AUDIT_SIGNING_KEY`; `idgw
+    /// audit keygen` or `openssl genpkey -algorithm ed25519` makes one). With it, the
+    /// chain head is signed after every record and published to `head_copy` and, as a
+    /// header of each record, on the Kafka mirror.
+    pub signing_key: Option<PathBuf>,
+    /// Where the signed head is written, outside the audit directory: another volume or a
+    /// path only the gateway may write and auditors may read (`IDGW_AUDIT_HEAD_COPY`).
+    pub head_copy: Option<PathBuf>,
 }
 
 /// Configuration errors.
@@ -109,6 +117,12 @@ impl GatewayConfig {
         }
         if let Some(dir) = get("AUDIT_LOG_DIR").filter(|d| !d.trim().is_empty()) {
             self.audit.dir = Some(PathBuf::from(dir));
+        }
+        if let Some(key) = get("IDGW_AUDIT_SIGNING_KEY").filter(|d| !d.trim().is_empty()) {
+            self.audit.signing_key = Some(PathBuf::from(key));
+        }
+        if let Some(copy) = get("IDGW_AUDIT_HEAD_COPY").filter(|d| !d.trim().is_empty()) {
+            self.audit.head_copy = Some(PathBuf::from(copy));
         }
         // The deployment's brokers (design.md) carry the audit copy too.
         if let Some(brokers) = get("KAFKA_BROKERS").filter(|b| !b.trim().is_empty()) {

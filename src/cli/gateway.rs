@@ -168,7 +168,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let mirror = idgw_gateway::audit::mirror::KafkaMirror::new(kafka).map_err(anyhow::Error::msg)?;
             audit = audit.with_mirror(mirror);
         }
+        if let Some(signer) = head_signer(&gw_config.audit, &audit_dir)? {
+            audit = audit.with_signer(signer).context("checking the audit log against its published head")?;
+        }
         let audit = Arc::new(audit);
+        let audit_at_exit = Arc::clone(&audit);
         let okta = Okta::new(gw_config.okta.clone())?;
         let approvals = Arc::new(Approvals::new(Arc::clone(&audit), args.dev_no_auth));
         let actions = Arc::new(
@@ -299,6 +303,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 let _ = page.await;
             }
         }
+        // Tasks may still hold the log when the runtime ends, so its drop is no place to
+        // wait for the last records to reach the mirror.
+        if let Some(m) = audit_at_exit.mirror()
+            && let Err(e) = m.flush(Duration::from_secs(10))
+        {
+            tracing::error!(error = %e, "the last audit records did not reach the Kafka mirror; audit.jsonl keeps them");
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -370,4 +381,38 @@ async fn wait_for_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// The audit head's signer, when `[gateway.audit] signing_key` is set. A copy inside the
+/// audit directory would be cut along with the log, so it is refused.
+fn head_signer(
+    config: &idgw_gateway::config::AuditConfig,
+    audit_dir: &std::path::Path,
+) -> anyhow::Result<Option<idgw_gateway::audit::signed_head::HeadSigner>> {
+    let Some(key) = &config.signing_key else {
+        if config.head_copy.is_some() {
+            anyhow::bail!("[gateway.audit] head_copy needs signing_key (IDGW_AUDIT_SIGNING_KEY): the copy is signed");
+        }
+        return Ok(None);
+    };
+    if let Some(copy) = &config.head_copy {
+        let parent = copy
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let inside = match (parent.canonicalize(), audit_dir.canonicalize()) {
+            (Ok(p), Ok(a)) => p.starts_with(a),
+            _ => parent.starts_with(audit_dir),
+        };
+        if inside {
+            anyhow::bail!(
+                "[gateway.audit] head_copy {} is inside the audit directory {}: whoever can cut the log could cut it too; put it on another volume or path",
+                copy.display(),
+                audit_dir.display()
+            );
+        }
+    }
+    let signer = idgw_gateway::audit::signed_head::HeadSigner::load(key, config.head_copy.clone())
+        .context("loading the audit signing key")?;
+    Ok(Some(signer))
 }

@@ -559,3 +559,155 @@ fn no_agent_can_approve_its_own_action() {
     sim.kill().unwrap();
     let _ = sim.wait();
 }
+
+/// Attack: someone with a shell on the gateway's host cuts the last records of the audit
+/// log (the deleted suspend of a colleague, say) and rewrites `audit.head.json` to match.
+/// The chain alone still verifies; the head the gateway signed and published outside the
+/// directory, and the Kafka mirror, still name the records that were cut.
+#[test]
+fn a_cut_audit_tail_is_caught_by_the_published_head_and_the_mirror() {
+    use idgw_gateway::audit::{self, signed_head};
+    if !python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = keys.join("audit-signing.pem");
+    let o = idgw(&["audit", "keygen", key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let public = keys.join("audit-signing.pem.pub");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // Never overwritten.
+    assert!(!idgw(&["audit", "keygen", key.to_str().unwrap()]).status.success());
+    let witness = dir.path().join("witness");
+    std::fs::create_dir(&witness).unwrap();
+    let copy = witness.join("audit.head.json");
+
+    let broker = super::stream::external_broker().unwrap_or_else(super::stream::mock);
+    let brokers = broker.brokers();
+    let topic = format!("idgw.audit.{}", super::stream::rand_u64());
+    broker.create_topic(&topic, 1);
+    let env = [
+        ("IDGW_AUDIT_SIGNING_KEY", key.to_str().unwrap()),
+        ("IDGW_AUDIT_HEAD_COPY", copy.to_str().unwrap()),
+        ("KAFKA_BROKERS", brokers.as_str()),
+        ("IDGW_AUDIT_KAFKA_TOPIC", topic.as_str()),
+    ];
+    // A copy inside the audit directory is refused: it would be cut with the log.
+    let inside = store.join("audit/head-copy.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args([
+            "gateway",
+            "serve",
+            "--store",
+            store.to_str().unwrap(),
+            "--dev-no-auth",
+            "--stdio",
+        ])
+        .envs(env)
+        .env("IDGW_AUDIT_HEAD_COPY", &inside)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is inside the audit directory"), "{}", stderr(&o));
+
+    let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &["--dev-no-auth"], &env);
+    let seen = super::gateway::run_client(&["http", &format!("http://{addr}/mcp")], &[]);
+    assert_eq!(seen["mode"], "http", "{seen}");
+    // The gateway flushes the mirror when it stops.
+    let _ = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status();
+    assert!(gw.wait().unwrap().success());
+
+    let audit_dir = store.join("audit");
+    let log = audit_dir.join(audit::LOG_FILE);
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines.len() > 8, "{}", lines.len());
+    let published = signed_head::SignedHead::read(&copy).unwrap();
+    assert_eq!(published.records, lines.len() as u64);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", audit_dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        idgw(&args)
+    };
+    let expect = [
+        "--expect-head",
+        copy.to_str().unwrap(),
+        "--public-key",
+        public.to_str().unwrap(),
+    ];
+    let mirror = [
+        "--against-kafka",
+        brokers.as_str(),
+        "--topic",
+        topic.as_str(),
+        "--public-key",
+        public.to_str().unwrap(),
+    ];
+    // Intact: every check passes.
+    let o = verify(&expect);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let o = verify(&mirror);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+
+    // The attack: three records cut, the local head rewritten to the new end.
+    let kept = &lines[..lines.len() - 3];
+    std::fs::write(&log, format!("{}\n", kept.join("\n"))).unwrap();
+    let head =
+        serde_json::json!({"records": kept.len(), "last_hash": audit::line_hash(kept.last().unwrap().as_bytes())});
+    std::fs::write(audit_dir.join(audit::HEAD_FILE), head.to_string()).unwrap();
+    // The chain alone cannot tell.
+    let o = verify(&[]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    // The published head and the mirror can.
+    let o = verify(&expect);
+    assert_eq!(o.status.code(), Some(5), "{}", stdout(&o));
+    assert!(stdout(&o).contains("3 records were cut from the end"), "{}", stdout(&o));
+    let o = verify(&mirror);
+    assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("3 records were cut from the end"), "{}", stdout(&o));
+    // And the gateway refuses to serve on the cut log.
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args([
+            "gateway",
+            "serve",
+            "--store",
+            store.to_str().unwrap(),
+            "--dev-no-auth",
+            "--stdio",
+        ])
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("3 records were cut from the end"), "{}", stderr(&o));
+
+    // The attacker also replaces the published copy with one signed by a key of their own.
+    let forged_key = dir.path().join("attacker.pem");
+    assert!(
+        idgw(&["audit", "keygen", forged_key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let forger = signed_head::HeadSigner::load(&forged_key, Some(copy.clone())).unwrap();
+    let forged = forger.sign(&audit::Head {
+        records: kept.len() as u64,
+        last_hash: audit::line_hash(kept.last().unwrap().as_bytes()),
+    });
+    forger.publish(&forged, true).unwrap();
+    let o = verify(&expect);
+    assert_eq!(o.status.code(), Some(5), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not by the key given"), "{}", stdout(&o));
+    drop(broker);
+}

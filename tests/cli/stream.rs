@@ -41,7 +41,7 @@ fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
 }
 
 /// Where the topics live.
-enum Broker {
+pub(super) enum Broker {
     /// librdkafka's mock cluster, in this process.
     Mock(MockCluster<'static, DefaultProducerContext>),
     /// A real Kafka-compatible broker started by `.ci/run` (tansu), with its CLI for topics.
@@ -49,14 +49,14 @@ enum Broker {
 }
 
 impl Broker {
-    fn brokers(&self) -> String {
+    pub(super) fn brokers(&self) -> String {
         match self {
             Broker::Mock(c) => c.bootstrap_servers(),
             Broker::External { brokers, .. } => brokers.clone(),
         }
     }
 
-    fn create_topic(&self, name: &str, partitions: i32) {
+    pub(super) fn create_topic(&self, name: &str, partitions: i32) {
         match self {
             Broker::Mock(c) => c.create_topic(name, partitions, 1).unwrap(),
             Broker::External { brokers, tansu } => {
@@ -73,7 +73,7 @@ impl Broker {
 
 /// The broker `.ci/run` started (`IDGW_KAFKA_TEST_BROKERS`, `IDGW_TANSU`); absent, the test
 /// says it is skipped (and fails where `IDGW_REQUIRE_INTEROP` asks for it).
-fn external_broker() -> Option<Broker> {
+pub(super) fn external_broker() -> Option<Broker> {
     match (std::env::var("IDGW_KAFKA_TEST_BROKERS"), std::env::var("IDGW_TANSU")) {
         (Ok(brokers), Ok(tansu)) if !brokers.is_empty() => Some(Broker::External {
             brokers,
@@ -211,7 +211,7 @@ impl Worker {
     }
 }
 
-fn rand_u64() -> u64 {
+pub(super) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
@@ -322,7 +322,7 @@ fn setup(broker: Broker, tag: &str) -> Setup {
     }
 }
 
-fn mock() -> Broker {
+pub(super) fn mock() -> Broker {
     Broker::Mock(MockCluster::new(1).unwrap())
 }
 

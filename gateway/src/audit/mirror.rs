@@ -13,9 +13,18 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::message::DeliveryResult;
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{DeliveryResult, Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+
+use super::signed_head::SignedHead;
+
+/// The header of each mirrored record that holds the signed head after it.
+pub const HEAD_HEADER: &str = "idgw-audit-head";
 
 /// `[gateway.audit.kafka]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,9 +106,16 @@ impl KafkaMirror {
         })
     }
 
-    /// Queues one record line.
-    pub fn send(&self, transaction_id: &str, line: &[u8]) {
-        let record = BaseRecord::to(&self.topic).key(transaction_id).payload(line);
+    /// Queues one record line, with the signed head after it when the log is signed.
+    pub fn send(&self, transaction_id: &str, line: &[u8], head: Option<&SignedHead>) {
+        let mut record = BaseRecord::to(&self.topic).key(transaction_id).payload(line);
+        let head = head.and_then(|h| serde_json::to_vec(h).ok());
+        if let Some(h) = &head {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: HEAD_HEADER,
+                value: Some(h.as_slice()),
+            }));
+        }
         if let Err((e, _)) = self.producer.send(record) {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "an audit record could not be queued for Kafka; audit.jsonl keeps it");
@@ -115,6 +131,83 @@ impl KafkaMirror {
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.producer.flush(timeout).map_err(|e| e.to_string())
     }
+}
+
+/// One record read back from the mirror.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    /// The line as the gateway wrote it.
+    pub line: Vec<u8>,
+    /// The signed head sent with it, if the log was signed.
+    pub head: Option<Vec<u8>>,
+}
+
+/// Reads every record of the mirror's topic, from the start of each partition up to its end
+/// when the read began (for `idgw audit verify --against-kafka`). Gives up after `timeout`.
+pub fn read_all(config: &MirrorConfig, timeout: Duration) -> Result<Vec<Mirrored>, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", "idgw-audit-verify")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(|e| format!("Kafka consumer for {}: {e}", config.brokers))?;
+    let metadata = consumer
+        .fetch_metadata(Some(&config.topic), timeout)
+        .map_err(|e| format!("topic {} at {}: {e}", config.topic, config.brokers))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == config.topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(format!("topic {} does not exist at {}", config.topic, config.brokers));
+    }
+    // Each partition is read from its start to the end the broker reports when a fetch
+    // comes back empty (librdkafka's partition EOF). Not the watermarks asked for up front:
+    // tansu 0.6 answers them with the last batch's first offset, which stops short of the
+    // records batched after it.
+    let mut remaining: std::collections::HashSet<i32> = partitions.iter().copied().collect();
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(&config.topic, *p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while !remaining.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "timed out reading {} at {} ({} records read)",
+                config.topic,
+                config.brokers,
+                out.len()
+            ));
+        }
+        match consumer.poll(left.min(Duration::from_millis(500))) {
+            Some(Ok(m)) => {
+                let head = m.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == HEAD_HEADER)
+                        .and_then(|h| h.value.map(<[u8]>::to_vec))
+                });
+                out.push(Mirrored {
+                    line: m.payload().unwrap_or_default().to_vec(),
+                    head,
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                remaining.remove(&p);
+            }
+            Some(Err(e)) => return Err(format!("reading {}: {e}", config.topic)),
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 impl Drop for KafkaMirror {
@@ -158,6 +251,10 @@ mod tests {
                 .unwrap();
         }
         let mirror = log.mirror().unwrap();
+        // Read back by the verifier's reader too.
+        mirror.flush(Duration::from_secs(10)).unwrap();
+        let read = read_all(&config, Duration::from_secs(30)).unwrap();
+        assert_eq!(read.len(), 3);
         mirror.flush(Duration::from_secs(10)).unwrap();
         assert_eq!(mirror.stats().delivered.load(Ordering::Relaxed), 3);
         assert_eq!(mirror.stats().failed.load(Ordering::Relaxed), 0);

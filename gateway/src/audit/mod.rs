@@ -9,9 +9,13 @@
 //!   the head shows records cut from the end, which leave a valid but shorter chain.
 //! - `audit.lock`: held (an exclusive file lock) by the one process that appends.
 //!
-//! [`mirror`] copies every line to a Kafka topic as it is written.
+//! [`mirror`] copies every line to a Kafka topic as it is written; [`signed_head`] signs the
+//! head with the gateway's key and publishes it outside the directory (a file, and a header
+//! of every mirrored record), so that records cut from the end together with the local head
+//! are still noticed.
 
 pub mod mirror;
+pub mod signed_head;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -124,6 +128,7 @@ pub struct AuditLog {
     dir: PathBuf,
     writer: Mutex<Writer>,
     mirror: Option<mirror::KafkaMirror>,
+    signer: Option<signed_head::HeadSigner>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -176,6 +181,7 @@ impl AuditLog {
                 _lock: lock,
             }),
             mirror: None,
+            signer: None,
         };
         if let Some(torn) = recovered {
             let mut r = record(&new_transaction_id(), AuditPhase::Outcome, "audit_log", "recovered");
@@ -189,6 +195,36 @@ impl AuditLog {
     pub fn with_mirror(mut self, mirror: mirror::KafkaMirror) -> Self {
         self.mirror = Some(mirror);
         self
+    }
+
+    /// Signs the head with `signer`'s key and publishes it after every record. First checks
+    /// the log against the head last published: a log that no longer reaches it, or holds
+    /// other records up to it, had its tail cut or rewritten while the gateway was down,
+    /// and is refused ([`AuditError::Broken`]).
+    pub fn with_signer(mut self, signer: signed_head::HeadSigner) -> Result<Self, AuditError> {
+        let broken = |problem: String| AuditError::Broken {
+            path: self.dir.display().to_string(),
+            problem,
+        };
+        let published = signer
+            .published()
+            .map_err(|e| broken(format!("the published head: {e}")))?;
+        if let Some(p) = published {
+            let source = signer.copy_path().map_or_else(String::new, |c| c.display().to_string());
+            let report = verify_against(&self.dir, &[Checkpoint::from_signed(&p, source)])?;
+            if let Some(problem) = report.problems.first() {
+                return Err(broken(problem.to_string()));
+            }
+        }
+        {
+            let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let signed = signer.sign(&w.head);
+            signer
+                .publish(&signed, true)
+                .map_err(|e| broken(format!("cannot publish the signed head: {e}")))?;
+        }
+        self.signer = Some(signer);
+        Ok(self)
     }
 
     /// The Kafka mirror, if any.
@@ -233,10 +269,19 @@ impl AuditLog {
             last_hash: hash,
         };
         write_head(&self.dir, &head, durable)?;
+        let signed = self.signer.as_ref().map(|s| s.sign(&head));
         w.head = head;
-        // In chain order (still under the writer's lock), the exact line that was written.
+        if let (Some(s), Some(signed)) = (&self.signer, &signed)
+            && let Err(e) = s.publish(signed, durable)
+        {
+            // The local log stays the gate for actions; a copy that could not be replaced
+            // still names every record up to the last one it holds.
+            tracing::error!(error = %e, "cannot publish the signed audit head");
+        }
+        // In chain order (still under the writer's lock), the exact line that was written,
+        // with the signed head after it.
         if let Some(m) = &self.mirror {
-            m.send(&record.transaction_id, &line[..line.len() - 1]);
+            m.send(&record.transaction_id, &line[..line.len() - 1], signed.as_ref());
         }
         Ok(record)
     }
@@ -379,6 +424,18 @@ pub enum Problem {
     Head { records: u64, head_records: u64 },
     /// The log has records but no head.
     MissingHead,
+    /// A head published outside the directory (`source`) names more records than the log
+    /// holds: records were cut from the end (and the local head rewritten to match).
+    MissingTail {
+        records: u64,
+        expected: u64,
+        source: String,
+    },
+    /// The log's record at a position a published head or the Kafka mirror names is not the
+    /// one they hold: the log was rewritten from there on.
+    Diverged { records: u64, source: String },
+    /// A published head whose signature does not verify with the key given.
+    Signature { source: String, detail: String },
 }
 
 impl std::fmt::Display for Problem {
@@ -400,6 +457,21 @@ impl std::fmt::Display for Problem {
                 "the log holds {records} records but its head says {head_records} or names another last record (records cut from the end, or the last one edited)"
             ),
             Problem::MissingHead => write!(f, "{HEAD_FILE} is missing"),
+            Problem::MissingTail {
+                records,
+                expected,
+                source,
+            } => write!(
+                f,
+                "the log holds {records} records but {source} names {expected}: {} records were cut from the end",
+                expected - records
+            ),
+            Problem::Diverged { records, source } => write!(
+                f,
+                "record {} is not the one {source} holds: the log was rewritten from there on",
+                records.saturating_sub(1)
+            ),
+            Problem::Signature { source, detail } => write!(f, "{source}: {detail}"),
         }
     }
 }
@@ -426,10 +498,42 @@ impl Verification {
     }
 }
 
+/// A position of the chain known from outside the directory: a published signed head, or a
+/// record on the Kafka mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Records up to and including the one named.
+    pub records: u64,
+    /// The hash of that last record's line.
+    pub last_hash: String,
+    /// Where it comes from, for the report.
+    pub source: String,
+}
+
+impl Checkpoint {
+    /// The position a signed head names.
+    pub fn from_signed(head: &signed_head::SignedHead, source: String) -> Self {
+        Checkpoint {
+            records: head.records,
+            last_hash: head.last_hash.clone(),
+            source,
+        }
+    }
+}
+
 /// Verifies the log in `dir` (or the `audit.jsonl` file `dir` names): every line parses,
 /// positions run 0, 1, 2, …, each `prev_hash` is the hash of the line before, and the head
 /// matches the end.
 pub fn verify(dir: &Path) -> Result<Verification, AuditError> {
+    verify_against(dir, &[])
+}
+
+/// [`verify`], and the log reaches every checkpoint with the same record there.
+pub fn verify_against(dir: &Path, checkpoints: &[Checkpoint]) -> Result<Verification, AuditError> {
+    let mut by_position: std::collections::HashMap<u64, Vec<&Checkpoint>> = std::collections::HashMap::new();
+    for c in checkpoints.iter().filter(|c| c.records > 0) {
+        by_position.entry(c.records).or_default().push(c);
+    }
     let (dir, path) = if dir.is_file() {
         (dir.parent().unwrap_or(Path::new(".")).to_owned(), dir.to_owned())
     } else {
@@ -488,12 +592,31 @@ pub fn verify(dir: &Path) -> Result<Verification, AuditError> {
                 }
                 v.last_hash = line_hash(&buf);
                 v.records += 1;
+                for c in by_position.get(&v.records).into_iter().flatten() {
+                    if c.last_hash != v.last_hash {
+                        v.problems.push(Problem::Diverged {
+                            records: v.records,
+                            source: c.source.clone(),
+                        });
+                    }
+                }
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(&path)(e)),
     }
     v.open_intents = open.into_vec();
+    if let Some(furthest) = checkpoints
+        .iter()
+        .filter(|c| c.records > v.records)
+        .max_by_key(|c| c.records)
+    {
+        v.problems.push(Problem::MissingTail {
+            records: v.records,
+            expected: furthest.records,
+            source: furthest.source.clone(),
+        });
+    }
     let head_path = dir.join(HEAD_FILE);
     match std::fs::read(&head_path) {
         Ok(bytes) => match serde_json::from_slice::<Head>(&bytes) {
