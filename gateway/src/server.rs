@@ -363,12 +363,19 @@ impl ServerHandler for Gateway {
             (Some(c), Some(id)) => Some(format!("{c} (OAuth client {id})")),
             (c, id) => c.or(id),
         };
+        let remote_addr = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>())
+            .map(|c| c.0.to_string());
         let caller = Caller {
             principal: principal
                 .as_ref()
                 .map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
             scopes: principal.as_ref().map(|p| p.scopes.clone()).unwrap_or_default(),
             client,
+            token_id: principal.as_ref().and_then(|p| p.token_id.clone()),
+            remote_addr,
         };
         // Every call re-checks its scope, whatever tools/list showed; a tool the scope table
         // does not name is refused (fails closed).
@@ -516,6 +523,10 @@ pub async fn serve_http(
         .with_cancellation_token(shutdown.child_token());
     let service: StreamableHttpService<Gateway, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(gateway.clone()), Arc::default(), config);
+    // Unauthenticated refusals are summed per window; the last window is written at stop.
+    let tally = guard
+        .as_ref()
+        .map(|(g, _)| tokio::spawn(Arc::clone(&g.refusals).run(Arc::clone(&g.audit), shutdown.child_token())));
     let router = match guard {
         Some((guard, issuer)) => {
             let metadata = crate::auth::http::metadata_routes(guard.resource.clone(), issuer);
@@ -539,9 +550,17 @@ pub async fn serve_http(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled_owned().await }
+    })
     .await
-    .map_err(http_err)
+    .map_err(http_err)?;
+    if let Some(t) = tally {
+        shutdown.cancel();
+        let _ = t.await;
+    }
+    Ok(())
 }
 
 /// Serves only the approval page on `listener` (for a stdio gateway, whose MCP client

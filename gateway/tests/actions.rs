@@ -179,6 +179,8 @@ fn agent() -> Caller {
         principal: "agent@example.com".into(),
         scopes: vec!["mcp:user:write".into(), "mcp:actions:rollback".into()],
         client: Some("test/1".into()),
+        token_id: Some("jti-agent-1".into()),
+        remote_addr: Some("127.0.0.1:50000".into()),
     }
 }
 

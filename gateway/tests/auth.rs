@@ -284,6 +284,7 @@ async fn the_http_gateway_challenges_filters_and_audits() {
         metadata_url: idgw_gateway::auth::http::metadata_url(&resource).unwrap(),
         resource: resource.clone(),
         audit: Arc::clone(&log),
+        refusals: Arc::default(),
     };
     let shutdown = CancellationToken::new();
     let signin = idgw_gateway::approvals::web::SignIn {

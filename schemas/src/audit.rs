@@ -67,6 +67,12 @@ pub struct AuditRecord {
     pub principal: Option<String>,
     /// The MCP client (name/version) and OAuth client id.
     pub client: Option<String>,
+    /// The caller's token `jti`, when its token has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// Where the request came from (the TCP peer; absent over stdio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_addr: Option<String>,
     /// Scopes the caller held.
     pub scopes: Vec<String>,
     /// The call's arguments.

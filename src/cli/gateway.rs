@@ -253,6 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                         metadata_url: idgw_gateway::auth::http::metadata_url(&resource).map_err(anyhow::Error::msg)?,
                         resource,
                         audit: Arc::clone(&audit),
+                        refusals: Arc::default(),
                     };
                     (Access::Bearer, Some((guard, meta.issuer)))
                     }

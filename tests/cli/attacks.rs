@@ -711,3 +711,112 @@ fn a_cut_audit_tail_is_caught_by_the_published_head_and_the_mirror() {
     assert!(stdout(&o).contains("not by the key given"), "{}", stdout(&o));
     drop(broker);
 }
+
+/// Attack: a scanner floods the gateway with requests that carry no token or a forged one,
+/// to fill the audit disk or bury a real event. Each kind of refusal from each address is on
+/// record once, with its address; the rest are counted into one summary record per window
+/// (written at the latest when the gateway stops). A signed-in call's record carries the
+/// token's `jti` and the peer's address.
+#[test]
+fn a_flood_of_unauthenticated_requests_is_counted_not_recorded_one_by_one() {
+    use base64::Engine as _;
+    if !python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (mut sim, sim_url, _) = super::sim(&["--users", &USERS.to_string(), "--seed", &SEED.to_string()]);
+    let issuer = format!("{sim_url}/oauth2/default");
+    let env = [("OKTA_ISSUER", issuer.as_str()), ("OKTA_CLIENT_ID", CLIENT)];
+    let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &[], &env);
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"scanner","version":"1"}}}"#;
+    const EACH: usize = 300;
+    for i in 0..2 * EACH {
+        let auth = if i % 2 == 0 {
+            String::new()
+        } else {
+            "Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290In0.\r\n".to_owned()
+        };
+        let (status, _) = http(
+            &addr,
+            "POST",
+            "/mcp",
+            &format!("Accept: application/json, text/event-stream\r\n{auth}"),
+            init,
+        );
+        assert_eq!(status, 401);
+    }
+    // A legitimate call in the middle of it.
+    let token = login(
+        &sim_url,
+        &dir.path().join("analyst.json"),
+        &member(2),
+        Some("list_alerts"),
+    );
+    let seen = agent(
+        &format!("http://{addr}/mcp"),
+        &token,
+        "legacy",
+        "list_alerts",
+        serde_json::json!({"limit": 1}),
+        &[],
+    );
+    assert!(!seen["is_error"].as_bool().unwrap_or(false), "{seen}");
+    let _ = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status();
+    assert!(gw.wait().unwrap().success());
+    sim.kill().unwrap();
+    let _ = sim.wait();
+
+    let records = audit_records(&store);
+    let refused: Vec<_> = records.iter().filter(|r| r["action"] == "http_request").collect();
+    // One per reason from this address: no token, and the forged token's defect.
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"))
+    );
+    let summaries: Vec<_> = records
+        .iter()
+        .filter(|r| r["action"] == "unauthenticated_requests")
+        .collect();
+    let counted: u64 = summaries
+        .iter()
+        .map(|r| r["arguments"]["refused"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, 2 * EACH - 2, "{summaries:#?}");
+    assert_eq!(
+        summaries
+            .iter()
+            .map(|r| r["arguments"]["by_address"]["127.0.0.1"].as_u64().unwrap())
+            .sum::<u64>() as usize,
+        2 * EACH - 2
+    );
+    assert!(
+        records.len() < 10,
+        "{} records for {} requests",
+        records.len(),
+        2 * EACH + 1
+    );
+    // The signed-in call: who, with which token, from where.
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let call = records
+        .iter()
+        .find(|r| r["action"] == "list_alerts")
+        .expect("the call is on record");
+    assert_eq!(call["principal"], member(2));
+    assert_eq!(call["token_id"], claims["jti"], "{call}");
+    assert!(call["token_id"].is_string(), "{claims}");
+    assert!(
+        call["remote_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{call}"
+    );
+    let o = idgw(&["audit", "verify", store.join("audit").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}

@@ -48,6 +48,10 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// MCP client name/version and OAuth client id.
     pub client: Option<String>,
+    /// The token's `jti`.
+    pub token_id: Option<String>,
+    /// The TCP peer (none over stdio).
+    pub remote_addr: Option<String>,
 }
 
 /// The lifecycle actions.
@@ -921,6 +925,8 @@ fn base_record(
     r.principal = Some(caller.principal.clone());
     r.scopes = caller.scopes.clone();
     r.client = caller.client.clone();
+    r.token_id = caller.token_id.clone();
+    r.remote_addr = caller.remote_addr.clone();
     r.arguments = redact(arguments);
     r
 }

@@ -399,6 +399,8 @@ impl Approvals {
         let mut record: AuditRecord = audit::record(tx, AuditPhase::Outcome, &r.tool, status);
         record.principal = Some(approver.subject.clone());
         record.client = approver.client_id.clone();
+        record.token_id = approver.token_id.clone();
+        record.remote_addr = approver.remote_addr.clone();
         record.user = Some(r.target.login.clone());
         record.arguments = r.arguments.clone();
         record.reasoning = Some(r.reasoning.clone());

@@ -101,6 +101,8 @@ pub fn record(transaction_id: &str, phase: AuditPhase, action: &str, status: &st
         rollback_of: None,
         principal: None,
         client: None,
+        token_id: None,
+        remote_addr: None,
         scopes: Vec::new(),
         arguments: serde_json::Map::new(),
         evidence: Vec::new(),

@@ -4,8 +4,10 @@
 //! A request without a token, or with one that does not validate, gets 401 with
 //! `WWW-Authenticate: Bearer resource_metadata="…"` so a client can find the issuer; a
 //! `tools/call` for a tool whose scope the token lacks gets 403 `insufficient_scope` naming
-//! the scope (the MCP authorization spec's step-up challenge). Each refusal is audited. A
-//! valid principal travels to the tools in the request's extensions.
+//! the scope (the MCP authorization spec's step-up challenge). Each refusal is audited with
+//! the peer's address; unauthenticated ones through [`super::refusals`], so a flood is
+//! counted rather than written one record per request. A valid principal travels to the
+//! tools in the request's extensions.
 
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ pub struct Guard {
     /// The metadata document's URL (in `WWW-Authenticate`).
     pub metadata_url: String,
     pub audit: Arc<AuditLog>,
+    /// Unauthenticated refusals of the current window.
+    pub refusals: Arc<super::refusals::Refusals>,
 }
 
 /// The RFC 9728 document.
@@ -88,12 +92,21 @@ fn quote(s: &str) -> String {
     s.replace(['"', '\\'], "'")
 }
 
-fn audit_refusal(log: &AuditLog, action: &str, principal: Option<&Principal>, client: Option<String>, error: &str) {
+fn audit_refusal(
+    log: &AuditLog,
+    action: &str,
+    principal: Option<&Principal>,
+    client: Option<String>,
+    remote_addr: Option<String>,
+    error: &str,
+) {
     let tx = audit::new_transaction_id();
     let mut r = audit::record(&tx, AuditPhase::Outcome, action, "denied");
     r.principal = principal.map(|p| p.subject.clone());
     r.scopes = principal.map(|p| p.scopes.clone()).unwrap_or_default();
+    r.token_id = principal.and_then(|p| p.token_id.clone());
     r.client = client;
+    r.remote_addr = remote_addr;
     r.error = Some(error.to_owned());
     if let Err(e) = log.append(r, false) {
         tracing::error!(error = %e, "cannot audit a refused request");
@@ -131,21 +144,31 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .map(str::to_owned);
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let unauthenticated = |reason: &str| {
+        if guard.refusals.note(remote.as_deref(), reason) {
+            audit_refusal(
+                &guard.audit,
+                "http_request",
+                None,
+                client.clone(),
+                remote.clone(),
+                reason,
+            );
+        }
+    };
     let Some(token) = token else {
-        audit_refusal(&guard.audit, "http_request", None, client, "no bearer token");
+        unauthenticated("no bearer token");
         return challenge(StatusCode::UNAUTHORIZED, www(""), "a bearer token is required");
     };
     let principal = match guard.validator.validate(&token).await {
         Ok(p) => p,
         Err(e) => {
             let msg = e.to_string();
-            audit_refusal(
-                &guard.audit,
-                "http_request",
-                None,
-                client,
-                &format!("invalid token: {msg}"),
-            );
+            unauthenticated(&format!("invalid token: {msg}"));
             return challenge(
                 StatusCode::UNAUTHORIZED,
                 www(&format!(
@@ -171,6 +194,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
             &tool,
             Some(&principal),
             client,
+            remote,
             &format!("insufficient_scope: needs {needed}"),
         );
         return challenge(

@@ -10,6 +10,7 @@
 pub mod device;
 pub mod http;
 pub mod jwt;
+pub mod refusals;
 pub mod scopes;
 
 use std::path::PathBuf;
