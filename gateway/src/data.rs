@@ -93,7 +93,21 @@ pub struct StoreReader {
     runtime: Arc<QueryRuntime>,
     timeout: Duration,
     cancel: CancellationToken,
+    sql: Arc<SqlRunner>,
 }
+
+/// How `query_sql` runs: where, under which limits, how many at once.
+#[derive(Debug)]
+struct SqlRunner {
+    /// The binary to start `sql-worker` from; in this process when absent (library tests).
+    worker: Option<PathBuf>,
+    limits: crate::sql_worker::SqlLimits,
+    concurrent: usize,
+    gate: tokio::sync::Semaphore,
+}
+
+/// How long a query waits for one of the running ones to finish before it is refused.
+const SQL_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// The runtime scans run on. Dropped without waiting (the gateway is dropped on its own
 /// async runtime, where a blocking shutdown would panic); its tasks are done by then.
@@ -192,7 +206,32 @@ impl StoreReader {
             runtime: Arc::new(runtime),
             timeout,
             cancel: CancellationToken::new(),
+            sql: Arc::new(SqlRunner {
+                worker: None,
+                limits: crate::sql_worker::SqlLimits {
+                    memory_bytes: 512 << 20,
+                    max_rows: 1_000,
+                    max_result_bytes: 16 << 20,
+                },
+                concurrent: 2,
+                gate: tokio::sync::Semaphore::new(2),
+            }),
         })
+    }
+
+    /// Runs `query_sql` in worker processes started from `exe` (`exe sql-worker`), each
+    /// with a pool of `memory_bytes`, at most `concurrent` at once.
+    pub fn with_sql_worker(mut self, exe: Option<PathBuf>, memory_bytes: u64, concurrent: usize) -> Self {
+        self.sql = Arc::new(SqlRunner {
+            worker: exe,
+            limits: crate::sql_worker::SqlLimits {
+                memory_bytes,
+                ..self.sql.limits
+            },
+            concurrent: concurrent.max(1),
+            gate: tokio::sync::Semaphore::new(concurrent.max(1)),
+        });
+        self
     }
 
     /// The same reader, whose scans stop when `cancel` fires (one per request).
@@ -300,23 +339,38 @@ impl StoreReader {
     }
 
     /// Runs one read-only SQL query and returns at most `max_rows` rows (`truncated` when
-    /// there were more). DDL, DML, `COPY` and statements are refused by DataFusion's
-    /// options; several statements are refused by the parser.
+    /// there were more, or when the result passed its byte limit). DDL, DML, `COPY` and
+    /// statements are refused by DataFusion's options; several statements by the parser.
+    /// It runs sandboxed ([`crate::sql_worker`]), at most a few at once.
     pub async fn sql(&self, sql: &str, max_rows: usize) -> Result<(Vec<Row>, bool), DataError> {
-        let session = self.session.clone();
-        let sql = sql.to_owned();
-        self.on_query_runtime(async move {
-            let df = session
-                .sql_with_options(&sql, idgw_pipeline::query::read_only())
-                .await?;
-            // One row more than the limit tells whether there were more.
-            let df = df.limit(0, Some(max_rows + 1))?;
-            let mut rows = to_rows(&df.collect().await?)?;
-            let truncated = rows.len() > max_rows;
-            rows.truncate(max_rows);
-            Ok((rows, truncated))
-        })
-        .await
+        let runner = Arc::clone(&self.sql);
+        let _permit = match tokio::time::timeout(SQL_QUEUE_WAIT, runner.gate.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(DataError::Query(format!(
+                    "{} queries are already running (the limit); try again in a moment",
+                    runner.concurrent
+                )));
+            }
+        };
+        let limits = crate::sql_worker::SqlLimits {
+            max_rows: max_rows.min(runner.limits.max_rows),
+            ..runner.limits
+        };
+        let (root, sql) = (self.store.root().to_owned(), sql.to_owned());
+        match &runner.worker {
+            Some(exe) => {
+                let run = crate::sql_worker::run_in_worker(exe, &root, &sql, limits, self.timeout);
+                tokio::select! {
+                    r = run => r,
+                    () = self.cancel.cancelled() => Err(DataError::Cancelled),
+                }
+            }
+            None => {
+                self.on_query_runtime(async move { crate::sql_worker::run_here(&root, &sql, limits).await })
+                    .await
+            }
+        }
     }
 
     /// Runs `f` with the vector index ([`Lookups::with_vectors`]).

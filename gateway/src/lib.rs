@@ -23,6 +23,7 @@ pub mod okta;
 pub mod ondemand;
 pub mod resources;
 pub mod server;
+pub mod sql_worker;
 pub mod tools;
 
 pub use access::Access;

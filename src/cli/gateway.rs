@@ -80,6 +80,14 @@ struct ServeArgs {
     /// Longest a scan may run before it is stopped (seconds).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     query_timeout: u64,
+    /// Memory for one `query_sql` (MiB): its sorts, joins and aggregations spill or fail
+    /// past it, and its worker process is capped at this plus 1.5 GiB, so a query that
+    /// asks for more fails alone and the gateway goes on.
+    #[arg(long, default_value_t = 512, value_name = "MIB", env = "IDGW_QUERY_MEMORY_MB")]
+    query_memory: u64,
+    /// `query_sql` calls run at once; more wait up to 5 s, then are refused.
+    #[arg(long, default_value_t = 2, value_name = "N", env = "IDGW_QUERY_CONCURRENCY")]
+    query_concurrency: usize,
     /// Deployment configuration (TOML): the pipeline's sections (vector index, detection
     /// thresholds) and [gateway.auth], [gateway.okta], [gateway.policy], [gateway.audit].
     /// Environment variables override it.
@@ -161,6 +169,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let reader = StoreReader::open(args.store.clone(), &config, Duration::from_secs(args.query_timeout))
             .await
             .with_context(|| format!("opening store {}", args.store.display()))?;
+        // query_sql runs in a worker process started from this binary.
+        let reader = reader.with_sql_worker(
+            std::env::current_exe().ok(),
+            args.query_memory << 20,
+            args.query_concurrency,
+        );
         let reader = Arc::new(reader);
         let audit_dir = gw_config.audit_dir(&args.store);
         let mut audit = AuditLog::open(&audit_dir).context("opening the audit log")?;

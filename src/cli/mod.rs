@@ -76,6 +76,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     Report(report::ReportArgs),
     Query(query::QueryArgs),
+    /// Runs one `query_sql` for the gateway, sandboxed (internal: the gateway starts it).
+    #[command(hide = true)]
+    SqlWorker,
     Sim(sim::SimArgs),
     Similar(similar::SimilarArgs),
     Store(store::StoreArgs),
@@ -106,6 +109,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(args),
         Command::Report(args) => report::run(args),
         Command::Query(args) => query::run(args),
+        Command::SqlWorker => {
+            idgw_gateway::sql_worker::serve()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim(args) => sim::run(args),
         Command::Similar(args) => similar::run(args),
         Command::Store(args) => store::run(args),

@@ -820,3 +820,106 @@ fn a_flood_of_unauthenticated_requests_is_counted_not_recorded_one_by_one() {
     let o = idgw(&["audit", "verify", store.join("audit").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stdout(&o));
 }
+
+/// Attack: an agent with `mcp:sql:read` writes SQL to exhaust the gateway: a string grown
+/// past any memory (which aborted the whole process when the allocation failed), unbounded
+/// recursion, a query larger than anything a person writes, an aggregation past the memory
+/// pool, and more queries at once than the machine has cores. Each fails alone with a reason;
+/// the gateway answers the next call.
+#[test]
+fn query_sql_cannot_take_the_gateway_down() {
+    if !python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (mut gw, addr) = serve_http_on(
+        &store,
+        "127.0.0.1:0",
+        &[
+            "--dev-no-auth",
+            "--query-memory",
+            "4",
+            "--query-concurrency",
+            "1",
+            "--query-timeout",
+            "8",
+        ],
+        &[],
+    );
+    let url = format!("http://{addr}/mcp");
+    let sql = |q: &str| agent(&url, "none", "legacy", "query_sql", serde_json::json!({"sql": q}), &[]);
+    let alive = || {
+        let seen = sql("SELECT count(*) AS n FROM events");
+        assert!(
+            !seen["is_error"].as_bool().unwrap(),
+            "the gateway stopped answering: {seen}"
+        );
+        assert!(seen["structured"]["rows"][0]["n"].as_u64().unwrap() > 100, "{seen}");
+    };
+    alive();
+
+    // Each event's user id repeated 10^8 times: terabytes for one batch of rows.
+    let seen = sql("SELECT length(repeat(user_id, 100000000)) AS n FROM events");
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(
+        seen["text"].as_str().unwrap().contains("more memory than its limit"),
+        "{seen}"
+    );
+    alive();
+
+    let seen = sql("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r");
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(
+        seen["text"].as_str().unwrap().to_lowercase().contains("recursive"),
+        "{seen}"
+    );
+
+    let long = format!("SELECT 1 AS x{}", " ".repeat(20_000));
+    let seen = sql(&long);
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(
+        seen["text"].as_str().unwrap().contains("at most 16384 are accepted"),
+        "{seen}"
+    );
+
+    // A large result reaches the agent cut to whole rows (it was over the official SDK's
+    // 1 MiB event limit).
+    let seen = sql("SELECT raw FROM events");
+    assert!(!seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert_eq!(
+        seen["structured"]["truncated"], true,
+        "{}",
+        seen["structured"]["row_count"]
+    );
+    // Every pair of events' verbatim JSON gathered: past a 4 MiB pool.
+    let seen = sql("SELECT cardinality(array_agg(a.raw)) AS n FROM events a CROSS JOIN events b");
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(seen["text"].as_str().unwrap().contains("Resources exhausted"), "{seen}");
+    alive();
+
+    // One query at a time here: a second one waits 5 s for the first (which runs until its
+    // 8 s limit), then is refused.
+    let slow = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            agent(
+                &url,
+                "none",
+                "legacy",
+                "query_sql",
+                serde_json::json!({"sql": "SELECT count(*) FROM range(1000000000000)"}),
+                &[],
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let seen = sql("SELECT 1 AS one");
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(seen["text"].as_str().unwrap().contains("already running"), "{seen}");
+    let slow = slow.join().unwrap();
+    assert!(slow["text"].as_str().unwrap().contains("longer than 8 s"), "{slow}");
+    alive();
+    gw.kill().unwrap();
+    let _ = gw.wait();
+}

@@ -44,8 +44,12 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 /// `query_sql` rows at most.
 pub const SQL_MAX_ROWS: usize = 1_000;
-/// `query_sql` result bytes at most (JSON).
-pub const SQL_MAX_BYTES: usize = 1 << 20;
+/// Longest `query_sql` text, bytes.
+pub const SQL_MAX_LEN: usize = 16 << 10;
+/// `query_sql` result bytes at most (JSON). The answer carries the rows twice (structured
+/// content and its text), and the official Python SDK refuses a server-sent event over
+/// 1 MiB: at 1 MiB of rows a large result never reached the agent.
+pub const SQL_MAX_BYTES: usize = 256 << 10;
 
 // ---- helpers ---------------------------------------------------------------------------
 

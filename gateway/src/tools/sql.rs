@@ -4,6 +4,12 @@ use super::*;
 
 /// `query_sql`.
 pub async fn query_sql(reader: &StoreReader, args: SqlArgs) -> Result<SqlResult, ToolError> {
+    if args.sql.len() > SQL_MAX_LEN {
+        return Err(format!(
+            "the query is {} bytes; at most {SQL_MAX_LEN} are accepted. Ask one narrower question",
+            args.sql.len()
+        ));
+    }
     let (mut rows, mut truncated) = reader.sql(&args.sql, SQL_MAX_ROWS).await.map_err(|e| {
         format!("{e}. Only one read-only query (SELECT/WITH) over events, alerts and identity_state runs here.")
     })?;

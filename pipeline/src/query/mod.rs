@@ -57,7 +57,19 @@ fn tables() -> Vec<TableSpec> {
 
 /// A DataFusion session with the store's tables registered, each read from its files.
 pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
-    session_with(store, CacheManagerConfig::default().metadata_cache_limit).await
+    session_with(store, CacheManagerConfig::default().metadata_cache_limit, None).await
+}
+
+/// A session for SQL someone else wrote (the gateway's `query_sql`): sorts, joins and
+/// aggregations share a pool of `memory_bytes` and spill to disk or fail the query past it,
+/// and recursive CTEs (unbounded iteration) are off.
+pub async fn sandboxed_session(store: &Store, memory_bytes: usize) -> Result<SessionContext, QueryError> {
+    session_with(
+        store,
+        CacheManagerConfig::default().metadata_cache_limit,
+        Some(memory_bytes),
+    )
+    .await
 }
 
 /// A session for a long-lived server, and its tables held in memory.
@@ -78,7 +90,7 @@ pub struct ServingSession {
 /// (`alerts`, `identity_state`) are served from memory and reloaded when their files
 /// change ([`SnapshotTable`]), and Parquet metadata is cached generously.
 pub async fn serving_session(store: &Store) -> Result<ServingSession, QueryError> {
-    let ctx = session_with(store, METADATA_CACHE_BYTES).await?;
+    let ctx = session_with(store, METADATA_CACHE_BYTES, None).await?;
     let identity_state = Arc::new(SnapshotTable::new(
         store.identity_state_dir(),
         Arc::new(identity_state_schema()),
@@ -100,21 +112,30 @@ pub async fn serving_session(store: &Store) -> Result<ServingSession, QueryError
     })
 }
 
-async fn session_with(store: &Store, metadata_cache: usize) -> Result<SessionContext, QueryError> {
+async fn session_with(
+    store: &Store,
+    metadata_cache: usize,
+    sandbox_memory: Option<usize>,
+) -> Result<SessionContext, QueryError> {
     if !store.root().is_dir() {
         return Err(QueryError::NoStore(store.root().display().to_string()));
     }
     // Long-lived sessions (the gateway's) must see files published after they started.
-    let runtime = RuntimeEnvBuilder::new()
-        .with_cache_manager(
-            CacheManagerConfig::default()
-                .with_list_files_cache_limit(0)
-                .with_metadata_cache_limit(metadata_cache),
-        )
-        .build_arc()?;
+    let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(
+        CacheManagerConfig::default()
+            .with_list_files_cache_limit(0)
+            .with_metadata_cache_limit(metadata_cache),
+    );
+    if let Some(bytes) = sandbox_memory {
+        runtime = runtime.with_memory_limit(bytes, 1.0);
+    }
+    let runtime = runtime.build_arc()?;
     // DataFusion's own settings may come from the environment (DATAFUSION_*), e.g.
     // DATAFUSION_EXECUTION_TARGET_PARTITIONS=1 or turning the pushdown below off.
     let mut config = SessionConfig::from_env()?;
+    if sandbox_memory.is_some() {
+        config.options_mut().execution.enable_recursive_ctes = false;
+    }
     // Late materialization: filters are evaluated inside the Parquet scan, so a selective
     // lookup (one user's events, a few ids) decodes the other columns only for the rows
     // that pass instead of for every row of every row group it reads (docs/benchmarks.md).

@@ -1,0 +1,190 @@
+//! `query_sql` in a process of its own.
+//!
+//! An agent's SQL can ask for more memory than any pool accounts for: string functions
+//! (`repeat`, `lpad`, `replace` with a long literal) and plain `concat` nested through CTEs
+//! grow each row by a factor the query chooses, and DataFusion evaluates a whole batch of rows
+//! at once, outside its memory pool. An allocation that fails aborts the process that made
+//! it. So the gateway runs each query in a child (`idgw sql-worker`, the same binary) that
+//! caps its own data segment (`RLIMIT_DATA`) before it reads the query, and answers one JSON
+//! document on stdout; the gateway kills it at the query's time limit. A query past a limit
+//! ends the child, and the agent gets an error that says which limit; the gateway goes on.
+//!
+//! Inside the child, the session is [`idgw_pipeline::query::sandboxed_session`]: a memory
+//! pool for sorts, joins and aggregations (they spill or fail cleanly), no recursive CTEs,
+//! read-only statements only.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::data::{DataError, Row, to_rows};
+
+/// What one query may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlLimits {
+    /// The pool DataFusion's operators share, bytes; the child's data segment is capped at
+    /// this plus [`HEADROOM`].
+    pub memory_bytes: u64,
+    /// Rows returned at most (one more is read to tell that there were more).
+    pub max_rows: usize,
+    /// Arrow bytes read from the result before reading stops (whole batches).
+    pub max_result_bytes: usize,
+}
+
+/// What the worker process needs beyond the pool: the runtime, Parquet buffers, thread
+/// stacks, and the allocator's first arena (mimalloc reserves 1 GiB of address space up
+/// front, which the data limit counts although little of it is ever touched).
+pub const HEADROOM: u64 = 1536 << 20;
+
+/// The request on the worker's stdin.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    store: PathBuf,
+    sql: String,
+    limits: SqlLimits,
+}
+
+/// The worker's answer on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    Rows { rows: Vec<Row>, truncated: bool },
+    Error { message: String },
+}
+
+/// Runs `sql` over the store at `store` with `limits` (in this process).
+pub async fn run_here(store: &Path, sql: &str, limits: SqlLimits) -> Result<(Vec<Row>, bool), DataError> {
+    let store = idgw_pipeline::store::Store::at(store.to_owned());
+    let pool = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+    let ctx = idgw_pipeline::query::sandboxed_session(&store, pool)
+        .await
+        .map_err(|e| DataError::Query(e.to_string()))?;
+    let df = ctx.sql_with_options(sql, idgw_pipeline::query::read_only()).await?;
+    // One row more than the limit tells whether there were more.
+    let mut stream = df.limit(0, Some(limits.max_rows + 1))?.execute_stream().await?;
+    let mut batches = Vec::new();
+    let (mut rows, mut bytes, mut truncated) = (0usize, 0usize, false);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        bytes += batch.get_array_memory_size();
+        batches.push(batch);
+        if rows > limits.max_rows || bytes > limits.max_result_bytes {
+            truncated = true;
+            break;
+        }
+    }
+    let mut out = to_rows(&batches)?;
+    if out.len() > limits.max_rows {
+        out.truncate(limits.max_rows);
+        truncated = true;
+    }
+    Ok((out, truncated))
+}
+
+/// The worker's side (`idgw sql-worker`): caps this process, reads one request from stdin,
+/// writes one answer to stdout.
+pub fn serve() -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut input = Vec::new();
+    std::io::stdin().take(1 << 20).read_to_end(&mut input)?;
+    let answer = match serde_json::from_slice::<Request>(&input) {
+        Err(e) => Answer::Error {
+            message: format!("not a worker request: {e}"),
+        },
+        Ok(req) => {
+            cap_self(req.limits.memory_bytes + HEADROOM)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            match runtime.block_on(run_here(&req.store, &req.sql, req.limits)) {
+                Ok((rows, truncated)) => Answer::Rows { rows, truncated },
+                Err(e) => Answer::Error { message: e.to_string() },
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &answer)?;
+    out.flush()
+}
+
+/// Limits this process's data segment (heap and anonymous mappings) to `bytes`.
+#[cfg(unix)]
+fn cap_self(bytes: u64) -> std::io::Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    setrlimit(Resource::RLIMIT_DATA, bytes, bytes).map_err(std::io::Error::from)
+}
+
+#[cfg(not(unix))]
+fn cap_self(_bytes: u64) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Runs `sql` in a worker process started from `exe`, stopped after `timeout`.
+pub async fn run_in_worker(
+    exe: &Path,
+    store: &Path,
+    sql: &str,
+    limits: SqlLimits,
+    timeout: Duration,
+) -> Result<(Vec<Row>, bool), DataError> {
+    let request = serde_json::to_vec(&Request {
+        store: store.to_owned(),
+        sql: sql.to_owned(),
+        limits,
+    })
+    .map_err(|e| DataError::Query(e.to_string()))?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("sql-worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| DataError::Query(format!("starting the query worker {}: {e}", exe.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&request)
+            .await
+            .map_err(|e| DataError::Query(format!("sending the query to its worker: {e}")))?;
+    }
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(o) => o.map_err(|e| DataError::Query(format!("the query worker: {e}")))?,
+        // Dropping the future dropped the child, which kills it.
+        Err(_) => return Err(DataError::Timeout(timeout.as_secs())),
+    };
+    match serde_json::from_slice::<Answer>(&output.stdout) {
+        Ok(Answer::Rows { rows, truncated }) => Ok((rows, truncated)),
+        Ok(Answer::Error { message }) => Err(DataError::Query(message)),
+        Err(_) => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if stderr.contains("memory allocation") || killed_by(&output.status) {
+                Err(DataError::Query(format!(
+                    "the query needed more memory than its limit ({} MiB) and was stopped; the gateway is unaffected. Ask for fewer or shorter values (LIMIT, narrower columns, no string-growing functions)",
+                    (limits.memory_bytes + HEADROOM) >> 20
+                )))
+            } else {
+                Err(DataError::Query(format!(
+                    "the query worker ended without an answer ({}): {}",
+                    output.status,
+                    stderr.lines().last().unwrap_or("")
+                )))
+            }
+        }
+    }
+}
+
+/// Whether the child died of a signal (an abort after a failed allocation, or a limit).
+fn killed_by(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        status.signal().is_some()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        false
+    }
+}
