@@ -523,10 +523,13 @@ pub async fn serve_http(
         .with_cancellation_token(shutdown.child_token());
     let service: StreamableHttpService<Gateway, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(gateway.clone()), Arc::default(), config);
-    // Unauthenticated refusals are summed per window; the last window is written at stop.
-    let tally = guard
-        .as_ref()
-        .map(|(g, _)| tokio::spawn(Arc::clone(&g.refusals).run(Arc::clone(&g.audit), shutdown.child_token())));
+    // Unauthenticated refusals are summed per window; the last window is written once the
+    // server has stopped, whatever it stopped with.
+    let tally = guard.as_ref().map(|(g, _)| {
+        let (refusals, log) = (Arc::clone(&g.refusals), Arc::clone(&g.audit));
+        let task = tokio::spawn(Arc::clone(&refusals).run(Arc::clone(&log), shutdown.child_token()));
+        (task, refusals, log)
+    });
     let router = match guard {
         Some((guard, issuer)) => {
             let metadata = crate::auth::http::metadata_routes(guard.resource.clone(), issuer);
@@ -546,7 +549,7 @@ pub async fn serve_http(
     let router = router
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .merge(crate::approvals::web::routes(approvals));
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
@@ -555,12 +558,13 @@ pub async fn serve_http(
         async move { shutdown.cancelled_owned().await }
     })
     .await
-    .map_err(http_err)?;
-    if let Some(t) = tally {
+    .map_err(http_err);
+    if let Some((task, refusals, log)) = tally {
         shutdown.cancel();
-        let _ = t.await;
+        let _ = task.await;
+        refusals.flush(&log);
     }
-    Ok(())
+    served
 }
 
 /// Serves only the approval page on `listener` (for a stdio gateway, whose MCP client

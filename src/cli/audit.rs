@@ -137,7 +137,13 @@ fn checkpoints(args: &VerifyArgs) -> anyhow::Result<(Vec<Checkpoint>, Vec<Proble
                 source,
                 detail: e.to_string(),
             }),
-            _ => points.push(Checkpoint::from_signed(&head, source)),
+            _ => {
+                eprintln!(
+                    "the head published at {source} (signed {}, key {}) names {} records",
+                    head.signed_at, head.key_id, head.records
+                );
+                points.push(Checkpoint::from_signed(&head, source));
+            }
         }
     }
     if let Some(brokers) = &args.against_kafka {
@@ -156,21 +162,36 @@ fn checkpoints(args: &VerifyArgs) -> anyhow::Result<(Vec<Checkpoint>, Vec<Proble
                 });
                 continue;
             };
-            points.push(Checkpoint {
-                records: record.seq + 1,
-                last_hash: audit::line_hash(&m.line),
-                source: source.clone(),
-            });
-            if let (Some(key), Some(head)) = (&key, &m.head) {
-                match serde_json::from_slice::<signed_head::SignedHead>(head)
-                    .map_err(|e| e.to_string())
-                    .and_then(|h| h.verify(key).map(|()| h).map_err(|e| e.to_string()))
-                {
-                    Ok(h) => points.push(Checkpoint::from_signed(&h, format!("{source} (signed head)"))),
-                    Err(detail) => problems.push(Problem::Signature {
-                        source: format!("{source}, record {}", record.seq),
-                        detail,
-                    }),
+            match &key {
+                // Without the key, every mirrored line is taken at its word.
+                None => points.push(Checkpoint {
+                    records: record.seq.saturating_add(1),
+                    last_hash: audit::line_hash(&m.line),
+                    source: source.clone(),
+                }),
+                // With it, only what the gateway signed counts: anyone who may produce to the
+                // topic could add lines, and they must not make an intact log look cut. Lines
+                // from before signing started carry no head and are passed over.
+                Some(_) if m.head.is_none() => {}
+                Some(key) => {
+                    let signed = m
+                        .head
+                        .as_deref()
+                        .ok_or_else(|| "no signed head".to_owned())
+                        .and_then(|h| serde_json::from_slice::<signed_head::SignedHead>(h).map_err(|e| e.to_string()))
+                        .and_then(|h| h.verify(key).map(|()| h).map_err(|e| e.to_string()))
+                        .and_then(|h| {
+                            (h.records == record.seq.saturating_add(1) && h.last_hash == audit::line_hash(&m.line))
+                                .then_some(h)
+                                .ok_or_else(|| "its signed head names another record".to_owned())
+                        });
+                    match signed {
+                        Ok(h) => points.push(Checkpoint::from_signed(&h, source.clone())),
+                        Err(detail) => problems.push(Problem::Signature {
+                            source: format!("{source}, record {}", record.seq),
+                            detail,
+                        }),
+                    }
                 }
             }
         }

@@ -187,6 +187,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         let audit = Arc::new(audit);
         let audit_at_exit = Arc::clone(&audit);
+        // Reads are appended without fsync; once a second they are made durable and the
+        // signed head naming them is published.
+        tokio::spawn({
+            let audit = Arc::downgrade(&audit);
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let Some(log) = audit.upgrade() else { break };
+                    match tokio::task::spawn_blocking(move || log.sync()).await {
+                        Ok(Err(e)) => tracing::error!(error = %e, "cannot sync the audit log"),
+                        Err(e) => tracing::error!(error = %e, "the audit sync task failed"),
+                        Ok(Ok(())) => {}
+                    }
+                }
+            }
+        });
         let okta = Okta::new(gw_config.okta.clone())?;
         let approvals = Arc::new(Approvals::new(Arc::clone(&audit), args.dev_no_auth));
         let actions = Arc::new(
@@ -317,6 +334,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 shutdown.cancel();
                 let _ = page.await;
             }
+        }
+        if let Err(e) = audit_at_exit.sync() {
+            tracing::error!(error = %e, "cannot sync the audit log at stop");
         }
         // Tasks may still hold the log when the runtime ends, so its drop is no place to
         // wait for the last records to reach the mirror.

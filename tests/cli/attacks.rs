@@ -654,6 +654,23 @@ fn a_cut_audit_tail_is_caught_by_the_published_head_and_the_mirror() {
         "--public-key",
         public.to_str().unwrap(),
     ];
+    // Someone who may produce to the topic adds a line far beyond the end, unsigned: with
+    // the public key it proves nothing either way.
+    {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+        let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        let mut fake: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+        fake["seq"] = serde_json::json!(u64::MAX);
+        let fake = fake.to_string();
+        producer
+            .send(BaseRecord::<str, str>::to(&topic).key("txn-fake").payload(&fake))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
     // Intact: every check passes.
     let o = verify(&expect);
     assert!(o.status.success(), "{}", stdout(&o));
@@ -692,6 +709,23 @@ fn a_cut_audit_tail_is_caught_by_the_published_head_and_the_mirror() {
         .unwrap();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("3 records were cut from the end"), "{}", stderr(&o));
+    // Deleting the copy as well does not make the gateway start afresh.
+    std::fs::remove_file(&copy).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args([
+            "gateway",
+            "serve",
+            "--store",
+            store.to_str().unwrap(),
+            "--dev-no-auth",
+            "--stdio",
+        ])
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is missing"), "{}", stderr(&o));
 
     // The attacker also replaces the published copy with one signed by a key of their own.
     let forged_key = dir.path().join("attacker.pem");

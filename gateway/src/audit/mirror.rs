@@ -133,6 +133,20 @@ impl KafkaMirror {
     }
 }
 
+/// The reader's context: reaching a partition's end is how reading stops, not an error to
+/// log.
+struct QuietEof;
+
+impl ClientContext for QuietEof {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "reading the audit mirror");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
+
 /// One record read back from the mirror.
 #[derive(Debug, Clone)]
 pub struct Mirrored {
@@ -142,16 +156,16 @@ pub struct Mirrored {
     pub head: Option<Vec<u8>>,
 }
 
-/// Reads every record of the mirror's topic, from the start of each partition up to its end
-/// when the read began (for `idgw audit verify --against-kafka`). Gives up after `timeout`.
+/// Reads every record of the mirror's topic, from the start of each partition to its end
+/// (for `idgw audit verify --against-kafka`). Gives up after `timeout`.
 pub fn read_all(config: &MirrorConfig, timeout: Duration) -> Result<Vec<Mirrored>, String> {
     let deadline = std::time::Instant::now() + timeout;
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<QuietEof> = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", "idgw-audit-verify")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(QuietEof)
         .map_err(|e| format!("Kafka consumer for {}: {e}", config.brokers))?;
     let metadata = consumer
         .fetch_metadata(Some(&config.topic), timeout)

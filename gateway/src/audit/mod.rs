@@ -27,6 +27,14 @@ use idgw_schemas::{AuditPhase, AuditRecord};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The action of the record written when a gateway starts publishing its signed head to a
+/// copy (`arguments.head_copy`, `arguments.key_id`).
+pub const SIGNING_STARTED: &str = "audit_signing_started";
+
+fn signing_started_at(r: &AuditRecord, copy: &str) -> bool {
+    r.action == SIGNING_STARTED && r.arguments.get("head_copy").and_then(|v| v.as_str()) == Some(copy)
+}
+
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -121,6 +129,8 @@ struct Writer {
     /// The file's length after the last complete record: a failed write is cut back to it,
     /// so a half-written line never forks the chain.
     len: u64,
+    /// Records appended without fsync since the last sync.
+    unsynced: bool,
     // Held for the life of the writer; dropping it releases the lock.
     _lock: File,
 }
@@ -180,6 +190,7 @@ impl AuditLog {
                 file,
                 head,
                 len,
+                unsynced: false,
                 _lock: lock,
             }),
             mirror: None,
@@ -208,15 +219,38 @@ impl AuditLog {
             path: self.dir.display().to_string(),
             problem,
         };
+        let copy = signer.copy_path().map(|c| c.display().to_string());
         let published = signer
             .published()
             .map_err(|e| broken(format!("the published head: {e}")))?;
-        if let Some(p) = published {
-            let source = signer.copy_path().map_or_else(String::new, |c| c.display().to_string());
-            let report = verify_against(&self.dir, &[Checkpoint::from_signed(&p, source)])?;
-            if let Some(problem) = report.problems.first() {
-                return Err(broken(problem.to_string()));
+        match (&published, &copy) {
+            (Some(p), Some(source)) => {
+                let report = verify_against(&self.dir, &[Checkpoint::from_signed(p, source.clone())])?;
+                if let Some(problem) = report.problems.first() {
+                    return Err(broken(problem.to_string()));
+                }
             }
+            // A copy that was published before and is gone now: deleting it is how someone
+            // who cut the log would make the cut pass. The log says whether it existed.
+            (None, Some(source)) => {
+                if let Some(since) = self.read(|r| signing_started_at(r, source))?.first() {
+                    return Err(broken(format!(
+                        "the signed head published at {source} since record {} is missing: restore it from a backup or the Kafka mirror, or investigate (records may have been cut from the end)",
+                        since.seq
+                    )));
+                }
+                let mut r = record(&new_transaction_id(), AuditPhase::Outcome, SIGNING_STARTED, "success");
+                r.arguments.insert("head_copy".into(), serde_json::json!(source));
+                r.arguments.insert(
+                    "key_id".into(),
+                    serde_json::json!(signed_head::key_id(&signer.public_key())),
+                );
+                // Appended signed, which publishes the first copy.
+                self.signer = Some(signer);
+                self.append(r, true)?;
+                return Ok(self);
+            }
+            _ => {}
         }
         {
             let w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,6 +300,7 @@ impl AuditLog {
             return Err(io_err(&path)(e));
         }
         w.len += line.len() as u64;
+        w.unsynced = !durable;
         let head = Head {
             records: w.head.records + 1,
             last_hash: hash,
@@ -273,8 +308,12 @@ impl AuditLog {
         write_head(&self.dir, &head, durable)?;
         let signed = self.signer.as_ref().map(|s| s.sign(&head));
         w.head = head;
-        if let (Some(s), Some(signed)) = (&self.signer, &signed)
-            && let Err(e) = s.publish(signed, durable)
+        // The copy names only records on disk (durable appends, and the others once
+        // [`AuditLog::sync`] ran): after a power cut, reads written without fsync may be
+        // gone, and a copy naming them would refuse the log.
+        if durable
+            && let (Some(s), Some(signed)) = (&self.signer, &signed)
+            && let Err(e) = s.publish(signed, true)
         {
             // The local log stays the gate for actions; a copy that could not be replaced
             // still names every record up to the last one it holds.
@@ -286,6 +325,26 @@ impl AuditLog {
             m.send(&record.transaction_id, &line[..line.len() - 1], signed.as_ref());
         }
         Ok(record)
+    }
+
+    /// Makes records appended without fsync durable, and publishes the signed head that
+    /// names them. The gateway calls it every second and when it stops, so the published
+    /// copy trails the log by about a second without an fsync per read call.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.unsynced {
+            return Ok(());
+        }
+        let path = self.dir.join(LOG_FILE);
+        w.file.sync_data().map_err(io_err(&path))?;
+        write_head(&self.dir, &w.head, true)?;
+        if let Some(s) = &self.signer
+            && let Err(e) = s.publish(&s.sign(&w.head), true)
+        {
+            tracing::error!(error = %e, "cannot publish the signed audit head");
+        }
+        w.unsynced = false;
+        Ok(())
     }
 
     /// The records of the log, oldest first, that `keep` accepts (for `get_audit_log`).

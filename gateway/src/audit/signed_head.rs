@@ -181,7 +181,9 @@ impl HeadSigner {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = path.with_extension("tmp");
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let bytes = serde_json::to_vec_pretty(signed)
             .map_err(|e| HeadError::Format(tmp.display().to_string(), e.to_string()))?;
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;

@@ -105,9 +105,9 @@ fn audit_refusal(
     r.principal = principal.map(|p| p.subject.clone());
     r.scopes = principal.map(|p| p.scopes.clone()).unwrap_or_default();
     r.token_id = principal.and_then(|p| p.token_id.clone());
-    r.client = client;
+    r.client = client.as_deref().map(super::refusals::clip);
     r.remote_addr = remote_addr;
-    r.error = Some(error.to_owned());
+    r.error = Some(super::refusals::clip(error));
     if let Err(e) = log.append(r, false) {
         tracing::error!(error = %e, "cannot audit a refused request");
     }

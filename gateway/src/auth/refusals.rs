@@ -23,6 +23,17 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub const DETAILED_PER_WINDOW: usize = 50;
 /// Addresses and reasons named in a summary; the rest are summed under `other`.
 const NAMED: usize = 100;
+/// Longest reason or client name recorded, characters: both can carry what the caller sent
+/// (a token's `kid`, a `User-Agent` of hundreds of kilobytes).
+pub const CLIP: usize = 160;
+
+/// `text` cut to [`CLIP`] characters, marked when cut.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(CLIP) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}… (cut)", &text[..at]),
+    }
+}
 
 #[derive(Debug, Default)]
 struct Tally {
@@ -51,6 +62,7 @@ impl Refusals {
     /// Notes one refused request from `remote` for `reason`; true when it should be
     /// recorded in full (the first of its kind in this window), false when it was counted.
     pub fn note(&self, remote: Option<&str>, reason: &str) -> bool {
+        let reason = &clip(reason);
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         // The address without the port: a scanner opens a new port per request.
         let address = remote
@@ -150,6 +162,18 @@ mod tests {
         // An empty window writes nothing.
         r.flush(&log);
         assert_eq!(log.read(|_| true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn what_the_caller_sent_is_cut_short() {
+        let r = Refusals::default();
+        let long = format!("invalid token: unknown kid {}", "k".repeat(400_000));
+        assert!(r.note(Some("192.0.2.1:1"), &long));
+        assert!(!r.note(Some("192.0.2.1:2"), &long), "the same reason once cut");
+        let t = r.tally.lock().unwrap();
+        assert!(t.by_reason.keys().all(|k| k.chars().count() <= CLIP + 10));
+        assert!(clip(&long).ends_with("(cut)"));
+        assert_eq!(clip("short"), "short");
     }
 
     #[test]
