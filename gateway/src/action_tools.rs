@@ -165,7 +165,7 @@ impl Gateway {
     #[tool(
         name = "notify_user",
         output_schema = schema_for_output::<ActionResult>(),
-        description = "Sends the user a message through the configured Okta Workflows notify flow (e.g. 'was this you?'). Needs reasoning.",
+        description = "Sends the user a message through the configured Okta Workflows notify flow. Use an operator's `template` (e.g. was_this_you with values location and time; account_secured with action): sent at once. A `message` you write yourself is sent only after a person approves it word for word. Needs reasoning.",
         annotations(title = "Notify user", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
     async fn notify_user(

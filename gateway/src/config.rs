@@ -101,7 +101,7 @@ impl GatewayConfig {
 
     /// Environment overrides.
     pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), GatewayConfigError> {
-        self.auth.apply_env(get);
+        self.auth.apply_env(get).map_err(GatewayConfigError::Env)?;
         self.okta.apply_env(get);
         self.policy.apply_env(get).map_err(GatewayConfigError::Env)?;
         if let Some(url) = get("IDGW_APPROVALS_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {

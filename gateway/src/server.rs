@@ -433,6 +433,11 @@ impl ServerHandler for Gateway {
                 Err(e) => Some(e.message.to_string()),
             };
             self.actions.audit_read(&caller, &name, arguments, error).await;
+        } else if let Some(error) = unparsed(&response) {
+            // An action whose arguments never reached it (they do not parse): the attempt
+            // is on record like any refused action.
+            let reason = format!("the arguments do not parse: {error}");
+            self.actions.audit_denied(&caller, &name, arguments, &reason).await;
         }
         tracing::debug!(
             tool = %name,
@@ -466,6 +471,22 @@ impl ServerHandler for Gateway {
     }
 }
 
+/// The error of a call whose arguments could not be read into the tool's type: rmcp answers
+/// it as a tool error worded "failed to deserialize parameters" before the tool runs
+/// (tests/cli/attacks.rs pins the wording).
+fn unparsed(response: &Result<CallToolResponse, ErrorData>) -> Option<String> {
+    match response {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
+            .content
+            .first()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned))
+            .filter(|t| t.starts_with("failed to deserialize parameters")),
+        Ok(_) => None,
+        Err(e) => Some(e.message.to_string()),
+    }
+}
+
 /// Transport failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -475,6 +496,22 @@ pub enum ServeError {
     /// The HTTP listener failed.
     #[error("HTTP on {addr}: {source}")]
     Http { addr: String, source: std::io::Error },
+    /// A server that authenticates nobody was asked to listen beyond this host.
+    #[error("without authentication (--dev-no-auth) the gateway serves loopback addresses only; {0} is not one")]
+    NotLoopback(String),
+}
+
+/// Refuses a listener that others can reach when nothing authenticates them: checked here,
+/// not only by the command line, so no embedding of the library can skip it.
+fn loopback_only(listener: &tokio::net::TcpListener) -> Result<(), ServeError> {
+    match listener.local_addr() {
+        Ok(a) if a.ip().is_loopback() => Ok(()),
+        Ok(a) => Err(ServeError::NotLoopback(a.to_string())),
+        Err(e) => Err(ServeError::Http {
+            addr: "?".into(),
+            source: e,
+        }),
+    }
 }
 
 /// Serves one client on stdin/stdout until it disconnects or `shutdown` fires.
@@ -511,6 +548,9 @@ pub async fn serve_http(
     approvals: Arc<ApprovalWeb>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    if guard.is_none() || approvals.is_dev_no_auth() {
+        loopback_only(&listener)?;
+    }
     let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
     let http_err = |source| ServeError::Http {
         addr: addr.clone(),
@@ -574,6 +614,9 @@ pub async fn serve_approvals(
     approvals: Arc<ApprovalWeb>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    if approvals.is_dev_no_auth() {
+        loopback_only(&listener)?;
+    }
     let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
     let router = crate::approvals::web::routes(approvals);
     axum::serve(

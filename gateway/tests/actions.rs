@@ -541,7 +541,12 @@ async fn protected_accounts_and_irreversible_actions_are_refused() {
             &caller,
             NotifyArgs {
                 user_login: f.member.clone(),
-                message: "Was this you?".into(),
+                template: Some("was_this_you".into()),
+                values: [("location", "Lagos, NG"), ("time", "01:20 UTC")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                message: None,
+                approval_id: None,
                 reasoning: REASON.into(),
                 evidence: Vec::new(),
                 dry_run: false,
@@ -764,7 +769,12 @@ async fn workflows_flows_receive_the_reference_payload() {
             &caller,
             NotifyArgs {
                 user_login: f.member.clone(),
-                message: "Your account was suspended after a suspicious sign-in.".into(),
+                template: Some("account_secured".into()),
+                values: [("action", "suspended after a suspicious sign-in")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                message: None,
+                approval_id: None,
                 reasoning: REASON.into(),
                 evidence: evidence(&f, &f.member),
                 dry_run: false,
@@ -774,12 +784,58 @@ async fn workflows_flows_receive_the_reference_payload() {
         .await
         .unwrap();
     assert_eq!(sent.status, "success");
+    // Text the agent wrote waits for a person, whatever the policy says of notify_user.
+    let phish = a
+        .notify(
+            &caller,
+            NotifyArgs {
+                user_login: f.member.clone(),
+                template: None,
+                values: Default::default(),
+                message: Some("Your account is locked. Re-verify at https://okta-verify.example.net".into()),
+                approval_id: None,
+                reasoning: REASON.into(),
+                evidence: evidence(&f, &f.member),
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap();
+    assert_eq!(phish.status, "approval_required", "{phish:?}");
+    // A template's blank cannot carry a link either.
+    let e = a
+        .notify(
+            &caller,
+            NotifyArgs {
+                user_login: f.member.clone(),
+                template: Some("was_this_you".into()),
+                values: [("location", "Lagos; verify at okta-verify.net"), ("time", "now")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                message: None,
+                approval_id: None,
+                reasoning: REASON.into(),
+                evidence: evidence(&f, &f.member),
+                dry_run: false,
+            },
+            OutOfBand,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("domain name"), "{e}");
     let outbox = f.sim.sim.state.lock().unwrap().outbox.clone();
     assert!(
         outbox
             .iter()
             .any(|m| m["to"] == f.member.as_str() && m["message"].as_str().unwrap().contains("suspicious")),
         "{outbox:?}"
+    );
+    assert!(
+        outbox
+            .iter()
+            .all(|m| !m["message"].as_str().unwrap().contains("verify")),
+        "unapproved text was sent: {outbox:?}"
     );
     // Without the Management API, reset_password is not configured: a clear refusal.
     let e = a

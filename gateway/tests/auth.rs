@@ -297,7 +297,38 @@ async fn the_http_gateway_challenges_filters_and_audits() {
         idgw_gateway::approvals::web::ApprovalWeb::new(approvals, Some(Arc::clone(&guard.validator)), Ok(signin))
             .unwrap(),
     );
-    let gateway = Gateway::new(reader, actions, Access::Bearer);
+    let gateway = Gateway::new(Arc::clone(&reader), Arc::clone(&actions), Access::Bearer);
+    // Without a guard (nobody authenticated) the library itself refuses any address but
+    // loopback, whoever embeds it.
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let dev_web = Arc::new(
+        idgw_gateway::approvals::web::ApprovalWeb::new(
+            Arc::new(idgw_gateway::approvals::Approvals::new(Arc::clone(&log), true)),
+            None,
+            Err("dev".into()),
+        )
+        .unwrap(),
+    );
+    let refused = server::serve_http(
+        Gateway::new(Arc::clone(&reader), Arc::clone(&actions), Access::DevNoAuth),
+        open,
+        Vec::new(),
+        Vec::new(),
+        None,
+        Arc::clone(&dev_web),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(server::ServeError::NotLoopback(_))),
+        "{refused:?}"
+    );
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = server::serve_approvals(open, dev_web, CancellationToken::new()).await;
+    assert!(
+        matches!(refused, Err(server::ServeError::NotLoopback(_))),
+        "{refused:?}"
+    );
     let serving = tokio::spawn(server::serve_http(
         gateway,
         listener,

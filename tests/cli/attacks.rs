@@ -957,3 +957,132 @@ fn query_sql_cannot_take_the_gateway_down() {
     gw.kill().unwrap();
     let _ = gw.wait();
 }
+
+/// An action called with arguments that do not parse never reaches the action code, and was
+/// therefore not on record: an agent probing the gateway's schema left no trace.
+#[test]
+fn an_action_whose_arguments_do_not_parse_is_on_record() {
+    if !python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &["--dev-no-auth"], &[]);
+    // A raw JSON-RPC client: an SDK might check the arguments against the schema first.
+    let accept = "Accept: application/json, text/event-stream\r\n";
+    let (status, head, _) = http_full(
+        &addr,
+        &addr,
+        "POST",
+        "/mcp",
+        accept,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"prober","version":"1"}}}"#,
+    );
+    assert_eq!(status, 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let with_session = format!("{accept}Mcp-Session-Id: {session}\r\n");
+    let (status, _, _) = http_full(
+        &addr,
+        &addr,
+        "POST",
+        "/mcp",
+        &with_session,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert!(status == 202 || status == 200, "{status}");
+    let (status, _, body) = http_full(
+        &addr,
+        &addr,
+        "POST",
+        "/mcp",
+        &with_session,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"suspend_user","arguments":{"user_login":42,"reasoning":"probing","approve":true}}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("failed to deserialize"), "{body}");
+    gw.kill().unwrap();
+    let _ = gw.wait();
+    let records = audit_records(&store);
+    let probe = records
+        .iter()
+        .find(|r| r["action"] == "suspend_user")
+        .unwrap_or_else(|| panic!("no record of the call: {records:#?}"));
+    assert_eq!(probe["status"], "denied", "{probe}");
+    assert!(probe["error"].as_str().unwrap().contains("do not parse"), "{probe}");
+    assert_eq!(probe["arguments"]["user_login"], 42, "{probe}");
+}
+
+/// The issuer's keys over time. A key the issuer stops publishing (rotated out, or revoked
+/// after a leak) stops verifying once the gateway's refresh comes round: before, a key once
+/// fetched verified tokens for the life of the process. When the issuer cannot be reached, a
+/// token under an unknown key gets 503 with `Retry-After` (the client keeps its token), not
+/// 401; tokens under keys already held keep working.
+#[test]
+fn retired_issuer_keys_stop_verifying_and_an_issuer_outage_is_503() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (mut sim, sim_url, _) = super::sim(&["--users", &USERS.to_string(), "--seed", &SEED.to_string()]);
+    let issuer = format!("{sim_url}/oauth2/default");
+    let config = dir.path().join("idgw.toml");
+    std::fs::write(&config, "[gateway.auth]\njwks_min_refresh_s = 1\njwks_refresh_s = 2\n").unwrap();
+    let env = [("OKTA_ISSUER", issuer.as_str()), ("OKTA_CLIENT_ID", CLIENT)];
+    let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &["--config", config.to_str().unwrap()], &env);
+    let analyst = member(2);
+    let kid = |token: &str| -> String {
+        let header = token.split('.').next().unwrap();
+        let h: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        h["kid"].as_str().unwrap().to_owned()
+    };
+    let status = |token: &str| super::gateway::post_initialize(&addr, &format!("Authorization: Bearer {token}\r\n"));
+    let sim_post = |path: &str, body: serde_json::Value| {
+        let (status, text) = http(host(&sim_url), "POST", path, "", &body.to_string());
+        assert_eq!(status, 200, "{path}: {text}");
+    };
+
+    let first = login(&sim_url, &dir.path().join("t1.json"), &analyst, Some("list_alerts"));
+    assert_eq!(status(&first), 200);
+    sim_post("/sim/keys/rotate", serde_json::json!({}));
+    let second = login(&sim_url, &dir.path().join("t2.json"), &analyst, Some("list_alerts"));
+    assert_ne!(kid(&first), kid(&second));
+    // (Unknown kids are looked up at most once per jwks_min_refresh_s.)
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(status(&second), 200, "a new key is fetched for its unknown kid");
+    // The first key is retired at the issuer: after the refresh interval it verifies no more.
+    sim_post("/sim/keys/retire", serde_json::json!({"kid": kid(&first)}));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(status(&first), 401, "a token under a retired key still verified");
+    assert_eq!(status(&second), 200);
+
+    // The issuer goes down after signing a token under yet another key.
+    sim_post("/sim/keys/rotate", serde_json::json!({}));
+    let third = login(&sim_url, &dir.path().join("t3.json"), &analyst, Some("list_alerts"));
+    sim_post("/sim/faults", serde_json::json!({"keys_unavailable": true}));
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, head, _) = http_full(
+        &addr,
+        &addr,
+        "POST",
+        "/mcp",
+        &format!("Authorization: Bearer {third}\r\nAccept: application/json, text/event-stream\r\n"),
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#,
+    );
+    assert_eq!(code, 503, "{head}");
+    assert!(head.contains("retry-after: 30"), "{head}");
+    // A token under a key already held keeps working through the outage.
+    assert_eq!(status(&second), 200);
+    // The issuer is back: after the backoff the new key is fetched.
+    sim_post("/sim/faults", serde_json::json!({}));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(status(&third), 200);
+    gw.kill().unwrap();
+    let _ = gw.wait();
+    sim.kill().unwrap();
+    let _ = sim.wait();
+}

@@ -16,6 +16,7 @@
 //! suspends of one user make one Okta call (the second finds the user suspended).
 
 mod human;
+pub mod notify;
 pub mod policy;
 mod reads;
 mod types;
@@ -152,6 +153,8 @@ struct Call<'a> {
     dry_run: bool,
     rollback_of: Option<String>,
     message: Option<&'a str>,
+    /// Text the agent wrote for the user: approved word for word whatever the policy says.
+    free_text: bool,
     arguments: Map<String, Value>,
 }
 
@@ -643,7 +646,10 @@ impl Actions {
         }
         // By the tool called and by what it does: an alias (`reactivate_user`) or a
         // rollback that unsuspends needs what `unsuspend_user` needs.
-        let approval = if self.policy.needs_approval(call.tool) || self.policy.needs_approval(call.kind.tool()) {
+        let approval = if self.policy.needs_approval(call.tool)
+            || self.policy.needs_approval(call.kind.tool())
+            || call.free_text
+        {
             let asked = human::Asked {
                 hash: &hash,
                 pre: &pre,
@@ -753,6 +759,7 @@ impl Actions {
                 dry_run: args.dry_run,
                 rollback_of: None,
                 message: None,
+                free_text: false,
                 arguments,
             },
             human,
@@ -786,6 +793,7 @@ impl Actions {
                 dry_run: args.dry_run,
                 rollback_of: args.transaction_id.clone(),
                 message: None,
+                free_text: false,
                 arguments,
             },
             human,
@@ -793,14 +801,43 @@ impl Actions {
         .await
     }
 
-    /// `notify_user`.
+    /// `notify_user`: an operator's template filled with plain values, or text the agent
+    /// wrote, which then needs a person's approval ([`notify`]).
     pub async fn notify(
         &self,
         caller: &Caller,
         args: NotifyArgs,
         human: Human<'_>,
     ) -> Result<ActionResult, ActionError> {
-        let arguments = to_map(&args);
+        let mut arguments = to_map(&args);
+        let (text, free_text) = match (&args.template, &args.message) {
+            (Some(name), None) => (
+                notify::render(&self.policy.notify_templates, name, &args.values)?,
+                false,
+            ),
+            (None, Some(message)) if args.values.is_empty() => (message.clone(), true),
+            (None, Some(_)) => {
+                return Err("`values` fill a template's blanks; with `message`, write the whole text".into());
+            }
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give `template` (sent as the operator wrote it) or `message` (approved first), not both".into(),
+                );
+            }
+            (None, None) => {
+                return Err(format!(
+                    "say what to send: `template` (one of {}) with its `values`, or a `message` a person approves first",
+                    self.policy
+                        .notify_templates
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        };
+        // The text the user receives is on record and shown to the approver.
+        arguments.insert("text".into(), Value::String(text.clone()));
         self.execute(
             Call {
                 caller,
@@ -809,10 +846,11 @@ impl Actions {
                 login: args.user_login.trim(),
                 reasoning: &args.reasoning,
                 evidence: &args.evidence,
-                approval_id: None,
+                approval_id: args.approval_id.as_deref(),
                 dry_run: args.dry_run,
                 rollback_of: None,
-                message: Some(&args.message),
+                message: Some(&text),
+                free_text,
                 arguments,
             },
             human,
@@ -889,6 +927,7 @@ impl Actions {
                 dry_run: args.dry_run,
                 rollback_of: Some(target.clone()),
                 message: None,
+                free_text: false,
                 arguments,
             },
             human,

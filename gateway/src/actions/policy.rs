@@ -31,6 +31,9 @@ pub struct PolicyConfig {
     pub elicitation_timeout_s: u64,
     /// Shortest reasoning accepted, in characters.
     pub min_reasoning_chars: usize,
+    /// What `notify_user` may send without an approval: name → text with `{blanks}`
+    /// (`[gateway.policy.notify_templates]`; replaces the built-in two).
+    pub notify_templates: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for PolicyConfig {
@@ -53,6 +56,7 @@ impl Default for PolicyConfig {
             approval_ttl_s: 900,
             elicitation_timeout_s: 300,
             min_reasoning_chars: 20,
+            notify_templates: super::notify::default_templates(),
         }
     }
 }

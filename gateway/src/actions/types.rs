@@ -56,8 +56,19 @@ pub struct UnsuspendArgs {
 #[serde(deny_unknown_fields)]
 pub struct NotifyArgs {
     pub user_login: String,
-    /// The message the user receives.
-    pub message: String,
+    /// One of the operator's templates (`was_this_you`, `account_secured`, …): sent without
+    /// an approval. Its blanks are filled from `values`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The template's blanks: short plain values (no links, no markup, 80 characters).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<String, String>,
+    /// Text you wrote instead of a template: a person approves it word for word first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Set when retrying after a person approved the message out of band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
     /// Why the user is told.
     #[serde(alias = "reason")]
     pub reasoning: String,

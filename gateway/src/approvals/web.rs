@@ -147,6 +147,11 @@ impl ApprovalWeb {
         })
     }
 
+    /// Whether decisions here are unauthenticated (a `--dev-no-auth` gateway).
+    pub fn is_dev_no_auth(&self) -> bool {
+        self.approvals.is_dev_no_auth()
+    }
+
     /// Accepts these `Host` values (names without ports; the page's own public host is
     /// always accepted).
     pub fn with_hosts(mut self, hosts: Vec<String>) -> Self {
@@ -290,10 +295,14 @@ async fn api_approver(
     let remote = Some(addr.to_string());
     match (bearer(headers), dev_label, &web.validator) {
         (Some(token), _, Some(validator)) => {
-            let principal = validator
-                .validate(token)
-                .await
-                .map_err(|e| json_error(StatusCode::UNAUTHORIZED, format!("the approver's token: {e}")))?;
+            let principal = validator.validate(token).await.map_err(|e| {
+                let status = if e.is_unavailable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                json_error(status, format!("the approver's token: {e}"))
+            })?;
             Approver::authenticated(&principal, Channel::Cli, remote).map_err(|e| json_error(status_of(&e), e))
         }
         (None, Some(label), _) if web.approvals.is_dev_no_auth() => {
@@ -757,6 +766,13 @@ async fn callback(
     };
     let principal = match validator.validate(&token).await {
         Ok(p) => p,
+        Err(e) if e.is_unavailable() => {
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                &format!("the issuer's keys cannot be fetched now; try again in a minute: {e}"),
+            );
+        }
         Err(e) => {
             return message(
                 StatusCode::UNAUTHORIZED,

@@ -166,6 +166,19 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
     };
     let principal = match guard.validator.validate(&token).await {
         Ok(p) => p,
+        // The issuer's keys are out of reach: the token may well be good, so the client
+        // keeps it and retries instead of signing in again.
+        Err(e) if e.is_unavailable() => {
+            unauthenticated(&format!("issuer unavailable: {e}"));
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "temporarily_unavailable", "error_description": e.to_string()})),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            return resp;
+        }
         Err(e) => {
             let msg = e.to_string();
             unauthenticated(&format!("invalid token: {msg}"));

@@ -122,7 +122,35 @@ struct Key {
 #[derive(Default)]
 struct KeySet {
     keys: HashMap<String, Key>,
+    /// When the set was last fetched.
     fetched: Option<Instant>,
+    /// The last failed fetch and how many failed in a row (for the backoff).
+    failed: Option<(Instant, u32)>,
+}
+
+impl KeySet {
+    /// Whether a fetch may be tried now: not within `min` of the last one, nor, after
+    /// failures, within a backoff that doubles from `min` up to [`MAX_BACKOFF`].
+    fn may_fetch(&self, min: Duration) -> bool {
+        if self.fetched.is_some_and(|t| t.elapsed() < min) {
+            return false;
+        }
+        match self.failed {
+            Some((at, n)) => at.elapsed() >= (min * 2u32.saturating_pow(n.saturating_sub(1).min(16))).min(MAX_BACKOFF),
+            None => true,
+        }
+    }
+}
+
+/// The longest wait between fetches of an issuer's keys that keep failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl TokenError {
+    /// Whether the gateway, not the token, is at fault (the issuer's keys are out of
+    /// reach): the answer is 503, and the client should keep its token and retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, TokenError::Jwks(_))
+    }
 }
 
 /// Validates bearer tokens for one issuer and audience.
@@ -133,6 +161,7 @@ pub struct Validator {
     algorithms: Vec<Algorithm>,
     leeway_s: u64,
     min_refresh: Duration,
+    max_age: Duration,
     client: reqwest::Client,
     keys: RwLock<KeySet>,
     refreshing: Mutex<()>,
@@ -182,6 +211,7 @@ impl Validator {
             algorithms,
             leeway_s: config.leeway_s,
             min_refresh: Duration::from_secs(config.jwks_min_refresh_s),
+            max_age: Duration::from_secs(config.jwks_refresh_s.max(config.jwks_min_refresh_s)),
             client: reqwest::Client::new(),
             keys: RwLock::default(),
             refreshing: Mutex::new(()),
@@ -198,17 +228,37 @@ impl Validator {
         &self.audience
     }
 
+    /// Fetches the issuer's key set, unless one was fetched (or failed) too recently.
     async fn fetch_keys(&self) -> Result<(), TokenError> {
         let _one = self.refreshing.lock().await;
-        if self
-            .keys
-            .read()
-            .await
-            .fetched
-            .is_some_and(|t| t.elapsed() < self.min_refresh)
-        {
-            return Ok(());
+        if !self.keys.read().await.may_fetch(self.min_refresh) {
+            return match self.keys.read().await.failed {
+                Some(_) => Err(TokenError::Jwks(
+                    "the last attempts failed; retrying with backoff".into(),
+                )),
+                None => Ok(()),
+            };
         }
+        match self.download().await {
+            Ok(keys) => {
+                *self.keys.write().await = KeySet {
+                    keys,
+                    fetched: Some(Instant::now()),
+                    failed: None,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                let mut set = self.keys.write().await;
+                let n = set.failed.map_or(1, |(_, n)| n.saturating_add(1));
+                set.failed = Some((Instant::now(), n));
+                tracing::warn!(error = %e, failures = n, jwks = %self.jwks_uri, "cannot fetch the issuer's keys");
+                Err(e)
+            }
+        }
+    }
+
+    async fn download(&self) -> Result<HashMap<String, Key>, TokenError> {
         #[derive(Deserialize)]
         struct Set {
             keys: Vec<serde_json::Value>,
@@ -237,11 +287,7 @@ impl Validator {
                 keys.insert(kid, Key { decoding, algorithm });
             }
         }
-        *self.keys.write().await = KeySet {
-            keys,
-            fetched: Some(Instant::now()),
-        };
-        Ok(())
+        Ok(keys)
     }
 
     /// Validates `token` and returns its principal.
@@ -254,8 +300,20 @@ impl Validator {
             .kid
             .clone()
             .ok_or_else(|| TokenError::UnknownKey(String::new()))?;
-        if !self.keys.read().await.keys.contains_key(&kid) {
+        let (known, stale) = {
+            let set = self.keys.read().await;
+            (
+                set.keys.contains_key(&kid),
+                set.fetched.is_none_or(|t| t.elapsed() >= self.max_age),
+            )
+        };
+        if !known {
             self.fetch_keys().await?;
+        } else if stale && let Err(e) = self.fetch_keys().await {
+            // A scheduled refresh drops keys the issuer no longer publishes (rotated out or
+            // revoked). When the issuer cannot be reached, the keys already held still
+            // verify; the next attempt waits out the backoff.
+            tracing::debug!(error = %e, "validating with the keys held");
         }
         let keys = self.keys.read().await;
         let key = keys.keys.get(&kid).ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;

@@ -50,6 +50,9 @@ pub struct AuthConfig {
     pub leeway_s: u64,
     /// Fetch the JWKS again for an unknown `kid` at most this often, in seconds.
     pub jwks_min_refresh_s: u64,
+    /// Fetch the JWKS again when the keys held are older than this, in seconds, so keys the
+    /// issuer stopped publishing stop verifying (`IDGW_AUTH_JWKS_REFRESH_S`).
+    pub jwks_refresh_s: u64,
     /// Where `idgw gateway login` keeps the operator's token (mode 0600); default
     /// `$XDG_CONFIG_HOME/idgw/token.json` or `~/.config/idgw/token.json`.
     pub token_file: Option<PathBuf>,
@@ -89,6 +92,7 @@ impl Default for AuthConfig {
             algorithms: vec!["RS256".into(), "ES256".into()],
             leeway_s: 60,
             jwks_min_refresh_s: 10,
+            jwks_refresh_s: 900,
             token_file: None,
         }
     }
@@ -97,8 +101,9 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// The reference design's names: `OKTA_ISSUER`, `OKTA_AUTH_SERVER_ID`,
     /// `OKTA_CLIENT_ID`, `OKTA_CLIENT_SECRET`; and `IDGW_AUTH_AUDIENCE`,
-    /// `IDGW_AUTH_RESOURCE`, `IDGW_AUTH_TOKEN_FILE`.
-    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) {
+    /// `IDGW_AUTH_RESOURCE`, `IDGW_AUTH_TOKEN_FILE`, `IDGW_AUTH_JWKS_REFRESH_S`. A value
+    /// that does not parse is an error, not ignored.
+    pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
         if let Some(v) = nonempty("OKTA_ISSUER") {
             self.issuer = Some(v.trim_end_matches('/').to_owned());
@@ -126,6 +131,13 @@ impl AuthConfig {
         if let Some(v) = nonempty("IDGW_AUTH_TOKEN_FILE") {
             self.token_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = nonempty("IDGW_AUTH_JWKS_REFRESH_S") {
+            self.jwks_refresh_s = v
+                .trim()
+                .parse()
+                .map_err(|e| format!("IDGW_AUTH_JWKS_REFRESH_S={v:?}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The token file's path.
@@ -225,17 +237,24 @@ mod tests {
             _ => None,
         };
         let mut c = AuthConfig::default();
-        c.apply_env(&env);
+        c.apply_env(&env).unwrap();
         assert_eq!(c.issuer.as_deref(), Some("https://example.okta.com/oauth2/aus123"));
         assert_eq!(c.client_id.as_deref(), Some("0oa1"));
         assert_eq!(c.audience, "api://mcp");
+        // A number that does not parse is an error, not ignored.
+        assert!(
+            AuthConfig::default()
+                .apply_env(&|n: &str| (n == "IDGW_AUTH_JWKS_REFRESH_S").then(|| "15m".to_owned()))
+                .is_err()
+        );
         // An issuer that already names its server is kept.
         let mut c = AuthConfig::default();
         c.apply_env(&|n: &str| match n {
             "OKTA_ISSUER" => Some("https://example.okta.com/oauth2/default".to_owned()),
             "OKTA_AUTH_SERVER_ID" => Some("aus123".to_owned()),
             _ => None,
-        });
+        })
+        .unwrap();
         assert_eq!(c.issuer.as_deref(), Some("https://example.okta.com/oauth2/default"));
     }
 

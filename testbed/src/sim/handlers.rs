@@ -48,6 +48,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/sim/device/approve", post(oauth::approve))
         .route("/sim/device/deny", post(oauth::deny))
         .route("/sim/keys/rotate", post(oauth::rotate))
+        .route("/sim/keys/retire", post(oauth::retire))
         .fallback(not_found)
         .with_state(sim)
 }

@@ -83,6 +83,8 @@ pub struct DeviceGrant {
 pub struct AuthState {
     /// Published keys, newest last; tokens are signed with the newest.
     pub keys: Vec<SigningKey>,
+    /// Keys ever published (retired ones included): a rotation never reuses a key.
+    pub published: usize,
     pub grants: HashMap<String, DeviceGrant>,
     /// Opaque org-AS access tokens: client id, granted scopes, expiry (ms).
     pub org_tokens: HashMap<String, (String, Vec<String>, i64)>,
@@ -245,8 +247,15 @@ pub async fn metadata_rfc8414(headers: HeaderMap, Path(server): Path<String>) ->
     metadata(headers, Path((server, "oauth-authorization-server".to_owned()))).await
 }
 
-/// `GET /oauth2/{as}/v1/keys` (not rate-limited).
+/// `GET /oauth2/{as}/v1/keys` (not rate-limited; 503 under the `keys_unavailable` fault).
 pub async fn keys(State(sim): State<Arc<Sim>>) -> Response {
+    if sim.state.lock().is_ok_and(|s| s.faults.keys_unavailable) {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "The service is temporarily unavailable.",
+        );
+    }
     let auth = with_keys(&sim);
     let keys: Vec<Value> = auth
         .keys
@@ -259,10 +268,35 @@ pub async fn keys(State(sim): State<Arc<Sim>>) -> Response {
 /// `POST /sim/keys/rotate`: publishes a new key and signs new tokens with it.
 pub async fn rotate(State(sim): State<Arc<Sim>>) -> Response {
     let mut auth = with_keys(&sim);
-    let next = auth.keys.len();
+    let next = auth.published.max(auth.keys.len());
     auth.keys.push(new_key(next));
-    let kid = auth.keys[next].kid.clone();
+    auth.published = next + 1;
+    let kid = auth.keys.last().map(|k| k.kid.clone()).unwrap_or_default();
     Json(json!({"kid": kid})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Retire {
+    kid: String,
+}
+
+/// `POST /sim/keys/retire {"kid"}`: stops publishing a key (as Okta does some time after a
+/// rotation, or at once when a key is revoked). At least one key stays.
+pub async fn retire(State(sim): State<Arc<Sim>>, Json(retire): Json<Retire>) -> Response {
+    let mut auth = with_keys(&sim);
+    let before = auth.keys.len();
+    if before < 2 {
+        return oauth_error(
+            StatusCode::CONFLICT,
+            "invalid_request",
+            "The last key cannot be retired.",
+        );
+    }
+    auth.keys.retain(|k| k.kid != retire.kid);
+    if auth.keys.len() == before {
+        return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "No such key.");
+    }
+    Json(json!({"retired": retire.kid, "published": auth.keys.len()})).into_response()
 }
 
 #[derive(Debug, Deserialize)]

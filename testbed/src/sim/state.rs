@@ -124,6 +124,8 @@ pub struct Faults {
     /// The next N API requests that change something (not GET) are carried out, and then
     /// their answer is lost (the connection drops): the client cannot tell they happened.
     pub lost_answer_writes: u32,
+    /// The authorization servers' key sets (`/v1/keys`) answer 503 (an issuer outage).
+    pub keys_unavailable: bool,
 }
 
 /// A fixed rate-limit window per bucket, starting at its first request (Okta's windows are
