@@ -571,6 +571,55 @@ async fn protected_accounts_and_irreversible_actions_are_refused() {
         .unwrap();
     assert_eq!(dry.status, "dry_run");
     assert_eq!(okta_events(&f, "user.session.clear", &f.member), 0);
+    // A protected group (by name, any case) covers its members, named by login or id.
+    drop(a);
+    let grouped = actions(
+        &f,
+        management(&f),
+        PolicyConfig {
+            protected_groups: vec!["staff".into()],
+            ..no_approval()
+        },
+    );
+    let by_id = ActArgs {
+        user_login: member2_id.clone(),
+        dry_run: true,
+        ..act_args(&f, &f.member2)
+    };
+    let e = grouped.act(&caller, Kind::Suspend, by_id, OutOfBand).await.unwrap_err();
+    assert!(e.contains("protected group Staff"), "{e}");
+    drop(grouped);
+    // Where memberships cannot be read (Workflows only), a set list refuses every action.
+    let flow = |name: &str| {
+        Some(Flow {
+            url: format!("{}/api/flo/{name}/invoke", f.sim.base_url()),
+            token: Some("sim-workflows-token".into()),
+        })
+    };
+    let workflows_only = OktaConfig {
+        workflows: WorkflowsConfig {
+            suspend_user: flow("suspend_user"),
+            read_user: flow("read_user"),
+            ..WorkflowsConfig::default()
+        },
+        retry: fast_retries(),
+        ..OktaConfig::default()
+    };
+    let blind = actions(
+        &f,
+        workflows_only,
+        PolicyConfig {
+            protected_groups: vec!["Service Accounts".into()],
+            protect_admins: false,
+            ..no_approval()
+        },
+    );
+    let e = blind
+        .act(&caller, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(e.contains("cannot be read without the Management API"), "{e}");
+    drop(blind);
     verified(&f.audit_dir);
     f.sim.stop().await;
 }

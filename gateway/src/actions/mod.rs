@@ -552,6 +552,21 @@ impl Actions {
                     .await);
             }
         };
+        if !self.policy.protected_groups.is_empty() {
+            let refusal = match self.okta.groups(&pre.id).await {
+                Ok(Some(groups)) => self.policy.protected_group(&groups).map(|(id, name)| {
+                    format!("{} is a member of the protected group {name} ({id}) (policy.protected_groups)", call.login)
+                }),
+                // Fails closed: a membership no one can read may be a protected one.
+                Ok(None) => Some(
+                    "policy.protected_groups is set but group memberships cannot be read without the Management API (OKTA_API_TOKEN or OAuth for Okta); refusing rather than guessing".to_owned(),
+                ),
+                Err(e) => Some(format!("cannot check the user's groups: {e}")),
+            };
+            if let Some(why) = refusal {
+                return Err(self.deny(&call, &tx, why, Some(&pre)).await);
+            }
+        }
         if self.policy.protect_admins {
             match self.okta.admin_roles(&pre.id).await {
                 Ok(Some(roles)) if !roles.is_empty() => {

@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 pub struct PolicyConfig {
     /// Logins (case-insensitive) no action may touch: break-glass and service accounts.
     pub protected_users: Vec<String>,
+    /// Groups (names, case-insensitive, or `00g…` ids) whose members no action may touch:
+    /// executives, break-glass, service accounts (`IDGW_POLICY_PROTECTED_GROUPS`). Needs the
+    /// Management API to read memberships; without it every action is refused while the
+    /// list is set.
+    pub protected_groups: Vec<String>,
     /// Refuse actions on holders of any Okta admin role (needs the Management API to see
     /// roles; with Workflows only, list admins in `protected_users`).
     pub protect_admins: bool,
@@ -40,6 +45,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             protected_users: Vec::new(),
+            protected_groups: Vec::new(),
             protect_admins: true,
             max_actions_per_principal_per_hour: 10,
             max_actions_per_hour: 50,
@@ -85,6 +91,14 @@ impl PolicyConfig {
             &mut self.max_actions_per_principal_per_hour,
         )?;
         set(get, "IDGW_POLICY_MAX_ACTIONS_PER_HOUR", &mut self.max_actions_per_hour)?;
+        if let Some(v) = get("IDGW_POLICY_PROTECTED_GROUPS") {
+            self.protected_groups = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(v) = get("IDGW_POLICY_PROTECTED_USERS") {
             self.protected_users = v
                 .split(',')
@@ -99,6 +113,15 @@ impl PolicyConfig {
     /// Whether `login` is on the protected list.
     pub fn is_protected(&self, login: &str) -> bool {
         self.protected_users.iter().any(|p| p.eq_ignore_ascii_case(login))
+    }
+
+    /// The protected group among `groups` (id, name), if any.
+    pub fn protected_group<'g>(&self, groups: &'g [(String, String)]) -> Option<&'g (String, String)> {
+        groups.iter().find(|(id, name)| {
+            self.protected_groups
+                .iter()
+                .any(|p| p == id || p.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Whether `tool` needs approval.

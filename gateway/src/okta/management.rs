@@ -78,6 +78,26 @@ impl Management<'_> {
             .unwrap_or_default())
     }
 
+    /// The groups a user belongs to: (id, name) of each.
+    pub async fn groups(&self, user_id: &str) -> Result<Vec<(String, String)>, OktaError> {
+        let url = self.url(&["api", "v1", "users", user_id, "groups"])?;
+        let (v, _) = self
+            .call(Method::GET, url, &format!("groups of {user_id}"), http::Resend::Always)
+            .await?;
+        Ok(v.as_array()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|g| {
+                        let id = g.get("id").and_then(Value::as_str)?;
+                        let name = g.pointer("/profile/name").and_then(Value::as_str).unwrap_or_default();
+                        Some((id.to_owned(), name.to_owned()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub async fn act(&self, op: Op, login: &str) -> Result<Done, OktaError> {
         let what = format!("{} {login}", op.flow_name());
         let (method, mut url) = match op {

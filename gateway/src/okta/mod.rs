@@ -367,6 +367,15 @@ impl Okta {
         }
     }
 
+    /// The groups (id, name) a user belongs to, or `None` when no backend can tell
+    /// (Workflows only).
+    pub async fn groups(&self, user_id: &str) -> Result<Option<Vec<(String, String)>>, OktaError> {
+        match self.management() {
+            Some(m) => m.groups(user_id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// One action on `user` (an id for the Management API, a login for a Workflows flow):
     /// suspend (ACTIVE → SUSPENDED), unsuspend (SUSPENDED → ACTIVE), reset_password (the
     /// reset mail goes to the user; → RECOVERY), revoke_sessions, or notify (Workflows only,

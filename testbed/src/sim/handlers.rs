@@ -27,6 +27,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/api/v1/users/{id}/lifecycle/{op}", post(lifecycle))
         .route("/api/v1/users/{id}/sessions", delete(clear_sessions))
         .route("/api/v1/users/{id}/roles", get(list_roles))
+        .route("/api/v1/users/{id}/groups", get(list_groups))
         .layer(middleware::from_fn_with_state(Arc::clone(&sim), gate));
     Router::new()
         .merge(api)
@@ -111,6 +112,13 @@ fn required_scope(method: &Method, path: &str) -> Option<&'static [&'static str]
         Some(&["okta.logs.read"])
     } else if path.ends_with("/roles") {
         Some(&["okta.roles.read", "okta.roles.manage"])
+    } else if path.ends_with("/groups") {
+        Some(&[
+            "okta.groups.read",
+            "okta.groups.manage",
+            "okta.users.read",
+            "okta.users.manage",
+        ])
     } else if method == Method::GET {
         Some(&["okta.users.read", "okta.users.manage"])
     } else {
@@ -535,6 +543,32 @@ async fn list_roles(State(sim): State<Shared>, Path(id): Path<String>) -> Respon
         })
         .collect();
     Json(roles).into_response()
+}
+
+/// `GET /api/v1/users/{id}/groups`: `Everyone` and the user's own groups, as Okta lists
+/// them (`id`, `type`, `profile.name`).
+async fn list_groups(State(sim): State<Shared>, Path(id): Path<String>) -> Response {
+    let Ok(state) = sim.state.lock() else {
+        return internal_error();
+    };
+    let Some(i) = state.user_index(&id) else {
+        return user_not_found(&id);
+    };
+    let u = &state.users[i];
+    let group = |name: &str, kind: &str| {
+        let digest: u64 = name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        json!({
+            "id": format!("00g{:017}", digest % 100_000_000_000_000_000),
+            "type": kind,
+            "profile": {"name": name, "description": null},
+            "objectClass": ["okta:user_group"]
+        })
+    };
+    let mut groups = vec![group("Everyone", "BUILT_IN")];
+    groups.extend(u.groups.iter().map(|g| group(g, "OKTA_GROUP")));
+    Json(groups).into_response()
 }
 
 /// The outcome of a lifecycle operation.

@@ -158,8 +158,13 @@ pub fn build(config: SimConfig) -> Result<Arc<Sim>, SimError> {
     if config.events.is_none() {
         for u in &tenant.users {
             let mut user = SimUser::active(&u.id, &u.login, &u.name, created);
-            if u.role == Role::Admin {
-                user.admin_roles = vec!["SUPER_ADMIN".into()];
+            match u.role {
+                Role::Admin => {
+                    user.admin_roles = vec!["SUPER_ADMIN".into()];
+                    user.groups = vec!["Okta Administrators".into()];
+                }
+                Role::Service => user.groups = vec!["Service Accounts".into()],
+                Role::Member => user.groups = vec!["Staff".into()],
             }
             state.add_user(user);
         }

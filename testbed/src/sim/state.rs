@@ -49,6 +49,8 @@ pub struct SimUser {
     pub active_sessions: u32,
     /// Admin role types assigned (`SUPER_ADMIN`, …); empty for ordinary users.
     pub admin_roles: Vec<String>,
+    /// Groups beyond `Everyone` (names; ids are derived from them).
+    pub groups: Vec<String>,
 }
 
 fn iso(ms: i64) -> String {
@@ -73,6 +75,7 @@ impl SimUser {
             password_changed_ms: created_ms,
             active_sessions: 1,
             admin_roles: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
