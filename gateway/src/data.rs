@@ -212,6 +212,7 @@ impl StoreReader {
                     memory_bytes: 512 << 20,
                     max_rows: 1_000,
                     max_result_bytes: 16 << 20,
+                    max_json_bytes: crate::tools::SQL_MAX_BYTES,
                 },
                 concurrent: 2,
                 gate: tokio::sync::Semaphore::new(2),

@@ -236,7 +236,7 @@ impl Gateway {
 
     #[tool(
         name = "query_sql",
-        description = "One read-only SQL query (DataFusion dialect) over the tables events, alerts and identity_state; at most 1,000 rows and 1 MiB, 30 s. DDL, DML, COPY and several statements are refused.",
+        description = "One read-only SQL query (DataFusion dialect) over the tables events, alerts and identity_state; at most 1,000 rows and 256 KiB, 30 s, 16 KiB of SQL; no recursive CTEs. DDL, DML, COPY and several statements are refused.",
         annotations(title = "Query with SQL", read_only_hint = true, open_world_hint = false)
     )]
     async fn query_sql(

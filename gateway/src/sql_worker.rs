@@ -10,8 +10,9 @@
 //! ends the child, and the agent gets an error that says which limit; the gateway goes on.
 //!
 //! Inside the child, the session is [`idgw_pipeline::query::sandboxed_session`]: a memory
-//! pool for sorts, joins and aggregations (they spill or fail cleanly), no recursive CTEs,
-//! read-only statements only.
+//! pool for sorts, joins and aggregations (they fail cleanly past it; nothing spills to
+//! disk), no recursive CTEs, read-only statements only. What comes back is bounded too: rows
+//! and their JSON bytes, error messages, and the bytes the gateway reads from the child.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::data::{DataError, Row, to_rows};
+
+/// Longest error message a worker returns, characters (an error can quote a value the query
+/// built, of any size).
+const MAX_ERROR_CHARS: usize = 2_000;
+/// Most bytes the gateway reads from a worker's stdout or stderr; a worker writing more is
+/// killed.
+const MAX_OUTPUT_BYTES: u64 = 8 << 20;
 
 /// What one query may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +40,8 @@ pub struct SqlLimits {
     pub max_rows: usize,
     /// Arrow bytes read from the result before reading stops (whole batches).
     pub max_result_bytes: usize,
+    /// JSON bytes of the rows returned (whole rows; a row alone larger is an error).
+    pub max_json_bytes: usize,
 }
 
 /// What the worker process needs beyond the pool: the runtime, Parquet buffers, thread
@@ -78,11 +88,39 @@ pub async fn run_here(store: &Path, sql: &str, limits: SqlLimits) -> Result<(Vec
         }
     }
     let mut out = to_rows(&batches)?;
+    drop(batches);
     if out.len() > limits.max_rows {
         out.truncate(limits.max_rows);
         truncated = true;
     }
+    // Whole rows up to the JSON limit.
+    let mut bytes = 0usize;
+    let keep = out
+        .iter()
+        .position(|r| {
+            bytes += serde_json::to_string(r).map_or(usize::MAX / 2, |s| s.len() + 1);
+            bytes > limits.max_json_bytes
+        })
+        .unwrap_or(out.len());
+    if keep == 0 && !out.is_empty() {
+        return Err(DataError::Query(format!(
+            "one row of the result is larger than {} KiB; select fewer or shorter values",
+            limits.max_json_bytes >> 10
+        )));
+    }
+    if keep < out.len() {
+        out.truncate(keep);
+        truncated = true;
+    }
     Ok((out, truncated))
+}
+
+/// `text` cut to [`MAX_ERROR_CHARS`].
+fn clipped(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}… (cut)", &text[..at]),
+    }
 }
 
 /// The worker's side (`idgw sql-worker`): caps this process, reads one request from stdin,
@@ -100,7 +138,9 @@ pub fn serve() -> std::io::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             match runtime.block_on(run_here(&req.store, &req.sql, req.limits)) {
                 Ok((rows, truncated)) => Answer::Rows { rows, truncated },
-                Err(e) => Answer::Error { message: e.to_string() },
+                Err(e) => Answer::Error {
+                    message: clipped(&e.to_string()),
+                },
             }
         }
     };
@@ -135,8 +175,12 @@ pub async fn run_in_worker(
         limits,
     })
     .map_err(|e| DataError::Query(e.to_string()))?;
+    // Only what the worker needs from the environment: not the gateway's Okta credentials,
+    // nor DATAFUSION_* settings that would loosen its limits.
     let mut child = tokio::process::Command::new(exe)
         .arg("sql-worker")
+        .env_clear()
+        .env("RUST_BACKTRACE", "0")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -149,14 +193,35 @@ pub async fn run_in_worker(
             .await
             .map_err(|e| DataError::Query(format!("sending the query to its worker: {e}")))?;
     }
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(o) => o.map_err(|e| DataError::Query(format!("the query worker: {e}")))?,
-        // Dropping the future dropped the child, which kills it.
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(DataError::Query("the query worker has no output".into()));
+    };
+    let read = async {
+        use tokio::io::AsyncReadExt as _;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (stdout.take(MAX_OUTPUT_BYTES + 1), stderr.take(MAX_OUTPUT_BYTES + 1));
+        let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        o.and(e).map(|_| (out, err))
+    };
+    let (stdout, stderr) = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Err(DataError::Query(format!("reading the query worker: {e}"))),
+        // Dropping the child kills it.
         Err(_) => return Err(DataError::Timeout(timeout.as_secs())),
     };
+    if stdout.len() as u64 > MAX_OUTPUT_BYTES || stderr.len() as u64 > MAX_OUTPUT_BYTES {
+        return Err(DataError::Query(
+            "the query's answer was larger than any result may be and was stopped".into(),
+        ));
+    }
+    let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(Ok(s)) => s,
+        _ => return Err(DataError::Query("the query worker did not exit".into())),
+    };
+    let output = std::process::Output { status, stdout, stderr };
     match serde_json::from_slice::<Answer>(&output.stdout) {
         Ok(Answer::Rows { rows, truncated }) => Ok((rows, truncated)),
-        Ok(Answer::Error { message }) => Err(DataError::Query(message)),
+        Ok(Answer::Error { message }) => Err(DataError::Query(clipped(&message))),
         Err(_) => {
             let stderr = String::from_utf8_lossy(&output.stderr);
             if stderr.contains("memory allocation") || killed_by(&output.status) {
@@ -168,7 +233,7 @@ pub async fn run_in_worker(
                 Err(DataError::Query(format!(
                     "the query worker ended without an answer ({}): {}",
                     output.status,
-                    stderr.lines().last().unwrap_or("")
+                    clipped(stderr.lines().last().unwrap_or(""))
                 )))
             }
         }

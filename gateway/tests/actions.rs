@@ -872,7 +872,7 @@ async fn workflows_flows_receive_the_reference_payload() {
         )
         .await
         .unwrap_err();
-    assert!(e.contains("domain name"), "{e}");
+    assert!(e.contains("the value for {location}"), "{e}");
     let outbox = f.sim.sim.state.lock().unwrap().outbox.clone();
     assert!(
         outbox

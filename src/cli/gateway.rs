@@ -170,8 +170,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("opening store {}", args.store.display()))?;
         // query_sql runs in a worker process started from this binary.
+        let exe = std::env::current_exe().context("finding this binary to start query workers from")?;
         let reader = reader.with_sql_worker(
-            std::env::current_exe().ok(),
+            Some(exe),
             args.query_memory << 20,
             args.query_concurrency,
         );

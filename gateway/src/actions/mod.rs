@@ -271,7 +271,7 @@ impl Actions {
             .or_else(|| r.arguments.get("user"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        r.error = error;
+        r.error = error.as_deref().map(bounded);
         if let Err(e) = self.write(r, false).await {
             tracing::error!(error = %e, tool, "cannot audit a read");
         }
@@ -281,7 +281,7 @@ impl Actions {
     pub async fn audit_denied(&self, caller: &Caller, tool: &str, arguments: Map<String, Value>, reason: &str) {
         let tx = audit::new_transaction_id();
         let mut r = base_record(&tx, AuditPhase::Outcome, tool, "denied", caller, arguments);
-        r.error = Some(reason.to_owned());
+        r.error = Some(bounded(reason));
         if let Err(e) = self.write(r, true).await {
             tracing::error!(error = %e, tool, "cannot audit a denied call");
         }
@@ -422,8 +422,11 @@ impl Actions {
         } else {
             user.id.as_str()
         };
+        // A notification's flow gets the text the user may read in both fields: a flow that
+        // mails `reason` must not send the agent's own words unapproved.
         let message = (call.kind == Kind::Notify).then(|| call.message.unwrap_or(call.reasoning));
-        self.okta.act(op, key, call.reasoning, tx, message).await
+        let reason = message.unwrap_or(call.reasoning);
+        self.okta.act(op, key, reason, tx, message).await
     }
 
     /// Asks for (or uses) the human approval of `call`.
@@ -825,30 +828,31 @@ impl Actions {
         human: Human<'_>,
     ) -> Result<ActionResult, ActionError> {
         let mut arguments = to_map(&args);
-        let (text, free_text) = match (&args.template, &args.message) {
-            (Some(name), None) => (
-                notify::render(&self.policy.notify_templates, name, &args.values)?,
-                false,
-            ),
-            (None, Some(message)) if args.values.is_empty() => (message.clone(), true),
+        let chosen = match (&args.template, &args.message) {
+            (Some(name), None) => notify::render(&self.policy.notify_templates, name, &args.values).map(|t| (t, false)),
+            (None, Some(message)) if args.values.is_empty() => Ok((message.clone(), true)),
             (None, Some(_)) => {
-                return Err("`values` fill a template's blanks; with `message`, write the whole text".into());
+                Err("`values` fill a template's blanks; with `message`, write the whole text".to_owned())
             }
-            (Some(_), Some(_)) => {
-                return Err(
-                    "give `template` (sent as the operator wrote it) or `message` (approved first), not both".into(),
-                );
-            }
-            (None, None) => {
-                return Err(format!(
-                    "say what to send: `template` (one of {}) with its `values`, or a `message` a person approves first",
-                    self.policy
-                        .notify_templates
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+            (Some(_), Some(_)) => Err(
+                "give `template` (sent as the operator wrote it) or `message` (approved first), not both".to_owned(),
+            ),
+            (None, None) => Err(format!(
+                "say what to send: `template` (one of {}) with its `values`, or a `message` a person approves first",
+                self.policy
+                    .notify_templates
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        // A refused text is on record too: an agent probing the filter leaves a trace.
+        let (text, free_text) = match chosen {
+            Ok(c) => c,
+            Err(e) => {
+                self.audit_denied(caller, "notify_user", arguments, &e).await;
+                return Err(e);
             }
         };
         // The text the user receives is on record and shown to the approver.
@@ -964,6 +968,17 @@ fn to_map<T: Serialize>(args: &T) -> Map<String, Value> {
     match serde_json::to_value(args) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
+    }
+}
+
+/// Longest error text recorded, characters: a tool error can quote what the caller sent or
+/// a value its query built.
+const MAX_RECORDED_ERROR: usize = 4_000;
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_RECORDED_ERROR) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}… (cut)", &text[..at]),
     }
 }
 

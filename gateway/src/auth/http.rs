@@ -172,7 +172,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
             unauthenticated(&format!("issuer unavailable: {e}"));
             let mut resp = (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "temporarily_unavailable", "error_description": e.to_string()})),
+                Json(json!({"error": "temporarily_unavailable", "error_description": "the issuer's signing keys cannot be fetched now; keep the token and retry"})),
             )
                 .into_response();
             resp.headers_mut()

@@ -144,6 +144,9 @@ impl KeySet {
 
 /// The longest wait between fetches of an issuer's keys that keep failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long keys held keep verifying while the issuer cannot be reached: whoever can cut
+/// the gateway off from its issuer must not keep a retired key alive for good.
+const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 
 impl TokenError {
     /// Whether the gateway, not the token, is at fault (the issuer's keys are out of
@@ -312,7 +315,11 @@ impl Validator {
         } else if stale && let Err(e) = self.fetch_keys().await {
             // A scheduled refresh drops keys the issuer no longer publishes (rotated out or
             // revoked). When the issuer cannot be reached, the keys already held still
-            // verify; the next attempt waits out the backoff.
+            // verify for a day; the next attempt waits out the backoff.
+            let age = self.keys.read().await.fetched.map(|t| t.elapsed());
+            if age.is_none_or(|a| a >= MAX_STALE) {
+                return Err(e);
+            }
             tracing::debug!(error = %e, "validating with the keys held");
         }
         let keys = self.keys.read().await;

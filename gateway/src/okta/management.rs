@@ -78,24 +78,31 @@ impl Management<'_> {
             .unwrap_or_default())
     }
 
-    /// The groups a user belongs to: (id, name) of each.
+    /// The groups a user belongs to: (id, name) of each. One page of [`GROUPS_PAGE`]; a
+    /// user in more groups is an error (the caller refuses), never a partial answer.
     pub async fn groups(&self, user_id: &str) -> Result<Vec<(String, String)>, OktaError> {
-        let url = self.url(&["api", "v1", "users", user_id, "groups"])?;
+        let mut url = self.url(&["api", "v1", "users", user_id, "groups"])?;
+        url.query_pairs_mut().append_pair("limit", &GROUPS_PAGE.to_string());
         let (v, _) = self
             .call(Method::GET, url, &format!("groups of {user_id}"), http::Resend::Always)
             .await?;
-        Ok(v.as_array()
-            .map(|groups| {
-                groups
-                    .iter()
-                    .filter_map(|g| {
-                        let id = g.get("id").and_then(Value::as_str)?;
-                        let name = g.pointer("/profile/name").and_then(Value::as_str).unwrap_or_default();
-                        Some((id.to_owned(), name.to_owned()))
-                    })
-                    .collect()
+        // Anything but a list is an error: an empty answer would protect no one.
+        let groups = v
+            .as_array()
+            .ok_or_else(|| OktaError::Unexpected(format!("groups of {user_id}: not a list")))?;
+        if groups.len() >= GROUPS_PAGE {
+            return Err(OktaError::Unexpected(format!(
+                "{user_id} belongs to {GROUPS_PAGE} groups or more, more than one page; refusing rather than reading part of them"
+            )));
+        }
+        Ok(groups
+            .iter()
+            .filter_map(|g| {
+                let id = g.get("id").and_then(Value::as_str)?;
+                let name = g.pointer("/profile/name").and_then(Value::as_str).unwrap_or_default();
+                Some((id.to_owned(), name.to_owned()))
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     pub async fn act(&self, op: Op, login: &str) -> Result<Done, OktaError> {
@@ -174,3 +181,6 @@ impl Management<'_> {
         Ok((events, request_id.into_iter().collect()))
     }
 }
+
+/// Groups read per request (Okta's largest page for a user's groups).
+pub const GROUPS_PAGE: usize = 200;

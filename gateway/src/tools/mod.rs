@@ -48,7 +48,7 @@ pub const SQL_MAX_ROWS: usize = 1_000;
 pub const SQL_MAX_LEN: usize = 16 << 10;
 /// `query_sql` result bytes at most (JSON). The answer carries the rows twice (structured
 /// content and its text), and the official Python SDK refuses a server-sent event over
-/// 1 MiB: at 1 MiB of rows a large result never reached the agent.
+/// 1 MiB: at 1 MiB of rows a large result never reached the agent. The worker cuts at it too.
 pub const SQL_MAX_BYTES: usize = 256 << 10;
 
 // ---- helpers ---------------------------------------------------------------------------

@@ -61,8 +61,8 @@ pub async fn session(store: &Store) -> Result<SessionContext, QueryError> {
 }
 
 /// A session for SQL someone else wrote (the gateway's `query_sql`): sorts, joins and
-/// aggregations share a pool of `memory_bytes` and spill to disk or fail the query past it,
-/// and recursive CTEs (unbounded iteration) are off.
+/// aggregations share a pool of `memory_bytes` and fail the query past it (nothing spills
+/// to disk), and recursive CTEs (unbounded iteration) are off.
 pub async fn sandboxed_session(store: &Store, memory_bytes: usize) -> Result<SessionContext, QueryError> {
     session_with(
         store,
@@ -127,7 +127,13 @@ async fn session_with(
             .with_metadata_cache_limit(metadata_cache),
     );
     if let Some(bytes) = sandbox_memory {
-        runtime = runtime.with_memory_limit(bytes, 1.0);
+        // No spilling: a worker killed at its time limit would leave its spill files behind,
+        // and repeated queries could fill the disk the audit log lives on. Past the pool the
+        // query fails.
+        runtime = runtime.with_memory_limit(bytes, 1.0).with_disk_manager_builder(
+            datafusion::execution::disk_manager::DiskManagerBuilder::default()
+                .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
+        );
     }
     let runtime = runtime.build_arc()?;
     // DataFusion's own settings may come from the environment (DATAFUSION_*), e.g.
