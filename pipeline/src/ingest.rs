@@ -25,7 +25,7 @@ use crate::config::PipelineConfig;
 use crate::deadletter::DeadLetterWriter;
 use crate::decode::{Decoded, decode};
 use crate::normalize::normalize_fields;
-use crate::reject::Rejection;
+use crate::reject::{RejectKind, Rejection};
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::dedup::SeenIds;
 use crate::store::event_columns::EventColumns;
@@ -322,6 +322,8 @@ impl<O: EventObserver> Ingest<O> {
 
     fn record(&mut self, source: &str, position: Position, bytes: &[u8], depth: u8) {
         match decode(bytes, self.max_event_bytes) {
+            // A field of a shape the typed event cannot hold: repaired if it can be.
+            Err(r) if r.kind == RejectKind::InvalidField => self.repaired(source, position, bytes, &r),
             Err(r) => self.reject(&r, source, position, bytes),
             Ok(Decoded::Envelope(events)) if depth == 0 => {
                 for raw in events {
@@ -329,32 +331,52 @@ impl<O: EventObserver> Ingest<O> {
                 }
             }
             Ok(Decoded::Envelope(_)) => {
-                let r = Rejection::new(
-                    crate::reject::RejectKind::InvalidField,
-                    "an event-hook envelope inside an envelope",
-                );
+                let r = Rejection::new(RejectKind::InvalidField, "an event-hook envelope inside an envelope");
                 self.reject(&r, source, position, bytes);
             }
             Ok(Decoded::Event { raw, event }) => match normalize_fields(&event) {
+                // A required field under another spelling (`eventtype`): repaired if it can be.
+                Err(r) if r.kind == RejectKind::MissingField => self.repaired(source, position, bytes, &r),
                 Err(r) => self.reject(&r, source, position, bytes),
-                Ok(ev) => {
-                    self.counters.events_in += 1;
-                    if !self.seen.insert(&ev.event_id) {
-                        self.counters.duplicates += 1;
-                        return;
-                    }
-                    self.counters.events_ok += 1;
-                    // Two clock reads per event (about 80 ns here, 0.5 % of an event at
-                    // 65,000 events/s; docs/benchmarks.md) buy a per-stage breakdown of
-                    // every run.
-                    let t = Instant::now();
-                    self.observer.on_event(&ev);
-                    self.observing += t.elapsed();
-                    if let Err(e) = self.append(&ev, raw) {
-                        self.fatal.get_or_insert(e);
-                    }
-                }
+                Ok(ev) => self.accept(ev, raw),
             },
+        }
+    }
+
+    /// The slow path of a record the typed decoder refused ([`crate::repair`]): its
+    /// repaired copy is decoded and normalized, the changes become the event's warnings,
+    /// and the verbatim record is what is stored. Refused with `first` when nothing helps.
+    fn repaired(&mut self, source: &str, position: Position, bytes: &[u8], first: &Rejection) {
+        let original = std::str::from_utf8(bytes).map(str::trim).ok();
+        let Some((original, fixed)) = original.and_then(|o| crate::repair::repair(o).map(|f| (o, f))) else {
+            return self.reject(first, source, position, bytes);
+        };
+        match decode(fixed.text.as_bytes(), usize::MAX) {
+            Ok(Decoded::Event { event, .. }) => match normalize_fields(&event) {
+                Ok(mut ev) => {
+                    ev.warnings.extend(fixed.notes.iter().map(|n| format!("repaired: {n}")));
+                    self.accept(ev, original);
+                }
+                Err(r) => self.reject(&r, source, position, bytes),
+            },
+            _ => self.reject(first, source, position, bytes),
+        }
+    }
+
+    fn accept(&mut self, ev: SemanticEvent<'_>, raw: &str) {
+        self.counters.events_in += 1;
+        if !self.seen.insert(&ev.event_id) {
+            self.counters.duplicates += 1;
+            return;
+        }
+        self.counters.events_ok += 1;
+        // Two clock reads per event (about 80 ns here, 0.5 % of an event at 65,000 events/s;
+        // docs/benchmarks.md) buy a per-stage breakdown of every run.
+        let t = Instant::now();
+        self.observer.on_event(&ev);
+        self.observing += t.elapsed();
+        if let Err(e) = self.append(&ev, raw) {
+            self.fatal.get_or_insert(e);
         }
     }
 

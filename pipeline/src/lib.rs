@@ -17,6 +17,7 @@ pub mod okta;
 pub mod process;
 pub mod query;
 pub mod reject;
+pub mod repair;
 pub mod replay;
 pub mod report;
 pub mod source;

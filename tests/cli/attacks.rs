@@ -906,7 +906,11 @@ fn query_sql_cannot_take_the_gateway_down() {
     // (and the audit record), never carried whole into the gateway.
     let seen = sql("SELECT CAST(repeat(chr(1), 250000000) AS INT) AS n");
     assert!(seen["is_error"].as_bool().unwrap(), "{}", &seen.to_string()[..500]);
-    assert!(seen["text"].as_str().unwrap().len() < 20_000, "{} bytes", seen["text"].as_str().unwrap().len());
+    assert!(
+        seen["text"].as_str().unwrap().len() < 20_000,
+        "{} bytes",
+        seen["text"].as_str().unwrap().len()
+    );
     alive();
 
     let seen = sql("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r");

@@ -3,14 +3,16 @@
 //! The event type decides the category, the OCSF class and whose event it is
 //! ([`catalog`]); the rest is gathering fields from the places Okta puts them (the client
 //! IP in `client` or in `request.ipChain`, risk in `securityContext` or in `debugData`, …).
-//! Only the three fields every consumer needs (`uuid`, `published`, `eventType`) are
-//! required; an unreadable optional part becomes a warning on the event, not a rejection.
+//! Only a readable, plausible `published` and an `eventType` are required ([`identity`]);
+//! an event without `uuid` gets one derived from its content, and an unreadable optional
+//! part becomes a warning on the event, not a rejection.
 
 pub mod catalog;
+pub mod identity;
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use idgw_schemas::okta::debug_strings::{self, Behavior, RiskInfo};
 use idgw_schemas::okta::lenient::Str;
 use idgw_schemas::okta::{DebugData, GeoContext, LogEvent, Target};
@@ -43,18 +45,6 @@ fn required<'a>(v: &'a Option<Str<'_>>, name: &str) -> Result<&'a str, Rejection
     v.as_ref()
         .and_then(Str::meaningful)
         .ok_or_else(|| Rejection::new(RejectKind::MissingField, format!("`{name}` is missing or empty")))
-}
-
-/// Parses Okta's `published` (RFC 3339, e.g. `2024-08-13T15:58:20.353Z`).
-pub fn parse_published(text: &str) -> Result<DateTime<Utc>, Rejection> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            Rejection::new(
-                RejectKind::InvalidTimestamp,
-                format!("`published` {text:?} is not an RFC 3339 time: {e}"),
-            )
-        })
 }
 
 fn principal_of_target<'e>(t: &'e Target<'_>) -> Principal<'e> {
@@ -114,11 +104,18 @@ pub fn normalize(raw: &str, ev: &LogEvent<'_>) -> Result<SemanticEvent<'static>,
 /// event's strings borrow from `ev` (ingest's hot path allocates only for the few parsed
 /// signals); [`SemanticEvent::into_owned`] detaches it.
 pub fn normalize_fields<'e>(ev: &'e LogEvent<'_>) -> Result<SemanticEvent<'e>, Rejection> {
-    let event_id = required(&ev.uuid, "uuid")?;
     let event_type = required(&ev.event_type, "eventType")?;
-    let event_time = parse_published(required(&ev.published, "published")?)?;
-    let kind = catalog::kind_of(event_type);
+    let event_time = identity::parse_published(required(&ev.published, "published")?, Utc::now())?;
     let mut warnings = Vec::new();
+    // Exports drop the uuid; an id derived from the content still deduplicates redelivery.
+    let event_id = match ev.uuid.as_ref().and_then(Str::meaningful) {
+        Some(id) => Cow::Borrowed(id),
+        None => {
+            warnings.push("derived_id: the event has no uuid; its id is derived from its content".to_owned());
+            Cow::Owned(identity::derived_id(ev))
+        }
+    };
+    let kind = catalog::kind_of(event_type);
 
     let actor = ev.actor.as_ref().map(|a| Principal {
         id: s(&a.id),
@@ -252,7 +249,7 @@ pub fn normalize_fields<'e>(ev: &'e LogEvent<'_>) -> Result<SemanticEvent<'e>, R
     let okta_signals = signals(ev, &mut warnings);
     let severity = severity_of(ev.severity.as_ref().and_then(Str::meaningful).unwrap_or("INFO"));
     Ok(SemanticEvent {
-        event_id: Cow::Borrowed(event_id),
+        event_id,
         event_time,
         event_type: Cow::Borrowed(event_type),
         category: kind.category,
