@@ -219,6 +219,9 @@ fn lower(s: Severity) -> Severity {
 }
 
 fn mfa_tamper(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    if ev.event_type == "system.mfa.factor.deactivate" {
+        return org_factor_deactivated(ev);
+    }
     let severity = match &*ev.event_type {
         "user.mfa.factor.reset_all" => Severity::High,
         "user.mfa.factor.deactivate" | "user.mfa.factor.suspend" => Severity::Medium,
@@ -235,6 +238,26 @@ fn mfa_tamper(ev: &SemanticEvent<'_>) -> Option<Finding> {
         ev.event_type
     );
     f.mitre = &["T1556.006"];
+    Some(f)
+}
+
+/// A factor turned off for the whole org: every user who relied on it now signs in without
+/// it. On the admin who did it.
+fn org_factor_deactivated(ev: &SemanticEvent<'_>) -> Option<Finding> {
+    if !succeeded(ev) {
+        return None;
+    }
+    let factor = ev
+        .primary_target
+        .as_ref()
+        .and_then(|t| t.display_name.as_deref().or(t.login.as_deref()).or(t.id.as_deref()))
+        .unwrap_or("an MFA factor");
+    let mut f = on_user(ev, Detection::MfaTamper, Severity::High, 0.85);
+    f.summary = format!(
+        "{} deactivated {factor} for the whole organisation: users who relied on it now sign in without it.",
+        actor_of(ev)
+    );
+    f.mitre = &["T1556.006", "T1562.001"];
     Some(f)
 }
 
@@ -384,4 +407,40 @@ fn idp_lifecycle(ev: &SemanticEvent<'_>) -> Option<Finding> {
         .insert("idp_id".into(), idp.and_then(|t| owned(&t.id)).into());
     f.mitre = &["T1484.002"];
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoded, decode};
+    use crate::normalize::normalize_fields;
+
+    /// The rule's finding for one event, as the pipeline decodes and normalizes it.
+    fn finding(json: &str) -> Option<Finding> {
+        let Ok(Decoded::Event { event, .. }) = decode(json.as_bytes(), 1 << 20) else {
+            panic!("not an event: {json}");
+        };
+        mfa_tamper(&normalize_fields(&event).unwrap())
+    }
+
+    fn org_factor(event_type: &str, result: &str) -> String {
+        format!(
+            r#"{{"uuid":"9f1c2d3e-0000-4000-8000-000000000001","published":"2026-11-02T09:14:03.512Z","eventType":"{event_type}","displayMessage":"Deactivate factor for the organization","severity":"INFO","actor":{{"id":"00uadmin0000000001","type":"User","alternateId":"it.admin@example.com","displayName":"IT Admin"}},"client":{{"ipAddress":"198.51.100.20","userAgent":{{"rawUserAgent":"Mozilla/5.0","os":"Windows","browser":"CHROME"}}}},"outcome":{{"result":"{result}","reason":null}},"target":[{{"id":"fctokta0verify00001","type":"Factor","alternateId":"okta_verify","displayName":"Okta Verify"}}],"transaction":{{"type":"WEB","id":"tx1"}}}}"#
+        )
+    }
+
+    #[test]
+    fn an_org_wide_factor_deactivation_is_high_on_the_admin() {
+        let f = finding(&org_factor("system.mfa.factor.deactivate", "SUCCESS")).expect("an alert");
+        assert_eq!((f.detection, f.severity), (Detection::MfaTamper, Severity::High));
+        assert_eq!(f.user_login.as_deref(), Some("it.admin@example.com"));
+        assert!(
+            f.summary.contains("deactivated Okta Verify for the whole organisation"),
+            "{}",
+            f.summary
+        );
+        // Look-alikes: the same change failing, and a factor turned on.
+        assert!(finding(&org_factor("system.mfa.factor.deactivate", "FAILURE")).is_none());
+        assert!(finding(&org_factor("system.mfa.factor.activate", "SUCCESS")).is_none());
+    }
 }

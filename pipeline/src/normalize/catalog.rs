@@ -85,6 +85,9 @@ pub fn kind_of(event_type: &str) -> Kind {
             k(C::Mfa, "factor_remove", ACCOUNT_CHANGE, 11, TargetUser)
         }
         "user.mfa.factor.reset_all" => k(C::Mfa, "factor_reset_all", ACCOUNT_CHANGE, 11, TargetUser),
+        // A factor turned on or off for the whole org, by an admin (the actor).
+        "system.mfa.factor.activate" => k(C::Mfa, "org_factor_enable", API_ACTIVITY, 3, Actor),
+        "system.mfa.factor.deactivate" => k(C::Mfa, "org_factor_disable", API_ACTIVITY, 3, Actor),
         "user.authentication.sso" => k(C::Sso, "sso", AUTHENTICATION, 4, Actor),
         "policy.evaluate_sign_on" => k(C::Policy, "policy_evaluate", AUTHENTICATION, 99, Actor),
         "policy.auth_reevaluate.fail" => k(C::Policy, "reevaluate_fail", AUTHENTICATION, 99, Actor),
