@@ -139,6 +139,9 @@ fn observations(frame: &DataFrame) -> Result<Vec<Obs>, PolarsError> {
             asn: asn.get(row),
             proxy: proxy.get(row).unwrap_or(false),
             anonymizer: anonymizer.get(row).unwrap_or(false),
+            // The store keeps tunnel operators, not their anonymity: a baseline built from it
+            // learns networks from the ASN alone.
+            corporate_tunnel: false,
             user_agent: hash(text(frame, "user_agent", row)?.as_deref().unwrap_or("")),
             ua_family: crate::detect::observation::ua_family(browser.as_deref(), os.as_deref()),
             device: device.as_deref().map(hash),

@@ -96,6 +96,7 @@ fn population(users: usize, rng: &mut StdRng) -> Vec<UserVector> {
                 }),
                 proxy: false,
                 anonymizer: false,
+                corporate_tunnel: false,
                 user_agent: cohort % 7,
                 ua_family: cohort % 7,
                 device: Some(u as u64 * 3 + rng.random_range(0..2)),

@@ -2,9 +2,11 @@
 //! the time between them.
 //!
 //! Distance is haversine minus a geo-IP accuracy allowance; sign-ins from the same IP,
-//! without coordinates, or closer than the minimum distance are never compared. Proxy,
-//! VPN and cloud egress addresses, and destinations the user already signed in from, lower
-//! the severity and confidence instead of firing high.
+//! without coordinates, or closer than the minimum distance are never compared. A proxy
+//! lowers the alert only at a *known* egress: a network (ASN) the user signed in from
+//! before, or a corporate tunnel Okta marks as not anonymising. A proxy or anonymiser new to
+//! the user is where an attacker with a stolen password signs in from, so it is no excuse:
+//! the alert stays high. Destinations the user already signed in from lower it too.
 
 use compact_str::CompactString;
 use idgw_schemas::{Detection, Severity};
@@ -20,6 +22,8 @@ use crate::evidence;
 const FORGET_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Countries remembered per user.
 const KNOWN_COUNTRIES: usize = 8;
+/// Networks (ASNs) remembered per user.
+const KNOWN_NETWORKS: usize = 8;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LastSignIn {
@@ -30,12 +34,23 @@ struct LastSignIn {
     country: Option<CompactString>,
     city: Option<CompactString>,
     proxy: bool,
+    /// Whether this sign-in's proxy (if any) was a known egress when it was seen.
+    #[serde(default)]
+    known_egress: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct UserTravel {
     last: Option<LastSignIn>,
     countries: CappedSet,
+    /// ASNs of the user's sign-ins.
+    #[serde(default)]
+    networks: CappedSet,
+}
+
+/// Whether `obs`'s proxy is an egress the user is known to use.
+fn known_egress(user: &UserTravel, obs: &Obs) -> bool {
+    !obs.anonymizer && (obs.corporate_tunnel || obs.asn.is_some_and(|a| user.networks.contains(a as u64)))
 }
 
 /// The detector.
@@ -74,13 +89,16 @@ impl ImpossibleTravel {
         if kmh <= self.max_kmh {
             return None;
         }
-        let proxied = obs.proxy || prev.proxy;
+        // A proxied end at a known egress explains the distance; a proxy new to the user
+        // does not (the attacker's end), and says so.
+        let proxied = (obs.proxy && known_egress(user, obs)) || (prev.proxy && prev.known_egress);
+        let unfamiliar_proxy = !proxied && (obs.proxy || obs.anonymizer);
         let known_destination = obs.country.as_deref().is_some_and(|c| user.countries.contains(hash(c)));
         let (severity, confidence) = match (proxied, known_destination) {
             (true, _) => (Severity::Info, 0.3),
-            (false, true) => (Severity::Low, 0.5),
-            (false, false) if kmh > 3.0 * self.max_kmh => (Severity::High, 0.9),
-            (false, false) => (Severity::High, 0.75),
+            (false, true) if !unfamiliar_proxy => (Severity::Low, 0.5),
+            (false, _) if kmh > 3.0 * self.max_kmh || unfamiliar_proxy => (Severity::High, 0.9),
+            (false, _) => (Severity::High, 0.75),
         };
         let place = |city: &Option<CompactString>, country: &Option<CompactString>| {
             format!(
@@ -106,7 +124,9 @@ impl ImpossibleTravel {
                 obs.login.as_deref().unwrap_or("a user"),
                 (obs.time - prev.time) as f64 / 60_000.0,
                 if proxied {
-                    " (through a proxy or VPN, so likely not travel)"
+                    " (through a proxy or VPN the user is known to use, so likely not travel)"
+                } else if unfamiliar_proxy {
+                    " (through a proxy or anonymiser new to this user)"
                 } else if known_destination {
                     " (a country the user has signed in from before)"
                 } else {
@@ -122,6 +142,7 @@ impl ImpossibleTravel {
                 "from" => serde_json::json!({"ip": prev.ip, "city": prev.city, "country": prev.country, "lat": prev.lat_lon.0, "lon": prev.lat_lon.1}),
                 "to" => serde_json::json!({"ip": obs.ip, "city": obs.city, "country": obs.country, "lat": here.0, "lon": here.1}),
                 "proxy_or_vpn" => proxied,
+                "unfamiliar_proxy" => unfamiliar_proxy,
                 "known_destination" => known_destination,
             },
             mitre: &["T1078"],
@@ -173,6 +194,11 @@ impl ImpossibleTravel {
         if let Some(c) = obs.country.as_deref() {
             state.countries.insert(hash(c), KNOWN_COUNTRIES);
         }
+        // Judged before this sign-in's network joins the known ones.
+        let known = known_egress(&state, obs);
+        if let Some(a) = obs.asn {
+            state.networks.insert(a as u64, KNOWN_NETWORKS);
+        }
         state.last = Some(LastSignIn {
             time: obs.time,
             uuid: obs.uuid.clone(),
@@ -181,7 +207,93 @@ impl ImpossibleTravel {
             country: obs.country.clone(),
             city: obs.city.clone(),
             proxy: obs.proxy,
+            known_egress: known,
         });
         self.users.insert(user_id.into(), state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::observation::Kind;
+
+    const NYC: (f64, f64) = (40.71, -74.0);
+    const SINGAPORE: (f64, f64) = (1.35, 103.82);
+    const FRANKFURT: (f64, f64) = (50.11, 8.68);
+
+    fn sign_in(user: &str, minute: i64, at: (f64, f64), ip: &str, asn: i64) -> Obs {
+        Obs {
+            uuid: format!("{user}-{minute}").into(),
+            time: 1_700_000_000_000 + minute * 60_000,
+            seq: minute as u64,
+            kind: Kind::SignIn,
+            user_id: Some(user.into()),
+            login: Some(format!("{user}@example.com").into()),
+            ip: Some(ip.into()),
+            lat_lon: Some(at),
+            country: Some("X".into()),
+            city: None,
+            asn: Some(asn),
+            proxy: false,
+            anonymizer: false,
+            corporate_tunnel: false,
+            user_agent: 1,
+            ua_family: 1,
+            device: None,
+            session: None,
+        }
+    }
+
+    fn run(events: &[Obs]) -> Vec<Finding> {
+        let mut d = ImpossibleTravel::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for e in events {
+            d.on_event(e, &mut out);
+        }
+        out.findings
+    }
+
+    #[test]
+    fn a_proxy_new_to_the_user_is_no_excuse_but_a_known_egress_is() {
+        // The attacker: the user's password used from a hosting network flagged as a proxy,
+        // half an hour after the user signed in at home.
+        let attacker = Obs {
+            proxy: true,
+            ..sign_in("ana", 30, SINGAPORE, "203.0.113.50", 14061)
+        };
+        let f = run(&[sign_in("ana", 0, NYC, "198.51.100.1", 7922), attacker]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::High, "{}", f[0].summary);
+        assert!(f[0].summary.contains("new to this user"), "{}", f[0].summary);
+
+        // The look-alike: the user's corporate VPN egress, used before, far from home.
+        let vpn = |minute| Obs {
+            proxy: true,
+            ..sign_in("ben", minute, FRANKFURT, "192.0.2.10", 13335)
+        };
+        let f = run(&[vpn(0), sign_in("ben", 600, NYC, "198.51.100.2", 7922), vpn(630)]);
+        assert!(
+            f.iter().all(|f| f.severity == Severity::Info),
+            "{:?}",
+            f.iter().map(|f| &f.summary).collect::<Vec<_>>()
+        );
+        // A corporate tunnel Okta marks as not anonymising, the first time.
+        let zscaler = Obs {
+            proxy: true,
+            corporate_tunnel: true,
+            ..sign_in("cai", 25, FRANKFURT, "192.0.2.20", 62044)
+        };
+        let f = run(&[sign_in("cai", 0, NYC, "198.51.100.3", 7922), zscaler]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Info);
+        // An anonymiser is never a known egress, even on a network seen before.
+        let tor = |minute| Obs {
+            proxy: true,
+            anonymizer: true,
+            ..sign_in("dee", minute, FRANKFURT, "192.0.2.30", 24940)
+        };
+        let f = run(&[tor(0), sign_in("dee", 600, NYC, "198.51.100.4", 7922), tor(630)]);
+        assert_eq!(f.last().map(|f| f.severity), Some(Severity::High));
     }
 }

@@ -49,6 +49,10 @@ pub struct Obs {
     pub proxy: bool,
     /// Tor or an anonymous VPN.
     pub anonymizer: bool,
+    /// Behind a named tunnel Okta marks as not anonymising (a corporate proxy such as
+    /// Zscaler), and no anonymising one.
+    #[serde(default)]
+    pub corporate_tunnel: bool,
     /// Hash of the raw user agent.
     pub user_agent: u64,
     /// Hash of browser and OS, the user-agent family.
@@ -124,6 +128,7 @@ impl Obs {
             asn: net.asn,
             proxy: net.is_proxy == Some(true) || !net.tunnels.is_empty() || net.proxy_type.is_some(),
             anonymizer: net.anonymizer,
+            corporate_tunnel: !net.tunnels.is_empty() && net.tunnels.iter().all(|t| t.anonymous == Some(false)),
             user_agent: hash(ev.client.user_agent.as_deref().unwrap_or("")),
             ua_family: family,
             device: device_hash(ev),

@@ -459,6 +459,7 @@ mod tests {
             asn: None,
             proxy: false,
             anonymizer: false,
+            corporate_tunnel: false,
             user_agent: 0,
             ua_family: 1,
             device: None,

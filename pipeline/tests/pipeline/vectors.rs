@@ -29,6 +29,7 @@ fn signin(user: &str, time: i64, country: &str, asn: i64, ua_family: u64, device
         asn: Some(asn),
         proxy: false,
         anonymizer: false,
+        corporate_tunnel: false,
         user_agent: ua_family,
         ua_family,
         device: Some(device),
