@@ -694,36 +694,27 @@ fn a_cut_audit_tail_is_caught_by_the_published_head_and_the_mirror() {
     assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("3 records were cut from the end"), "{}", stdout(&o));
     // And the gateway refuses to serve on the cut log.
-    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args([
-            "gateway",
-            "serve",
-            "--store",
-            store.to_str().unwrap(),
-            "--dev-no-auth",
-            "--stdio",
-        ])
-        .envs(env)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args([
+                "gateway",
+                "serve",
+                "--store",
+                store.to_str().unwrap(),
+                "--dev-no-auth",
+                "--stdio",
+            ])
+            .envs(env)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = start();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("3 records were cut from the end"), "{}", stderr(&o));
     // Deleting the copy as well does not make the gateway start afresh.
     std::fs::remove_file(&copy).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
-        .args([
-            "gateway",
-            "serve",
-            "--store",
-            store.to_str().unwrap(),
-            "--dev-no-auth",
-            "--stdio",
-        ])
-        .envs(env)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = start();
     assert!(!o.status.success());
     assert!(stderr(&o).contains("is missing"), "{}", stderr(&o));
 

@@ -91,21 +91,18 @@ impl PolicyConfig {
             &mut self.max_actions_per_principal_per_hour,
         )?;
         set(get, "IDGW_POLICY_MAX_ACTIONS_PER_HOUR", &mut self.max_actions_per_hour)?;
-        if let Some(v) = get("IDGW_POLICY_PROTECTED_GROUPS") {
-            self.protected_groups = v
-                .split(',')
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
-                .collect();
+                .collect()
+        };
+        if let Some(v) = get("IDGW_POLICY_PROTECTED_GROUPS") {
+            self.protected_groups = list(v);
         }
         if let Some(v) = get("IDGW_POLICY_PROTECTED_USERS") {
-            self.protected_users = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            self.protected_users = list(v);
         }
         Ok(())
     }

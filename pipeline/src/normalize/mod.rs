@@ -49,11 +49,19 @@ fn required<'a>(v: &'a Option<Str<'_>>, name: &str) -> Result<&'a str, Rejection
 
 fn principal_of_target<'e>(t: &'e Target<'_>) -> Principal<'e> {
     Principal {
-        id: s(&t.id),
+        id: known(s(&t.id)),
         kind: s(&t.kind),
         login: s(&t.alternate_id),
-        display_name: s(&t.display_name),
+        display_name: known(s(&t.display_name)),
     }
+}
+
+/// Okta writes `"unknown"` for the id and name of a user that does not exist (a failed
+/// sign-in with a mistyped or invented login). It is no identity: every such sign-in would
+/// share it, so one attacker trying thousands of invented logins would look like one user.
+/// Without it, the typed login is what identifies them.
+fn known(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    v.filter(|x| !x.eq_ignore_ascii_case("unknown"))
 }
 
 fn geo_of<'e>(g: &'e GeoContext<'_>) -> Option<Geo<'e>> {
@@ -118,10 +126,10 @@ pub fn normalize_fields<'e>(ev: &'e LogEvent<'_>) -> Result<SemanticEvent<'e>, R
     let kind = catalog::kind_of(event_type);
 
     let actor = ev.actor.as_ref().map(|a| Principal {
-        id: s(&a.id),
+        id: known(s(&a.id)),
         kind: s(&a.kind),
         login: s(&a.alternate_id),
-        display_name: s(&a.display_name),
+        display_name: known(s(&a.display_name)),
     });
     let targets: Vec<Principal> = ev
         .target

@@ -283,3 +283,36 @@ fn a_snapshot_serializes_the_state_of_its_instant_while_the_engine_goes_on() {
         );
     }
 }
+
+/// Credential stuffing over logins that do not exist: Okta writes `actor.id = "unknown"`
+/// for each, with the typed login in `alternateId`. Keyed by that `"unknown"`, twenty
+/// invented logins were one user and no spray; keyed by the typed login they are twenty.
+#[test]
+fn failed_sign_ins_for_logins_that_do_not_exist_are_a_spray() {
+    let fx = Fixture::new();
+    let mut lines = String::new();
+    for i in 0..20 {
+        let mut e = super::support::event(
+            &format!("66666666-0000-4000-8000-{i:012}"),
+            "user.session.start",
+            &format!("2024-08-13T15:{:02}:20.353Z", 10 + i),
+        );
+        e["actor"] = serde_json::json!({"id": "unknown", "type": "User", "alternateId": format!("guess{i}@example.com"), "displayName": "unknown", "detailEntry": null});
+        e["outcome"] = serde_json::json!({"result": "FAILURE", "reason": "VERIFICATION_ERROR"});
+        e["client"]["ipAddress"] = "203.0.113.77".into();
+        lines.push_str(&e.to_string());
+        lines.push('\n');
+    }
+    let path = fx.file("stuffing.ndjson", &lines);
+    let s = fx.replay(&[&path]);
+    assert_eq!(s.events_ok, 20, "{s:?}");
+    let sprays = fx.sql("SELECT src_ip, severity FROM alerts WHERE detection = 'password_spray'");
+    assert_eq!(sprays.len(), 1, "{sprays:?}");
+    assert_eq!(sprays[0]["src_ip"], "203.0.113.77");
+    // The store keeps the typed logins, not one user named "unknown".
+    assert_eq!(fx.count("WHERE user_id = 'unknown'"), 0);
+    assert_eq!(
+        fx.sql("SELECT count(DISTINCT user_login) AS n FROM events")[0]["n"].as_i64(),
+        Some(20)
+    );
+}
