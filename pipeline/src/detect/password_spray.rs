@@ -2,7 +2,9 @@
 //! window. Logins that do not exist count too (credential stuffing lists hold many).
 //!
 //! Keyed by source IP. One alert per episode: once fired, the source's failures extend the
-//! episode until the window passes without one.
+//! episode until the window passes without one. A spray that works is worse than one that
+//! is seen: a successful sign-in from a spraying source, during its episode, as one of the
+//! users it sprayed, is a **critical** alert on that user (once per user and episode).
 
 use compact_str::CompactString;
 use std::collections::{HashSet, VecDeque};
@@ -32,6 +34,9 @@ struct Attempt {
 struct SourceAttempts {
     recent: VecDeque<Attempt>,
     episode_last: Option<i64>,
+    /// Users of this episode already alerted on for a successful sign-in.
+    #[serde(default)]
+    breached: Vec<u64>,
 }
 
 /// The detector.
@@ -56,12 +61,61 @@ impl PasswordSpray {
     }
 }
 
+impl PasswordSpray {
+    /// A successful sign-in: critical when its source is spraying now and the user is one
+    /// it sprayed.
+    fn on_success(&mut self, obs: &Obs, out: &mut Emit) {
+        let (Some(ip), Some(user)) = (obs.ip.as_deref(), obs.user_key()) else {
+            return;
+        };
+        let Some(state) = self.sources.get_mut(ip) else { return };
+        let live = state.episode_last.is_some_and(|t| obs.time - t <= self.window_ms);
+        let user_hash = hash(user);
+        if !live || state.breached.contains(&user_hash) {
+            return;
+        }
+        let tries: Vec<&Attempt> = state.recent.iter().filter(|a| a.user == user_hash).collect();
+        let Some(first) = tries.first().map(|a| a.time) else {
+            return;
+        };
+        state.breached.push(user_hash);
+        let sprayed = state.recent.iter().map(|a| a.user).collect::<HashSet<u64>>().len();
+        let mut uuids: Vec<String> = tries.iter().map(|a| a.uuid.to_string()).collect();
+        uuids.push(obs.uuid.to_string());
+        out.findings.push(Finding {
+            detection: Detection::PasswordSpray,
+            severity: Severity::Critical,
+            confidence: 0.9,
+            user_id: obs.user_id.as_deref().map(str::to_owned),
+            user_login: obs.login.as_deref().map(str::to_owned),
+            src_ip: Some(ip.to_owned()),
+            first_seen: first,
+            last_seen: obs.time,
+            event_uuids: uuids,
+            summary: format!(
+                "{ip}, spraying passwords at {sprayed} users, signed in as {} after {} failed attempt(s): the spray found a password.",
+                obs.login.as_deref().unwrap_or(user),
+                tries.len()
+            ),
+            evidence: evidence! {
+                "sprayed_users" => sprayed,
+                "failed_attempts_on_user" => tries.len(),
+                "outcome" => "SUCCESS",
+            },
+            mitre: &["T1110.003", "T1078"],
+        });
+    }
+}
+
 impl WindowedDetector for PasswordSpray {
     fn name(&self) -> &'static str {
         "password_spray"
     }
 
     fn on_event(&mut self, obs: &Obs, out: &mut Emit) {
+        if obs.kind == Kind::SignIn {
+            return self.on_success(obs, out);
+        }
         if obs.kind != Kind::SignInFailure {
             return;
         }
@@ -74,6 +128,7 @@ impl WindowedDetector for PasswordSpray {
         }
         if state.episode_last.is_some_and(|t| obs.time - t > self.window_ms) {
             state.episode_last = None;
+            state.breached.clear();
         }
         state.recent.push_back(Attempt {
             time: obs.time,
@@ -138,4 +193,64 @@ impl WindowedDetector for PasswordSpray {
     }
 
     crate::keyed_state!(sources);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(user: &str, minute: i64, ip: &str, kind: Kind) -> Obs {
+        Obs {
+            uuid: format!("{user}-{minute}-{ip}").into(),
+            time: 1_700_000_000_000 + minute * 60_000,
+            seq: minute as u64,
+            kind,
+            user_id: None,
+            login: Some(user.into()),
+            ip: Some(ip.into()),
+            lat_lon: None,
+            country: None,
+            city: None,
+            asn: None,
+            proxy: false,
+            anonymizer: false,
+            corporate_tunnel: false,
+            user_agent: 1,
+            ua_family: 1,
+            device: None,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn a_spray_that_finds_a_password_is_critical_on_that_user() {
+        let mut d = PasswordSpray::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        let spray = "203.0.113.9";
+        for i in 0..12 {
+            d.on_event(
+                &attempt(&format!("u{i}@example.com"), i, spray, Kind::SignInFailure),
+                &mut out,
+            );
+        }
+        assert_eq!(out.findings.len(), 1, "the spray itself");
+        // Look-alikes: the sprayed user signing in from home, and a user the source never
+        // tried signing in from the same (shared) address.
+        d.on_event(&attempt("u5@example.com", 13, "198.51.100.5", Kind::SignIn), &mut out);
+        d.on_event(&attempt("someone@example.com", 14, spray, Kind::SignIn), &mut out);
+        assert_eq!(out.findings.len(), 1);
+        // The spray works.
+        d.on_event(&attempt("u5@example.com", 15, spray, Kind::SignIn), &mut out);
+        assert_eq!(out.findings.len(), 2);
+        let f = &out.findings[1];
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.user_login.as_deref(), Some("u5@example.com"));
+        assert!(f.summary.contains("found a password"), "{}", f.summary);
+        // Once per user and episode.
+        d.on_event(&attempt("u5@example.com", 16, spray, Kind::SignIn), &mut out);
+        assert_eq!(out.findings.len(), 2);
+        // Long after the episode, a sign-in from that address is nothing.
+        d.on_event(&attempt("u6@example.com", 200, spray, Kind::SignIn), &mut out);
+        assert_eq!(out.findings.len(), 2);
+    }
 }
