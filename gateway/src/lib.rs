@@ -24,6 +24,7 @@ pub mod ondemand;
 pub mod resources;
 pub mod server;
 pub mod sql_worker;
+pub mod text;
 pub mod tools;
 
 pub use access::Access;

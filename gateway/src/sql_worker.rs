@@ -117,10 +117,7 @@ pub async fn run_here(store: &Path, sql: &str, limits: SqlLimits) -> Result<(Vec
 
 /// `text` cut to [`MAX_ERROR_CHARS`].
 fn clipped(text: &str) -> String {
-    match text.char_indices().nth(MAX_ERROR_CHARS) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}… (cut)", &text[..at]),
-    }
+    crate::text::clip(text, MAX_ERROR_CHARS)
 }
 
 /// The worker's side (`idgw sql-worker`): caps this process, reads one request from stdin,

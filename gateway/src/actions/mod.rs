@@ -976,10 +976,7 @@ fn to_map<T: Serialize>(args: &T) -> Map<String, Value> {
 const MAX_RECORDED_ERROR: usize = 4_000;
 
 fn bounded(text: &str) -> String {
-    match text.char_indices().nth(MAX_RECORDED_ERROR) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}… (cut)", &text[..at]),
-    }
+    crate::text::clip(text, MAX_RECORDED_ERROR)
 }
 
 fn base_record(

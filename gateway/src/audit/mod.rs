@@ -452,19 +452,35 @@ fn private_dir(dir: &Path) -> Result<(), AuditError> {
 
 fn write_head(dir: &Path, head: &Head, durable: bool) -> Result<(), AuditError> {
     let path = dir.join(HEAD_FILE);
-    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
-    let mut f = private(OpenOptions::new().create(true).write(true).truncate(true))
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(&serde_json::to_vec(head)?).map_err(io_err(&tmp))?;
+    replace_file(&path, &serde_json::to_vec(head)?, durable, true).map_err(io_err(&path))
+}
+
+/// Replaces `path` with `bytes`: written beside it and renamed, so a reader never sees half
+/// of it; with `durable`, synced (file and directory) before returning. `owner_only` makes
+/// the file 0600.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8], durable: bool, owner_only: bool) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut opts = OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    if owner_only {
+        private(&mut opts);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
     if durable {
-        f.sync_data().map_err(io_err(&tmp))?;
+        f.sync_data()?;
     }
     drop(f);
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    std::fs::rename(&tmp, path)?;
     if durable {
         // The rename itself is durable only once the directory is synced.
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+        File::open(dir).and_then(|d| d.sync_all())?;
     }
     Ok(())
 }

@@ -12,7 +12,6 @@
 //! Keys are PKCS#8 PEM files, as `openssl genpkey -algorithm ed25519` or `idgw audit
 //! keygen` writes them; the public half (SPKI PEM) is what an auditor needs.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -177,26 +176,10 @@ impl HeadSigner {
     /// reader never sees half a head; synced when `durable`).
     pub fn publish(&self, signed: &SignedHead, durable: bool) -> Result<(), HeadError> {
         let Some(path) = &self.copy else { return Ok(()) };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let bytes = serde_json::to_vec_pretty(signed)
-            .map_err(|e| HeadError::Format(tmp.display().to_string(), e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        if durable {
-            f.sync_data().map_err(io(&tmp))?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        if durable {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-        }
-        Ok(())
+            .map_err(|e| HeadError::Format(path.display().to_string(), e.to_string()))?;
+        // Readable by others: auditors (or a witness under another account) read the copy.
+        super::replace_file(path, &bytes, durable, false).map_err(io(path))
     }
 
     /// The published copy, when there is one and it is this key's (a copy signed by

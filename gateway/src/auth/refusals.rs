@@ -29,10 +29,7 @@ pub const CLIP: usize = 160;
 
 /// `text` cut to [`CLIP`] characters, marked when cut.
 pub fn clip(text: &str) -> String {
-    match text.char_indices().nth(CLIP) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}… (cut)", &text[..at]),
-    }
+    crate::text::clip(text, CLIP)
 }
 
 #[derive(Debug, Default)]

@@ -224,24 +224,11 @@ mod tests {
 
     fn sign_in(user: &str, minute: i64, at: (f64, f64), ip: &str, asn: i64) -> Obs {
         Obs {
-            uuid: format!("{user}-{minute}").into(),
-            time: 1_700_000_000_000 + minute * 60_000,
-            seq: minute as u64,
-            kind: Kind::SignIn,
             user_id: Some(user.into()),
-            login: Some(format!("{user}@example.com").into()),
-            ip: Some(ip.into()),
             lat_lon: Some(at),
             country: Some("X".into()),
-            city: None,
             asn: Some(asn),
-            proxy: false,
-            anonymizer: false,
-            corporate_tunnel: false,
-            user_agent: 1,
-            ua_family: 1,
-            device: None,
-            session: None,
+            ..Obs::for_test(Kind::SignIn, &format!("{user}@example.com"), minute, ip)
         }
     }
 

@@ -136,6 +136,32 @@ impl Obs {
         })
     }
 
+    /// A detector test's observation: `kind` by login `user` from `ip`, `minute` minutes into
+    /// a fixed day, with nothing else known.
+    #[cfg(test)]
+    pub(crate) fn for_test(kind: Kind, user: &str, minute: i64, ip: &str) -> Obs {
+        Obs {
+            uuid: format!("{user}-{minute}-{ip}").into(),
+            time: 1_700_000_000_000 + minute * 60_000,
+            seq: minute as u64,
+            kind,
+            user_id: None,
+            login: Some(user.into()),
+            ip: Some(ip.into()),
+            lat_lon: None,
+            country: None,
+            city: None,
+            asn: None,
+            proxy: false,
+            anonymizer: false,
+            corporate_tunnel: false,
+            user_agent: 1,
+            ua_family: 1,
+            device: None,
+            session: None,
+        }
+    }
+
     /// The identity the user-keyed detectors key on: the user id, else the login (unknown
     /// users in credential stuffing have no id).
     pub fn user_key(&self) -> Option<&str> {

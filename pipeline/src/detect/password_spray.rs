@@ -200,26 +200,7 @@ mod tests {
     use super::*;
 
     fn attempt(user: &str, minute: i64, ip: &str, kind: Kind) -> Obs {
-        Obs {
-            uuid: format!("{user}-{minute}-{ip}").into(),
-            time: 1_700_000_000_000 + minute * 60_000,
-            seq: minute as u64,
-            kind,
-            user_id: None,
-            login: Some(user.into()),
-            ip: Some(ip.into()),
-            lat_lon: None,
-            country: None,
-            city: None,
-            asn: None,
-            proxy: false,
-            anonymizer: false,
-            corporate_tunnel: false,
-            user_agent: 1,
-            ua_family: 1,
-            device: None,
-            session: None,
-        }
+        Obs::for_test(kind, user, minute, ip)
     }
 
     #[test]
