@@ -146,6 +146,11 @@ fn observations(frame: &DataFrame) -> Result<Vec<Obs>, PolarsError> {
             ua_family: crate::detect::observation::ua_family(browser.as_deref(), os.as_deref()),
             device: device.as_deref().map(hash),
             session: text(frame, "session_id", row)?.as_deref().map(hash),
+            attempt: None,
+            event_type: 0,
+            ua_major: None,
+            okta_client: false,
+            okta: 0,
         });
     }
     Ok(out)

@@ -192,8 +192,18 @@ impl PipelineConfig {
         set(&get, "IDGW_DETECT_ALLOWED_LATENESS_S", &mut d.allowed_lateness_s)?;
         set(&get, "IDGW_DETECT_RISK_HALF_LIFE_H", &mut d.risk_half_life_h)?;
         set(&get, "IDGW_DETECT_TRAVEL_MAX_KMH", &mut d.travel_max_kmh)?;
+        set(
+            &get,
+            "IDGW_DETECT_TRAVEL_COUNTRY_ACCURACY_KM",
+            &mut d.travel_country_accuracy_km,
+        )?;
         set(&get, "IDGW_DETECT_BRUTE_FORCE_FAILURES", &mut d.brute_force_failures)?;
         set(&get, "IDGW_DETECT_SPRAY_USERS", &mut d.spray_users)?;
+        set(
+            &get,
+            "IDGW_DETECT_RULE_AGGREGATION_WINDOW_S",
+            &mut d.rule_aggregation_window_s,
+        )?;
         set(&get, "IDGW_DETECT_MFA_FATIGUE_DENIALS", &mut d.mfa_fatigue_denials)?;
         set(
             &get,

@@ -61,6 +61,8 @@ pub struct Summary {
     pub duplicate_alerts: u64,
     /// Events later than the allowed lateness (stored and ruled on, not windowed).
     pub late_events: u64,
+    /// Rule hits held by alert aggregation (stored, counted, not alerted one by one).
+    pub aggregated_hits: u64,
     /// Users in identity state.
     pub users: usize,
     /// Whether detection resumed from the store's checkpoint.
@@ -201,6 +203,7 @@ pub fn replay(
         alerts_by_detection: detected.alerts_by_detection,
         duplicate_alerts: detected.duplicate_alerts,
         late_events: detected.late_events,
+        aggregated_hits: detected.aggregated_hits,
         users: detected.users,
         resumed: detected.resumed,
         vectors_upserted: detected.vectors_upserted,

@@ -86,6 +86,12 @@ fn print_summary(s: &Summary) {
     }
     println!("  duplicates     {:>12}", s.duplicates);
     println!("  alerts         {:>12}", s.alerts);
+    if s.aggregated_hits > 0 {
+        println!(
+            "    aggregated hits {:>9} (ThreatInsight / anonymiser hits an earlier alert stands for)",
+            s.aggregated_hits
+        );
+    }
     match s.events_per_cpu_s {
         Some(per_cpu) => println!(
             "  rate           {:>12.0} events/s ({per_cpu:.0} per CPU-second)",

@@ -101,6 +101,11 @@ fn population(users: usize, rng: &mut StdRng) -> Vec<UserVector> {
                 ua_family: cohort % 7,
                 device: Some(u as u64 * 3 + rng.random_range(0..2)),
                 session: None,
+                attempt: None,
+                event_type: 0,
+                ua_major: None,
+                okta_client: false,
+                okta: 0,
             };
             behaviour.seed(&obs);
         }

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
-use super::observation::{Kind, Obs, hash};
+use super::observation::{Kind, Obs, hash, okta_flags};
 use super::windowed::{CappedSet, Deferred, Emit, FastMap, WindowedDetector, deferred, from_raw, hourly};
 use crate::evidence;
 
@@ -98,6 +98,10 @@ fn hour_of(ms: i64) -> usize {
 /// (a user's second device on their phone's carrier is that, and ordinary).
 const MIN_POINTS: f32 = 3.5;
 
+/// Novelty points enough when Okta itself rated the sign-in high risk or suspected a
+/// threat: a new country, or two of network, device and browser.
+const OKTA_MIN_POINTS: f32 = 2.0;
+
 /// Novelty points: a new country weighs double, a new city half (cities shift with
 /// geo-IP), an hour the user almost never signs in at counts one.
 fn novelty(f: &[f32; FEATURES]) -> f32 {
@@ -166,22 +170,26 @@ impl WindowedDetector for AnomalousSignin {
             out.outliers
                 .push((user.into(), (score / (2.0 * self.threshold)).clamp(0.0, 1.0)));
             let points = novelty(&features);
-            if score > self.threshold && points >= MIN_POINTS {
+            // Okta's own verdict (a high sign-in risk, ThreatInsight's suspicion) on a
+            // sign-in that is also new for the user is enough on its own.
+            let okta_alarm = obs.okta & (okta_flags::RISK_HIGH | okta_flags::THREAT_SUSPECTED) != 0;
+            if (score > self.threshold && points >= MIN_POINTS) || (okta_alarm && points >= OKTA_MIN_POINTS) {
                 // A new country on a known device and browser is travel; with a new device
                 // or browser too it is what an account takeover looks like.
                 let new_client = features[3] > 0.0 || features[4] > 0.0;
-                let severity = if features[0] > 0.0 && new_client && points >= 4.0 {
+                let severity = if (features[0] > 0.0 && new_client && points >= 4.0) || okta_alarm {
                     Severity::Medium
                 } else {
                     Severity::Low
                 };
+                let okta = okta_flags::names(obs.okta);
                 let unusual: Vec<&str> = FEATURE_NAMES
                     .iter()
                     .zip(features)
                     .filter(|(_, v)| *v > 0.9)
                     .map(|(n, _)| *n)
                     .collect();
-                out.findings.push(Finding {
+                let mut finding = Finding {
                     detection: Detection::AnomalousSignin,
                     severity,
                     confidence: (0.4 + 0.1 * f64::from(points)).min(0.9),
@@ -192,10 +200,15 @@ impl WindowedDetector for AnomalousSignin {
                     last_seen: obs.time,
                     event_uuids: vec![obs.uuid.to_string()],
                     summary: format!(
-                        "{} signed in unlike their last {} sign-ins: {}.",
+                        "{} signed in unlike their last {} sign-ins: {}{}.",
                         obs.login.as_deref().unwrap_or("a user"),
                         profile.signins,
-                        unusual.join(", ").replace('_', " ")
+                        unusual.join(", ").replace('_', " "),
+                        if okta.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; Okta: {}", okta.join(", ").replace("okta_", "").replace('_', " "))
+                        }
                     ),
                     evidence: evidence! {
                         "model_score" => (score * 1000.0).round() / 1000.0,
@@ -208,7 +221,11 @@ impl WindowedDetector for AnomalousSignin {
                         "asn" => obs.asn,
                     },
                     mitre: &["T1078"],
-                });
+                };
+                if !okta.is_empty() {
+                    finding.evidence.insert("okta".into(), okta.into());
+                }
+                out.findings.push(finding);
             }
         }
         profile.learn(obs);

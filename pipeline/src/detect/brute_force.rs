@@ -1,5 +1,7 @@
 //! `brute_force`: many failed sign-ins against one user within a window; a success from a
-//! failing source while the attack runs raises a second, critical alert.
+//! failing source while the attack runs raises a second, critical alert. A failed sign-in
+//! is any failed guess [`Kind::SignInFailure`] lists (Classic and Identity Engine shapes,
+//! passwords and one-time codes), counted once per attempt.
 //!
 //! One alert per episode: after firing, the user's failures keep extending the episode
 //! until the window passes without one.
@@ -12,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
-use super::observation::{Kind, Obs};
-use super::windowed::{Emit, FastMap, WindowedDetector, hourly};
+use super::observation::{Kind, Obs, hash};
+use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, hourly};
 use crate::evidence;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +23,17 @@ struct Failure {
     time: i64,
     uuid: CompactString,
     ip: Option<CompactString>,
+    /// The request it belongs to: one attempt can log several failures.
+    #[serde(default)]
+    attempt: Option<u64>,
+    #[serde(default)]
+    event_type: u64,
+    /// Browser and OS family of the client (0: not recorded).
+    #[serde(default)]
+    ua_family: u64,
+    /// From an address and client the user had signed in from before.
+    #[serde(default)]
+    known: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -30,6 +43,22 @@ struct UserFailures {
     episode_last: Option<i64>,
     /// Whether the episode's success alert was raised.
     success_alerted: bool,
+    /// Address-and-client pairs the user signed in from (the last [`KNOWN_CLIENTS`]).
+    #[serde(default)]
+    clients: CappedSet,
+    /// Time of the user's last successful sign-in.
+    #[serde(default)]
+    last_signin: Option<i64>,
+}
+
+/// Address-and-client pairs remembered per user.
+const KNOWN_CLIENTS: usize = 8;
+/// Known clients are forgotten after a month without a sign-in.
+const FORGET_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The address-and-client pair of a sign-in or a failure.
+fn client_of(obs: &Obs) -> Option<u64> {
+    Some(hash(obs.ip.as_deref()?) ^ obs.ua_family.rotate_left(29))
 }
 
 /// The detector.
@@ -72,6 +101,15 @@ impl BruteForce {
                     ),
                 )
             }
+            None if fails.iter().all(|f| f.known) => (
+                Severity::Low,
+                0.5,
+                format!(
+                    "{} failed sign-ins against {login} within {} minutes, all from an address and client {login} signs in from: likely a device with an old saved password.",
+                    fails.len(),
+                    self.window_ms / 60_000,
+                ),
+            ),
             None => (
                 Severity::Medium,
                 0.8,
@@ -103,6 +141,7 @@ impl BruteForce {
                 "threshold" => self.threshold,
                 "source_ips" => ips,
                 "succeeded" => success.is_some(),
+                "known_client" => fails.iter().all(|f| f.known),
             },
             mitre: &["T1110.001"],
         }
@@ -120,6 +159,17 @@ impl WindowedDetector for BruteForce {
         };
         match obs.kind {
             Kind::SignInFailure => {
+                // The same attempt seen again (its session event, its authenticator check
+                // and its policy decision) is one guess.
+                if obs.attempt.is_some()
+                    && self.users.get(user).is_some_and(|s| {
+                        s.recent
+                            .iter()
+                            .any(|f| obs.same_attempt_as(f.attempt, f.event_type, f.time))
+                    })
+                {
+                    return;
+                }
                 let state = self.users.entry(user.into()).or_default();
                 while state.recent.front().is_some_and(|f| obs.time - f.time > self.window_ms) {
                     state.recent.pop_front();
@@ -128,10 +178,15 @@ impl WindowedDetector for BruteForce {
                     state.episode_last = None;
                     state.success_alerted = false;
                 }
+                let known = client_of(obs).is_some_and(|c| state.clients.contains(c));
                 state.recent.push_back(Failure {
                     time: obs.time,
                     uuid: obs.uuid.clone(),
                     ip: obs.ip.clone(),
+                    attempt: obs.attempt,
+                    event_type: obs.event_type,
+                    ua_family: obs.ua_family,
+                    known,
                 });
                 // Enough for the alert's evidence; older failures add nothing.
                 if state.recent.len() > 4 * self.threshold {
@@ -146,29 +201,148 @@ impl WindowedDetector for BruteForce {
                 }
             }
             Kind::SignIn => {
-                let Some(state) = self.users.get(user) else {
-                    return;
-                };
+                let state = self.users.entry(user.into()).or_default();
                 let during_attack = state.episode_last.is_some_and(|t| obs.time - t <= self.window_ms);
-                let from_attacker = obs.ip.is_some() && state.recent.iter().any(|f| f.ip == obs.ip);
+                // The guesser signing in: from an address and client that failed in the
+                // episode and that the user had not signed in from before. The user's own
+                // laptop behind the same office address as a phone looping on an old
+                // password is another client.
+                let from_attacker = obs.ip.is_some()
+                    && state
+                        .recent
+                        .iter()
+                        .any(|f| f.ip == obs.ip && f.ua_family == obs.ua_family && !f.known);
                 if during_attack && from_attacker && !state.success_alerted {
-                    out.findings.push(self.finding(obs, state, Some(obs)));
-                    if let Some(s) = self.users.get_mut(user) {
-                        s.success_alerted = true;
-                    }
+                    state.success_alerted = true;
+                    let finding = self.finding(obs, &self.users[user], Some(obs));
+                    out.findings.push(finding);
                 }
+                let Some(state) = self.users.get_mut(user) else { return };
+                if let Some(c) = client_of(obs) {
+                    state.clients.insert(c, KNOWN_CLIENTS);
+                }
+                state.last_signin = Some(obs.time);
             }
             _ => {}
+        }
+    }
+
+    fn seed(&mut self, obs: &Obs) {
+        if let (Kind::SignIn, Some(user), Some(c)) = (obs.kind, obs.user_id.as_deref(), client_of(obs)) {
+            let state = self.users.entry(user.into()).or_default();
+            state.clients.insert(c, KNOWN_CLIENTS);
+            state.last_signin = Some(state.last_signin.map_or(obs.time, |t| t.max(obs.time)));
         }
     }
 
     fn on_watermark(&mut self, watermark: i64, _: &mut Emit) {
         if let Some(now) = hourly(&mut self.swept, watermark) {
             let window = self.window_ms;
-            self.users
-                .retain(|_, u| u.recent.back().is_some_and(|f| now - f.time <= window));
+            self.users.retain(|_, u| {
+                u.recent.back().is_some_and(|f| now - f.time <= window)
+                    || u.last_signin.is_some_and(|t| now - t <= FORGET_MS)
+            });
         }
     }
 
     crate::keyed_state!(users);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::observation::hash;
+
+    /// Failed attempt `n` against one user, logged by `events` events of one request (a
+    /// session start, an authenticator check, a policy decision).
+    fn attempt(n: i64, events: usize) -> Vec<Obs> {
+        (0..events)
+            .map(|e| Obs {
+                user_id: Some("00u1".into()),
+                attempt: Some(hash(&format!("request-{n}"))),
+                event_type: e as u64,
+                uuid: format!("ev-{n}-{e}").into(),
+                ..Obs::for_test(Kind::SignInFailure, "ana@example.com", n, "203.0.113.9")
+            })
+            .collect()
+    }
+
+    fn alerts(attempts: i64, events: usize) -> usize {
+        let mut d = BruteForce::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for n in 0..attempts {
+            for o in attempt(n, events) {
+                d.on_event(&o, &mut out);
+            }
+        }
+        out.findings.len()
+    }
+
+    fn with_client(mut o: Obs, ip: &str, family: u64) -> Obs {
+        o.ip = Some(ip.into());
+        o.ua_family = family;
+        o
+    }
+
+    #[test]
+    fn an_old_password_looping_on_a_known_device_is_low_and_never_a_guessed_password() {
+        const OFFICE: &str = "198.51.100.20";
+        const PHONE: u64 = 7;
+        const LAPTOP: u64 = 9;
+        let mut d = BruteForce::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        // The user's phone has signed in from the office before.
+        let earlier = Obs {
+            user_id: Some("00u1".into()),
+            ..Obs::for_test(Kind::SignIn, "ana@example.com", -600, OFFICE)
+        };
+        d.on_event(&with_client(earlier, OFFICE, PHONE), &mut out);
+        // Now it loops on the old password, and the user signs in on the laptop meanwhile.
+        for n in 0..10 {
+            for o in attempt(n, 1) {
+                d.on_event(&with_client(o, OFFICE, PHONE), &mut out);
+            }
+        }
+        let laptop = Obs {
+            user_id: Some("00u1".into()),
+            ..Obs::for_test(Kind::SignIn, "ana@example.com", 11, OFFICE)
+        };
+        d.on_event(&with_client(laptop, OFFICE, LAPTOP), &mut out);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].severity, Severity::Low, "{}", out.findings[0].summary);
+
+        // The attacker: failures from a new address, then a success from it with the
+        // client that failed.
+        let mut d = BruteForce::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for n in 0..8 {
+            for o in attempt(n, 1) {
+                d.on_event(&with_client(o, "203.0.113.9", LAPTOP), &mut out);
+            }
+        }
+        let guessed = Obs {
+            user_id: Some("00u1".into()),
+            ..Obs::for_test(Kind::SignIn, "ana@example.com", 9, "203.0.113.9")
+        };
+        d.on_event(&with_client(guessed, "203.0.113.9", LAPTOP), &mut out);
+        let severities: Vec<Severity> = out.findings.iter().map(|f| f.severity).collect();
+        assert_eq!(severities, [Severity::Medium, Severity::Critical]);
+    }
+
+    #[test]
+    fn one_attempt_logged_three_ways_is_one_guess() {
+        assert_eq!(alerts(5, 3), 0, "five guesses, fifteen events");
+        assert_eq!(alerts(8, 3), 1);
+        assert_eq!(alerts(8, 1), 1);
+        // A redacted request id shared by every attempt (as SIEM samples have it): the
+        // same event type, a minute apart, are eight attempts.
+        let mut d = BruteForce::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for n in 0..8 {
+            let mut o = attempt(n, 1).remove(0);
+            o.attempt = Some(hash("redacted"));
+            d.on_event(&o, &mut out);
+        }
+        assert_eq!(out.findings.len(), 1);
+    }
 }

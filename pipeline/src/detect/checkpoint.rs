@@ -12,6 +12,7 @@ use idgw_schemas::Detection;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::aggregation::RuleAggregation;
 use super::observation::Obs;
 use super::risk::{Identities, RiskBook};
 use super::windowed::Deferred;
@@ -51,6 +52,9 @@ struct Document {
     #[serde(default)]
     behaviour: Behaviour,
     raised: BTreeMap<Detection, u64>,
+    /// Open alert-aggregation windows (absent before they existed: none open).
+    #[serde(default)]
+    aggregation: RuleAggregation,
 }
 
 /// [`Document`] by reference, for writing an [`EngineSnapshot`] once its detectors' states
@@ -65,6 +69,7 @@ struct DocumentRef<'a> {
     identities: &'a Identities,
     behaviour: &'a Behaviour,
     raised: &'a BTreeMap<Detection, u64>,
+    aggregation: &'a RuleAggregation,
 }
 
 /// The engine's state copied at one instant ([`Engine::snapshot`]). Taking it costs a copy;
@@ -78,6 +83,7 @@ pub struct EngineSnapshot {
     identities: Identities,
     behaviour: Behaviour,
     raised: BTreeMap<Detection, u64>,
+    aggregation: RuleAggregation,
 }
 
 impl std::fmt::Debug for EngineSnapshot {
@@ -109,6 +115,7 @@ impl EngineSnapshot {
             identities: &self.identities,
             behaviour: &self.behaviour,
             raised: &self.raised,
+            aggregation: &self.aggregation,
         };
         Ok(serde_json::to_vec(&doc)?)
     }
@@ -127,6 +134,7 @@ impl Engine {
             identities: self.identities.clone(),
             behaviour: self.behaviour.clone(),
             raised: self.raised.clone(),
+            aggregation: self.aggregation.clone(),
         }
     }
 
@@ -174,6 +182,7 @@ impl Engine {
         self.identities = doc.identities;
         self.behaviour = doc.behaviour;
         self.raised = doc.raised;
+        self.aggregation = doc.aggregation.restored(self.aggregation_window_s);
         Ok(())
     }
 

@@ -19,6 +19,10 @@ pub struct DetectConfig {
     pub travel_max_kmh: f64,
     /// `impossible_travel`: distance subtracted for geo-IP inaccuracy (km).
     pub travel_geo_allowance_km: f64,
+    /// `impossible_travel`: allowance added for each end geo-IP located only to its country
+    /// (no city, or the country's centre as coordinates), in km. Geo-IP databases give such
+    /// answers an accuracy radius of about 1,000 km.
+    pub travel_country_accuracy_km: f64,
     /// `impossible_travel`: sign-ins closer than this (after the allowance) are ignored (km).
     pub travel_min_km: f64,
     /// `brute_force`: failed sign-ins of one user within the window.
@@ -37,6 +41,9 @@ pub struct DetectConfig {
     pub mfa_fatigue_window_s: i64,
     /// `session_hijack`: how long a session or device token is remembered (seconds).
     pub session_ttl_s: i64,
+    /// One alert per source (ThreatInsight) or per source and user (anonymiser sign-ins)
+    /// within this many seconds; later hits are counted, not alerted (0: every hit alerts).
+    pub rule_aggregation_window_s: i64,
     /// `anomalous_signin`: successful sign-ins a user needs before novelty counts.
     pub anomaly_min_history: u32,
     /// Half-life of the recent behaviour profile behind the user vectors and the drift
@@ -55,6 +62,7 @@ impl Default for DetectConfig {
             risk_half_life_h: 24.0,
             travel_max_kmh: 900.0,
             travel_geo_allowance_km: 100.0,
+            travel_country_accuracy_km: 1000.0,
             travel_min_km: 300.0,
             brute_force_failures: 8,
             brute_force_window_s: 600,
@@ -64,6 +72,7 @@ impl Default for DetectConfig {
             mfa_fatigue_denials: 3,
             mfa_fatigue_window_s: 900,
             session_ttl_s: 12 * 3600,
+            rule_aggregation_window_s: 3600,
             anomaly_min_history: 5,
             anomaly_model_threshold: 2.5,
             behaviour_half_life_h: crate::vectors::features::DEFAULT_HALF_LIFE_H,

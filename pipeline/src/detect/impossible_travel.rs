@@ -1,8 +1,11 @@
 //! `impossible_travel`: two consecutive successful sign-ins of one user, too far apart for
 //! the time between them.
 //!
-//! Distance is haversine minus a geo-IP accuracy allowance; sign-ins from the same IP,
-//! without coordinates, or closer than the minimum distance are never compared. A proxy
+//! Distance is haversine minus a geo-IP accuracy allowance; sign-ins from the same IP or
+//! closer than the minimum distance are never compared. A sign-in geo-IP placed only in a
+//! country (no coordinates, no city, or coordinates that are the country's centre) counts
+//! at the country's centre with a much wider allowance, and is never compared with another
+//! sign-in in the same country. A proxy
 //! lowers the alert only at a *known* egress: a network (ASN) the user signed in from
 //! before, or a corporate tunnel Okta marks as not anonymising. A proxy or anonymiser new to
 //! the user is where an attacker with a stolen password signs in from, so it is no excuse:
@@ -14,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::alerting::Finding;
 use super::config::DetectConfig;
-use super::observation::{Kind, Obs, hash};
+use super::geo;
+use super::observation::{Kind, Obs, hash, okta_flags};
 use super::windowed::{CappedSet, Emit, FastMap, WindowedDetector, haversine_km, hourly};
 use crate::evidence;
 
@@ -37,6 +41,21 @@ struct LastSignIn {
     /// Whether this sign-in's proxy (if any) was a known egress when it was seen.
     #[serde(default)]
     known_egress: bool,
+    /// Located only to its country.
+    #[serde(default)]
+    coarse: bool,
+}
+
+/// Where `obs` happened and whether only to the country: its coordinates, else its
+/// country's centre.
+fn position(obs: &Obs) -> Option<((f64, f64), bool)> {
+    match obs.lat_lon {
+        Some(at) => Some((
+            at,
+            obs.city.is_none() || geo::is_country_point(obs.country.as_deref(), at),
+        )),
+        None => Some((geo::centre(obs.country.as_deref()?)?, true)),
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +77,8 @@ fn known_egress(user: &UserTravel, obs: &Obs) -> bool {
 pub struct ImpossibleTravel {
     max_kmh: f64,
     allowance_km: f64,
+    /// Added to the allowance for each end located only to its country.
+    country_km: f64,
     min_km: f64,
     users: FastMap<CompactString, UserTravel>,
     swept: i64,
@@ -68,18 +89,30 @@ impl ImpossibleTravel {
         ImpossibleTravel {
             max_kmh: config.travel_max_kmh,
             allowance_km: config.travel_geo_allowance_km,
+            country_km: config.travel_country_accuracy_km,
             min_km: config.travel_min_km,
             users: FastMap::default(),
             swept: i64::MIN,
         }
     }
 
-    fn compare(&self, user: &UserTravel, prev: &LastSignIn, obs: &Obs, here: (f64, f64)) -> Option<Finding> {
+    fn compare(
+        &self,
+        user: &UserTravel,
+        prev: &LastSignIn,
+        obs: &Obs,
+        (here, coarse): ((f64, f64), bool),
+    ) -> Option<Finding> {
         if prev.ip.is_some() && prev.ip == obs.ip {
             return None;
         }
+        let coarse_ends = u8::from(prev.coarse) + u8::from(coarse);
+        // A country's centre says nothing about a move within that country.
+        if coarse_ends > 0 && prev.country.is_some() && prev.country == obs.country {
+            return None;
+        }
         let km = haversine_km(prev.lat_lon, here);
-        let effective_km = km - self.allowance_km;
+        let effective_km = km - self.allowance_km - f64::from(coarse_ends) * self.country_km;
         if effective_km < self.min_km {
             return None;
         }
@@ -97,6 +130,7 @@ impl ImpossibleTravel {
         let (severity, confidence) = match (proxied, known_destination) {
             (true, _) => (Severity::Info, 0.3),
             (false, true) if !unfamiliar_proxy => (Severity::Low, 0.5),
+            (false, _) if coarse_ends > 0 => (Severity::High, 0.6),
             (false, _) if kmh > 3.0 * self.max_kmh || unfamiliar_proxy => (Severity::High, 0.9),
             (false, _) => (Severity::High, 0.75),
         };
@@ -109,7 +143,7 @@ impl ImpossibleTravel {
         };
         let from = place(&prev.city, &prev.country);
         let to = place(&obs.city, &obs.country);
-        Some(Finding {
+        let mut finding = Finding {
             detection: Detection::ImpossibleTravel,
             severity,
             confidence,
@@ -129,6 +163,8 @@ impl ImpossibleTravel {
                     " (through a proxy or anonymiser new to this user)"
                 } else if known_destination {
                     " (a country the user has signed in from before)"
+                } else if coarse_ends > 0 {
+                    " (located only to the country; distance between country centres less 1,000 km per end)"
                 } else {
                     ""
                 }
@@ -146,7 +182,17 @@ impl ImpossibleTravel {
                 "known_destination" => known_destination,
             },
             mitre: &["T1078"],
-        })
+        };
+        if coarse_ends > 0 {
+            finding.evidence.insert("country_level_ends".into(), coarse_ends.into());
+        }
+        if obs.okta != 0 {
+            // Okta's Velocity behaviour agreeing (or not) is worth a look.
+            finding
+                .evidence
+                .insert("okta".into(), okta_flags::names(obs.okta).into());
+        }
+        Some(finding)
     }
 }
 
@@ -159,7 +205,7 @@ impl WindowedDetector for ImpossibleTravel {
         if obs.kind != Kind::SignIn {
             return;
         }
-        let (Some(user_id), Some(here)) = (obs.user_id.as_deref(), obs.lat_lon) else {
+        let (Some(user_id), Some(here)) = (obs.user_id.as_deref(), position(obs)) else {
             return;
         };
         let state = self.users.remove(user_id).unwrap_or_default();
@@ -172,7 +218,7 @@ impl WindowedDetector for ImpossibleTravel {
     }
 
     fn seed(&mut self, obs: &Obs) {
-        if let (Kind::SignIn, Some(user_id), Some(here)) = (obs.kind, obs.user_id.as_deref(), obs.lat_lon) {
+        if let (Kind::SignIn, Some(user_id), Some(here)) = (obs.kind, obs.user_id.as_deref(), position(obs)) {
             let state = self.users.remove(user_id).unwrap_or_default();
             self.remember(user_id, state, obs, here);
         }
@@ -190,7 +236,7 @@ impl WindowedDetector for ImpossibleTravel {
 
 impl ImpossibleTravel {
     /// Makes `obs` the user's last sign-in.
-    fn remember(&mut self, user_id: &str, mut state: UserTravel, obs: &Obs, here: (f64, f64)) {
+    fn remember(&mut self, user_id: &str, mut state: UserTravel, obs: &Obs, (here, coarse): ((f64, f64), bool)) {
         if let Some(c) = obs.country.as_deref() {
             state.countries.insert(hash(c), KNOWN_COUNTRIES);
         }
@@ -208,6 +254,7 @@ impl ImpossibleTravel {
             city: obs.city.clone(),
             proxy: obs.proxy,
             known_egress: known,
+            coarse,
         });
         self.users.insert(user_id.into(), state);
     }
@@ -227,6 +274,7 @@ mod tests {
             user_id: Some(user.into()),
             lat_lon: Some(at),
             country: Some("X".into()),
+            city: Some("Y".into()),
             asn: Some(asn),
             ..Obs::for_test(Kind::SignIn, &format!("{user}@example.com"), minute, ip)
         }
@@ -282,5 +330,55 @@ mod tests {
         };
         let f = run(&[tor(0), sign_in("dee", 600, NYC, "198.51.100.4", 7922), tor(630)]);
         assert_eq!(f.last().map(|f| f.severity), Some(Severity::High));
+    }
+
+    fn located_in(user: &str, minute: i64, country: &str, at: Option<(f64, f64)>, city: Option<&str>, ip: &str) -> Obs {
+        Obs {
+            user_id: Some(user.into()),
+            lat_lon: at,
+            country: Some(country.into()),
+            city: city.map(Into::into),
+            asn: Some(7922),
+            ..Obs::for_test(Kind::SignIn, &format!("{user}@example.com"), minute, ip)
+        }
+    }
+
+    #[test]
+    fn countries_compare_without_coordinates_and_country_centres_widen_the_allowance() {
+        let nyc = |minute| {
+            located_in(
+                "eve",
+                minute,
+                "United States",
+                Some(NYC),
+                Some("New York"),
+                "198.51.100.9",
+            )
+        };
+        // No coordinates at the far end: its country's centre, 1,000 km less.
+        let f = run(&[nyc(0), located_in("eve", 60, "Russia", None, None, "203.0.113.77")]);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].severity, f[0].confidence), (Severity::High, 0.6));
+        assert_eq!(f[0].evidence["country_level_ends"], 1);
+        // Geo-IP's "somewhere in the United States" point is 1,800 km from New York: the
+        // same country at country accuracy is no travel.
+        let kansas = located_in(
+            "eve",
+            30,
+            "United States",
+            Some((37.751, -97.822)),
+            Some("Wichita"),
+            "198.51.7.7",
+        );
+        assert!(run(&[nyc(0), kansas]).is_empty());
+        // Neighbours at country level within the hour: Germany to the Netherlands is no
+        // more than the widened allowance.
+        let f = run(&[
+            located_in("fay", 0, "Germany", None, None, "198.51.100.10"),
+            located_in("fay", 50, "Netherlands", None, None, "198.51.100.11"),
+        ]);
+        assert!(f.is_empty(), "{:?}", f.iter().map(|f| &f.summary).collect::<Vec<_>>());
+        // Without coordinates or a known country nothing is compared.
+        assert!(run(&[nyc(0), located_in("eve", 10, "Atlantis", None, None, "203.0.113.78")]).is_empty());
     }
 }

@@ -1,5 +1,13 @@
 //! `mfa_fatigue`: push denials or unanswered pushes piling up for one user within a window
 //! (high); an approval that follows them is the attack succeeding (critical).
+//!
+//! A refusal is a denied push, a wrong number-challenge answer, a Classic push
+//! `attempt_fail`, an `UNANSWERED` or `ABANDONED` push, or a push never answered at all: a
+//! new push sent while the previous one got no answer (some orgs log nothing for a push
+//! that times out). An explicit answer arriving later for that push takes the implied
+//! refusal's place rather than counting twice. Elastic's sequence "denials, then SSO" is
+//! covered too: a sign-in or SSO after two denials within the window is the attack
+//! succeeding, critical when it comes from an address a refused push was requested from.
 
 use compact_str::CompactString;
 use std::collections::VecDeque;
@@ -22,6 +30,17 @@ struct Refusal {
     uuid: CompactString,
     unanswered: bool,
     ip: Option<CompactString>,
+    /// Implied by a later push while this one had no answer.
+    #[serde(default)]
+    implied: bool,
+}
+
+/// The last push sent, while no answer to it has been seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    time: i64,
+    uuid: CompactString,
+    ip: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,6 +50,8 @@ struct UserPushes {
     sent: VecDeque<i64>,
     episode_last: Option<i64>,
     approval_alerted: bool,
+    #[serde(default)]
+    pending: Option<Pending>,
 }
 
 /// The detector.
@@ -53,6 +74,7 @@ impl MfaFatigue {
     }
 
     fn finding(&self, obs: &Obs, state: &UserPushes, approval: bool) -> Finding {
+        let signed_in = matches!(obs.kind, Kind::SignIn | Kind::Sso);
         let refusals = &state.refusals;
         let denied = refusals.iter().filter(|r| !r.unanswered).count();
         let unanswered = refusals.len() - denied;
@@ -63,9 +85,16 @@ impl MfaFatigue {
             (
                 Severity::Critical,
                 0.9,
-                format!(
-                    "{login} approved a push after {denied} denied and {unanswered} unanswered ones: MFA fatigue worked."
-                ),
+                if signed_in {
+                    format!(
+                        "{login} signed in from {} after {denied} denied and {unanswered} unanswered pushes requested from there: MFA fatigue worked.",
+                        obs.ip.as_deref().unwrap_or("?")
+                    )
+                } else {
+                    format!(
+                        "{login} approved a push after {denied} denied and {unanswered} unanswered ones: MFA fatigue worked."
+                    )
+                },
             )
         } else {
             (
@@ -104,6 +133,117 @@ impl MfaFatigue {
     }
 }
 
+impl MfaFatigue {
+    fn on_push_sent(&mut self, user: &str, obs: &Obs, out: &mut Emit) {
+        let window = self.window_ms;
+        let state = self.users.entry(user.into()).or_default();
+        while state.sent.front().is_some_and(|&t| obs.time - t > window) {
+            state.sent.pop_front();
+        }
+        state.sent.push_back(obs.time);
+        if state.sent.len() > MAX_REFUSALS {
+            state.sent.pop_front();
+        }
+        let unanswered = state.pending.take().filter(|p| obs.time - p.time <= window);
+        state.pending = Some(Pending {
+            time: obs.time,
+            uuid: obs.uuid.clone(),
+            ip: obs.ip.clone(),
+        });
+        if let Some(p) = unanswered {
+            let refusal = Refusal {
+                time: p.time,
+                uuid: p.uuid,
+                unanswered: true,
+                ip: p.ip,
+                implied: true,
+            };
+            self.add_refusal(user, obs, refusal, out);
+        }
+    }
+
+    fn on_refusal(&mut self, user: &str, obs: &Obs, out: &mut Emit) {
+        let state = self.users.entry(user.into()).or_default();
+        let unanswered = obs.kind == Kind::PushUnanswered;
+        // The answer to the pending push; with none pending, the late answer to a push
+        // already counted as unanswered, which it replaces.
+        if state.pending.take().is_none()
+            && let Some(r) = state.refusals.iter_mut().rev().find(|r| r.implied)
+        {
+            r.implied = false;
+            r.unanswered = unanswered;
+            r.uuid = obs.uuid.clone();
+            return;
+        }
+        let refusal = Refusal {
+            time: obs.time,
+            uuid: obs.uuid.clone(),
+            unanswered,
+            ip: obs.ip.clone(),
+            implied: false,
+        };
+        self.add_refusal(user, obs, refusal, out);
+    }
+
+    /// Counts a refusal; the first time the window holds `threshold` of them, alerts.
+    fn add_refusal(&mut self, user: &str, obs: &Obs, refusal: Refusal, out: &mut Emit) {
+        let window = self.window_ms;
+        let state = self.users.entry(user.into()).or_default();
+        while state.refusals.front().is_some_and(|r| obs.time - r.time > window) {
+            state.refusals.pop_front();
+        }
+        if state.episode_last.is_some_and(|t| obs.time - t > window) {
+            state.episode_last = None;
+            state.approval_alerted = false;
+        }
+        state.refusals.push_back(refusal);
+        if state.refusals.len() > MAX_REFUSALS {
+            state.refusals.pop_front();
+        }
+        if state.episode_last.is_some() {
+            state.episode_last = Some(obs.time);
+        } else if state.refusals.len() >= self.threshold {
+            state.episode_last = Some(obs.time);
+            out.findings.push(self.finding(obs, &self.users[user], false));
+        }
+    }
+
+    /// An approved push, or a sign-in or SSO: the attack succeeding when refusals precede
+    /// it. A push approval needs two refusals one of which a denial (a user who let two
+    /// pushes time out and approved the third is slow, not attacked), or `threshold`
+    /// refusals; a sign-in or SSO needs two denials, as Elastic's sequence rule does.
+    fn on_success(&mut self, user: &str, obs: &Obs, out: &mut Emit, push: bool) {
+        let window = self.window_ms;
+        let Some(state) = self.users.get(user) else {
+            return;
+        };
+        let recent = state.refusals.iter().filter(|r| obs.time - r.time <= window);
+        let (refused, denied) = recent.fold((0, 0), |(n, d), r| (n + 1, d + usize::from(!r.unanswered)));
+        let suspicious = if push {
+            (refused >= 2 && denied >= 1) || refused >= self.threshold
+        } else {
+            denied >= 2
+        };
+        if suspicious && !state.approval_alerted {
+            out.findings.push(self.finding(obs, state, true));
+        }
+        let Some(state) = self.users.get_mut(user) else {
+            return;
+        };
+        if suspicious {
+            state.approval_alerted = true;
+            state.episode_last.get_or_insert(obs.time);
+        }
+        if push {
+            state.pending = None;
+            if state.refusals.is_empty() && state.sent.len() <= 1 {
+                // An ordinary sign-in's push: nothing to remember.
+                self.users.remove(user);
+            }
+        }
+    }
+}
+
 impl WindowedDetector for MfaFatigue {
     fn name(&self) -> &'static str {
         "mfa_fatigue"
@@ -113,61 +253,11 @@ impl WindowedDetector for MfaFatigue {
         let Some(user) = obs.user_id.as_deref() else {
             return;
         };
-        let window = self.window_ms;
         match obs.kind {
-            Kind::PushSent => {
-                // Counted only once a refusal opened state: every sign-in sends a push,
-                // and state for every user would cost memory for nothing.
-                let Some(state) = self.users.get_mut(user) else {
-                    return;
-                };
-                while state.sent.front().is_some_and(|&t| obs.time - t > window) {
-                    state.sent.pop_front();
-                }
-                state.sent.push_back(obs.time);
-                if state.sent.len() > MAX_REFUSALS {
-                    state.sent.pop_front();
-                }
-            }
-            Kind::PushDenied | Kind::PushUnanswered => {
-                let state = self.users.entry(user.into()).or_default();
-                while state.refusals.front().is_some_and(|r| obs.time - r.time > window) {
-                    state.refusals.pop_front();
-                }
-                if state.episode_last.is_some_and(|t| obs.time - t > window) {
-                    state.episode_last = None;
-                    state.approval_alerted = false;
-                }
-                state.refusals.push_back(Refusal {
-                    time: obs.time,
-                    uuid: obs.uuid.clone(),
-                    unanswered: obs.kind == Kind::PushUnanswered,
-                    ip: obs.ip.clone(),
-                });
-                if state.refusals.len() > MAX_REFUSALS {
-                    state.refusals.pop_front();
-                }
-                if state.episode_last.is_some() {
-                    state.episode_last = Some(obs.time);
-                } else if state.refusals.len() >= self.threshold {
-                    state.episode_last = Some(obs.time);
-                    out.findings.push(self.finding(obs, &self.users[user], false));
-                }
-            }
-            Kind::PushApproved => {
-                let Some(state) = self.users.get(user) else {
-                    return;
-                };
-                let recent = state.refusals.back().is_some_and(|r| obs.time - r.time <= window);
-                // Two refusals are enough context for an approval to be suspicious.
-                if recent && state.refusals.len() >= 2 && !state.approval_alerted {
-                    out.findings.push(self.finding(obs, state, true));
-                    if let Some(s) = self.users.get_mut(user) {
-                        s.approval_alerted = true;
-                        s.episode_last.get_or_insert(obs.time);
-                    }
-                }
-            }
+            Kind::PushSent => self.on_push_sent(user, obs, out),
+            Kind::PushDenied | Kind::PushUnanswered => self.on_refusal(user, obs, out),
+            Kind::PushApproved => self.on_success(user, obs, out, true),
+            Kind::SignIn | Kind::Sso => self.on_success(user, obs, out, false),
             _ => {}
         }
     }
@@ -176,11 +266,93 @@ impl WindowedDetector for MfaFatigue {
         if let Some(now) = hourly(&mut self.swept, watermark) {
             let window = self.window_ms;
             self.users.retain(|_, u| {
-                let last = u.refusals.back().map(|r| r.time).max(u.sent.back().copied());
+                let last = u
+                    .refusals
+                    .back()
+                    .map(|r| r.time)
+                    .max(u.sent.back().copied())
+                    .max(u.pending.as_ref().map(|p| p.time));
                 last.is_some_and(|t| now - t <= window)
             });
         }
     }
 
     crate::keyed_state!(users);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: Kind, second: i64, ip: &str) -> Obs {
+        Obs {
+            user_id: Some("00u1".into()),
+            time: 1_700_000_000_000 + second * 1000,
+            seq: second as u64,
+            uuid: format!("{kind:?}-{second}").into(),
+            ..Obs::for_test(kind, "ana@example.com", 0, ip)
+        }
+    }
+
+    fn run(events: &[Obs]) -> Vec<Finding> {
+        let mut d = MfaFatigue::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for e in events {
+            d.on_event(e, &mut out);
+        }
+        out.findings
+    }
+
+    const ATTACKER: &str = "203.0.113.9";
+    const HOME: &str = "198.51.100.7";
+
+    #[test]
+    fn pushes_never_answered_count_once_even_when_answered_late() {
+        // Four pushes, no answer logged for any: three were never answered.
+        let bombing: Vec<Obs> = (0..4).map(|i| ev(Kind::PushSent, i * 60, ATTACKER)).collect();
+        let f = run(&bombing);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].evidence["unanswered"], 3);
+        // Two pushes whose UNANSWERED is logged after the next push went out: two
+        // refusals, not three (the late answer takes the implied refusal's place).
+        let late = [
+            ev(Kind::PushSent, 0, ATTACKER),
+            ev(Kind::PushSent, 20, ATTACKER),
+            ev(Kind::PushUnanswered, 30, ATTACKER),
+            ev(Kind::PushUnanswered, 40, ATTACKER),
+        ];
+        assert!(run(&late).is_empty());
+        let mut third = late.to_vec();
+        third.push(ev(Kind::PushSent, 60, ATTACKER));
+        third.push(ev(Kind::PushUnanswered, 70, ATTACKER));
+        assert_eq!(run(&third).len(), 1, "a third refused push");
+    }
+
+    #[test]
+    fn a_slow_user_is_not_an_attack_but_denials_then_a_sign_in_are() {
+        // The look-alike: the phone was slow, the user resent twice and approved.
+        let slow = [
+            ev(Kind::PushSent, 0, HOME),
+            ev(Kind::PushSent, 40, HOME),
+            ev(Kind::PushSent, 80, HOME),
+            ev(Kind::PushApproved, 90, HOME),
+        ];
+        assert!(run(&slow).is_empty());
+        // Elastic's sequence: two denials, then the attacker's SSO.
+        let worked = [
+            ev(Kind::PushSent, 0, ATTACKER),
+            ev(Kind::PushDenied, 10, ATTACKER),
+            ev(Kind::PushSent, 60, ATTACKER),
+            ev(Kind::PushDenied, 70, ATTACKER),
+            ev(Kind::Sso, 200, ATTACKER),
+        ];
+        let f = run(&worked);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert!(f[0].summary.contains("signed in from 203.0.113.9"), "{}", f[0].summary);
+        // One denial and the user's own sign-in: nothing.
+        let stray = [ev(Kind::PushDenied, 10, ATTACKER), ev(Kind::SignIn, 300, HOME)];
+        assert!(run(&stray).is_empty());
+    }
 }

@@ -14,11 +14,13 @@
 //! checkpointed as one versioned document ([`checkpoint`]), so a restart resumes where it
 //! stopped and gives the same alerts as an uninterrupted run.
 
+pub mod aggregation;
 pub mod alerting;
 pub mod anomalous_signin;
 pub mod brute_force;
 pub mod checkpoint;
 pub mod config;
+pub mod geo;
 pub mod impossible_travel;
 pub mod mfa_fatigue;
 pub mod observation;
@@ -34,6 +36,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use idgw_schemas::{Alert, Detection, IdentityState, SemanticEvent};
 
+use aggregation::RuleAggregation;
 pub use config::DetectConfig;
 use observation::Obs;
 use risk::{Identities, RiskBook};
@@ -135,6 +138,9 @@ pub struct EngineStats {
     pub users: usize,
     /// Keys held by each windowed detector.
     pub detector_keys: BTreeMap<&'static str, usize>,
+    /// Rule hits held by alert aggregation (ThreatInsight per source, anonymiser sign-ins
+    /// per source and user, per window): their events are stored, the alert stands for them.
+    pub aggregated_hits: u64,
 }
 
 /// The engine.
@@ -150,6 +156,8 @@ pub struct Engine {
     emit: Emit,
     alerts: Vec<Alert>,
     raised: BTreeMap<Detection, u64>,
+    aggregation: RuleAggregation,
+    aggregation_window_s: i64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -181,6 +189,8 @@ impl Engine {
             emit: Emit::default(),
             alerts: Vec::new(),
             raised: BTreeMap::new(),
+            aggregation: RuleAggregation::new(config.rule_aggregation_window_s),
+            aggregation_window_s: config.rule_aggregation_window_s,
         }
     }
 
@@ -191,7 +201,9 @@ impl Engine {
         self.identities.observe(ev);
         self.behaviour.observe(ev);
         for rule in &self.rules {
-            if let Some(f) = (rule.eval)(ev) {
+            if let Some(mut f) = (rule.eval)(ev)
+                && self.aggregation.admit(&mut f)
+            {
                 self.emit.findings.push(f);
             }
         }
@@ -229,6 +241,7 @@ impl Engine {
             for d in &mut self.detectors {
                 d.on_watermark(watermark, &mut self.emit);
             }
+            self.aggregation.sweep(watermark);
         }
     }
 
@@ -330,6 +343,7 @@ impl Engine {
             late_events: self.clock.late,
             users: self.identities.len(),
             detector_keys: self.detectors.iter().map(|d| (d.name(), d.keys())).collect(),
+            aggregated_hits: self.aggregation.held(),
         }
     }
 }

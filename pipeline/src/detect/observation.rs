@@ -13,17 +13,24 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     /// `user.session.start` SUCCESS.
     SignIn,
-    /// `user.session.start` FAILURE (bad password, unknown user, locked out).
+    /// A credential guess that failed: `user.session.start` FAILURE or DENY, an Identity
+    /// Engine password or authenticator check that failed (`auth_via_mfa`, `verify`,
+    /// `authenticate`), a one-time-code or other non-push factor failure (Classic
+    /// `core.user.factor.attempt_fail` too), a sign-on policy DENY. One attempt can log
+    /// several of these (the same `transaction.id`): detectors count it once by `attempt`.
     SignInFailure,
     /// An Okta Verify push was sent.
     PushSent,
-    /// The user denied a push (classic `deny_push`, or an OIE `OV_RESPONSE_DENY`).
+    /// The user denied a push (classic `deny_push`, an OIE `OV_RESPONSE_DENY`, a wrong
+    /// number-challenge answer, a Classic push `attempt_fail`).
     PushDenied,
-    /// A push timed out.
+    /// A push timed out or the flow was abandoned at it (`UNANSWERED`, `ABANDONED`).
     PushUnanswered,
     /// The user approved a push.
     PushApproved,
-    /// Any other event that carries a session or device token (SSO, policy, MFA, sign-out).
+    /// A successful SSO into an app (`user.authentication.sso`).
+    Sso,
+    /// Any other event that carries a session or device token (policy, MFA, sign-out).
     SessionActivity,
 }
 
@@ -61,6 +68,193 @@ pub struct Obs {
     pub device: Option<u64>,
     /// Hash of `externalSessionId`.
     pub session: Option<u64>,
+    /// Hash of the request (`transaction.id`, else `debugData.requestId`): the events one
+    /// sign-in attempt logs share it.
+    #[serde(default)]
+    pub attempt: Option<u64>,
+    /// Hash of the event type.
+    #[serde(default)]
+    pub event_type: u64,
+    /// The browser's major version, read from the raw user agent for the family Okta parsed.
+    #[serde(default)]
+    pub ua_major: Option<u16>,
+    /// A request Okta's own Admin Console makes for the user: it comes from Okta's addresses
+    /// with Okta's user agent, so a session seen there has not moved.
+    #[serde(default)]
+    pub okta_client: bool,
+    /// What Okta itself concluded about the request ([`okta_flags`]).
+    #[serde(default)]
+    pub okta: u16,
+}
+
+/// Okta's own conclusions about a request, as bits of [`Obs::okta`]: ThreatInsight's
+/// suspicion, the sign-in risk, and the behaviours Okta found new for the user
+/// (`securityContext.userBehaviors`, `debugData.behaviors`, `logOnlySecurityData`).
+pub mod okta_flags {
+    pub const THREAT_SUSPECTED: u16 = 1;
+    pub const RISK_MEDIUM: u16 = 1 << 1;
+    pub const RISK_HIGH: u16 = 1 << 2;
+    pub const NEW_COUNTRY: u16 = 1 << 3;
+    pub const NEW_STATE: u16 = 1 << 4;
+    pub const NEW_CITY: u16 = 1 << 5;
+    pub const NEW_GEO_LOCATION: u16 = 1 << 6;
+    pub const NEW_DEVICE: u16 = 1 << 7;
+    pub const NEW_IP: u16 = 1 << 8;
+    pub const NEW_ASN: u16 = 1 << 9;
+    pub const VELOCITY: u16 = 1 << 10;
+
+    /// Each flag's name in evidence.
+    pub const NAMES: [(u16, &str); 11] = [
+        (THREAT_SUSPECTED, "okta_threat_suspected"),
+        (RISK_MEDIUM, "okta_risk_medium"),
+        (RISK_HIGH, "okta_risk_high"),
+        (NEW_COUNTRY, "New Country"),
+        (NEW_STATE, "New State"),
+        (NEW_CITY, "New City"),
+        (NEW_GEO_LOCATION, "New Geo-Location"),
+        (NEW_DEVICE, "New Device"),
+        (NEW_IP, "New IP"),
+        (NEW_ASN, "New ASN"),
+        (VELOCITY, "Velocity"),
+    ];
+
+    /// The names of the flags set in `bits`.
+    pub fn names(bits: u16) -> Vec<&'static str> {
+        NAMES.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+/// The [`okta_flags`] of an event. Behaviour names are the defaults Okta ships (an admin
+/// can rename them; renamed ones are matched by the words they keep: "country",
+/// "velocity", "device", …).
+fn okta_bits(ev: &SemanticEvent<'_>) -> u16 {
+    use okta_flags::*;
+    let signals = &ev.okta_signals;
+    let mut bits = 0;
+    if signals.threat_suspected == Some(true) {
+        bits |= THREAT_SUSPECTED;
+    }
+    match signals.risk.as_ref().and_then(|r| r.level.as_deref()) {
+        Some(l) if l.eq_ignore_ascii_case("HIGH") => bits |= RISK_HIGH,
+        Some(l) if l.eq_ignore_ascii_case("MEDIUM") => bits |= RISK_MEDIUM,
+        _ => {}
+    }
+    for name in signals.positive_behaviors() {
+        let n = name.to_ascii_lowercase();
+        bits |= if n.contains("velocity") {
+            VELOCITY
+        } else if n.contains("geo") {
+            NEW_GEO_LOCATION
+        } else if n.contains("country") {
+            NEW_COUNTRY
+        } else if n.contains("state") {
+            NEW_STATE
+        } else if n.contains("city") {
+            NEW_CITY
+        } else if n.contains("device") {
+            NEW_DEVICE
+        } else if n.contains("asn") {
+            NEW_ASN
+        } else if n.contains("ip") {
+            NEW_IP
+        } else {
+            0
+        };
+    }
+    bits
+}
+
+/// `client.id` of Okta's Admin Console (Okta documents its first-party app ids; Panther's
+/// stolen-session rule skips the same id).
+const ADMIN_CONSOLE_CLIENT: &str = "okta.b58d5b75-07d4-5f25-bf59-368a1261a405";
+
+/// The browser's major version in a raw user agent, for the browser family Okta parsed
+/// (`CHROME`, `FIREFOX`, `SAFARI`, `EDGE`, `OPERA`; mobile variants included). None for
+/// other clients and unparsable strings.
+pub fn browser_major(raw: &str, browser: &str) -> Option<u16> {
+    let family = browser.to_ascii_uppercase();
+    let tokens: &[&str] = if family.contains("EDGE") {
+        &["Edg/", "EdgA/", "EdgiOS/", "Edge/"]
+    } else if family.contains("FIREFOX") {
+        &["Firefox/", "FxiOS/"]
+    } else if family.contains("OPERA") {
+        &["OPR/", "Opera/"]
+    } else if family.contains("CHROME") {
+        &["Chrome/", "CriOS/"]
+    } else if family.contains("SAFARI") {
+        &["Version/"]
+    } else {
+        return None;
+    };
+    tokens.iter().find_map(|t| {
+        let rest = &raw[raw.find(t)? + t.len()..];
+        let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    })
+}
+
+const PUSH_FACTORS: [&str; 2] = ["OKTA_VERIFY_PUSH", "PUSH"];
+
+fn is_push(ev: &SemanticEvent<'_>) -> bool {
+    ev.auth.push_response.is_some()
+        || ev.auth.number_challenge_response.is_some()
+        || ev.auth.factor.as_deref().is_some_and(|f| PUSH_FACTORS.contains(&f))
+        || ev
+            .display_message
+            .as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("push"))
+}
+
+/// A failed check that is not a guess: Okta refusing a phishing site, or enrollment limits.
+fn not_a_guess(ev: &SemanticEvent<'_>) -> bool {
+    ev.outcome.reason.as_deref().is_some_and(|r| {
+        let r = r.to_ascii_lowercase();
+        r.contains("phishing") || r.contains("enrollment")
+    })
+}
+
+/// What an authenticator check (OIE `auth_via_mfa` / `verify` / `authenticate`, Classic
+/// factor attempts) means for the windowed detectors.
+fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
+    if is_push(ev) {
+        let number = ev.auth.number_challenge_response.as_deref().unwrap_or("");
+        return match (result, ev.auth.push_response.as_deref()) {
+            (_, Some("OV_RESPONSE_DENY")) => Some(Kind::PushDenied),
+            _ if number.ends_with("_INVALID") => Some(Kind::PushDenied),
+            ("UNANSWERED" | "ABANDONED", _) => Some(Kind::PushUnanswered),
+            ("SUCCESS", _) => Some(Kind::PushApproved),
+            ("FAILURE" | "DENY", _) if !not_a_guess(ev) => Some(Kind::PushDenied),
+            _ => None,
+        };
+    }
+    match result {
+        "FAILURE" | "DENY" if !not_a_guess(ev) => Some(Kind::SignInFailure),
+        _ => None,
+    }
+}
+
+/// The kind of `ev` for the windowed detectors, if any looks at it.
+fn kind_of(ev: &SemanticEvent<'_>) -> Option<Kind> {
+    let result = ev.outcome.result.as_deref().unwrap_or("");
+    let kind = match &*ev.event_type {
+        "user.session.start" => match result {
+            "SUCCESS" => Some(Kind::SignIn),
+            "FAILURE" | "DENY" => Some(Kind::SignInFailure),
+            _ => None,
+        },
+        "system.push.send_factor_verify_push" => Some(Kind::PushSent),
+        "user.mfa.okta_verify.deny_push" => Some(Kind::PushDenied),
+        "user.authentication.auth_via_mfa"
+        | "user.authentication.verify"
+        | "user.authentication.authenticate"
+        | "core.user.factor.attempt_fail" => authenticator_kind(ev, result),
+        "policy.evaluate_sign_on" if result == "DENY" => Some(Kind::SignInFailure),
+        "user.authentication.sso" if result == "SUCCESS" => Some(Kind::Sso),
+        _ => None,
+    };
+    kind.or_else(|| {
+        (ev.session.external_session_id.is_some() || ev.device.dt_hash.is_some()).then_some(Kind::SessionActivity)
+    })
 }
 
 /// A stable 64-bit hash (XXH3, fixed across builds, so checkpoints stay valid).
@@ -92,24 +286,7 @@ fn boxed(s: Option<&str>) -> Option<CompactString> {
 impl Obs {
     /// The observation of `ev`, if any windowed detector looks at events of its kind.
     pub fn of(ev: &SemanticEvent<'_>, seq: u64) -> Option<Obs> {
-        let result = ev.outcome.result.as_deref().unwrap_or("");
-        let kind = match &*ev.event_type {
-            "user.session.start" if result == "SUCCESS" => Kind::SignIn,
-            "user.session.start" if result == "FAILURE" => Kind::SignInFailure,
-            "system.push.send_factor_verify_push" => Kind::PushSent,
-            "user.mfa.okta_verify.deny_push" => Kind::PushDenied,
-            "user.authentication.auth_via_mfa" if ev.auth.factor.as_deref() == Some("OKTA_VERIFY_PUSH") => {
-                match (result, ev.auth.push_response.as_deref()) {
-                    (_, Some("OV_RESPONSE_DENY")) => Kind::PushDenied,
-                    ("UNANSWERED", _) => Kind::PushUnanswered,
-                    ("SUCCESS", _) => Kind::PushApproved,
-                    _ if ev.session.external_session_id.is_some() => Kind::SessionActivity,
-                    _ => return None,
-                }
-            }
-            _ if ev.session.external_session_id.is_some() || ev.device.dt_hash.is_some() => Kind::SessionActivity,
-            _ => return None,
-        };
+        let kind = kind_of(ev)?;
         let subject = ev.subject_user.as_ref().or(ev.actor.as_ref());
         let geo = ev.client.geo.as_ref();
         let net = &ev.network;
@@ -133,6 +310,16 @@ impl Obs {
             ua_family: family,
             device: device_hash(ev),
             session: ev.session.external_session_id.as_deref().map(hash),
+            attempt: ev.request.request_id.as_deref().map(hash),
+            event_type: hash(&ev.event_type),
+            ua_major: ev
+                .client
+                .user_agent
+                .as_deref()
+                .zip(ev.client.browser.as_deref())
+                .and_then(|(raw, browser)| browser_major(raw, browser)),
+            okta_client: ev.client.client_id.as_deref() == Some(ADMIN_CONSOLE_CLIENT),
+            okta: okta_bits(ev),
         })
     }
 
@@ -159,12 +346,188 @@ impl Obs {
             ua_family: 1,
             device: None,
             session: None,
+            attempt: None,
+            event_type: 0,
+            ua_major: None,
+            okta_client: false,
+            okta: 0,
         }
+    }
+
+    /// Whether this event and an earlier one (`attempt`, `event_type`, `time`) were logged
+    /// by one sign-in attempt: the same request, another event type, within seconds.
+    /// Requiring another type and a short span keeps attempts apart where exports redact or
+    /// reuse request ids (`"transaction": {"id": "redacted"}` is common in SIEM samples).
+    pub fn same_attempt_as(&self, attempt: Option<u64>, event_type: u64, time: i64) -> bool {
+        const SPAN_MS: i64 = 10_000;
+        self.attempt.is_some()
+            && attempt == self.attempt
+            && event_type != self.event_type
+            && (self.time - time).abs() <= SPAN_MS
     }
 
     /// The identity the user-keyed detectors key on: the user id, else the login (unknown
     /// users in credential stuffing have no id).
     pub fn user_key(&self) -> Option<&str> {
         self.user_id.as_deref().or(self.login.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoded, decode};
+    use crate::normalize::normalize_fields;
+
+    /// The observation the pipeline makes of one Okta event.
+    fn obs_of(json: &str) -> Option<Obs> {
+        let Ok(Decoded::Event { event, .. }) = decode(json.as_bytes(), 1 << 20) else {
+            panic!("not an event: {json}");
+        };
+        Obs::of(&normalize_fields(&event).unwrap(), 0)
+    }
+
+    /// An Identity Engine event as Okta logs it, with `debug` as extra debugData members.
+    fn oie(event_type: &str, result: &str, reason: &str, debug: &str) -> String {
+        format!(
+            r#"{{"uuid":"7c4f1b0e-5e0a-11ee-9f4e-000000000001","published":"2026-11-02T09:14:03.512Z","eventType":"{event_type}","version":"0","severity":"INFO","displayMessage":"Authentication of user via MFA","actor":{{"id":"00u1a2b3c4d5e6f7g8h9","type":"User","alternateId":"dana@example.com","displayName":"Dana"}},"client":{{"userAgent":{{"rawUserAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36","os":"Windows 10","browser":"CHROME"}},"zone":"null","device":"Computer","id":null,"ipAddress":"203.0.113.7","geographicalContext":{{"city":"Frankfurt am Main","state":"Hesse","country":"Germany","postalCode":"60311","geolocation":{{"lat":50.1109,"lon":8.6821}}}}}},"authenticationContext":{{"authenticationProvider":null,"credentialProvider":null,"credentialType":null,"issuer":null,"interface":null,"authenticationStep":0,"externalSessionId":"idxAbCdEf123"}},"outcome":{{"result":"{result}","reason":{reason}}},"securityContext":{{"asNumber":null,"asOrg":null,"isp":null,"domain":null,"isProxy":null}},"debugContext":{{"debugData":{{"requestId":"aBcD1234@efgh","requestUri":"/idp/idx/challenge/answer","url":"/idp/idx/challenge/answer?"{debug}}}}},"legacyEventType":null,"transaction":{{"type":"WEB","id":"aBcD1234@efgh","detail":{{}}}},"request":{{"ipChain":[]}},"target":[{{"id":"pfd1","type":"AuthenticatorEnrollment","alternateId":"unknown","displayName":"Password"}}]}}"#
+        )
+    }
+
+    fn kind(json: &str) -> Option<Kind> {
+        obs_of(json).map(|o| o.kind)
+    }
+
+    #[test]
+    fn identity_engine_and_classic_failures_are_guesses_and_push_outcomes_are_refusals() {
+        let auth = "user.authentication.auth_via_mfa";
+        let password = r#","factor":"PASSWORD_AS_FACTOR""#;
+        let push = r#","factor":"OKTA_VERIFY_PUSH""#;
+        let cases = [
+            (
+                oie(auth, "FAILURE", r#""INVALID_CREDENTIALS""#, password),
+                Some(Kind::SignInFailure),
+            ),
+            (
+                oie("user.authentication.verify", "FAILURE", r#""VERIFICATION_ERROR""#, ""),
+                Some(Kind::SignInFailure),
+            ),
+            (
+                oie(
+                    "user.authentication.authenticate",
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    "",
+                ),
+                Some(Kind::SignInFailure),
+            ),
+            (
+                oie(
+                    auth,
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    r#","factor":"OKTA_SOFT_TOKEN""#,
+                ),
+                Some(Kind::SignInFailure),
+            ),
+            (
+                oie(
+                    "policy.evaluate_sign_on",
+                    "DENY",
+                    r#""Sign-on policy evaluation resulted in DENY""#,
+                    "",
+                ),
+                Some(Kind::SignInFailure),
+            ),
+            (oie("user.session.start", "DENY", "null", ""), Some(Kind::SignInFailure)),
+            (
+                oie(
+                    auth,
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    r#","factor":"OKTA_VERIFY_PUSH","pushOnlyResponseType":"OV_RESPONSE_DENY""#,
+                ),
+                Some(Kind::PushDenied),
+            ),
+            (
+                oie(
+                    auth,
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    r#","factor":"OKTA_VERIFY_PUSH","pushWithNumberChallengeResponseType":"OV_WITH_CHALLENGE_RESPONSE_INVALID""#,
+                ),
+                Some(Kind::PushDenied),
+            ),
+            (oie(auth, "ABANDONED", "null", push), Some(Kind::PushUnanswered)),
+            (oie(auth, "UNANSWERED", "null", push), Some(Kind::PushUnanswered)),
+            (oie(auth, "SUCCESS", "null", push), Some(Kind::PushApproved)),
+            (
+                oie(
+                    "core.user.factor.attempt_fail",
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    push,
+                ),
+                Some(Kind::PushDenied),
+            ),
+            (
+                oie(
+                    "core.user.factor.attempt_fail",
+                    "FAILURE",
+                    r#""INVALID_CREDENTIALS""#,
+                    r#","factor":"SMS""#,
+                ),
+                Some(Kind::SignInFailure),
+            ),
+            (oie("user.authentication.sso", "SUCCESS", "null", ""), Some(Kind::Sso)),
+            // Not guesses: FastPass refusing a phishing site, an enrollment limit, a success.
+            (
+                oie(
+                    auth,
+                    "FAILURE",
+                    r#""FastPass declined phishing attempt""#,
+                    r#","factor":"SIGNED_NONCE""#,
+                ),
+                Some(Kind::SessionActivity),
+            ),
+            (
+                oie(
+                    auth,
+                    "FAILURE",
+                    r#""Too many enrollment attempts for SMS factor""#,
+                    r#","factor":"SMS""#,
+                ),
+                Some(Kind::SessionActivity),
+            ),
+            (oie(auth, "SUCCESS", "null", password), Some(Kind::SessionActivity)),
+            (
+                oie("policy.evaluate_sign_on", "ALLOW", "null", ""),
+                Some(Kind::SessionActivity),
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(kind(&json), want, "{json}");
+        }
+        // The events one attempt logs share its request.
+        let a = obs_of(&oie(auth, "FAILURE", r#""INVALID_CREDENTIALS""#, password)).unwrap();
+        let b = obs_of(&oie("user.session.start", "FAILURE", r#""INVALID_CREDENTIALS""#, "")).unwrap();
+        assert!(a.attempt.is_some());
+        assert_eq!(a.attempt, b.attempt);
+        assert_eq!(a.ua_major, Some(131));
+        assert!(!a.okta_client);
+    }
+
+    #[test]
+    fn browser_major_versions_come_from_the_family_okta_parsed() {
+        let chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.129 Safari/537.36";
+        let edge = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91";
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        assert_eq!(browser_major(chrome, "CHROME"), Some(120));
+        assert_eq!(browser_major(edge, "EDGE"), Some(120));
+        assert_eq!(browser_major(safari, "SAFARI"), Some(17));
+        assert_eq!(browser_major(firefox, "FIREFOX"), Some(121));
+        assert_eq!(browser_major("okta-auth-js/7.0.1", "UNKNOWN"), None);
+        assert_eq!(browser_major("Chrome/", "CHROME"), None);
     }
 }

@@ -1,6 +1,10 @@
 //! `password_spray`: one source failing against many users, a few attempts each, within a
 //! window. Logins that do not exist count too (credential stuffing lists hold many).
 //!
+//! A shared address (an office NAT) sees many users mistype a password and then sign in
+//! from it: users who fail and then succeed from the source before any alert are typos and
+//! do not count towards the threshold.
+//!
 //! Keyed by source IP. One alert per episode: once fired, the source's failures extend the
 //! episode until the window passes without one. A spray that works is worse than one that
 //! is seen: a successful sign-in from a spraying source, during its episode, as one of the
@@ -20,14 +24,25 @@ use crate::evidence;
 
 /// Attempts remembered per source (a spray's evidence needs no more).
 const MAX_ATTEMPTS: usize = 512;
-/// Evidence uuids listed in one alert.
+/// Evidence uuids (and sprayed user ids) listed in one alert.
 const MAX_EVIDENCE: usize = 200;
+/// The evidence key listing the Okta ids of the sprayed users that exist; the risk book
+/// gives each of them a share of the alert's risk.
+pub const SPRAYED_USER_IDS: &str = "sprayed_user_ids";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Attempt {
     time: i64,
     user: u64,
     uuid: CompactString,
+    /// The request: one attempt can log several failures.
+    #[serde(default)]
+    attempt: Option<u64>,
+    #[serde(default)]
+    event_type: u64,
+    /// The Okta id of a user that exists (sprayed users carry risk).
+    #[serde(default)]
+    user_id: Option<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -37,7 +52,14 @@ struct SourceAttempts {
     /// Users of this episode already alerted on for a successful sign-in.
     #[serde(default)]
     breached: Vec<u64>,
+    /// Users who failed from this source and then signed in from it before any alert: a
+    /// typo behind a shared address (an office NAT), not a guess.
+    #[serde(default)]
+    recovered: Vec<u64>,
 }
+
+/// Recovered users remembered per source.
+const MAX_RECOVERED: usize = 256;
 
 /// The detector.
 #[derive(Debug)]
@@ -71,7 +93,16 @@ impl PasswordSpray {
         let Some(state) = self.sources.get_mut(ip) else { return };
         let live = state.episode_last.is_some_and(|t| obs.time - t <= self.window_ms);
         let user_hash = hash(user);
-        if !live || state.breached.contains(&user_hash) {
+        if !live {
+            if state.recent.iter().any(|a| a.user == user_hash) && !state.recovered.contains(&user_hash) {
+                if state.recovered.len() >= MAX_RECOVERED {
+                    state.recovered.remove(0);
+                }
+                state.recovered.push(user_hash);
+            }
+            return;
+        }
+        if state.breached.contains(&user_hash) {
             return;
         }
         let tries: Vec<&Attempt> = state.recent.iter().filter(|a| a.user == user_hash).collect();
@@ -122,6 +153,16 @@ impl WindowedDetector for PasswordSpray {
         let (Some(ip), Some(user)) = (obs.ip.as_deref(), obs.user_key()) else {
             return;
         };
+        if obs.attempt.is_some()
+            && self.sources.get(ip).is_some_and(|s| {
+                let user = hash(user);
+                s.recent
+                    .iter()
+                    .any(|a| a.user == user && obs.same_attempt_as(a.attempt, a.event_type, a.time))
+            })
+        {
+            return;
+        }
         let state = self.sources.entry(ip.into()).or_default();
         while state.recent.front().is_some_and(|a| obs.time - a.time > self.window_ms) {
             state.recent.pop_front();
@@ -130,10 +171,16 @@ impl WindowedDetector for PasswordSpray {
             state.episode_last = None;
             state.breached.clear();
         }
+        if state.recent.is_empty() {
+            state.recovered.clear();
+        }
         state.recent.push_back(Attempt {
             time: obs.time,
             user: hash(user),
             uuid: obs.uuid.clone(),
+            attempt: obs.attempt,
+            event_type: obs.event_type,
+            user_id: obs.user_id.clone(),
         });
         if state.recent.len() > MAX_ATTEMPTS {
             state.recent.pop_front();
@@ -147,12 +194,18 @@ impl WindowedDetector for PasswordSpray {
         }
         let distinct: HashSet<u64> = state.recent.iter().map(|a| a.user).collect();
         let per_user = state.recent.len() as f64 / distinct.len() as f64;
-        if distinct.len() < self.users_threshold || per_user > self.max_per_user {
+        let unrecovered = distinct.iter().filter(|u| !state.recovered.contains(u)).count();
+        if unrecovered < self.users_threshold || per_user > self.max_per_user {
             return;
         }
         state.episode_last = Some(obs.time);
         let first = state.recent.front().map_or(obs.time, |a| a.time);
         let minutes = (obs.time - first) as f64 / 60_000.0;
+        // The users that exist, for their risk: a sprayed user is a likely next victim.
+        let mut sprayed_ids: Vec<&str> = state.recent.iter().filter_map(|a| a.user_id.as_deref()).collect();
+        sprayed_ids.sort_unstable();
+        sprayed_ids.dedup();
+        sprayed_ids.truncate(MAX_EVIDENCE);
         out.findings.push(Finding {
             detection: Detection::PasswordSpray,
             severity: Severity::High,
@@ -179,6 +232,8 @@ impl WindowedDetector for PasswordSpray {
                 "attempts_per_user" => (per_user * 100.0).round() / 100.0,
                 "window_minutes" => self.window_ms / 60_000,
                 "threshold_users" => self.users_threshold,
+                "recovered_users" => distinct.len() - unrecovered,
+                "sprayed_user_ids" => sprayed_ids,
             },
             mitre: &["T1110.003", "T1110.004"],
         });
@@ -233,5 +288,32 @@ mod tests {
         // Long after the episode, a sign-in from that address is nothing.
         d.on_event(&attempt("u6@example.com", 200, spray, Kind::SignIn), &mut out);
         assert_eq!(out.findings.len(), 2);
+    }
+
+    #[test]
+    fn an_office_nat_where_users_mistype_and_then_sign_in_is_not_a_spray() {
+        let mut d = PasswordSpray::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        let office = "198.51.100.20";
+        // Twenty people behind one address each mistype once and sign in a minute later.
+        for i in 0..20 {
+            let user = format!("u{i}@example.com");
+            d.on_event(&attempt(&user, i, office, Kind::SignInFailure), &mut out);
+            d.on_event(&attempt(&user, i, office, Kind::SignIn), &mut out);
+        }
+        assert!(
+            out.findings.is_empty(),
+            "{:?}",
+            out.findings.iter().map(|f| &f.summary).collect::<Vec<_>>()
+        );
+        // Ten who never get in from there are a spray, typos around them or not.
+        for i in 0..10 {
+            d.on_event(
+                &attempt(&format!("victim{i}@example.com"), 20 + i, office, Kind::SignInFailure),
+                &mut out,
+            );
+        }
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].evidence["recovered_users"], 20);
     }
 }

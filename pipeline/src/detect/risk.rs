@@ -13,10 +13,14 @@ use idgw_schemas::{Alert, Detection, IdentityState, RiskLevel, RiskReason, Seman
 use serde::{Deserialize, Serialize};
 
 use super::alerting::utc;
+use super::password_spray::SPRAYED_USER_IDS;
 use super::windowed::FastMap;
 
 /// Contributions kept per user (the weakest, after decay, is dropped first).
 const MAX_CONTRIBUTIONS: usize = 16;
+/// The share of a password spray's points each sprayed user carries (a high spray: about
+/// 18 points, "low" on its own, enough to rank the user above untouched ones).
+const SPRAYED_USER_SHARE: f64 = 0.3;
 /// Reasons shown in identity state.
 const TOP_REASONS: usize = 5;
 /// Country names kept per user.
@@ -56,11 +60,24 @@ impl RiskBook {
         decayed(c, now, self.half_life_ms)
     }
 
-    /// Adds an alert's points to its user.
+    /// Adds an alert's points to its user, and a share of a password spray's to each user
+    /// it tried that exists (the spray knows their logins; one of them may fall next).
     pub fn add(&mut self, alert: &Alert) {
-        let Some(user) = alert.user_id.as_deref() else {
-            return;
-        };
+        if let Some(user) = alert.user_id.as_deref() {
+            self.contribute(user, alert, alert.risk_score);
+        }
+        if alert.detection == Detection::PasswordSpray
+            && let Some(ids) = alert.evidence.get(SPRAYED_USER_IDS).and_then(|v| v.as_array())
+        {
+            for id in ids.iter().filter_map(|v| v.as_str()) {
+                if Some(id) != alert.user_id.as_deref() {
+                    self.contribute(id, alert, alert.risk_score * SPRAYED_USER_SHARE);
+                }
+            }
+        }
+    }
+
+    fn contribute(&mut self, user: &str, alert: &Alert, points: f64) {
         let at = alert.last_seen.timestamp_millis();
         let now = alert.detected_at.timestamp_millis();
         let half_life = self.half_life_ms;
@@ -72,7 +89,7 @@ impl RiskBook {
             alert_id: alert.alert_id.as_str().into(),
             detection: alert.detection,
             severity: alert.severity,
-            points: alert.risk_score,
+            points,
             at,
             summary: alert.summary.as_str().into(),
         });
@@ -353,5 +370,30 @@ mod tests {
         // Long decayed contributions are dropped.
         book.expire(24 * 30 * HOUR);
         assert_eq!(book.score("u1", 24 * 30 * HOUR), (0.0, Vec::new()));
+    }
+
+    #[test]
+    fn a_spray_gives_every_sprayed_user_a_share_of_its_risk() {
+        let mut spray = alert("spray", 60.0, 0);
+        spray.detection = Detection::PasswordSpray;
+        spray.user_id = None;
+        spray
+            .evidence
+            .insert(SPRAYED_USER_IDS.into(), serde_json::json!(["u2", "u3"]));
+        let mut book = RiskBook::new(24.0);
+        book.add(&spray);
+        for user in ["u2", "u3"] {
+            let (score, reasons) = book.score(user, 0);
+            assert_eq!(score, 18.0, "{user}: 60 x 0.3");
+            assert_eq!(reasons[0].alert_id, "spray");
+        }
+        assert_eq!(book.score("u1", 0).0, 0.0);
+        // Other detections' evidence lists give nobody risk.
+        let mut other = alert("bf", 50.0, 0);
+        other
+            .evidence
+            .insert(SPRAYED_USER_IDS.into(), serde_json::json!(["u4"]));
+        book.add(&other);
+        assert_eq!(book.score("u4", 0).0, 0.0);
     }
 }

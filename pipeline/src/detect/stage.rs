@@ -54,6 +54,8 @@ pub struct DetectOutcome {
     pub duplicate_alerts: u64,
     /// Events later than the allowed lateness.
     pub late_events: u64,
+    /// Rule hits held by alert aggregation.
+    pub aggregated_hits: u64,
     /// Users in identity state.
     pub users: usize,
     /// Whether the engine resumed from a checkpoint.
@@ -156,6 +158,7 @@ impl DetectStage {
                 alerts_by_detection: by_detection,
                 duplicate_alerts,
                 late_events: stats.late_events,
+                aggregated_hits: stats.aggregated_hits,
                 users: stats.users,
                 resumed: self.resumed,
                 vectors_upserted: self.vectors_upserted,

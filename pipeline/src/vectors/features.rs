@@ -464,6 +464,11 @@ mod tests {
             ua_family: 1,
             device: None,
             session: None,
+            attempt: None,
+            event_type: 0,
+            ua_major: None,
+            okta_client: false,
+            okta: 0,
         };
         b.seed(&obs);
         assert_eq!(b.take_dirty(), vec![Box::<str>::from("00u1")]);

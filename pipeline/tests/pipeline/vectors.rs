@@ -34,6 +34,11 @@ fn signin(user: &str, time: i64, country: &str, asn: i64, ua_family: u64, device
         ua_family,
         device: Some(device),
         session: None,
+        attempt: None,
+        event_type: 0,
+        ua_major: None,
+        okta_client: false,
+        okta: 0,
     }
 }
 
