@@ -5,7 +5,7 @@
 
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 
-use crate::{Alert, AuditRecord, IdentityState, SemanticEvent, okta::LogEvent};
+use crate::{Alert, AuditRecord, IdentityState, Label, SemanticEvent, okta::LogEvent};
 
 fn render<T: JsonSchema>() -> String {
     let generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
@@ -23,5 +23,6 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("alert.schema.json", render::<Alert>()),
         ("identity_state.schema.json", render::<IdentityState>()),
         ("audit_record.schema.json", render::<AuditRecord>()),
+        ("label.schema.json", render::<Label>()),
     ]
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 use idgw_schemas::{Alert, Severity};
 use serde::Serialize;
 
-use crate::labels::Label;
+use idgw_schemas::Label;
 
 /// Time either side of a label within which an alert's evidence counts as overlapping.
 pub const SLACK_MS: i64 = 30 * 60 * 1000;

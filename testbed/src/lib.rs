@@ -6,8 +6,8 @@
 
 pub mod eval;
 pub mod generate;
-pub mod labels;
 pub mod sim;
 
 pub use generate::{GenerateConfig, GenerateSummary, generate};
-pub use labels::Label;
+/// The labels format lives with the other contracts (`schemas/json/label.schema.json`).
+pub use idgw_schemas::Label;

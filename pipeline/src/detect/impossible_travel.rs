@@ -172,7 +172,8 @@ impl ImpossibleTravel {
             evidence: evidence! {
                 "distance_km" => (km * 10.0).round() / 10.0,
                 "effective_distance_km" => (effective_km * 10.0).round() / 10.0,
-                "elapsed_minutes" => (obs.time - prev.time) as f64 / 60_000.0,
+                // Two decimals: a value JSON gives back exactly.
+                "elapsed_minutes" => ((obs.time - prev.time) as f64 / 600.0).round() / 100.0,
                 "speed_kmh" => kmh.round(),
                 "threshold_kmh" => self.max_kmh,
                 "from" => serde_json::json!({"ip": prev.ip, "city": prev.city, "country": prev.country, "lat": prev.lat_lon.0, "lon": prev.lat_lon.1}),

@@ -127,7 +127,8 @@ fn finding(obs: &Obs, seen: &TokenUse) -> Finding {
             "new_country" => obs.country,
             "country_changed" => seen.country != obs.country.as_deref().map(hash),
             "user_agent_changed" => true,
-            "minutes_since_first_use" => (obs.time - seen.first_time) as f64 / 60_000.0,
+            // Two decimals: a value JSON gives back exactly.
+            "minutes_since_first_use" => ((obs.time - seen.first_time) as f64 / 600.0).round() / 100.0,
         },
         mitre: &["T1550.004", "T1539"],
     }

@@ -30,3 +30,12 @@ make anomalous_signin 30 8 impossible_travel
 for l in travel vpn_egress mobile_hop typos new_device; do
   make "lookalike_$l" 6 2 "$l"
 done
+# Shapes real tenants log: Identity Engine attempts, pushes that time out silently, and the
+# look-alikes windowed detections meet in production.
+make oie_brute_force 6 1 oie_brute_force
+make silent_push_bombing 6 1 silent_push_bombing
+for l in oie_typos slow_push stale_password browser_update; do
+  make "lookalike_$l" 6 2 "$l"
+done
+# An office needs colleagues in one city.
+make lookalike_office_nat 200 1 office_nat

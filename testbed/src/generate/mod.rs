@@ -19,8 +19,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::labels::Label;
 use activity::{DAY, DayLog, MINUTE};
+use idgw_schemas::Label;
 use scenarios::{Injector, SCENARIOS};
 use spec::Renderer;
 use tenant::{Tenant, subseed};

@@ -11,7 +11,9 @@ use super::world::{
     ASHBURN, ATTACK_CLIENTS, ATTACKER_CITIES, CITIES, CLIENTS, CLOUD_EGRESS_ISP, HOME_CITIES, HOSTING_ISP, TOR_ISP,
     VPN_ISP, haversine_km,
 };
-use crate::labels::Label;
+use idgw_schemas::Label;
+
+mod real_shapes;
 
 /// Every scenario the generator can inject: `(name, category, benign)`.
 pub const SCENARIOS: &[(&str, &str, bool)] = &[
@@ -37,6 +39,13 @@ pub const SCENARIOS: &[(&str, &str, bool)] = &[
     ("typos", "brute_force", true),
     ("new_device", "anomalous_signin", true),
     ("night_shift", "anomalous_signin", true),
+    ("oie_brute_force", "brute_force", false),
+    ("silent_push_bombing", "mfa_fatigue", false),
+    ("oie_typos", "brute_force", true),
+    ("slow_push", "mfa_fatigue", true),
+    ("office_nat", "password_spray", true),
+    ("stale_password", "brute_force", true),
+    ("browser_update", "session_hijack", true),
 ];
 
 /// Injects scenarios into a day and records their labels.
@@ -127,6 +136,13 @@ impl<'t> Injector<'_, 't> {
             "typos" => self.typos(rng),
             "new_device" => self.new_device(rng),
             "night_shift" => self.night_shift(rng),
+            "oie_brute_force" => self.oie_brute_force(rng),
+            "silent_push_bombing" => self.silent_push_bombing(rng),
+            "oie_typos" => self.oie_typos(rng),
+            "slow_push" => self.slow_push(rng),
+            "office_nat" => self.office_nat(rng),
+            "stale_password" => self.stale_password(rng),
+            "browser_update" => self.browser_update(rng),
             single => self.single_event(single, rng),
         }
     }

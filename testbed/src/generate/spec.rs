@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::tenant::{Tenant, subseed};
-use super::world::{APPS, ATTACK_CLIENTS, CITIES, CLIENTS, ISPS};
+use super::world::{APPS, ATTACK_CLIENTS, CITIES, CLIENTS, ISPS, UPDATED_CLIENTS};
 
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub enum ClientRef {
     Normal(usize),
     /// Index into [`ATTACK_CLIENTS`].
     Attack(usize),
+    /// Index into [`CLIENTS`], one major browser version later ([`UPDATED_CLIENTS`]).
+    Updated(usize),
     /// Server-side events (no client).
     None,
 }
@@ -278,6 +280,7 @@ impl Renderer<'_> {
         let client = match spec.client {
             ClientRef::Normal(i) => Some(CLIENTS[i]),
             ClientRef::Attack(i) => Some(ATTACK_CLIENTS[i]),
+            ClientRef::Updated(i) => Some(UPDATED_CLIENTS[i]),
             ClientRef::None => None,
         };
         let ua = match client {

@@ -367,6 +367,47 @@ pub const CLIENTS: &[Client] = &[
     },
 ];
 
+/// [`CLIENTS`] one major browser version later, index for index (a browser that updated
+/// itself).
+pub const UPDATED_CLIENTS: &[Client] = &[
+    Client {
+        raw: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36",
+        os: "Mac OS X",
+        browser: "CHROME",
+        device: "Computer",
+    },
+    Client {
+        raw: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36 Edg/128.0.0.0",
+        os: "Windows 10",
+        browser: "EDGE_CHROMIUM",
+        device: "Computer",
+    },
+    Client {
+        raw: "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:129.0) Gecko/20100101 Firefox/129.0",
+        os: "Windows 10",
+        browser: "FIREFOX",
+        device: "Computer",
+    },
+    Client {
+        raw: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+        os: "Mac OS 14.4.1 (Sonoma)",
+        browser: "SAFARI",
+        device: "Computer",
+    },
+    Client {
+        raw: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+        os: "iOS",
+        browser: "SAFARI",
+        device: "Mobile",
+    },
+    Client {
+        raw: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Mobile Safari/537.36",
+        os: "Android",
+        browser: "CHROME",
+        device: "Mobile",
+    },
+];
+
 /// Clients attackers use (scripted tooling).
 pub const ATTACK_CLIENTS: &[Client] = &[
     Client {

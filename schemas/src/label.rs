@@ -1,10 +1,14 @@
-//! Ground truth: one label per injected attack or benign look-alike.
+//! Ground truth: one label per injected attack or benign look-alike, one JSON object per
+//! line of a labels file (`idgw generate --labels`, read by `idgw eval`). Published as
+//! `schemas/json/label.schema.json` so labels written by other generators (an independent
+//! evaluation's) are checked against the same contract.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One line of the labels file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Label {
     /// Stable id, e.g. `lbl-000123`.
     pub label_id: String,
