@@ -21,12 +21,21 @@ pub(super) fn admin_privilege_grant(ev: &SemanticEvent<'_>, _: &RuleConfig) -> O
         .is_some_and(|r| r.to_ascii_lowercase().contains("super") || r.contains("SUPER_ADMIN"));
     let severity = if super_admin { Severity::High } else { Severity::Medium };
     let mut f = on_user(ev, Detection::AdminPrivilegeGrant, severity, 0.9);
+    // A group grant names no user: it is the group's members who gain the role (see
+    // `group_admin_membership`), and the admin who granted it is the entity.
+    let group = target(ev, "UserGroup").filter(|_| ev.event_type == "group.privilege.grant");
+    let grantee = match group {
+        Some(g) => format!("the group {}", name_of(Some(g)).unwrap_or("(unnamed)")),
+        None => login_of(ev).to_owned(),
+    };
     f.summary = format!(
-        "{} granted {} to {}.",
+        "{} granted {} to {grantee}.",
         actor_of(ev),
         role.as_deref().unwrap_or("an admin role"),
-        login_of(ev)
     );
+    if let Some(g) = group {
+        f.evidence.insert("group_id".into(), owned(&g.id).into());
+    }
     f.evidence.insert("role".into(), role.into());
     f.evidence.insert("super_admin".into(), super_admin.into());
     f.mitre = &["T1098.003"];

@@ -96,14 +96,18 @@ impl EventDetector for IdpSignin {
                 let name = e.name.clone().unwrap_or_else(|| id.to_owned());
                 let finding = if let Some(added) = recent.filter(|_| new_user) {
                     let mut f = on_user(ev, Detection::IdpSignin, Severity::High, 0.75);
+                    let minutes = (t - added) / 60_000;
+                    let ago = if minutes < 120 {
+                        format!("{minutes} minutes")
+                    } else {
+                        format!("{} hours", minutes / 60)
+                    };
                     f.summary = format!(
-                        "{} signed in through the identity provider {name}, added {} hours ago, from {}.",
+                        "{} signed in through the identity provider {name}, added {ago} ago, from {}.",
                         login_of(ev),
-                        (t - added) / 3_600_000,
                         ip_of(ev)
                     );
-                    f.evidence
-                        .insert("idp_added_hours_ago".into(), ((t - added) / 3_600_000).into());
+                    f.evidence.insert("idp_added_minutes_ago".into(), minutes.into());
                     Some(f)
                 } else if first {
                     let mut f = on_user(ev, Detection::IdpSignin, Severity::Low, 0.5);

@@ -38,7 +38,7 @@ impl EventDetector for OrgUnderAttack {
 
     fn on_event(&mut self, ev: &SemanticEvent<'_>, _now: i64, out: &mut Vec<Finding>) {
         let t = ev.event_time.timestamp_millis();
-        let detail = owned(&ev.outcome.reason).or_else(|| owned(&ev.display_message));
+        let detail = owned(&ev.outcome.reason);
         match &*ev.event_type {
             "security.attack.start" => {
                 if self.state.open.as_ref().is_some_and(|(s, _)| t - s <= STALE_MS) {
