@@ -94,7 +94,21 @@ pub(super) fn sanctioned_country_signin(ev: &SemanticEvent<'_>, config: &RuleCon
 /// credentials on another machine); a new device, a new country or impossible velocity
 /// alone is medium; a new IP, city or state alone (a café, a mobile carrier) is low.
 pub(super) fn admin_console_new_behavior(ev: &SemanticEvent<'_>, _: &RuleConfig) -> Option<Finding> {
-    if ev.event_type != "user.session.access_admin_app" || ev.outcome.result.as_deref() != Some("SUCCESS") {
+    // Okta logs the console opening (`user.session.access_admin_app`) and the sign-on
+    // policy evaluated for it (`policy.evaluate_sign_on` on the "Okta Admin Console" app,
+    // where Panther's rule looks); behaviours may be on either.
+    let console = match &*ev.event_type {
+        "user.session.access_admin_app" => ev.outcome.result.as_deref() == Some("SUCCESS"),
+        "policy.evaluate_sign_on" => {
+            ev.outcome.result.as_deref() == Some("ALLOW")
+                && ev
+                    .targets
+                    .iter()
+                    .any(|t| t.display_name.as_deref() == Some("Okta Admin Console"))
+        }
+        _ => false,
+    };
+    if !console {
         return None;
     }
     let new: Vec<&str> = ev.okta_signals.positive_behaviors().collect();

@@ -204,6 +204,21 @@ fn the_admin_console_from_a_new_device_and_network_is_high() {
         .behavior("New Device", "NEGATIVE");
     assert!(finding(Detection::AdminConsoleNewBehavior, &usual).is_none());
     assert!(finding(Detection::AdminConsoleNewBehavior, &e.clone().result("FAILURE")).is_none());
+    // The sign-on policy evaluated for the console carries the same behaviours; for another
+    // app it does not count.
+    let policy = ev("policy.evaluate_sign_on")
+        .actor(ADMIN)
+        .target(CONSOLE)
+        .result("ALLOW")
+        .behavior("New Device", "POSITIVE")
+        .behavior("New IP", "POSITIVE");
+    assert_eq!(
+        severity(Detection::AdminConsoleNewBehavior, &policy),
+        Some(Severity::High)
+    );
+    let mut other = policy.clone();
+    other.targets = vec![SALESFORCE];
+    assert!(finding(Detection::AdminConsoleNewBehavior, &other).is_none());
 }
 
 #[test]
