@@ -11,7 +11,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use idgw_pipeline::decode::{Decoded, decode};
 use idgw_pipeline::detect::observation::Obs;
 use idgw_pipeline::detect::risk::RiskBook;
-use idgw_pipeline::detect::rules::rules;
+use idgw_pipeline::detect::rules::{RuleConfig, rules};
 use idgw_pipeline::detect::windowed::Emit;
 use idgw_pipeline::detect::{DetectConfig, Engine, windowed_detectors};
 use idgw_pipeline::normalize::normalize;
@@ -61,11 +61,12 @@ fn windowed(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("single_event_rules", |b| {
         let rules = rules();
+        let rule_config = RuleConfig::new(&config);
         b.iter(|| {
             let mut n = 0;
             for e in &events {
                 for r in &rules {
-                    n += usize::from((r.eval)(e).is_some());
+                    n += usize::from((r.eval)(e, &rule_config).is_some());
                 }
             }
             std::hint::black_box(n)

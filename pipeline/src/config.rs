@@ -174,6 +174,28 @@ impl PipelineConfig {
             }
             Ok(())
         }
+        /// A list: a JSON array (`["North Korea","Iran"]`, for names with commas), else
+        /// comma-separated; empty clears it.
+        fn list(get: &impl Fn(&str) -> Option<String>, name: &str, slot: &mut Vec<String>) -> Result<(), ConfigError> {
+            let Some(value) = get(name) else {
+                return Ok(());
+            };
+            let v = value.trim();
+            *slot = if v.starts_with('[') {
+                serde_json::from_str(v).map_err(|e| ConfigError::Env {
+                    name: name.to_owned(),
+                    value: value.clone(),
+                    message: e.to_string(),
+                })?
+            } else {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            Ok(())
+        }
         set(&get, "IDGW_INGEST_MAX_EVENT_BYTES", &mut self.ingest.max_event_bytes)?;
         set(
             &get,
@@ -211,6 +233,16 @@ impl PipelineConfig {
             &mut d.anomaly_model_threshold,
         )?;
         set(&get, "IDGW_DETECT_BEHAVIOUR_HALF_LIFE_H", &mut d.behaviour_half_life_h)?;
+        list(&get, "IDGW_DETECT_SANCTIONED_COUNTRIES", &mut d.sanctioned_countries)?;
+        list(&get, "IDGW_DETECT_ADMIN_GROUPS", &mut d.admin_groups)?;
+        set(&get, "IDGW_DETECT_UNAUTH_APP_ATTEMPTS", &mut d.unauth_app_attempts)?;
+        set(&get, "IDGW_DETECT_UNAUTH_APP_WINDOW_S", &mut d.unauth_app_window_s)?;
+        set(&get, "IDGW_DETECT_RATE_LIMIT_WINDOW_S", &mut d.rate_limit_window_s)?;
+        set(
+            &get,
+            "IDGW_DETECT_ENROLL_AFTER_RESET_WINDOW_S",
+            &mut d.enroll_after_reset_window_s,
+        )?;
         let k = &mut self.kafka;
         // The reference design's name for the brokers.
         set(&get, "KAFKA_BROKERS", &mut k.brokers)?;
@@ -305,6 +337,38 @@ mod tests {
         };
         c.apply_env(env).unwrap();
         assert_eq!((c.kafka.batch_max_bytes, c.kafka.batch_max_wait_ms), (4 << 20, 2));
+    }
+
+    #[test]
+    fn detect_lists_and_windows_take_env_overrides() {
+        let mut c = PipelineConfig::default();
+        assert!(
+            c.detect.sanctioned_countries.is_empty(),
+            "off unless the tenant names them"
+        );
+        let env = |n: &str| match n {
+            "IDGW_DETECT_SANCTIONED_COUNTRIES" => Some(r#"["North Korea", "Iran"]"#.to_owned()),
+            "IDGW_DETECT_ADMIN_GROUPS" => Some("Okta Admins, 00g1helpdesk".to_owned()),
+            "IDGW_DETECT_UNAUTH_APP_ATTEMPTS" => Some("9".to_owned()),
+            "IDGW_DETECT_ENROLL_AFTER_RESET_WINDOW_S" => Some("7200".to_owned()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.detect.sanctioned_countries, ["North Korea", "Iran"]);
+        assert_eq!(c.detect.admin_groups, ["Okta Admins", "00g1helpdesk"]);
+        assert_eq!(
+            (c.detect.unauth_app_attempts, c.detect.enroll_after_reset_window_s),
+            (9, 7200)
+        );
+        let err = c
+            .apply_env(|n| (n == "IDGW_DETECT_SANCTIONED_COUNTRIES").then(|| "[Iran".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("IDGW_DETECT_SANCTIONED_COUNTRIES"), "{err}");
+        c.apply_env(|n| (n == "IDGW_DETECT_ADMIN_GROUPS").then(String::new))
+            .unwrap();
+        assert!(c.detect.admin_groups.is_empty());
+        let toml = PipelineConfig::from_toml("[detect]\nsanctioned_countries = [\"Iran\"]").unwrap();
+        assert_eq!(toml.detect.sanctioned_countries, ["Iran"]);
     }
 
     #[test]

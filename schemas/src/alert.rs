@@ -44,11 +44,41 @@ pub enum Detection {
     IdpLifecycle,
     /// Sign-in unlike the user's own history.
     AnomalousSignin,
+    /// An API token was revoked (informational).
+    ApiTokenRevoked,
+    /// A service app obtained, or was consented, Okta admin scopes.
+    OauthAdminScope,
+    /// Okta saw a rotated refresh token used again.
+    RefreshTokenReuse,
+    /// Repeated attempts to open apps the user is not assigned.
+    UnauthorizedAppAccess,
+    /// A sign-in through an identity provider that is new or recently created.
+    IdpSignin,
+    /// A user revealed another user's app password.
+    AppPasswordRevealed,
+    /// An app was set to receive users' cleartext passwords.
+    ScimPasswordPush,
+    /// Okta rate limits violated, aggregated per key and window.
+    RateLimitViolation,
+    /// Okta support reset a password or MFA factor.
+    SupportCredentialReset,
+    /// Admin console opened from a new device, IP or place.
+    AdminConsoleNewBehavior,
+    /// A sign-in from a configured sanctioned country.
+    SanctionedCountrySignin,
+    /// A sign-on, MFA or password policy, rule or network zone changed.
+    PolicyWeakened,
+    /// A user added to a group that holds an admin role.
+    GroupAdminMembership,
+    /// A factor enrolled soon after someone else reset the user's MFA.
+    EnrollAfterMfaReset,
+    /// Okta ThreatInsight declared an org-level attack.
+    OrgUnderAttack,
 }
 
 impl Detection {
     /// Every detection, in catalog order.
-    pub const ALL: [Detection; 17] = [
+    pub const ALL: [Detection; 32] = [
         Detection::ImpossibleTravel,
         Detection::BruteForce,
         Detection::PasswordSpray,
@@ -66,6 +96,21 @@ impl Detection {
         Detection::SupportImpersonation,
         Detection::IdpLifecycle,
         Detection::AnomalousSignin,
+        Detection::ApiTokenRevoked,
+        Detection::OauthAdminScope,
+        Detection::RefreshTokenReuse,
+        Detection::UnauthorizedAppAccess,
+        Detection::IdpSignin,
+        Detection::AppPasswordRevealed,
+        Detection::ScimPasswordPush,
+        Detection::RateLimitViolation,
+        Detection::SupportCredentialReset,
+        Detection::AdminConsoleNewBehavior,
+        Detection::SanctionedCountrySignin,
+        Detection::PolicyWeakened,
+        Detection::GroupAdminMembership,
+        Detection::EnrollAfterMfaReset,
+        Detection::OrgUnderAttack,
     ];
 
     /// The snake_case name used in alerts and labels.
@@ -88,6 +133,21 @@ impl Detection {
             Detection::SupportImpersonation => "support_impersonation",
             Detection::IdpLifecycle => "idp_lifecycle",
             Detection::AnomalousSignin => "anomalous_signin",
+            Detection::ApiTokenRevoked => "api_token_revoked",
+            Detection::OauthAdminScope => "oauth_admin_scope",
+            Detection::RefreshTokenReuse => "refresh_token_reuse",
+            Detection::UnauthorizedAppAccess => "unauthorized_app_access",
+            Detection::IdpSignin => "idp_signin",
+            Detection::AppPasswordRevealed => "app_password_revealed",
+            Detection::ScimPasswordPush => "scim_password_push",
+            Detection::RateLimitViolation => "rate_limit_violation",
+            Detection::SupportCredentialReset => "support_credential_reset",
+            Detection::AdminConsoleNewBehavior => "admin_console_new_behavior",
+            Detection::SanctionedCountrySignin => "sanctioned_country_signin",
+            Detection::PolicyWeakened => "policy_weakened",
+            Detection::GroupAdminMembership => "group_admin_membership",
+            Detection::EnrollAfterMfaReset => "enroll_after_mfa_reset",
+            Detection::OrgUnderAttack => "org_under_attack",
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct SemanticEvent<'a> {
     /// The admin role a privilege grant gave (`debugData.privilegeGranted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privilege_granted: Option<Cow<'a, str>>,
+    /// OAuth grant details of token and consent events.
+    #[serde(default, skip_serializing_if = "OAuthInfo::is_empty")]
+    pub oauth: OAuthInfo<'a>,
     /// Parts of the event that could not be read (e.g. a malformed `debugData.risk`); the
     /// event is still stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,6 +147,11 @@ impl SemanticEvent<'_> {
             },
             okta_signals: self.okta_signals,
             privilege_granted: own_opt(self.privilege_granted),
+            oauth: OAuthInfo {
+                grant_type: own_opt(self.oauth.grant_type),
+                granted_scopes: own_opt(self.oauth.granted_scopes),
+                requested_scopes: own_opt(self.oauth.requested_scopes),
+            },
             warnings: self.warnings,
             raw: self.raw,
         }
@@ -455,6 +463,37 @@ pub struct OutcomeInfo<'a> {
     pub result: Option<Cow<'a, str>>,
     /// Reason text.
     pub reason: Option<Cow<'a, str>>,
+}
+
+/// OAuth token and consent details (`debugData.grantType`, `grantedScopes`,
+/// `requestedScopes`; scope lists as Okta writes them, comma- or space-separated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OAuthInfo<'a> {
+    /// `client_credentials`, `authorization_code`, `refresh_token`, …
+    pub grant_type: Option<Cow<'a, str>>,
+    /// Scopes the token carries.
+    pub granted_scopes: Option<Cow<'a, str>>,
+    /// Scopes the client asked for.
+    pub requested_scopes: Option<Cow<'a, str>>,
+}
+
+impl OAuthInfo<'_> {
+    /// True when the event carries none of them.
+    pub fn is_empty(&self) -> bool {
+        self.grant_type.is_none() && self.granted_scopes.is_none() && self.requested_scopes.is_none()
+    }
+
+    /// The granted scopes, one by one.
+    pub fn granted(&self) -> impl Iterator<Item = &str> {
+        split_scopes(self.granted_scopes.as_deref())
+    }
+}
+
+/// A scope list split on commas and white space.
+pub fn split_scopes(list: Option<&str>) -> impl Iterator<Item = &str> {
+    list.unwrap_or("")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 /// Okta's own security signals.

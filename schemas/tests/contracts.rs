@@ -118,5 +118,7 @@ fn alert_ids_are_deterministic_and_order_free() {
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(json, format!("\"{}\"", d.as_str()));
     }
-    assert_eq!(names.len(), 17);
+    assert_eq!(names.len(), 32);
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "detection names must be unique");
 }

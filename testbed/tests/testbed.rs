@@ -137,6 +137,20 @@ fn labels_cover_the_vocabulary_and_point_at_real_events() {
         "anonymizing_proxy",
         "support_impersonation",
         "idp_lifecycle",
+        "oauth_admin_scope",
+        "group_admin_membership",
+        "enroll_after_mfa_reset",
+        "policy_weakened",
+        "refresh_token_reuse",
+        "support_credential_reset",
+        "admin_console_new_behavior",
+        "app_password_revealed",
+        "scim_password_push",
+        "org_under_attack",
+        "rate_limit_violation",
+        "unauthorized_app_access",
+        "idp_signin",
+        "api_token_revoked",
     ] {
         assert!(attack.contains(category), "no {category} attack labelled");
     }

@@ -45,6 +45,10 @@ struct Document {
     clock: Clock,
     pending: Vec<Obs>,
     detectors: BTreeMap<String, Box<RawValue>>,
+    /// The stateful event detectors' states (absent from checkpoints written before they
+    /// existed: those resume with empty state).
+    #[serde(default)]
+    stateful: BTreeMap<String, Box<RawValue>>,
     risk: RiskBook,
     identities: Identities,
     /// Behaviour profiles (absent from checkpoints written before they existed: those
@@ -65,6 +69,7 @@ struct DocumentRef<'a> {
     clock: Clock,
     pending: Vec<&'a Obs>,
     detectors: BTreeMap<&'static str, Box<RawValue>>,
+    stateful: BTreeMap<&'static str, Box<RawValue>>,
     risk: &'a RiskBook,
     identities: &'a Identities,
     behaviour: &'a Behaviour,
@@ -79,6 +84,7 @@ pub struct EngineSnapshot {
     clock: Clock,
     pending: Vec<Obs>,
     detectors: Vec<(&'static str, Deferred)>,
+    stateful: Vec<(&'static str, Deferred)>,
     risk: RiskBook,
     identities: Identities,
     behaviour: Behaviour,
@@ -106,11 +112,16 @@ impl EngineSnapshot {
         for (name, state) in self.detectors {
             detectors.insert(name, state()?);
         }
+        let mut stateful = BTreeMap::new();
+        for (name, state) in self.stateful {
+            stateful.insert(name, state()?);
+        }
         let doc = DocumentRef {
             version: VERSION,
             clock: self.clock,
             pending: self.pending.iter().collect(),
             detectors,
+            stateful,
             risk: &self.risk,
             identities: &self.identities,
             behaviour: &self.behaviour,
@@ -130,6 +141,7 @@ impl Engine {
             clock: self.clock,
             pending,
             detectors: self.detectors.iter().map(|d| (d.name(), d.snapshot())).collect(),
+            stateful: self.stateful.iter().map(|d| (d.name(), d.snapshot())).collect(),
             risk: self.risk.clone(),
             identities: self.identities.clone(),
             behaviour: self.behaviour.clone(),
@@ -175,6 +187,11 @@ impl Engine {
                 .get(d.name())
                 .ok_or_else(|| CheckpointError::MissingDetector(d.name().to_owned()))?;
             d.restore(state)?;
+        }
+        for d in &mut self.stateful {
+            if let Some(state) = doc.stateful.get(d.name()) {
+                d.restore(state)?;
+            }
         }
         self.clock = doc.clock;
         self.buffer = doc.pending.into_iter().map(|o| std::cmp::Reverse(Pending(o))).collect();

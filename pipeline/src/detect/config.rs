@@ -52,6 +52,22 @@ pub struct DetectConfig {
     /// `anomalous_signin`: the anomaly model's score above which a sign-in is unusual
     /// (random cut forest; scores near 1 are typical, larger are rarer).
     pub anomaly_model_threshold: f64,
+    /// `sanctioned_country_signin`: countries, as Okta names them (`United States`,
+    /// `Iran`), whose sign-ins alert. Empty (the default): the rule is off.
+    pub sanctioned_countries: Vec<String>,
+    /// `group_admin_membership`: groups (names or ids) that hold an admin role, besides the
+    /// ones the stream shows getting one (`group.privilege.grant`).
+    pub admin_groups: Vec<String>,
+    /// `unauthorized_app_access`: attempts to open unassigned apps, per user, within the window.
+    pub unauth_app_attempts: usize,
+    /// `unauthorized_app_access`: window (seconds).
+    pub unauth_app_window_s: i64,
+    /// `rate_limit_violation`: one alert per event type and key (user, client or source IP)
+    /// within this window (seconds).
+    pub rate_limit_window_s: i64,
+    /// `enroll_after_mfa_reset`: how long after someone else reset a user's MFA an enrollment
+    /// is suspicious (seconds).
+    pub enroll_after_reset_window_s: i64,
 }
 
 impl Default for DetectConfig {
@@ -76,6 +92,12 @@ impl Default for DetectConfig {
             anomaly_min_history: 5,
             anomaly_model_threshold: 2.5,
             behaviour_half_life_h: crate::vectors::features::DEFAULT_HALF_LIFE_H,
+            sanctioned_countries: Vec::new(),
+            admin_groups: Vec::new(),
+            unauth_app_attempts: 5,
+            unauth_app_window_s: 3600,
+            rate_limit_window_s: 3600,
+            enroll_after_reset_window_s: 3600,
         }
     }
 }

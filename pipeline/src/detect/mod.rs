@@ -1,8 +1,10 @@
 //! The detection and risk engine: normalized events in, alerts and identity state out, the
 //! same for file replays and for streams.
 //!
-//! Two kinds of detector (docs/detections.md lists them all):
+//! Three kinds of detector (docs/detections.md lists them all):
 //! - single-event [`rules`] run on every event as it arrives and never wait;
+//! - [`stateful`] event detectors also see every event as it arrives, and remember a little
+//!   across events (admin groups, MFA resets awaiting an enrollment, counts per key);
 //! - keyed, [`windowed`] detectors see the stream in event-time order. Events that can
 //!   matter to them are reduced to a compact [`observation::Obs`] and held in a reorder
 //!   buffer until the watermark (the latest event time seen minus the allowed lateness)
@@ -29,6 +31,7 @@ pub mod risk;
 pub mod rules;
 pub mod session_hijack;
 pub mod stage;
+pub mod stateful;
 pub mod windowed;
 
 use std::cmp::Reverse;
@@ -40,7 +43,8 @@ use aggregation::RuleAggregation;
 pub use config::DetectConfig;
 use observation::Obs;
 use risk::{Identities, RiskBook};
-use rules::Rule;
+use rules::{Rule, RuleConfig};
+use stateful::EventDetector;
 use windowed::{Emit, WindowedDetector};
 
 use crate::ingest::EventObserver;
@@ -147,6 +151,8 @@ pub struct EngineStats {
 pub struct Engine {
     lateness_ms: i64,
     rules: Vec<Rule>,
+    rule_config: RuleConfig,
+    stateful: Vec<Box<dyn EventDetector>>,
     detectors: Vec<Box<dyn WindowedDetector>>,
     buffer: BinaryHeap<Reverse<Pending>>,
     clock: Clock,
@@ -175,6 +181,8 @@ impl Engine {
         Engine {
             lateness_ms: config.allowed_lateness_s.max(0) * 1000,
             rules: rules::rules(),
+            rule_config: RuleConfig::new(config),
+            stateful: stateful::event_detectors(config),
             detectors: windowed_detectors(config),
             buffer: BinaryHeap::new(),
             clock: Clock {
@@ -201,11 +209,14 @@ impl Engine {
         self.identities.observe(ev);
         self.behaviour.observe(ev);
         for rule in &self.rules {
-            if let Some(mut f) = (rule.eval)(ev)
+            if let Some(mut f) = (rule.eval)(ev, &self.rule_config)
                 && self.aggregation.admit(&mut f)
             {
                 self.emit.findings.push(f);
             }
+        }
+        for d in &mut self.stateful {
+            d.on_event(ev, self.clock.max_time, &mut self.emit.findings);
         }
         if let Some(obs) = Obs::of(ev, self.clock.seq) {
             self.clock.seq += 1;
@@ -342,7 +353,12 @@ impl Engine {
             alerts: self.raised.clone(),
             late_events: self.clock.late,
             users: self.identities.len(),
-            detector_keys: self.detectors.iter().map(|d| (d.name(), d.keys())).collect(),
+            detector_keys: self
+                .detectors
+                .iter()
+                .map(|d| (d.name(), d.keys()))
+                .chain(self.stateful.iter().map(|d| (d.name(), d.keys())))
+                .collect(),
             aggregated_hits: self.aggregation.held(),
         }
     }

@@ -17,8 +17,8 @@ use idgw_schemas::okta::debug_strings::{self, Behavior, RiskInfo};
 use idgw_schemas::okta::lenient::Str;
 use idgw_schemas::okta::{DebugData, GeoContext, LogEvent, Target};
 use idgw_schemas::semantic::{
-    AuthInfo, ClientInfo, DeviceInfo, Geo, NetworkInfo, Ocsf, OktaSignals, OutcomeInfo, Principal, RequestInfo,
-    SemanticEvent, SessionInfo,
+    AuthInfo, ClientInfo, DeviceInfo, Geo, NetworkInfo, OAuthInfo, Ocsf, OktaSignals, OutcomeInfo, Principal,
+    RequestInfo, SemanticEvent, SessionInfo,
 };
 
 use crate::reject::{RejectKind, Rejection};
@@ -286,6 +286,11 @@ pub fn normalize_fields<'e>(ev: &'e LogEvent<'_>) -> Result<SemanticEvent<'e>, R
         outcome,
         okta_signals,
         privilege_granted: dd_get(dd, |d| &d.privilege_granted),
+        oauth: OAuthInfo {
+            grant_type: dd_get(dd, |d| &d.grant_type),
+            granted_scopes: dd_get(dd, |d| &d.granted_scopes),
+            requested_scopes: dd_get(dd, |d| &d.requested_scopes),
+        },
         warnings,
         raw: None,
     })

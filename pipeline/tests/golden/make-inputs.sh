@@ -21,6 +21,17 @@ for d in impossible_travel brute_force mfa_fatigue session_hijack account_lockou
   fastpass_phishing okta_risk_elevated anonymizing_proxy support_impersonation idp_lifecycle; do
   make "$d" 6 1 "$d"
 done
+# The detections from the public rule sets (issue 28). sanctioned_country_signin has no
+# folder: it is off unless countries are configured (unit tests cover it).
+for d in oauth_admin_scope group_admin_membership enroll_after_mfa_reset policy_weakened \
+  refresh_token_reuse support_credential_reset admin_console_new_behavior app_password_revealed \
+  scim_password_push org_under_attack rate_limit_violation unauthorized_app_access idp_signin \
+  api_token_revoked; do
+  make "$d" 6 1 "$d"
+done
+for l in own_mfa_reset stray_app_clicks; do
+  make "lookalike_$l" 6 1 "$l"
+done
 # A spray needs more users than it tries.
 make password_spray 30 1 password_spray
 # The anomaly model needs history: a week of ordinary life, then a takeover.

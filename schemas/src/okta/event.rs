@@ -421,9 +421,12 @@ pub struct DebugData<'a> {
     /// OAuth grant type.
     #[serde(borrow)]
     pub grant_type: Option<Str<'a>>,
-    /// OAuth scopes granted.
+    /// OAuth scopes granted (comma- or space-separated).
     #[serde(borrow)]
     pub granted_scopes: Option<Str<'a>>,
+    /// OAuth scopes requested.
+    #[serde(borrow)]
+    pub requested_scopes: Option<Str<'a>>,
     /// Privilege granted (admin role events).
     #[serde(borrow)]
     pub privilege_granted: Option<Str<'a>>,

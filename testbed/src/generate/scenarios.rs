@@ -46,7 +46,27 @@ pub const SCENARIOS: &[(&str, &str, bool)] = &[
     ("office_nat", "password_spray", true),
     ("stale_password", "brute_force", true),
     ("browser_update", "session_hijack", true),
+    // Added after the original set, so the draws of the scenarios above stay as they were.
+    ("oauth_admin_scope", "oauth_admin_scope", false),
+    ("group_admin_membership", "group_admin_membership", false),
+    ("enroll_after_mfa_reset", "enroll_after_mfa_reset", false),
+    ("policy_weakened", "policy_weakened", false),
+    ("refresh_token_reuse", "refresh_token_reuse", false),
+    ("support_credential_reset", "support_credential_reset", false),
+    ("admin_console_new_behavior", "admin_console_new_behavior", false),
+    ("app_password_revealed", "app_password_revealed", false),
+    ("scim_password_push", "scim_password_push", false),
+    ("org_under_attack", "org_under_attack", false),
+    ("rate_limit_violation", "rate_limit_violation", false),
+    ("unauthorized_app_access", "unauthorized_app_access", false),
+    ("idp_signin", "idp_signin", false),
+    ("api_token_revoked", "api_token_revoked", false),
+    ("own_mfa_reset", "enroll_after_mfa_reset", true),
+    ("stray_app_clicks", "unauthorized_app_access", true),
 ];
+
+/// Okta behaviours all new: a sign-in from someone else's machine far away.
+const ALL_NEW: &str = "{New Geo-Location=POSITIVE, New Device=POSITIVE, New IP=POSITIVE, New State=POSITIVE, New Country=POSITIVE, Velocity=NEGATIVE, New City=POSITIVE}";
 
 /// Injects scenarios into a day and records their labels.
 #[derive(Debug)]
@@ -707,6 +727,350 @@ impl<'t> Injector<'_, 't> {
                     Extra::None,
                 );
                 (admin, admin_net.ip, "create_and_activate", vec![a, b])
+            }
+            "oauth_admin_scope" => {
+                let net = Self::attacker_net(rng, admin.home);
+                let grant = |log: &mut super::activity::DayLog<'_>, at| {
+                    log.push(
+                        at,
+                        "app.oauth2.as.token.grant.access_token",
+                        "SUCCESS",
+                        None,
+                        Actor::App("Provisioning Sync"),
+                        Target::None,
+                        net,
+                        ClientRef::None,
+                        None,
+                        None,
+                        Extra::OAuth {
+                            grant: "client_credentials",
+                            scopes: "okta.users.manage okta.groups.manage",
+                        },
+                    )
+                };
+                let a = grant(self.log, t);
+                // The same app's next hourly token is not news.
+                let b = grant(self.log, t + HOUR);
+                self.label(name, "client_credentials_users_manage", None, Some(net.ip), &[a, b]);
+                return;
+            }
+            "group_admin_membership" => {
+                const GROUP: &str = "Help Desk Admins";
+                self.log.push(
+                    t,
+                    "group.privilege.grant",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Group(GROUP),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::Privilege("Help Desk administrator"),
+                );
+                let r = rng.random_range(10..50);
+                let i = self.log.push(
+                    t + r * MINUTE,
+                    "group.user_membership.add",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::UserInGroup(u.index, GROUP),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, admin_net.ip, "added_to_role_group", vec![i])
+            }
+            "enroll_after_mfa_reset" | "own_mfa_reset" => {
+                let own = name == "own_mfa_reset";
+                let (actor, net, client, extra) = if own {
+                    (u, user_net, user_client, Extra::None)
+                } else {
+                    (admin, admin_net, admin_client, Extra::None)
+                };
+                let a = self.log.push(
+                    t,
+                    "user.mfa.factor.reset_all",
+                    "SUCCESS",
+                    None,
+                    Actor::User(actor.index),
+                    Target::User(u.index),
+                    net,
+                    client,
+                    None,
+                    None,
+                    extra,
+                );
+                let (enrol_net, enrol_client, behaviors) = if own {
+                    (user_net, user_client, Extra::None)
+                } else {
+                    (
+                        Self::attacker_net(rng, u.home),
+                        ClientRef::Attack(1),
+                        Extra::Behaviors(ALL_NEW),
+                    )
+                };
+                let r = rng.random_range(5..40);
+                let b = self.log.push(
+                    t + r * MINUTE,
+                    "user.mfa.factor.activate",
+                    "SUCCESS",
+                    None,
+                    Actor::User(u.index),
+                    Target::User(u.index),
+                    enrol_net,
+                    enrol_client,
+                    None,
+                    None,
+                    behaviors,
+                );
+                let kind = if own {
+                    "own_reset_then_enroll"
+                } else {
+                    "help_desk_reset_then_enroll"
+                };
+                (u, enrol_net.ip, kind, vec![a, b])
+            }
+            "policy_weakened" => {
+                let i = self.log.push(
+                    t,
+                    "policy.rule.deactivate",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Named("PolicyRule", "Require MFA off-network"),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (admin, admin_net.ip, "mfa_rule_deactivated", vec![i])
+            }
+            "refresh_token_reuse" => {
+                let net = Self::attacker_net(rng, u.home);
+                let i = self.log.push(
+                    t,
+                    "app.oauth2.as.token.detect_reuse",
+                    "FAILURE",
+                    None,
+                    Actor::App("Expense Mobile"),
+                    Target::User(u.index),
+                    net,
+                    ClientRef::Attack(1),
+                    None,
+                    None,
+                    Extra::OAuth {
+                        grant: "refresh_token",
+                        scopes: "openid profile offline_access",
+                    },
+                );
+                (u, net.ip, "rotated_token_replayed", vec![i])
+            }
+            "support_credential_reset" => {
+                let net = Net {
+                    no_geo: true,
+                    ..admin_net
+                };
+                let i = self.log.push(
+                    t,
+                    "user.account.reset_password",
+                    "SUCCESS",
+                    None,
+                    Actor::System,
+                    Target::User(u.index),
+                    net,
+                    ClientRef::None,
+                    None,
+                    None,
+                    Extra::OutsideTenant,
+                );
+                (u, net.ip, "password_reset_by_okta_support", vec![i])
+            }
+            "admin_console_new_behavior" => {
+                let net = Self::attacker_net(rng, admin.home);
+                let i = self.log.push(
+                    t,
+                    "user.session.access_admin_app",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Named("AppInstance", "Okta Admin Console"),
+                    net,
+                    ClientRef::Attack(1),
+                    None,
+                    None,
+                    Extra::Behaviors(ALL_NEW),
+                );
+                (admin, net.ip, "new_device_and_ip", vec![i])
+            }
+            "app_password_revealed" => {
+                let other = self.member(rng);
+                let other_net = Net {
+                    no_geo: false,
+                    ..home_net(other, rng)
+                };
+                let app = u.apps[rng.random_range(0..u.apps.len())];
+                let i = self.log.push(
+                    t,
+                    "application.user_membership.show_password",
+                    "SUCCESS",
+                    None,
+                    Actor::User(other.index),
+                    Target::AppAndUser(app, u.index),
+                    other_net,
+                    ClientRef::Normal(other.devices[0].client),
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (other, other_net.ip, "another_users_password", vec![i])
+            }
+            "scim_password_push" => {
+                let app = rng.random_range(0..super::world::APPS.len());
+                let i = self.log.push(
+                    t,
+                    "application.lifecycle.update",
+                    "SUCCESS",
+                    Some("Pushing user passwords"),
+                    Actor::User(admin.index),
+                    Target::App(app),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (admin, admin_net.ip, "cleartext_password_push", vec![i])
+            }
+            "org_under_attack" => {
+                let net = Net {
+                    no_geo: true,
+                    ..admin_net
+                };
+                let mut idx = Vec::new();
+                for (at, event_type) in [(t, "security.attack.start"), (t + 90 * MINUTE, "security.attack.end")] {
+                    idx.push(self.log.push(
+                        at,
+                        event_type,
+                        "SUCCESS",
+                        None,
+                        Actor::System,
+                        Target::None,
+                        net,
+                        ClientRef::None,
+                        None,
+                        None,
+                        Extra::None,
+                    ));
+                }
+                self.label(name, "start_then_end", None, Some(net.ip), &idx);
+                return;
+            }
+            "rate_limit_violation" => {
+                let mut idx = Vec::new();
+                let mut at = t;
+                for _ in 0..rng.random_range(15..30) {
+                    idx.push(self.log.push(
+                        at,
+                        "system.operation.rate_limit.violation",
+                        "DENY",
+                        Some("Too many enrollment attempts for SMS factor"),
+                        Actor::User(u.index),
+                        Target::Named("Factor Type", "SMS"),
+                        user_net,
+                        user_client,
+                        None,
+                        None,
+                        Extra::None,
+                    ));
+                    at += rng.random_range(5_000..40_000);
+                }
+                (u, user_net.ip, "sms_enrollment_burst", idx)
+            }
+            "unauthorized_app_access" | "stray_app_clicks" => {
+                let n = if name == "stray_app_clicks" {
+                    2
+                } else {
+                    rng.random_range(6..10)
+                };
+                let mut idx = Vec::new();
+                let mut at = t;
+                for _ in 0..n {
+                    let app = rng.random_range(0..super::world::APPS.len());
+                    idx.push(self.log.push(
+                        at,
+                        "app.generic.unauth_app_access_attempt",
+                        "FAILURE",
+                        None,
+                        Actor::User(u.index),
+                        Target::App(app),
+                        user_net,
+                        user_client,
+                        None,
+                        None,
+                        Extra::None,
+                    ));
+                    at += rng.random_range(1..8) * MINUTE;
+                }
+                let kind = if n == 2 {
+                    "two_stray_clicks"
+                } else {
+                    "walking_the_app_catalog"
+                };
+                (u, user_net.ip, kind, idx)
+            }
+            "idp_signin" => {
+                let idp: u64 = rng.random();
+                self.log.push(
+                    t,
+                    "system.idp.lifecycle.create",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::Idp(idp),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                let net = Self::attacker_net(rng, u.home);
+                let r = rng.random_range(10..50);
+                let i = self.log.push(
+                    t + r * MINUTE,
+                    "user.authentication.auth_via_IDP",
+                    "SUCCESS",
+                    None,
+                    Actor::User(u.index),
+                    Target::Idp(idp),
+                    net,
+                    ClientRef::Attack(1),
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (u, net.ip, "signin_through_new_idp", vec![i])
+            }
+            "api_token_revoked" => {
+                let i = self.log.push(
+                    t,
+                    "system.api_token.revoke",
+                    "SUCCESS",
+                    None,
+                    Actor::User(admin.index),
+                    Target::ApiToken(rng.random()),
+                    admin_net,
+                    admin_client,
+                    None,
+                    None,
+                    Extra::None,
+                );
+                (admin, admin_net.ip, "by_admin", vec![i])
             }
             _ => return,
         };

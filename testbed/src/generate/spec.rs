@@ -17,6 +17,8 @@ pub enum Actor {
     Ip,
     /// Okta itself.
     System,
+    /// An OAuth service app (by its label).
+    App(&'static str),
 }
 
 /// What was acted on.
@@ -31,6 +33,14 @@ pub enum Target {
     Idp(u64),
     /// An unknown login (password spray against users that do not exist).
     UnknownUser(u64),
+    /// A user and the group they are added to (`[User, UserGroup]`).
+    UserInGroup(u32, &'static str),
+    /// A group (`UserGroup`), by name.
+    Group(&'static str),
+    /// An app (by index into [`APPS`]) and one of its users (`[AppInstance, User]`).
+    AppAndUser(usize, u32),
+    /// One object of an Okta type, by name: `(type, displayName)`.
+    Named(&'static str, &'static str),
 }
 
 /// Which client made the request.
@@ -79,6 +89,15 @@ pub enum Extra {
     Privilege(&'static str),
     /// Admin work on behalf of an API token.
     ApiToken(u64),
+    /// OAuth token details: `grantType` and `grantedScopes`.
+    OAuth {
+        grant: &'static str,
+        scopes: &'static str,
+    },
+    /// `debugData.behaviors` (a Java-map string).
+    Behaviors(&'static str),
+    /// Done by Okta outside the tenant's transactions (`transaction.id` "unknown").
+    OutsideTenant,
 }
 
 /// One event to render.
@@ -171,6 +190,23 @@ fn message_and_legacy(event_type: &str, result: &str) -> (&'static str, Option<&
         "system.idp.lifecycle.create" => ("Create identity provider", None),
         "system.idp.lifecycle.activate" => ("Activate identity provider", None),
         "group.user_membership.add" => ("Add user to group membership", Some("core.user_group_member.user_add")),
+        "group.privilege.grant" => ("Grant group privilege", None),
+        "user.mfa.factor.activate" => ("Activate factor or authenticator", Some("core.user.factor.activate")),
+        "app.oauth2.as.token.grant.access_token" => ("OAuth2 access token is granted", None),
+        "app.oauth2.as.token.detect_reuse" => ("Refresh token reuse detected", None),
+        "policy.rule.deactivate" => ("Deactivate policy rule", None),
+        "user.session.access_admin_app" => ("User accessing Okta admin app", None),
+        "application.user_membership.show_password" => ("Show user password for app", None),
+        "application.lifecycle.update" => ("Update application", None),
+        "security.attack.start" => ("Attack on org started", None),
+        "security.attack.end" => ("Attack on org ended", None),
+        "system.operation.rate_limit.violation" => ("Operation rate limit violation", None),
+        "app.generic.unauth_app_access_attempt" => (
+            "User attempted unauthorized access to app",
+            Some("app.generic.unauth_app_access_attempt"),
+        ),
+        "user.authentication.auth_via_IDP" => ("Authenticate user via IDP", None),
+        "system.api_token.revoke" => ("Revoke API token", Some("api.token.revoke")),
         _ => ("Okta event", None),
     }
 }
@@ -276,6 +312,18 @@ impl Renderer<'_> {
                 Val::StrRef("system@okta.com"),
                 Val::StrRef("Okta System"),
             ),
+            Actor::App(label) => {
+                let id = format!(
+                    "0oa{:017x}",
+                    subseed(label.len() as u64, &[label.as_bytes()[0].into()]) >> 4
+                );
+                self.principal(
+                    Val::Str(id.clone()),
+                    "PublicClientApp",
+                    Val::Str(id),
+                    Val::StrRef(label),
+                )
+            }
         };
         let client = match spec.client {
             ClientRef::Normal(i) => Some(CLIENTS[i]),
@@ -361,7 +409,14 @@ impl Renderer<'_> {
                 debug.push(("traceId", Val::Str(format!("{:x}", spec.rand as u64))));
             }
             Extra::Privilege(p) => debug.push(("privilegeGranted", Val::StrRef(p))),
-            Extra::ApiToken(_) | Extra::None => {}
+            Extra::OAuth { grant, scopes } => {
+                debug.push(("grantType", Val::StrRef(grant)));
+                debug.push(("requestedScopes", Val::StrRef(scopes)));
+                debug.push(("grantedScopes", Val::StrRef(scopes)));
+                debug.push(("clientAuthType", Val::StrRef("private_key_jwt")));
+            }
+            Extra::Behaviors(b) => debug.push(("behaviors", Val::StrRef(b))),
+            Extra::ApiToken(_) | Extra::OutsideTenant | Extra::None => {}
         }
         let detail = match spec.extra {
             Extra::ApiToken(t) => Val::Obj(Obj(vec![(
@@ -394,7 +449,14 @@ impl Renderer<'_> {
                 "transaction",
                 Val::Obj(Obj(vec![
                     ("type", Val::StrRef("WEB")),
-                    ("id", Val::Str(request_id)),
+                    (
+                        "id",
+                        if matches!(spec.extra, Extra::OutsideTenant) {
+                            Val::StrRef("unknown")
+                        } else {
+                            Val::Str(request_id)
+                        },
+                    ),
                     ("detail", detail),
                 ])),
             ),
@@ -454,7 +516,39 @@ impl Renderer<'_> {
                 Val::Str(format!("guess{}@example.com", n % 100_000)),
                 Val::StrRef("unknown"),
             )),
+            Target::UserInGroup(u, group) => Val::Arr(vec![self.user(u), self.named("UserGroup", group)]),
+            Target::Group(group) => one(self.named("UserGroup", group)),
+            Target::AppAndUser(a, u) => Val::Arr(vec![
+                self.principal(
+                    Val::StrRef(APPS[a].0),
+                    "AppInstance",
+                    Val::StrRef(APPS[a].1),
+                    Val::StrRef(APPS[a].1),
+                ),
+                self.user(u),
+            ]),
+            Target::Named(kind, name) => one(self.named(kind, name)),
         }
+    }
+
+    /// An object of type `kind` named `name`, with an id derived from both.
+    fn named(&self, kind: &'static str, name: &'static str) -> Val<'_> {
+        let seed = subseed(
+            name.len() as u64,
+            &[kind.len() as u64, name.bytes().map(u64::from).sum()],
+        );
+        let prefix = match kind {
+            "UserGroup" => "00g",
+            "PolicyRule" => "0pr",
+            "PolicyEntity" => "00p",
+            _ => "0oa",
+        };
+        self.principal(
+            Val::Str(format!("{prefix}{:017x}", seed >> 4)),
+            kind,
+            Val::StrRef(name),
+            Val::StrRef(name),
+        )
     }
 }
 
