@@ -45,7 +45,13 @@ fn never() -> i64 {
 /// The key a finding aggregates under, if its detection aggregates.
 fn key_of(f: &Finding) -> Option<CompactString> {
     match f.detection {
-        Detection::ThreatInsight => Some(format_compact!("threat_insight|{}", f.src_ip.as_deref()?)),
+        // Blocked and allowed hits apart: an allowed request is never held under an alert
+        // that says the source was blocked.
+        Detection::ThreatInsight => Some(format_compact!(
+            "threat_insight|{}|{}",
+            f.src_ip.as_deref()?,
+            f.evidence.get("blocked").and_then(|b| b.as_bool()).unwrap_or(false)
+        )),
         Detection::AnonymizingProxy => Some(format_compact!(
             "anonymizing_proxy|{}|{}",
             f.src_ip.as_deref()?,
@@ -81,7 +87,11 @@ impl RuleAggregation {
         let Some(key) = key_of(f) else { return true };
         let t = f.last_seen;
         match self.open.get_mut(&key) {
-            Some(o) if (o.start..=o.start + self.window_ms).contains(&t) && f.severity <= o.severity => {
+            // Hits a little before the alert (arrival order is not event order) belong to
+            // its window too.
+            Some(o)
+                if (o.start - self.window_ms..=o.start + self.window_ms).contains(&t) && f.severity <= o.severity =>
+            {
                 o.held += 1;
                 o.last = o.last.max(t);
                 self.held += 1;
@@ -170,6 +180,12 @@ mod tests {
         let mut later = ti(70, "203.0.113.9", Severity::Medium);
         assert!(agg.admit(&mut later));
         assert_eq!(later.evidence["earlier_hits_aggregated"], 1);
+        // An allowed hit is not held under a blocked one's alert.
+        let mut blocked = ti(80, "192.0.2.1", Severity::High);
+        blocked.evidence.insert("blocked".into(), true.into());
+        let mut allowed = ti(81, "192.0.2.1", Severity::Medium);
+        allowed.evidence.insert("blocked".into(), false.into());
+        assert!(agg.admit(&mut blocked) && agg.admit(&mut allowed));
         // Other detections are never held.
         let mut bf = hit(Detection::BruteForce, 71, "203.0.113.9", Severity::Medium);
         assert!(agg.admit(&mut bf.clone()) && agg.admit(&mut bf));

@@ -43,6 +43,10 @@ struct UserFailures {
     episode_last: Option<i64>,
     /// Whether the episode's success alert was raised.
     success_alerted: bool,
+    /// Whether the episode's alert was the low one (every failure from a known client) and
+    /// a failure from an unknown one has since raised the medium one.
+    #[serde(default)]
+    escalated: bool,
     /// Address-and-client pairs the user signed in from (the last [`KNOWN_CLIENTS`]).
     #[serde(default)]
     clients: CappedSet,
@@ -56,9 +60,10 @@ const KNOWN_CLIENTS: usize = 8;
 /// Known clients are forgotten after a month without a sign-in.
 const FORGET_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// The address-and-client pair of a sign-in or a failure.
+/// The address-and-client pair of a sign-in or a failure: the address and the exact user
+/// agent (a family alone is what everyone's Chrome on Windows shares).
 fn client_of(obs: &Obs) -> Option<u64> {
-    Some(hash(obs.ip.as_deref()?) ^ obs.ua_family.rotate_left(29))
+    Some(hash(obs.ip.as_deref()?) ^ obs.user_agent.rotate_left(29))
 }
 
 /// The detector.
@@ -177,6 +182,7 @@ impl WindowedDetector for BruteForce {
                 if state.episode_last.is_some_and(|t| obs.time - t > self.window_ms) {
                     state.episode_last = None;
                     state.success_alerted = false;
+                    state.escalated = false;
                 }
                 let known = client_of(obs).is_some_and(|c| state.clients.contains(c));
                 state.recent.push_back(Failure {
@@ -194,6 +200,22 @@ impl WindowedDetector for BruteForce {
                 }
                 if state.episode_last.is_some() {
                     state.episode_last = Some(obs.time);
+                    // An episode that alerted low (a device with an old password) joined by
+                    // failures from elsewhere: someone is guessing behind the noise.
+                    let alerted_low = state.recent.iter().filter(|f| f.known).count() >= self.threshold;
+                    if !known && alerted_low && !state.escalated {
+                        state.escalated = true;
+                        let mut finding = self.finding(obs, &self.users[user], None);
+                        finding.severity = Severity::Medium;
+                        finding.confidence = 0.75;
+                        finding.summary = format!(
+                            "{} failed sign-ins against {} within {} minutes, now also from an address or client the user does not use.",
+                            finding.evidence["failures"],
+                            obs.login.as_deref().unwrap_or("a user"),
+                            self.window_ms / 60_000
+                        );
+                        out.findings.push(finding);
+                    }
                 } else if state.recent.len() >= self.threshold {
                     state.episode_last = Some(obs.time);
                     let state = &self.users[user];
@@ -203,15 +225,11 @@ impl WindowedDetector for BruteForce {
             Kind::SignIn => {
                 let state = self.users.entry(user.into()).or_default();
                 let during_attack = state.episode_last.is_some_and(|t| obs.time - t <= self.window_ms);
-                // The guesser signing in: from an address and client that failed in the
-                // episode and that the user had not signed in from before. The user's own
-                // laptop behind the same office address as a phone looping on an old
-                // password is another client.
-                let from_attacker = obs.ip.is_some()
-                    && state
-                        .recent
-                        .iter()
-                        .any(|f| f.ip == obs.ip && f.ua_family == obs.ua_family && !f.known);
+                // The guesser signing in: from an address that failed in the episode with a
+                // client the user had not signed in from there before (a script may guess
+                // and a browser sign in). The user's laptop behind the same office address
+                // as a phone looping on an old password: every failure there is known.
+                let from_attacker = obs.ip.is_some() && state.recent.iter().any(|f| f.ip == obs.ip && !f.known);
                 if during_attack && from_attacker && !state.success_alerted {
                     state.success_alerted = true;
                     let finding = self.finding(obs, &self.users[user], Some(obs));
@@ -278,9 +296,10 @@ mod tests {
         out.findings.len()
     }
 
-    fn with_client(mut o: Obs, ip: &str, family: u64) -> Obs {
+    fn with_client(mut o: Obs, ip: &str, agent: u64) -> Obs {
         o.ip = Some(ip.into());
-        o.ua_family = family;
+        o.ua_family = agent;
+        o.user_agent = agent;
         o
     }
 
@@ -310,6 +329,14 @@ mod tests {
         d.on_event(&with_client(laptop, OFFICE, LAPTOP), &mut out);
         assert_eq!(out.findings.len(), 1);
         assert_eq!(out.findings[0].severity, Severity::Low, "{}", out.findings[0].summary);
+        // Someone guessing behind that noise, from elsewhere: medium, once.
+        for n in 12..14 {
+            for o in attempt(n, 1) {
+                d.on_event(&with_client(o, "203.0.113.9", LAPTOP), &mut out);
+            }
+        }
+        let severities: Vec<Severity> = out.findings.iter().map(|f| f.severity).collect();
+        assert_eq!(severities, [Severity::Low, Severity::Medium]);
 
         // The attacker: failures from a new address, then a success from it with the
         // client that failed.

@@ -3,7 +3,7 @@
 //!
 //! Distance is haversine minus a geo-IP accuracy allowance; sign-ins from the same IP or
 //! closer than the minimum distance are never compared. A sign-in geo-IP placed only in a
-//! country (no coordinates, no city, or coordinates that are the country's centre) counts
+//! country (no coordinates, or coordinates that are a country point) counts
 //! at the country's centre with a much wider allowance, and is never compared with another
 //! sign-in in the same country. A proxy
 //! lowers the alert only at a *known* egress: a network (ASN) the user signed in from
@@ -50,10 +50,7 @@ struct LastSignIn {
 /// country's centre.
 fn position(obs: &Obs) -> Option<((f64, f64), bool)> {
     match obs.lat_lon {
-        Some(at) => Some((
-            at,
-            obs.city.is_none() || geo::is_country_point(obs.country.as_deref(), at),
-        )),
+        Some(at) => Some((at, geo::is_country_point(obs.country.as_deref(), at))),
         None => Some((geo::centre(obs.country.as_deref()?)?, true)),
     }
 }

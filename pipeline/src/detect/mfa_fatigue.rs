@@ -1,13 +1,14 @@
 //! `mfa_fatigue`: push denials or unanswered pushes piling up for one user within a window
 //! (high); an approval that follows them is the attack succeeding (critical).
 //!
-//! A refusal is a denied push, a wrong number-challenge answer, a Classic push
-//! `attempt_fail`, an `UNANSWERED` or `ABANDONED` push, or a push never answered at all: a
-//! new push sent while the previous one got no answer (some orgs log nothing for a push
-//! that times out). An explicit answer arriving later for that push takes the implied
+//! A refusal is a denied push (one denial logged twice under one request counts once), a
+//! wrong number-challenge answer, an `UNANSWERED` or `ABANDONED` push, or a push never
+//! answered at all: a new push sent a minute or more after the previous one while that one
+//! got no answer (some orgs log nothing for a push that times out; a quicker resend is the
+//! user asking again). An explicit answer arriving later for that push takes the implied
 //! refusal's place rather than counting twice. Elastic's sequence "denials, then SSO" is
-//! covered too: a sign-in or SSO after two denials within the window is the attack
-//! succeeding, critical when it comes from an address a refused push was requested from.
+//! covered too: a sign-in or SSO after two denials within the window, from an address a
+//! denied push was requested from, is the attack succeeding.
 
 use compact_str::CompactString;
 use std::collections::VecDeque;
@@ -33,7 +34,16 @@ struct Refusal {
     /// Implied by a later push while this one had no answer.
     #[serde(default)]
     implied: bool,
+    /// The request and event type that logged it (one denial can be logged twice).
+    #[serde(default)]
+    attempt: Option<u64>,
+    #[serde(default)]
+    event_type: u64,
 }
+
+/// A push resent sooner than this after the last one is the user asking again (a slow
+/// phone), not a push left unanswered.
+const RESEND_MS: i64 = 60_000;
 
 /// The last push sent, while no answer to it has been seen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,7 +154,10 @@ impl MfaFatigue {
         if state.sent.len() > MAX_REFUSALS {
             state.sent.pop_front();
         }
-        let unanswered = state.pending.take().filter(|p| obs.time - p.time <= window);
+        let unanswered = state
+            .pending
+            .take()
+            .filter(|p| (RESEND_MS..=window).contains(&(obs.time - p.time)));
         state.pending = Some(Pending {
             time: obs.time,
             uuid: obs.uuid.clone(),
@@ -157,6 +170,8 @@ impl MfaFatigue {
                 unanswered: true,
                 ip: p.ip,
                 implied: true,
+                attempt: None,
+                event_type: 0,
             };
             self.add_refusal(user, obs, refusal, out);
         }
@@ -164,6 +179,14 @@ impl MfaFatigue {
 
     fn on_refusal(&mut self, user: &str, obs: &Obs, out: &mut Emit) {
         let state = self.users.entry(user.into()).or_default();
+        // One denial logged twice (`deny_push` and `auth_via_mfa` of one request).
+        if state
+            .refusals
+            .iter()
+            .any(|r| obs.same_attempt_as(r.attempt, r.event_type, r.time))
+        {
+            return;
+        }
         let unanswered = obs.kind == Kind::PushUnanswered;
         // The answer to the pending push; with none pending, the late answer to a push
         // already counted as unanswered, which it replaces.
@@ -181,6 +204,8 @@ impl MfaFatigue {
             unanswered,
             ip: obs.ip.clone(),
             implied: false,
+            attempt: obs.attempt,
+            event_type: obs.event_type,
         };
         self.add_refusal(user, obs, refusal, out);
     }
@@ -208,21 +233,31 @@ impl MfaFatigue {
         }
     }
 
-    /// An approved push, or a sign-in or SSO: the attack succeeding when refusals precede
-    /// it. A push approval needs two refusals one of which a denial (a user who let two
-    /// pushes time out and approved the third is slow, not attacked), or `threshold`
-    /// refusals; a sign-in or SSO needs two denials, as Elastic's sequence rule does.
+    /// An approved push, or a sign-in or SSO: the attack succeeding when refusals the user
+    /// made precede it. A push approval needs two explicit refusals one of which a denial,
+    /// or `threshold` explicit refusals (pushes only implied unanswered never make it
+    /// critical: the phone may simply have been offline). A sign-in or SSO needs two
+    /// denials and must come from an address a refused push was requested from, as
+    /// Elastic's sequence rule does with the user.
     fn on_success(&mut self, user: &str, obs: &Obs, out: &mut Emit, push: bool) {
         let window = self.window_ms;
         let Some(state) = self.users.get(user) else {
             return;
         };
-        let recent = state.refusals.iter().filter(|r| obs.time - r.time <= window);
+        let recent = state
+            .refusals
+            .iter()
+            .filter(|r| obs.time - r.time <= window && !r.implied);
         let (refused, denied) = recent.fold((0, 0), |(n, d), r| (n + 1, d + usize::from(!r.unanswered)));
         let suspicious = if push {
             (refused >= 2 && denied >= 1) || refused >= self.threshold
         } else {
             denied >= 2
+                && obs.ip.is_some()
+                && state
+                    .refusals
+                    .iter()
+                    .any(|r| !r.implied && !r.unanswered && r.ip == obs.ip)
         };
         if suspicious && !state.approval_alerted {
             out.findings.push(self.finding(obs, state, true));
@@ -234,12 +269,11 @@ impl MfaFatigue {
             state.approval_alerted = true;
             state.episode_last.get_or_insert(obs.time);
         }
-        if push {
-            state.pending = None;
-            if state.refusals.is_empty() && state.sent.len() <= 1 {
-                // An ordinary sign-in's push: nothing to remember.
-                self.users.remove(user);
-            }
+        // Any success answers the pending push (another factor was chosen, or it worked).
+        state.pending = None;
+        if push && state.refusals.is_empty() && state.sent.len() <= 1 {
+            // An ordinary sign-in's push: nothing to remember.
+            self.users.remove(user);
         }
     }
 }
@@ -308,12 +342,17 @@ mod tests {
 
     #[test]
     fn pushes_never_answered_count_once_even_when_answered_late() {
-        // Four pushes, no answer logged for any: three were never answered.
-        let bombing: Vec<Obs> = (0..4).map(|i| ev(Kind::PushSent, i * 60, ATTACKER)).collect();
+        // Four pushes a minute or more apart, no answer logged for any: three were never
+        // answered. The approval after them is not critical (the phone may have been off).
+        let mut bombing: Vec<Obs> = (0..4).map(|i| ev(Kind::PushSent, i * 70, ATTACKER)).collect();
+        bombing.push(ev(Kind::PushApproved, 300, ATTACKER));
         let f = run(&bombing);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::High);
         assert_eq!(f[0].evidence["unanswered"], 3);
+        // Resent within the minute: the user asking again, nothing implied.
+        let resent: Vec<Obs> = (0..6).map(|i| ev(Kind::PushSent, i * 30, HOME)).collect();
+        assert!(run(&resent).is_empty());
         // Two pushes whose UNANSWERED is logged after the next push went out: two
         // refusals, not three (the late answer takes the implied refusal's place).
         let late = [
@@ -351,8 +390,20 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Critical);
         assert!(f[0].summary.contains("signed in from 203.0.113.9"), "{}", f[0].summary);
-        // One denial and the user's own sign-in: nothing.
-        let stray = [ev(Kind::PushDenied, 10, ATTACKER), ev(Kind::SignIn, 300, HOME)];
-        assert!(run(&stray).is_empty());
+        // Denials, then the user's own SSO from home: not the attack working.
+        let own = [
+            ev(Kind::PushDenied, 10, ATTACKER),
+            ev(Kind::PushDenied, 70, ATTACKER),
+            ev(Kind::Sso, 200, HOME),
+        ];
+        assert!(run(&own).is_empty());
+        // One denial logged twice (deny_push and auth_via_mfa of one request) is one.
+        let twice = |second: i64, event_type: u64| Obs {
+            attempt: Some(7),
+            event_type,
+            ..ev(Kind::PushDenied, second, ATTACKER)
+        };
+        let logged_twice = [twice(10, 1), twice(10, 2), ev(Kind::Sso, 200, ATTACKER)];
+        assert!(run(&logged_twice).is_empty());
     }
 }

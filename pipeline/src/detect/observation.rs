@@ -15,14 +15,15 @@ pub enum Kind {
     SignIn,
     /// A credential guess that failed: `user.session.start` FAILURE or DENY, an Identity
     /// Engine password or authenticator check that failed (`auth_via_mfa`, `verify`,
-    /// `authenticate`), a one-time-code or other non-push factor failure (Classic
-    /// `core.user.factor.attempt_fail` too), a sign-on policy DENY. One attempt can log
-    /// several of these (the same `transaction.id`): detectors count it once by `attempt`.
+    /// `authenticate`: a password, a one-time code, any non-push factor), not while
+    /// enrolling or recovering a factor. A sign-on policy DENY is not one: device-trust and
+    /// zone rules deny people who typed nothing wrong. One attempt can log several of these
+    /// (the same `transaction.id`): detectors count it once by `attempt`.
     SignInFailure,
     /// An Okta Verify push was sent.
     PushSent,
-    /// The user denied a push (classic `deny_push`, an OIE `OV_RESPONSE_DENY`, a wrong
-    /// number-challenge answer, a Classic push `attempt_fail`).
+    /// The user denied a push (`deny_push`, an OIE `OV_RESPONSE_DENY`, a wrong
+    /// number-challenge answer).
     PushDenied,
     /// A push timed out or the flow was abandoned at it (`UNANSWERED`, `ABANDONED`).
     PushUnanswered,
@@ -78,8 +79,8 @@ pub struct Obs {
     /// The browser's major version, read from the raw user agent for the family Okta parsed.
     #[serde(default)]
     pub ua_major: Option<u16>,
-    /// A request Okta's own Admin Console makes for the user: it comes from Okta's addresses
-    /// with Okta's user agent, so a session seen there has not moved.
+    /// A request Okta makes itself for an admin in the Admin Console ([`okta_made`]): it
+    /// comes from Okta's addresses with Okta's agent, so a session seen there has not moved.
     #[serde(default)]
     pub okta_client: bool,
     /// What Okta itself concluded about the request ([`okta_flags`]).
@@ -199,22 +200,24 @@ fn is_push(ev: &SemanticEvent<'_>) -> bool {
     ev.auth.push_response.is_some()
         || ev.auth.number_challenge_response.is_some()
         || ev.auth.factor.as_deref().is_some_and(|f| PUSH_FACTORS.contains(&f))
-        || ev
-            .display_message
-            .as_deref()
-            .is_some_and(|m| m.to_ascii_lowercase().contains("push"))
 }
 
-/// A failed check that is not a guess: Okta refusing a phishing site, or enrollment limits.
+/// A failed check that is not a guess: Okta refusing a phishing site, enrollment limits, or
+/// a code typed while enrolling or recovering a factor (`factorIntent`).
 fn not_a_guess(ev: &SemanticEvent<'_>) -> bool {
-    ev.outcome.reason.as_deref().is_some_and(|r| {
-        let r = r.to_ascii_lowercase();
-        r.contains("phishing") || r.contains("enrollment")
-    })
+    let intent = ev.auth.factor_intent.as_deref().unwrap_or("");
+    intent.eq_ignore_ascii_case("CREDENTIAL_ENROLLMENT")
+        || intent.eq_ignore_ascii_case("CREDENTIAL_RECOVERY")
+        || ev.outcome.reason.as_deref().is_some_and(|r| {
+            let r = r.to_ascii_lowercase();
+            r.contains("phishing") || r.contains("enrollment")
+        })
 }
 
-/// What an authenticator check (OIE `auth_via_mfa` / `verify` / `authenticate`, Classic
-/// factor attempts) means for the windowed detectors.
+/// What an authenticator check (Identity Engine `auth_via_mfa` / `verify` /
+/// `authenticate`) means for the windowed detectors. A push is a refusal only when the user
+/// said no (`OV_RESPONSE_DENY`, a wrong number) or never answered; a push that failed for
+/// another reason (`…_ERROR`: an approval from a watch whose number check failed) is not.
 fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
     if is_push(ev) {
         let number = ev.auth.number_challenge_response.as_deref().unwrap_or("");
@@ -223,7 +226,6 @@ fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
             _ if number.ends_with("_INVALID") => Some(Kind::PushDenied),
             ("UNANSWERED" | "ABANDONED", _) => Some(Kind::PushUnanswered),
             ("SUCCESS", _) => Some(Kind::PushApproved),
-            ("FAILURE" | "DENY", _) if !not_a_guess(ev) => Some(Kind::PushDenied),
             _ => None,
         };
     }
@@ -231,6 +233,29 @@ fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
         "FAILURE" | "DENY" if !not_a_guess(ev) => Some(Kind::SignInFailure),
         _ => None,
     }
+}
+
+/// Request ids SIEM exports and samples put where the real one was removed: they say
+/// nothing about which events belong together.
+const PLACEHOLDER_IDS: [&str; 5] = ["redacted", "unknown", "null", "-", "none"];
+
+/// The hash of the event's request id, unless it is a placeholder.
+fn attempt_of(ev: &SemanticEvent<'_>) -> Option<u64> {
+    let id = ev.request.request_id.as_deref()?.trim();
+    (!id.is_empty() && !PLACEHOLDER_IDS.iter().any(|p| id.eq_ignore_ascii_case(p))).then(|| hash(id))
+}
+
+/// Whether the request is one Okta makes itself for an admin in the Admin Console (Okta's
+/// integration agent from Okta's addresses, or the console's client with no session):
+/// such a request looks like the admin's session elsewhere, and is not. Never a sign-in.
+fn okta_made(ev: &SemanticEvent<'_>) -> bool {
+    if ev.event_type == "user.session.start" {
+        return false;
+    }
+    let agent = ev.client.user_agent.as_deref().unwrap_or("");
+    agent.starts_with("Okta-Integrations")
+        || (ev.client.client_id.as_deref() == Some(ADMIN_CONSOLE_CLIENT)
+            && ev.session.external_session_id.as_deref().is_none_or(|s| s == "unknown"))
 }
 
 /// The kind of `ev` for the windowed detectors, if any looks at it.
@@ -244,11 +269,9 @@ fn kind_of(ev: &SemanticEvent<'_>) -> Option<Kind> {
         },
         "system.push.send_factor_verify_push" => Some(Kind::PushSent),
         "user.mfa.okta_verify.deny_push" => Some(Kind::PushDenied),
-        "user.authentication.auth_via_mfa"
-        | "user.authentication.verify"
-        | "user.authentication.authenticate"
-        | "core.user.factor.attempt_fail" => authenticator_kind(ev, result),
-        "policy.evaluate_sign_on" if result == "DENY" => Some(Kind::SignInFailure),
+        "user.authentication.auth_via_mfa" | "user.authentication.verify" | "user.authentication.authenticate" => {
+            authenticator_kind(ev, result)
+        }
         "user.authentication.sso" if result == "SUCCESS" => Some(Kind::Sso),
         _ => None,
     };
@@ -310,7 +333,7 @@ impl Obs {
             ua_family: family,
             device: device_hash(ev),
             session: ev.session.external_session_id.as_deref().map(hash),
-            attempt: ev.request.request_id.as_deref().map(hash),
+            attempt: attempt_of(ev),
             event_type: hash(&ev.event_type),
             ua_major: ev
                 .client
@@ -318,7 +341,7 @@ impl Obs {
                 .as_deref()
                 .zip(ev.client.browser.as_deref())
                 .and_then(|(raw, browser)| browser_major(raw, browser)),
-            okta_client: ev.client.client_id.as_deref() == Some(ADMIN_CONSOLE_CLIENT),
+            okta_client: okta_made(ev),
             okta: okta_bits(ev),
         })
     }
@@ -399,7 +422,7 @@ mod tests {
     }
 
     #[test]
-    fn identity_engine_and_classic_failures_are_guesses_and_push_outcomes_are_refusals() {
+    fn failed_guesses_and_push_refusals_in_the_shapes_okta_logs_them() {
         let auth = "user.authentication.auth_via_mfa";
         let password = r#","factor":"PASSWORD_AS_FACTOR""#;
         let push = r#","factor":"OKTA_VERIFY_PUSH""#;
@@ -430,6 +453,7 @@ mod tests {
                 ),
                 Some(Kind::SignInFailure),
             ),
+            // A policy DENY is no guess (device trust, zones): only its session counts.
             (
                 oie(
                     "policy.evaluate_sign_on",
@@ -437,7 +461,7 @@ mod tests {
                     r#""Sign-on policy evaluation resulted in DENY""#,
                     "",
                 ),
-                Some(Kind::SignInFailure),
+                Some(Kind::SessionActivity),
             ),
             (oie("user.session.start", "DENY", "null", ""), Some(Kind::SignInFailure)),
             (
@@ -461,23 +485,25 @@ mod tests {
             (oie(auth, "ABANDONED", "null", push), Some(Kind::PushUnanswered)),
             (oie(auth, "UNANSWERED", "null", push), Some(Kind::PushUnanswered)),
             (oie(auth, "SUCCESS", "null", push), Some(Kind::PushApproved)),
+            // An approval whose number check failed (a watch) is no refusal.
             (
                 oie(
-                    "core.user.factor.attempt_fail",
+                    auth,
                     "FAILURE",
                     r#""INVALID_CREDENTIALS""#,
-                    push,
+                    r#","factor":"OKTA_VERIFY_PUSH","pushOnlyResponseType":"OV_RESPONSE_APPROVE","pushWithNumberChallengeResponseType":"OV_WITH_CHALLENGE_RESPONSE_ERROR""#,
                 ),
-                Some(Kind::PushDenied),
+                Some(Kind::SessionActivity),
             ),
+            // A code mistyped while enrolling a factor is no guess.
             (
                 oie(
-                    "core.user.factor.attempt_fail",
+                    auth,
                     "FAILURE",
                     r#""INVALID_CREDENTIALS""#,
-                    r#","factor":"SMS""#,
+                    r#","factor":"SMS","factorIntent":"CREDENTIAL_ENROLLMENT""#,
                 ),
-                Some(Kind::SignInFailure),
+                Some(Kind::SessionActivity),
             ),
             (oie("user.authentication.sso", "SUCCESS", "null", ""), Some(Kind::Sso)),
             // Not guesses: FastPass refusing a phishing site, an enrollment limit, a success.
@@ -513,6 +539,22 @@ mod tests {
         let b = obs_of(&oie("user.session.start", "FAILURE", r#""INVALID_CREDENTIALS""#, "")).unwrap();
         assert!(a.attempt.is_some());
         assert_eq!(a.attempt, b.attempt);
+        // A redacted request id ties nothing together.
+        let redacted = oie(auth, "FAILURE", r#""INVALID_CREDENTIALS""#, password)
+            .replace(r#""id":"aBcD1234@efgh""#, r#""id":"redacted""#)
+            .replace(r#""requestId":"aBcD1234@efgh""#, r#""requestId":"redacted""#);
+        assert_eq!(obs_of(&redacted).unwrap().attempt, None);
+        // Okta's own integration agent acting for an admin in the console is Okta's.
+        let console = oie("user.authentication.sso", "SUCCESS", "null", "").replace(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+            "Okta-Integrations",
+        );
+        assert!(obs_of(&console).unwrap().okta_client);
+        assert!(
+            !obs_of(&console.replace("user.authentication.sso", "user.session.start"))
+                .unwrap()
+                .okta_client
+        );
         assert_eq!(a.ua_major, Some(131));
         assert!(!a.okta_client);
     }

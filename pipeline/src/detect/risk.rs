@@ -34,6 +34,9 @@ struct Contribution {
     points: f64,
     at: i64,
     summary: Box<str>,
+    /// A share of a spray's points on a user it tried (one per user: the largest).
+    #[serde(default)]
+    shared: bool,
 }
 
 /// A contribution's points at `now` after decay (none before it happened).
@@ -64,26 +67,34 @@ impl RiskBook {
     /// it tried that exists (the spray knows their logins; one of them may fall next).
     pub fn add(&mut self, alert: &Alert) {
         if let Some(user) = alert.user_id.as_deref() {
-            self.contribute(user, alert, alert.risk_score);
+            self.contribute(user, alert, alert.risk_score, false);
         }
         if alert.detection == Detection::PasswordSpray
             && let Some(ids) = alert.evidence.get(SPRAYED_USER_IDS).and_then(|v| v.as_array())
         {
             for id in ids.iter().filter_map(|v| v.as_str()) {
                 if Some(id) != alert.user_id.as_deref() {
-                    self.contribute(id, alert, alert.risk_score * SPRAYED_USER_SHARE);
+                    self.contribute(id, alert, alert.risk_score * SPRAYED_USER_SHARE, true);
                 }
             }
         }
     }
 
-    fn contribute(&mut self, user: &str, alert: &Alert, points: f64) {
+    /// Adds `points` of `alert` to `user`. Spray shares do not add up: a user keeps the
+    /// largest (sprays from many throwaway addresses must not push anyone to "critical").
+    fn contribute(&mut self, user: &str, alert: &Alert, points: f64, shared: bool) {
         let at = alert.last_seen.timestamp_millis();
         let now = alert.detected_at.timestamp_millis();
         let half_life = self.half_life_ms;
         let list = self.users.entry(user.into()).or_default();
         if list.iter().any(|c| *c.alert_id == *alert.alert_id) {
             return;
+        }
+        if shared && let Some(i) = list.iter().position(|c| c.shared) {
+            if decayed(&list[i], now, half_life) >= points {
+                return;
+            }
+            list.remove(i);
         }
         list.push(Contribution {
             alert_id: alert.alert_id.as_str().into(),
@@ -92,6 +103,7 @@ impl RiskBook {
             points,
             at,
             summary: alert.summary.as_str().into(),
+            shared,
         });
         if list.len() > MAX_CONTRIBUTIONS
             && let Some(weakest) = list
@@ -388,6 +400,11 @@ mod tests {
             assert_eq!(reasons[0].alert_id, "spray");
         }
         assert_eq!(book.score("u1", 0).0, 0.0);
+        // A second spray from another address: the share is not added, the larger is kept.
+        let mut again = spray.clone();
+        again.alert_id = "spray2".into();
+        book.add(&again);
+        assert_eq!(book.score("u2", 0).0, 18.0);
         // Other detections' evidence lists give nobody risk.
         let mut other = alert("bf", 50.0, 0);
         other

@@ -42,6 +42,10 @@ struct TokenUse {
     flagged: bool,
 }
 
+/// A session seen in another country on another network within this long has not
+/// travelled with its user.
+const FAST_MOVE_MS: i64 = 3_600_000;
+
 /// How many major versions a browser may move forward and still be the same browser.
 const UPDATE_MAJORS: u16 = 2;
 
@@ -164,12 +168,38 @@ impl WindowedDetector for SessionHijack {
                     let moved = obs.ip.is_some() && obs.ip != seen.ip;
                     let other_network = other_network(seen, obs, country);
                     let other_client = !same_client(seen, obs);
-                    if moved && other_network && other_client && !seen.flagged {
+                    // The same session in another country on another network within the
+                    // hour, even with a matching browser: a replayed cookie whose thief
+                    // copied the browser family (most fleets and most thieves run Chrome
+                    // on Windows). Medium: travel does not cross borders that fast, but a
+                    // user agent can be faked both ways.
+                    let far_fast = seen.session
+                        && seen.country.is_some()
+                        && country.is_some()
+                        && seen.country != country
+                        && seen.asn.is_some()
+                        && obs.asn.is_some()
+                        && seen.asn != obs.asn
+                        && obs.time - seen.last_time <= FAST_MOVE_MS;
+                    if moved && other_network && (other_client || far_fast) && !seen.flagged {
                         seen.flagged = true;
                         // Session and device token usually move together: one alert.
                         if !fired {
                             fired = true;
-                            out.findings.push(finding(obs, seen));
+                            let mut f = finding(obs, seen);
+                            if !other_client {
+                                f.severity = Severity::Medium;
+                                f.confidence = 0.6;
+                                f.summary = format!(
+                                    "{}'s session from {} ({}) reappeared from {} in another country on another network within the hour, with the same browser family.",
+                                    obs.login.as_deref().unwrap_or("a user"),
+                                    seen.ip.as_deref().unwrap_or("?"),
+                                    seen.asn.map_or_else(|| "?".to_owned(), |a| format!("AS{a}")),
+                                    obs.ip.as_deref().unwrap_or("?"),
+                                );
+                                f.evidence.insert("user_agent_changed".into(), false.into());
+                            }
+                            out.findings.push(f);
                         }
                     }
                     seen.last_time = seen.last_time.max(obs.time);
@@ -263,6 +293,14 @@ mod tests {
         assert!(alerts(&[home.clone(), updated]).is_empty());
         let hotspot = use_of(40, "172.56.1.9", Some(21928), "United States", "CHROME", 130);
         assert!(alerts(&[home.clone(), hotspot]).is_empty());
+        // The thief copied the browser: another country and network within the hour.
+        let copied = use_of(40, "203.0.113.9", Some(14061), "Netherlands", "CHROME", 131);
+        let f = alerts(&[home.clone(), copied]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Medium);
+        // The user who flew there with the laptop, hours later: no alert.
+        let flown = use_of(600, "203.0.113.9", Some(14061), "Netherlands", "CHROME", 130);
+        assert!(alerts(&[home.clone(), flown]).is_empty());
     }
 
     #[test]

@@ -68,6 +68,26 @@ pub const SCENARIOS: &[(&str, &str, bool)] = &[
 /// Okta behaviours all new: a sign-in from someone else's machine far away.
 const ALL_NEW: &str = "{New Geo-Location=POSITIVE, New Device=POSITIVE, New IP=POSITIVE, New State=POSITIVE, New Country=POSITIVE, Velocity=NEGATIVE, New City=POSITIVE}";
 
+/// Service apps whose client-credentials secrets the `oauth_admin_scope` scenario steals.
+const SERVICE_APPS: &[&str] = &[
+    "Provisioning Sync",
+    "HR Connector",
+    "Backup Agent",
+    "Reporting Bot",
+    "Ticket Bridge",
+    "Audit Exporter",
+    "Directory Sync",
+    "License Manager",
+    "Onboarding Flow",
+    "Payroll Bridge",
+    "SIEM Collector",
+    "Asset Inventory",
+    "Access Reviewer",
+    "Device Manager",
+    "Badge System",
+    "Wiki Sync",
+];
+
 /// Injects scenarios into a day and records their labels.
 #[derive(Debug)]
 pub struct Injector<'l, 't> {
@@ -730,13 +750,15 @@ impl<'t> Injector<'_, 't> {
             }
             "oauth_admin_scope" => {
                 let net = Self::attacker_net(rng, admin.home);
+                // Each incident its own app: a stolen secret of one of the tenant's services.
+                let app = SERVICE_APPS[rng.random_range(0..SERVICE_APPS.len())];
                 let grant = |log: &mut super::activity::DayLog<'_>, at| {
                     log.push(
                         at,
                         "app.oauth2.as.token.grant.access_token",
                         "SUCCESS",
                         None,
-                        Actor::App("Provisioning Sync"),
+                        Actor::App(app),
                         Target::None,
                         net,
                         ClientRef::None,
@@ -756,7 +778,7 @@ impl<'t> Injector<'_, 't> {
             }
             "group_admin_membership" => {
                 const GROUP: &str = "Help Desk Admins";
-                self.log.push(
+                let g = self.log.push(
                     t,
                     "group.privilege.grant",
                     "SUCCESS",
@@ -768,6 +790,14 @@ impl<'t> Injector<'_, 't> {
                     None,
                     None,
                     Extra::Privilege("Help Desk administrator"),
+                );
+                // The grant to the group is an admin privilege grant in its own right.
+                self.label(
+                    "admin_privilege_grant",
+                    "role_granted_to_group",
+                    Some(admin),
+                    Some(admin_net.ip),
+                    &[g],
                 );
                 let r = rng.random_range(10..50);
                 let i = self.log.push(
@@ -1026,7 +1056,7 @@ impl<'t> Injector<'_, 't> {
             }
             "idp_signin" => {
                 let idp: u64 = rng.random();
-                self.log.push(
+                let created = self.log.push(
                     t,
                     "system.idp.lifecycle.create",
                     "SUCCESS",
@@ -1038,6 +1068,14 @@ impl<'t> Injector<'_, 't> {
                     None,
                     None,
                     Extra::None,
+                );
+                // The new identity provider is an IdP lifecycle change in its own right.
+                self.label(
+                    "idp_lifecycle",
+                    "idp_created_for_signin",
+                    Some(admin),
+                    Some(admin_net.ip),
+                    &[created],
                 );
                 let net = Self::attacker_net(rng, u.home);
                 let r = rng.random_range(10..50);

@@ -313,9 +313,10 @@ impl Renderer<'_> {
                 Val::StrRef("Okta System"),
             ),
             Actor::App(label) => {
+                // The id from the whole label: two apps are two ids.
                 let id = format!(
                     "0oa{:017x}",
-                    subseed(label.len() as u64, &[label.as_bytes()[0].into()]) >> 4
+                    subseed(label.len() as u64, &label.bytes().map(u64::from).collect::<Vec<_>>()) >> 4
                 );
                 self.principal(
                     Val::Str(id.clone()),

@@ -49,8 +49,9 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Points geo-IP databases give for "somewhere in this country" that are not the table's
-/// centre: MaxMind's United States point (a farm in Kansas, famous for it).
-const OTHER_COUNTRY_POINTS: &[(f64, f64)] = &[(37.751, -97.822)];
+/// centre: MaxMind's United States point (a farm in Kansas, famous for it) and its India
+/// point (seen in real Okta events).
+const OTHER_COUNTRY_POINTS: &[(f64, f64)] = &[(37.751, -97.822), (21.9974, 79.0011)];
 
 /// Degrees within which coordinates count as the same point (about 5 km).
 const SAME_POINT_DEG: f64 = 0.05;

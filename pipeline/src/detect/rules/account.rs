@@ -32,13 +32,34 @@ pub(super) fn mfa_tamper(ev: &SemanticEvent<'_>, _: &RuleConfig) -> Option<Findi
     if !succeeded(ev) {
         return None;
     }
-    let mut f = on_user(ev, Detection::MfaTamper, severity, 0.8);
-    f.summary = format!(
-        "{} removed MFA factors of {} ({}).",
-        actor_of(ev),
-        login_of(ev),
-        ev.event_type
-    );
+    // A user resetting their own factors (a new phone) is everyday self-service: low, kept
+    // for the trail, unless Okta or the network says the session is not the user's (an
+    // anonymiser or proxy, ThreatInsight's suspicion, a high risk, a new device or IP).
+    // Someone else doing it is the help-desk takeover's first step.
+    let signals = &ev.okta_signals;
+    let red_flag = ev.network.anonymizer
+        || ev.network.is_proxy == Some(true)
+        || signals.threat_suspected == Some(true)
+        || signals.risk.as_ref().and_then(|r| r.level.as_deref()) == Some("HIGH")
+        || signals
+            .positive_behaviors()
+            .any(|b| b.contains("Device") || b.contains("IP") || b.contains("Geo"));
+    let own = !red_flag
+        && ev.actor.as_ref().and_then(|a| a.id.as_deref()).is_some()
+        && ev.actor.as_ref().and_then(|a| a.id.as_deref()) == ev.subject_user.as_ref().and_then(|u| u.id.as_deref());
+    let (severity, confidence) = if own { (Severity::Low, 0.5) } else { (severity, 0.8) };
+    let mut f = on_user(ev, Detection::MfaTamper, severity, confidence);
+    f.summary = if own {
+        format!("{} removed their own MFA factors ({}).", login_of(ev), ev.event_type)
+    } else {
+        format!(
+            "{} removed MFA factors of {} ({}).",
+            actor_of(ev),
+            login_of(ev),
+            ev.event_type
+        )
+    };
+    f.evidence.insert("self_service".into(), own.into());
     f.mitre = &["T1556.006"];
     Some(f)
 }

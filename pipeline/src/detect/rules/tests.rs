@@ -285,3 +285,14 @@ fn an_org2org_app_created_is_a_federation_change() {
     let other = ev("application.lifecycle.create").actor(ADMIN).target(SALESFORCE);
     assert!(with(&RuleConfig::default(), &other).is_empty());
 }
+
+#[test]
+fn a_user_resetting_their_own_factors_is_low_unless_the_session_looks_stolen() {
+    let reset = |actor: P| ev("user.mfa.factor.reset_all").actor(actor).target(ALICE);
+    assert_eq!(severity(Detection::MfaTamper, &reset(ADMIN)), Some(Severity::High));
+    // Self-service (a new phone): kept for the trail, low.
+    assert_eq!(severity(Detection::MfaTamper, &reset(ALICE)), Some(Severity::Low));
+    // Self-service from a new device Okta flagged: the takeover's own step, high.
+    let flagged = reset(ALICE).behavior("New Device", "POSITIVE");
+    assert_eq!(severity(Detection::MfaTamper, &flagged), Some(Severity::High));
+}

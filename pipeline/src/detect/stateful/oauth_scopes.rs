@@ -1,8 +1,9 @@
 //! `oauth_admin_scope`: an app holding Okta admin scopes (`okta.users.manage`, …).
 //! - A token granted by **client credentials** carries them with no user behind it: org-wide
 //!   admin power in a secret or key. A service app does this every hour, so the alert is
-//!   raised the first time an app gets a given set of admin scopes, and again only after
-//!   `RELEARN_MS` without it.
+//!   raised the first time an app gets a given set of admin scopes from an address, and
+//!   again only after `RELEARN_MS` without it: the same secret used from an address new to
+//!   the app is news.
 //! - An admin **consenting** such a scope to an app (`app.oauth2.admin.consent.grant`) is
 //!   rare and always alerted.
 //!
@@ -126,7 +127,12 @@ impl EventDetector for OauthAdminScope {
             .and_then(|a| a.id.as_deref().or(a.login.as_deref()))
             .or(ev.client.client_id.as_deref())
             .unwrap_or("unknown");
-        let key = hash(&format!("{client}|{}", names.join(" ")));
+        // Per source address too: the app's own service calls from a few fixed egress
+        // addresses; the same secret used from an address new to the app is news (a stolen
+        // secret). A service behind rotating addresses re-alerts per address: give it a
+        // fixed egress or suppress it.
+        let network = ev.client.ip.as_deref().unwrap_or_default();
+        let key = hash(&format!("{client}|{}|{network}", names.join(" ")));
         let t = ev.event_time.timestamp_millis();
         let fresh = self.state.seen.get(&key).is_none_or(|last| t - last > RELEARN_MS);
         let last = self.state.seen.entry(key).or_insert(t);
@@ -157,7 +163,7 @@ impl EventDetector for OauthAdminScope {
             0.8,
         );
         f.summary = format!(
-            "The service app {app} obtained a client-credentials token with Okta admin scope{} {} from {} (first time in 7 days): org-wide admin API access with no user behind it.",
+            "The service app {app} obtained a client-credentials token with Okta admin scope{} {} from {} (first time from this address in 7 days): org-wide admin API access with no user behind it.",
             if names.len() > 1 { "s" } else { "" },
             names.join(", "),
             ip_of(ev)
@@ -231,6 +237,13 @@ mod tests {
             grant("client_credentials", "okta.users.manage", 8 * 24 * 60),
         ];
         assert_eq!(run(make, &later).len(), 2);
+        // The same secret used from an address new to the app, an hour later: news.
+        let stolen = [
+            grant("client_credentials", "okta.users.manage", 0),
+            grant("client_credentials", "okta.users.manage", 60).ip("203.0.113.66"),
+            grant("client_credentials", "okta.users.manage", 120),
+        ];
+        assert_eq!(run(make, &stolen).len(), 2);
     }
 
     #[test]

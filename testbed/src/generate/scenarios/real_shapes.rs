@@ -122,9 +122,10 @@ impl Injector<'_, '_> {
         let client = ClientRef::Attack(1);
         let mut idx = Vec::new();
         let mut at = t;
+        // Each push left to time out before the next (a script re-triggers the sign-in).
         for _ in 0..rng.random_range(4..9) {
             idx.push(push_sent(self.log, at, u.index, net, client, dev.token));
-            at += rng.random_range(40_000..90_000);
+            at += rng.random_range(60_000..150_000);
         }
         idx.push(push_sent(self.log, at, u.index, net, client, dev.token));
         idx.push(push_answer(
