@@ -15,6 +15,9 @@ pub enum ConfigError {
     /// The file is not valid TOML for this configuration.
     #[error("invalid configuration {path}: {message}")]
     Parse { path: String, message: String },
+    /// A suppression or a per-detection setting cannot be applied.
+    #[error(transparent)]
+    Tuning(#[from] crate::detect::tuning::TuningError),
     /// An environment override has a value of the wrong type.
     #[error("environment variable {name}={value:?}: {message}")]
     Env {
@@ -144,6 +147,8 @@ impl PipelineConfig {
             None => PipelineConfig::default(),
         };
         config.apply_env(|name| std::env::var(name).ok())?;
+        // Bad tuning is an error at start, not a suppression silently ignored.
+        config.detect.tuning()?;
         Ok(config)
     }
 

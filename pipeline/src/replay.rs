@@ -63,6 +63,10 @@ pub struct Summary {
     pub late_events: u64,
     /// Rule hits held by alert aggregation (stored, counted, not alerted one by one).
     pub aggregated_hits: u64,
+    /// Alerts a suppression matched: stored and marked, out of risk.
+    pub suppressed_alerts: u64,
+    /// Findings of detections turned off in the configuration.
+    pub disabled_findings: u64,
     /// Users in identity state.
     pub users: usize,
     /// Whether detection resumed from the store's checkpoint.
@@ -204,6 +208,8 @@ pub fn replay(
         duplicate_alerts: detected.duplicate_alerts,
         late_events: detected.late_events,
         aggregated_hits: detected.aggregated_hits,
+        suppressed_alerts: detected.suppressed_alerts,
+        disabled_findings: detected.disabled_findings,
         users: detected.users,
         resumed: detected.resumed,
         vectors_upserted: detected.vectors_upserted,

@@ -14,6 +14,7 @@ mod report;
 mod sim;
 mod similar;
 mod store;
+mod suppress;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,7 @@ enum Command {
     Sim(sim::SimArgs),
     Similar(similar::SimilarArgs),
     Store(store::StoreArgs),
+    Suppress(suppress::SuppressArgs),
 }
 
 /// Sets up `tracing` to stderr.
@@ -116,5 +118,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Similar(args) => similar::run(args),
         Command::Store(args) => store::run(args),
+        Command::Suppress(args) => suppress::run(args),
     }
 }

@@ -86,6 +86,18 @@ fn print_summary(s: &Summary) {
     }
     println!("  duplicates     {:>12}", s.duplicates);
     println!("  alerts         {:>12}", s.alerts);
+    if s.suppressed_alerts > 0 {
+        println!(
+            "    suppressed     {:>9} (stored and marked: `idgw suppress list`)",
+            s.suppressed_alerts
+        );
+    }
+    if s.disabled_findings > 0 {
+        println!(
+            "    disabled       {:>9} (findings of detections turned off)",
+            s.disabled_findings
+        );
+    }
     if s.aggregated_hits > 0 {
         println!(
             "    aggregated hits {:>9} (ThreatInsight / anonymiser hits an earlier alert stands for)",

@@ -8,6 +8,7 @@ mod poller;
 mod report;
 mod store;
 mod stream;
+mod suppress;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,11 @@
 //! `[detect]`: the engine's clock and every detector's thresholds. The defaults are the
 //! ones docs/detections.md explains and compares with other products.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use super::tuning::{DetectionTuning, Suppression, Tuning, TuningError};
 
 /// Detection settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,11 @@ pub struct DetectConfig {
     /// `group_admin_membership`: groups (names or ids) that hold an admin role, besides the
     /// ones the stream shows getting one (`group.privilege.grant`).
     pub admin_groups: Vec<String>,
+    /// Suppressions (`[[detect.suppress]]`), beside the store's `suppressions.json` that
+    /// `idgw suppress` edits (docs/detections.md, "Tuning").
+    pub suppress: Vec<Suppression>,
+    /// Per-detection switch and severity (`[detect.detections.<name>]`).
+    pub detections: BTreeMap<String, DetectionTuning>,
     /// `unauthorized_app_access`: attempts to open unassigned apps, per user, within the window.
     pub unauth_app_attempts: usize,
     /// `unauthorized_app_access`: window (seconds).
@@ -94,10 +103,19 @@ impl Default for DetectConfig {
             behaviour_half_life_h: crate::vectors::features::DEFAULT_HALF_LIFE_H,
             sanctioned_countries: Vec::new(),
             admin_groups: Vec::new(),
+            suppress: Vec::new(),
+            detections: BTreeMap::new(),
             unauth_app_attempts: 5,
             unauth_app_window_s: 3600,
             rate_limit_window_s: 3600,
             enroll_after_reset_window_s: 3600,
         }
+    }
+}
+
+impl DetectConfig {
+    /// The tuning this configuration asks for, checked.
+    pub fn tuning(&self) -> Result<Tuning, TuningError> {
+        Tuning::new(&self.suppress, &self.detections)
     }
 }

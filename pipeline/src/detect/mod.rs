@@ -32,6 +32,7 @@ pub mod rules;
 pub mod session_hijack;
 pub mod stage;
 pub mod stateful;
+pub mod tuning;
 pub mod windowed;
 
 use std::cmp::Reverse;
@@ -45,6 +46,7 @@ use observation::Obs;
 use risk::{Identities, RiskBook};
 use rules::{Rule, RuleConfig};
 use stateful::EventDetector;
+use tuning::{Suppression, Tuning, TuningError, Verdict};
 use windowed::{Emit, WindowedDetector};
 
 use crate::ingest::EventObserver;
@@ -145,6 +147,10 @@ pub struct EngineStats {
     /// Rule hits held by alert aggregation (ThreatInsight per source, anonymiser sign-ins
     /// per source and user, per window): their events are stored, the alert stands for them.
     pub aggregated_hits: u64,
+    /// Alerts a suppression matched (kept, marked, out of risk) since the engine started.
+    pub suppressed_alerts: u64,
+    /// Findings of detections turned off since the engine started.
+    pub disabled_findings: u64,
 }
 
 /// The engine.
@@ -164,6 +170,9 @@ pub struct Engine {
     raised: BTreeMap<Detection, u64>,
     aggregation: RuleAggregation,
     aggregation_window_s: i64,
+    tuning: Tuning,
+    suppressed: u64,
+    disabled: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -199,7 +208,20 @@ impl Engine {
             raised: BTreeMap::new(),
             aggregation: RuleAggregation::new(config.rule_aggregation_window_s),
             aggregation_window_s: config.rule_aggregation_window_s,
+            // Checked when the configuration is loaded (`PipelineConfig::load`); a
+            // configuration built in code with bad tuning gets none rather than a panic.
+            tuning: config.tuning().unwrap_or_else(|e| {
+                tracing::error!("detection tuning ignored: {e}");
+                Tuning::default()
+            }),
+            suppressed: 0,
+            disabled: 0,
         }
+    }
+
+    /// Adds suppressions (the store's `suppressions.json`) to the configuration's.
+    pub fn add_suppressions(&mut self, list: Vec<Suppression>) -> Result<(), TuningError> {
+        self.tuning.add(list)
     }
 
     /// One event, in arrival order.
@@ -262,7 +284,20 @@ impl Engine {
             self.identities.outlier(&user, score);
         }
         for f in self.emit.findings.drain(..) {
-            let alert = f.into_alert(self.clock.max_time);
+            let mut alert = f.into_alert(self.clock.max_time);
+            match self.tuning.apply(&mut alert) {
+                Verdict::Disabled => {
+                    self.disabled += 1;
+                    continue;
+                }
+                Verdict::Suppressed => {
+                    // Kept and marked, out of risk: the trail stays, nobody is paged.
+                    self.suppressed += 1;
+                    self.alerts.push(alert);
+                    continue;
+                }
+                Verdict::Raise => {}
+            }
             self.risk.add(&alert);
             self.identities.alerted(&alert);
             if let Some(user) = alert.user_id.as_deref() {
@@ -360,6 +395,8 @@ impl Engine {
                 .chain(self.stateful.iter().map(|d| (d.name(), d.keys())))
                 .collect(),
             aggregated_hits: self.aggregation.held(),
+            suppressed_alerts: self.suppressed,
+            disabled_findings: self.disabled,
         }
     }
 }

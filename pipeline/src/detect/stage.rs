@@ -34,6 +34,9 @@ pub enum StageError {
     /// Opening or writing the vector index.
     #[error("vector index: {0}")]
     Vectors(#[from] VectorError),
+    /// The store's suppressions file cannot be applied.
+    #[error(transparent)]
+    Tuning(#[from] super::tuning::TuningError),
 }
 
 /// A failure while events flow, reported at the end.
@@ -56,6 +59,10 @@ pub struct DetectOutcome {
     pub late_events: u64,
     /// Rule hits held by alert aggregation.
     pub aggregated_hits: u64,
+    /// Alerts a suppression matched (stored, marked).
+    pub suppressed_alerts: u64,
+    /// Findings of detections turned off.
+    pub disabled_findings: u64,
     /// Users in identity state.
     pub users: usize,
     /// Whether the engine resumed from a checkpoint.
@@ -86,6 +93,7 @@ impl DetectStage {
     /// opening the vector index unless `config.vectors.enabled` is off.
     pub fn start(store: &Store, config: &PipelineConfig, run_id: &str) -> Result<Self, StageError> {
         let mut engine = Engine::new(&config.detect);
+        engine.add_suppressions(super::tuning::read_store_file(store.root())?)?;
         let resumed = engine.load(&store.engine_checkpoint())?;
         let vectors = if config.vectors.enabled {
             Some(vectors::open(&config.vectors, store.root())?)
@@ -159,6 +167,8 @@ impl DetectStage {
                 duplicate_alerts,
                 late_events: stats.late_events,
                 aggregated_hits: stats.aggregated_hits,
+                suppressed_alerts: stats.suppressed_alerts,
+                disabled_findings: stats.disabled_findings,
                 users: stats.users,
                 resumed: self.resumed,
                 vectors_upserted: self.vectors_upserted,

@@ -48,6 +48,9 @@ pub struct Totals {
     /// Users with a risk score above zero.
     #[serde(default)]
     pub users_at_risk: u64,
+    /// Alerts a suppression matched (stored and marked, out of risk).
+    #[serde(default)]
+    pub suppressed_alerts: u64,
 }
 
 /// Alerts of one detection and severity in one hour.
@@ -235,6 +238,12 @@ pub async fn gather(store: &Store, options: &ReportOptions) -> Result<ReportData
     .pop()
     .unwrap_or_default();
     totals.alerts = count(&ctx, "SELECT count(*) AS n FROM alerts").await?;
+    // The marker `detect::tuning` writes into a suppressed alert's evidence.
+    totals.suppressed_alerts = count(
+        &ctx,
+        "SELECT count(*) AS n FROM alerts WHERE evidence LIKE '%\"suppressed\":{%'",
+    )
+    .await?;
     totals.users_at_risk = count(&ctx, "SELECT count(*) AS n FROM identity_state WHERE risk_score > 0").await?;
 
     let alert_counts = rows(

@@ -90,6 +90,9 @@ fn totals(d: &ReportData) -> Markup {
             div.card { span.value { (d.totals.events) } span.label { "events" } }
             div.card { span.value { (d.totals.users) } span.label { "users" } }
             div.card { span.value { (d.totals.alerts) } span.label { "alerts" } }
+            @if d.totals.suppressed_alerts > 0 {
+                div.card { span.value { (d.totals.suppressed_alerts) } span.label { "suppressed" } }
+            }
             div.card { span.value { (d.totals.users_at_risk) } span.label { "users at risk" } }
             @for (name, colour) in SEVERITIES {
                 div.card { span.value style={ "color:" (colour) } { (by_severity.get(name).copied().unwrap_or(0)) } span.label { (name) } }

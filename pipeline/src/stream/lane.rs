@@ -58,6 +58,12 @@ pub enum LaneError {
     /// The checkpoint file belongs to another partition (copied or renamed by hand).
     #[error("{lane}: the checkpoint {path} is that of {found}")]
     Mismatch { lane: String, path: String, found: String },
+    /// The store's suppressions file cannot be applied.
+    #[error("{lane}: {source}")]
+    Tuning {
+        lane: String,
+        source: crate::detect::tuning::TuningError,
+    },
 }
 
 /// Where a lane's messages come from.
@@ -255,6 +261,12 @@ impl Lane {
         };
         let tag = id.tag();
         let mut engine = Engine::new(&config.detect);
+        crate::detect::tuning::read_store_file(store.root())
+            .and_then(|list| engine.add_suppressions(list))
+            .map_err(|source| LaneError::Tuning {
+                lane: lane.clone(),
+                source,
+            })?;
         let path = id.checkpoint_path(store);
         let (next_offset, cycle, totals, cursor) = if path.exists() {
             let doc = read_doc(&path).map_err(ckpt_err)?;

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub events_duplicate: Counter,
     pub alerts: Family<Labels, Counter>,
     pub alerts_produced: Counter,
+    /// Alerts a suppression matched (stored and produced, not sent to the webhook).
+    pub alerts_suppressed: Counter,
     pub deadletters_produced: Counter,
     pub produce_errors: Counter,
     pub webhook_delivered: Counter,
@@ -72,6 +74,7 @@ impl Metrics {
             events_duplicate: Counter::default(),
             alerts: Family::default(),
             alerts_produced: Counter::default(),
+            alerts_suppressed: Counter::default(),
             deadletters_produced: Counter::default(),
             produce_errors: Counter::default(),
             webhook_delivered: Counter::default(),
@@ -87,7 +90,7 @@ impl Metrics {
             last_turn_ms: AtomicI64::new(0),
             failed: AtomicBool::new(false),
         };
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 12] = [
             ("events_in", "Records read from the sources", &m.events_in),
             ("events_stored", "Events normalized and stored", &m.events_stored),
             (
@@ -104,6 +107,11 @@ impl Metrics {
                 "alerts_produced",
                 "Alerts handed to the alerts topic",
                 &m.alerts_produced,
+            ),
+            (
+                "alerts_suppressed",
+                "Alerts a suppression matched (stored, marked, not sent to the webhook)",
+                &m.alerts_suppressed,
             ),
             (
                 "deadletters_produced",

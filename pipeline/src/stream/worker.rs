@@ -279,6 +279,9 @@ impl Worker {
                 let new = self.alert_log.append(&processed.alerts)?;
                 for a in &new {
                     self.metrics.alert(a.detection.as_str());
+                    if crate::detect::tuning::is_suppressed(a) {
+                        self.metrics.alerts_suppressed.inc();
+                    }
                     *self
                         .summary
                         .alerts_by_detection
@@ -295,7 +298,13 @@ impl Worker {
                     self.summary.alerts_produced += n;
                 }
                 if let Some(hook) = &self.webhook {
-                    hook.send(&all);
+                    // Suppressed alerts are kept and produced, not sent to people.
+                    let paging: Vec<&Alert> = all
+                        .iter()
+                        .copied()
+                        .filter(|a| !crate::detect::tuning::is_suppressed(a))
+                        .collect();
+                    hook.send(&paging);
                 }
             }
             if !processed.rejects.is_empty()
