@@ -222,7 +222,9 @@ impl WindowedDetector for BruteForce {
                     out.findings.push(self.finding(obs, state, None));
                 }
             }
-            Kind::SignIn => {
+            // A guessed password shows as a session, or (MFA following) as the password
+            // checking out.
+            Kind::SignIn | Kind::PasswordVerified => {
                 let state = self.users.entry(user.into()).or_default();
                 let during_attack = state.episode_last.is_some_and(|t| obs.time - t <= self.window_ms);
                 // The guesser signing in: from an address that failed in the episode with a
@@ -354,6 +356,21 @@ mod tests {
         d.on_event(&with_client(guessed, "203.0.113.9", LAPTOP), &mut out);
         let severities: Vec<Severity> = out.findings.iter().map(|f| f.severity).collect();
         assert_eq!(severities, [Severity::Medium, Severity::Critical]);
+
+        // Where MFA follows the password, the guess shows as the password checking out.
+        let mut d = BruteForce::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        for n in 0..8 {
+            for o in attempt(n, 1) {
+                d.on_event(&with_client(o, "203.0.113.9", LAPTOP), &mut out);
+            }
+        }
+        let verified = Obs {
+            user_id: Some("00u1".into()),
+            ..Obs::for_test(Kind::PasswordVerified, "ana@example.com", 9, "203.0.113.9")
+        };
+        d.on_event(&with_client(verified, "203.0.113.9", PHONE), &mut out);
+        assert_eq!(out.findings.last().map(|f| f.severity), Some(Severity::Critical));
     }
 
     #[test]

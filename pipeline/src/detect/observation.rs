@@ -31,6 +31,10 @@ pub enum Kind {
     PushApproved,
     /// A successful SSO into an app (`user.authentication.sso`).
     Sso,
+    /// The password checked out (`auth_via_mfa` / `verify` SUCCESS with
+    /// `PASSWORD_AS_FACTOR`): where MFA follows, a guessed password shows here and never as
+    /// a session.
+    PasswordVerified,
     /// Any other event that carries a session or device token (policy, MFA, sign-out).
     SessionActivity,
 }
@@ -231,6 +235,7 @@ fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
     }
     match result {
         "FAILURE" | "DENY" if !not_a_guess(ev) => Some(Kind::SignInFailure),
+        "SUCCESS" if ev.auth.factor.as_deref() == Some("PASSWORD_AS_FACTOR") => Some(Kind::PasswordVerified),
         _ => None,
     }
 }
@@ -525,7 +530,7 @@ mod tests {
                 ),
                 Some(Kind::SessionActivity),
             ),
-            (oie(auth, "SUCCESS", "null", password), Some(Kind::SessionActivity)),
+            (oie(auth, "SUCCESS", "null", password), Some(Kind::PasswordVerified)),
             (
                 oie("policy.evaluate_sign_on", "ALLOW", "null", ""),
                 Some(Kind::SessionActivity),

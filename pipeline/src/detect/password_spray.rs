@@ -144,7 +144,7 @@ impl WindowedDetector for PasswordSpray {
     }
 
     fn on_event(&mut self, obs: &Obs, out: &mut Emit) {
-        if obs.kind == Kind::SignIn {
+        if matches!(obs.kind, Kind::SignIn | Kind::PasswordVerified) {
             return self.on_success(obs, out);
         }
         if obs.kind != Kind::SignInFailure {
@@ -201,6 +201,17 @@ impl WindowedDetector for PasswordSpray {
         state.episode_last = Some(obs.time);
         let first = state.recent.front().map_or(obs.time, |a| a.time);
         let minutes = (obs.time - first) as f64 / 60_000.0;
+        // Users who signed in from this source before the alert: typos behind a shared
+        // address, or passwords the spray found. The analyst decides; they are named.
+        let mut signed_in: Vec<&str> = state
+            .recent
+            .iter()
+            .filter(|a| state.recovered.contains(&a.user))
+            .filter_map(|a| a.user_id.as_deref())
+            .collect();
+        signed_in.sort_unstable();
+        signed_in.dedup();
+        signed_in.truncate(MAX_EVIDENCE);
         // The users that exist, for their risk: a sprayed user is a likely next victim.
         let mut sprayed_ids: Vec<&str> = state.recent.iter().filter_map(|a| a.user_id.as_deref()).collect();
         sprayed_ids.sort_unstable();
@@ -233,6 +244,7 @@ impl WindowedDetector for PasswordSpray {
                 "window_minutes" => self.window_ms / 60_000,
                 "threshold_users" => self.users_threshold,
                 "recovered_users" => distinct.len() - unrecovered,
+                "signed_in_from_source" => signed_in,
                 "sprayed_user_ids" => sprayed_ids,
             },
             mitre: &["T1110.003", "T1110.004"],
