@@ -226,6 +226,8 @@ impl PipelineConfig {
         )?;
         set(&get, "IDGW_DETECT_BRUTE_FORCE_FAILURES", &mut d.brute_force_failures)?;
         set(&get, "IDGW_DETECT_SPRAY_USERS", &mut d.spray_users)?;
+        set(&get, "IDGW_DETECT_SPRAY_SLOW_WINDOW_S", &mut d.spray_slow_window_s)?;
+        set(&get, "IDGW_DETECT_SPRAY_SLOW_USERS", &mut d.spray_slow_users)?;
         set(
             &get,
             "IDGW_DETECT_RULE_AGGREGATION_WINDOW_S",

@@ -39,6 +39,11 @@ pub struct DetectConfig {
     pub spray_max_attempts_per_user: f64,
     /// `password_spray`: window (seconds).
     pub spray_window_s: i64,
+    /// `password_spray`: the long window a slow spray (paced under `spray_window_s`) is
+    /// counted over (seconds).
+    pub spray_slow_window_s: i64,
+    /// `password_spray`: distinct users failing from one source within the long window.
+    pub spray_slow_users: usize,
     /// `mfa_fatigue`: denied or unanswered pushes within the window.
     pub mfa_fatigue_denials: usize,
     /// `mfa_fatigue`: window (seconds).
@@ -94,6 +99,8 @@ impl Default for DetectConfig {
             spray_users: 10,
             spray_max_attempts_per_user: 3.0,
             spray_window_s: 1800,
+            spray_slow_window_s: 6 * 3600,
+            spray_slow_users: 20,
             mfa_fatigue_denials: 3,
             mfa_fatigue_window_s: 900,
             session_ttl_s: 12 * 3600,

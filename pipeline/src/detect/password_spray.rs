@@ -1,6 +1,11 @@
 //! `password_spray`: one source failing against many users, a few attempts each, within a
 //! window. Logins that do not exist count too (credential stuffing lists hold many).
 //!
+//! A slow spray, paced to stay under the window (one user every few minutes), is caught
+//! over a long window (`spray_slow_window_s`, 6 h) at a higher threshold
+//! (`spray_slow_users`, 20 distinct users), when at most a tenth of the users who failed from
+//! the source signed in from it (an office address is mostly people who then get in).
+//!
 //! A shared address (an office NAT) sees many users mistype a password and then sign in
 //! from it: users who fail and then succeed from the source before any alert are typos and
 //! do not count towards the threshold.
@@ -56,6 +61,10 @@ struct SourceAttempts {
     /// typo behind a shared address (an office NAT), not a guess.
     #[serde(default)]
     recovered: Vec<u64>,
+    /// Time of the last attempt an alert of this source counted: a later alert counts only
+    /// attempts after it (a slow spray's long window would otherwise count them again).
+    #[serde(default)]
+    alerted_upto: Option<i64>,
 }
 
 /// Recovered users remembered per source.
@@ -67,6 +76,9 @@ pub struct PasswordSpray {
     users_threshold: usize,
     max_per_user: f64,
     window_ms: i64,
+    /// The long window a slow spray is counted over, and its threshold.
+    slow_window_ms: i64,
+    slow_users: usize,
     sources: FastMap<CompactString, SourceAttempts>,
     swept: i64,
 }
@@ -77,6 +89,8 @@ impl PasswordSpray {
             users_threshold: config.spray_users.max(2),
             max_per_user: config.spray_max_attempts_per_user,
             window_ms: config.spray_window_s * 1000,
+            slow_window_ms: (config.spray_slow_window_s * 1000).max(config.spray_window_s * 1000),
+            slow_users: config.spray_slow_users.max(2),
             sources: FastMap::default(),
             swept: i64::MIN,
         }
@@ -138,6 +152,91 @@ impl PasswordSpray {
     }
 }
 
+impl PasswordSpray {
+    /// A spray over the source's attempts from index `from` on (those within `window_ms`):
+    /// `threshold` distinct users not recovered, few attempts each.
+    fn spray(
+        &self,
+        state: &SourceAttempts,
+        obs: &Obs,
+        ip: &str,
+        from: usize,
+        window_ms: i64,
+        threshold: usize,
+    ) -> Option<Finding> {
+        let attempts: Vec<&Attempt> = state.recent.range(from..).collect();
+        if attempts.len() < threshold {
+            return None;
+        }
+        let distinct: HashSet<u64> = attempts.iter().map(|a| a.user).collect();
+        let per_user = attempts.len() as f64 / distinct.len() as f64;
+        let unrecovered = distinct.iter().filter(|u| !state.recovered.contains(u)).count();
+        if unrecovered < threshold || per_user > self.max_per_user {
+            return None;
+        }
+        let slow = window_ms > self.window_ms;
+        // Over hours, a shared address collects failures of people who never come back;
+        // most of its failing users do sign in from it, though. A spraying source's almost
+        // never do.
+        if slow && (distinct.len() - unrecovered) * 10 > distinct.len() {
+            return None;
+        }
+        let first = attempts.first().map_or(obs.time, |a| a.time);
+        let minutes = (obs.time - first) as f64 / 60_000.0;
+        // Users who signed in from this source before the alert: typos behind a shared
+        // address, or passwords the spray found. The analyst decides; they are named.
+        let mut signed_in: Vec<&str> = attempts
+            .iter()
+            .filter(|a| state.recovered.contains(&a.user))
+            .filter_map(|a| a.user_id.as_deref())
+            .collect();
+        signed_in.sort_unstable();
+        signed_in.dedup();
+        signed_in.truncate(MAX_EVIDENCE);
+        // The users that exist, for their risk: a sprayed user is a likely next victim.
+        let mut sprayed_ids: Vec<&str> = attempts.iter().filter_map(|a| a.user_id.as_deref()).collect();
+        sprayed_ids.sort_unstable();
+        sprayed_ids.dedup();
+        sprayed_ids.truncate(MAX_EVIDENCE);
+        let mut evidence = evidence! {
+            "distinct_users" => distinct.len(),
+            "attempts" => attempts.len(),
+            "attempts_per_user" => (per_user * 100.0).round() / 100.0,
+            "window_minutes" => window_ms / 60_000,
+            "threshold_users" => threshold,
+            "recovered_users" => distinct.len() - unrecovered,
+            "signed_in_from_source" => signed_in,
+            "sprayed_user_ids" => sprayed_ids,
+        };
+        if slow {
+            evidence.insert("slow".into(), true.into());
+        }
+        Some(Finding {
+            detection: Detection::PasswordSpray,
+            severity: Severity::High,
+            confidence: if slow { 0.8 } else { 0.85 },
+            user_id: None,
+            user_login: None,
+            src_ip: Some(ip.to_owned()),
+            first_seen: first,
+            last_seen: obs.time,
+            event_uuids: attempts.iter().take(MAX_EVIDENCE).map(|a| a.uuid.to_string()).collect(),
+            summary: format!(
+                "{ip} failed to sign in as {} different users ({} attempts) within {minutes:.0} minutes{}.",
+                distinct.len(),
+                attempts.len(),
+                if slow {
+                    ", slowly enough to stay under a short window"
+                } else {
+                    ""
+                }
+            ),
+            evidence,
+            mitre: &["T1110.003", "T1110.004"],
+        })
+    }
+}
+
 impl WindowedDetector for PasswordSpray {
     fn name(&self) -> &'static str {
         "password_spray"
@@ -164,7 +263,11 @@ impl WindowedDetector for PasswordSpray {
             return;
         }
         let state = self.sources.entry(ip.into()).or_default();
-        while state.recent.front().is_some_and(|a| obs.time - a.time > self.window_ms) {
+        while state
+            .recent
+            .front()
+            .is_some_and(|a| obs.time - a.time > self.slow_window_ms)
+        {
             state.recent.pop_front();
         }
         if state.episode_last.is_some_and(|t| obs.time - t > self.window_ms) {
@@ -186,74 +289,35 @@ impl WindowedDetector for PasswordSpray {
             state.recent.pop_front();
         }
         if state.episode_last.is_some() {
+            // Part of the episode already alerted on.
             state.episode_last = Some(obs.time);
+            state.alerted_upto = Some(obs.time);
             return;
         }
-        if state.recent.len() < self.users_threshold {
-            return;
-        }
-        let distinct: HashSet<u64> = state.recent.iter().map(|a| a.user).collect();
-        let per_user = state.recent.len() as f64 / distinct.len() as f64;
-        let unrecovered = distinct.iter().filter(|u| !state.recovered.contains(u)).count();
-        if unrecovered < self.users_threshold || per_user > self.max_per_user {
-            return;
-        }
-        state.episode_last = Some(obs.time);
-        let first = state.recent.front().map_or(obs.time, |a| a.time);
-        let minutes = (obs.time - first) as f64 / 60_000.0;
-        // Users who signed in from this source before the alert: typos behind a shared
-        // address, or passwords the spray found. The analyst decides; they are named.
-        let mut signed_in: Vec<&str> = state
+        // The usual spray within the window; else a slow one under it, over the long window.
+        let counted = state
+            .alerted_upto
+            .map_or(0, |t| state.recent.partition_point(|a| a.time <= t));
+        let fast_from = state
             .recent
-            .iter()
-            .filter(|a| state.recovered.contains(&a.user))
-            .filter_map(|a| a.user_id.as_deref())
-            .collect();
-        signed_in.sort_unstable();
-        signed_in.dedup();
-        signed_in.truncate(MAX_EVIDENCE);
-        // The users that exist, for their risk: a sprayed user is a likely next victim.
-        let mut sprayed_ids: Vec<&str> = state.recent.iter().filter_map(|a| a.user_id.as_deref()).collect();
-        sprayed_ids.sort_unstable();
-        sprayed_ids.dedup();
-        sprayed_ids.truncate(MAX_EVIDENCE);
-        out.findings.push(Finding {
-            detection: Detection::PasswordSpray,
-            severity: Severity::High,
-            confidence: 0.85,
-            user_id: None,
-            user_login: None,
-            src_ip: Some(ip.to_owned()),
-            first_seen: first,
-            last_seen: obs.time,
-            event_uuids: state
-                .recent
-                .iter()
-                .take(MAX_EVIDENCE)
-                .map(|a| a.uuid.to_string())
-                .collect(),
-            summary: format!(
-                "{ip} failed to sign in as {} different users ({} attempts) within {minutes:.0} minutes.",
-                distinct.len(),
-                state.recent.len()
-            ),
-            evidence: evidence! {
-                "distinct_users" => distinct.len(),
-                "attempts" => state.recent.len(),
-                "attempts_per_user" => (per_user * 100.0).round() / 100.0,
-                "window_minutes" => self.window_ms / 60_000,
-                "threshold_users" => self.users_threshold,
-                "recovered_users" => distinct.len() - unrecovered,
-                "signed_in_from_source" => signed_in,
-                "sprayed_user_ids" => sprayed_ids,
-            },
-            mitre: &["T1110.003", "T1110.004"],
-        });
+            .partition_point(|a| obs.time - a.time > self.window_ms)
+            .max(counted);
+        let state = &self.sources[ip];
+        let found = self
+            .spray(state, obs, ip, fast_from, self.window_ms, self.users_threshold)
+            .or_else(|| self.spray(state, obs, ip, counted, self.slow_window_ms, self.slow_users));
+        if let Some(f) = found {
+            if let Some(state) = self.sources.get_mut(ip) {
+                state.episode_last = Some(obs.time);
+                state.alerted_upto = Some(obs.time);
+            }
+            out.findings.push(f);
+        }
     }
 
     fn on_watermark(&mut self, watermark: i64, _: &mut Emit) {
         if let Some(now) = hourly(&mut self.swept, watermark) {
-            let window = self.window_ms;
+            let window = self.slow_window_ms;
             self.sources
                 .retain(|_, s| s.recent.back().is_some_and(|a| now - a.time <= window));
         }
@@ -327,5 +391,40 @@ mod tests {
         }
         assert_eq!(out.findings.len(), 1);
         assert_eq!(out.findings[0].evidence["recovered_users"], 20);
+    }
+
+    #[test]
+    fn a_slow_spray_under_the_window_is_caught_over_the_long_one_once() {
+        let mut d = PasswordSpray::new(&DetectConfig::default());
+        let mut out = Emit::default();
+        let spray = "203.0.113.44";
+        // One user every five minutes for three hours: never ten within half an hour.
+        for i in 0..36 {
+            d.on_event(
+                &attempt(&format!("slow{i}@example.com"), i * 5, spray, Kind::SignInFailure),
+                &mut out,
+            );
+        }
+        assert_eq!(
+            out.findings.len(),
+            1,
+            "{:?}",
+            out.findings.iter().map(|f| &f.summary).collect::<Vec<_>>()
+        );
+        assert_eq!(out.findings[0].evidence["slow"], true);
+        assert_eq!(out.findings[0].evidence["distinct_users"], 20);
+        // After a quiet hour it goes on: a new alert needs twenty new users.
+        for i in 0..19 {
+            d.on_event(
+                &attempt(
+                    &format!("later{i}@example.com"),
+                    240 + i * 5,
+                    spray,
+                    Kind::SignInFailure,
+                ),
+                &mut out,
+            );
+        }
+        assert_eq!(out.findings.len(), 1, "the old attempts are not counted twice");
     }
 }

@@ -45,6 +45,8 @@ done
 # look-alikes windowed detections meet in production.
 make oie_brute_force 6 1 oie_brute_force
 make silent_push_bombing 6 1 silent_push_bombing
+# A slow spray needs more users than the long window's threshold.
+make slow_spray 60 1 slow_spray
 for l in oie_typos slow_push stale_password browser_update; do
   make "lookalike_$l" 6 2 "$l"
 done

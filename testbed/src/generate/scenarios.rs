@@ -46,6 +46,7 @@ pub const SCENARIOS: &[(&str, &str, bool)] = &[
     ("office_nat", "password_spray", true),
     ("stale_password", "brute_force", true),
     ("browser_update", "session_hijack", true),
+    ("slow_spray", "password_spray", false),
     // Added after the original set, so the draws of the scenarios above stay as they were.
     ("oauth_admin_scope", "oauth_admin_scope", false),
     ("group_admin_membership", "group_admin_membership", false),
@@ -183,6 +184,7 @@ impl<'t> Injector<'_, 't> {
             "office_nat" => self.office_nat(rng),
             "stale_password" => self.stale_password(rng),
             "browser_update" => self.browser_update(rng),
+            "slow_spray" => self.slow_spray(rng),
             single => self.single_event(single, rng),
         }
     }

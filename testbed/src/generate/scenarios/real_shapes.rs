@@ -357,4 +357,36 @@ impl Injector<'_, '_> {
             &idx,
         );
     }
+
+    /// A spray paced to stay under any half-hour window: one existing user every few
+    /// minutes for hours, from one hosting address.
+    pub(super) fn slow_spray(&mut self, rng: &mut ChaCha8Rng) {
+        let t = self.when(rng, 4 * HOUR);
+        let net = Net {
+            ip: ip_on(HOSTING_ISP, rng),
+            city: 29,
+            isp: HOSTING_ISP,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        };
+        let client = ClientRef::Attack(0);
+        let n_users = self.log.tenant.users.len() as u32;
+        let mut idx = Vec::new();
+        let mut at = t;
+        for _ in 0..rng.random_range(25..40) {
+            let victim = rng.random_range(0..n_users);
+            idx.push(failed_password(
+                self.log,
+                victim,
+                at,
+                net,
+                client,
+                None,
+                "INVALID_CREDENTIALS",
+            ));
+            at += rng.random_range(3 * MINUTE..6 * MINUTE);
+        }
+        self.label("slow_spray", "paced_under_the_window", None, Some(net.ip), &idx);
+    }
 }
