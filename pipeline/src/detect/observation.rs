@@ -206,6 +206,16 @@ fn is_push(ev: &SemanticEvent<'_>) -> bool {
         || ev.auth.factor.as_deref().is_some_and(|f| PUSH_FACTORS.contains(&f))
 }
 
+/// Whether the event's authenticator is Okta Verify (an `AuthenticatorEnrollment` target).
+fn okta_verify_target(ev: &SemanticEvent<'_>) -> bool {
+    ev.targets.iter().any(|t| {
+        t.kind.as_deref() == Some("AuthenticatorEnrollment")
+            && t.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case("Okta Verify"))
+    })
+}
+
 /// A failed check that is not a guess: Okta refusing a phishing site, enrollment limits, or
 /// a code typed while enrolling or recovering a factor (`factorIntent`).
 fn not_a_guess(ev: &SemanticEvent<'_>) -> bool {
@@ -223,6 +233,15 @@ fn not_a_guess(ev: &SemanticEvent<'_>) -> bool {
 /// said no (`OV_RESPONSE_DENY`, a wrong number) or never answered; a push that failed for
 /// another reason (`…_ERROR`: an approval from a watch whose number check failed) is not.
 fn authenticator_kind(ev: &SemanticEvent<'_>, result: &str) -> Option<Kind> {
+    // Without debugData (some SIEM exports drop it) the factor is unknown; the target
+    // still says Okta Verify. A push nobody answered is then plain; a failure may be a
+    // mistyped Okta Verify code as well as a denied push: neither a guess nor a refusal.
+    if ev.auth.factor.is_none() && !is_push(ev) && okta_verify_target(ev) {
+        return match result {
+            "UNANSWERED" | "ABANDONED" => Some(Kind::PushUnanswered),
+            _ => None,
+        };
+    }
     if is_push(ev) {
         let number = ev.auth.number_challenge_response.as_deref().unwrap_or("");
         return match (result, ev.auth.push_response.as_deref()) {
@@ -539,6 +558,16 @@ mod tests {
         for (json, want) in cases {
             assert_eq!(kind(&json), want, "{json}");
         }
+        // An export without debugData: the target says Okta Verify, the factor is unknown.
+        let verify_target = |result: &str| {
+            oie(auth, result, "null", "").replace(r#""displayName":"Password"}]"#, r#""displayName":"Okta Verify"}]"#)
+        };
+        assert_eq!(kind(&verify_target("UNANSWERED")), Some(Kind::PushUnanswered));
+        assert_eq!(
+            kind(&verify_target("FAILURE")),
+            Some(Kind::SessionActivity),
+            "no guess, no refusal"
+        );
         // The events one attempt logs share its request.
         let a = obs_of(&oie(auth, "FAILURE", r#""INVALID_CREDENTIALS""#, password)).unwrap();
         let b = obs_of(&oie("user.session.start", "FAILURE", r#""INVALID_CREDENTIALS""#, "")).unwrap();

@@ -93,7 +93,12 @@ impl DetectStage {
     /// opening the vector index unless `config.vectors.enabled` is off.
     pub fn start(store: &Store, config: &PipelineConfig, run_id: &str) -> Result<Self, StageError> {
         let mut engine = Engine::new(&config.detect);
-        engine.add_suppressions(super::tuning::read_store_file(store.root())?)?;
+        let suppressions = super::tuning::read_store_file(store.root())?;
+        if !suppressions.is_empty() {
+            let ids: Vec<&str> = suppressions.iter().map(|s| s.id.as_str()).collect();
+            tracing::info!(count = ids.len(), ids = ?ids, "store suppressions in force");
+        }
+        engine.add_suppressions(suppressions)?;
         let resumed = engine.load(&store.engine_checkpoint())?;
         let vectors = if config.vectors.enabled {
             Some(vectors::open(&config.vectors, store.root())?)

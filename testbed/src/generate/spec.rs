@@ -282,11 +282,28 @@ impl Renderer<'_> {
         self.principal(Val::StrRef(&u.id), "User", Val::StrRef(&u.login), Val::StrRef(&u.name))
     }
 
-    fn geo(&self, net: &Net) -> Val<'_> {
+    fn geo(&self, net: &Net, country_only: bool) -> Val<'_> {
         if net.no_geo {
             return Val::Obj(Obj(vec![]));
         }
         let c = &CITIES[net.city];
+        if country_only {
+            // Geo-IP that knows only the country: no city, state or postal code, and for the
+            // United States MaxMind's country point (elsewhere no coordinates at all).
+            let mut fields = vec![
+                ("city", Val::Null),
+                ("state", Val::Null),
+                ("country", Val::StrRef(c.country)),
+                ("postalCode", Val::Null),
+            ];
+            if c.country == "United States" {
+                fields.push((
+                    "geolocation",
+                    Val::Obj(Obj(vec![("lat", Val::Num(37.751)), ("lon", Val::Num(-97.822))])),
+                ));
+            }
+            return Val::Obj(Obj(fields));
+        }
         Val::Obj(Obj(vec![
             ("city", Val::StrRef(c.name)),
             ("state", Val::StrRef(c.state)),
@@ -326,6 +343,11 @@ impl Renderer<'_> {
                 )
             }
         };
+        // Ordinary traffic (a user's own client on a plain network) sometimes carries less:
+        // a country-level location (1 in 40), a null security context (1 in 25).
+        let ordinary = matches!(spec.client, ClientRef::Normal(_) | ClientRef::Updated(_))
+            && !spec.net.proxy
+            && spec.net.tunnel.is_none();
         let client = match spec.client {
             ClientRef::Normal(i) => Some(CLIENTS[i]),
             ClientRef::Attack(i) => Some(ATTACK_CLIENTS[i]),
@@ -346,7 +368,10 @@ impl Renderer<'_> {
             ("device", opt(client.map(|c| c.device))),
             ("id", Val::Null),
             ("ipAddress", Val::StrRef(&ip)),
-            ("geographicalContext", self.geo(&spec.net)),
+            (
+                "geographicalContext",
+                self.geo(&spec.net, ordinary && (spec.rand >> 96).is_multiple_of(40)),
+            ),
         ]));
         let session = spec.session.map(session_id);
         let auth = Val::Obj(Obj(vec![
@@ -360,13 +385,24 @@ impl Renderer<'_> {
             ("externalSessionId", opt(session.as_deref())),
         ]));
         let isp = &ISPS[spec.net.isp];
-        let security = Val::Obj(Obj(vec![
-            ("asNumber", Val::Int(i64::from(isp.asn))),
-            ("asOrg", Val::StrRef(isp.org)),
-            ("isp", Val::StrRef(isp.org)),
-            ("domain", Val::StrRef(isp.domain)),
-            ("isProxy", Val::Bool(spec.net.proxy)),
-        ]));
+        // Real tenants: on unremarkable traffic all five fields are often null.
+        let security = if ordinary && (spec.rand >> 104).is_multiple_of(25) {
+            Val::Obj(Obj(vec![
+                ("asNumber", Val::Null),
+                ("asOrg", Val::Null),
+                ("isp", Val::Null),
+                ("domain", Val::Null),
+                ("isProxy", Val::Null),
+            ]))
+        } else {
+            Val::Obj(Obj(vec![
+                ("asNumber", Val::Int(i64::from(isp.asn))),
+                ("asOrg", Val::StrRef(isp.org)),
+                ("isp", Val::StrRef(isp.org)),
+                ("domain", Val::StrRef(isp.domain)),
+                ("isProxy", Val::Bool(spec.net.proxy)),
+            ]))
+        };
         let request_id = format!("{:x}", spec.rand >> 32);
         let mut debug: Vec<(&'static str, Val<'_>)> = vec![
             ("requestId", Val::Str(request_id.clone())),
@@ -469,7 +505,10 @@ impl Renderer<'_> {
                     "ipChain",
                     Val::Arr(vec![Val::Obj(Obj(vec![
                         ("ip", Val::StrRef(&ip)),
-                        ("geographicalContext", self.geo(&spec.net)),
+                        (
+                            "geographicalContext",
+                            self.geo(&spec.net, ordinary && (spec.rand >> 96).is_multiple_of(40)),
+                        ),
                         ("version", Val::StrRef("V4")),
                         ("source", Val::Null),
                     ]))]),
