@@ -376,6 +376,54 @@ fn alerts_reach_the_webhook_through_retries_and_a_dead_endpoint_dead_letters_the
     let delivered: BTreeSet<String> = got.lock().unwrap().iter().map(|b| alert_id(b.as_bytes())).collect();
     assert_eq!(delivered, ids, "every alert delivered, the first three after retries");
 
+    // A suppression on one of those detections: its alerts are stored and marked, nobody
+    // is paged for them; the rest still arrive.
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(store.root().join("alerts.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let quiet_detection = first["detection"].as_str().unwrap().to_owned();
+    let store = Store::open(fx.dir.path().join("quiet")).unwrap();
+    let suppression = idgw_pipeline::detect::tuning::Suppression {
+        id: "sup-test".into(),
+        detection: Some(quiet_detection.clone()),
+        user: None,
+        ip: None,
+        asn: None,
+        country: None,
+        reason: "known and accepted".into(),
+        owner: "soc-lead@example.com".into(),
+        expires: "2999-01-01T00:00:00Z".parse().unwrap(),
+    };
+    idgw_pipeline::detect::tuning::write_store_file(store.root(), &[suppression]).unwrap();
+    let (url, got) = webhook_endpoint(0);
+    let mut quiet = c.clone();
+    quiet.webhook.url = url;
+    quiet.kafka.group_id = "quiet".into();
+    run_until(&store, quiet, |m| m.events_in.get() >= n);
+    let stored: Vec<serde_json::Value> = std::fs::read_to_string(store.root().join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (suppressed, paged): (Vec<_>, Vec<_>) = stored.iter().partition(|a| a["detection"] == quiet_detection.as_str());
+    assert!(!suppressed.is_empty());
+    assert!(
+        suppressed
+            .iter()
+            .all(|a| a["evidence"]["suppressed"]["id"] == "sup-test")
+    );
+    let delivered: BTreeSet<String> = got.lock().unwrap().iter().map(|b| alert_id(b.as_bytes())).collect();
+    let expected: BTreeSet<String> = paged
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered, expected, "the webhook gets the unsuppressed alerts only");
+
     // Nothing listens: each alert ends in the webhook dead letter with the reason.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/hook", dead.local_addr().unwrap());
