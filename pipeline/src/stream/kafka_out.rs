@@ -142,7 +142,10 @@ impl KafkaOut {
         let Some(topic) = &self.alerts_topic else { return Ok(0) };
         for alert in alerts {
             let payload = serde_json::to_vec(alert).map_err(ProduceError::Encode)?;
-            let key = alert.user_id.as_deref().unwrap_or("");
+            // By user, else by source (spray, ThreatInsight): one entity's alerts stay in
+            // order on one partition, and source alerts spread instead of sharing the
+            // empty key's.
+            let key = alert.user_id.as_deref().or(alert.src_ip.as_deref()).unwrap_or("");
             self.send(
                 topic,
                 BaseRecord::to(topic).key(key.as_bytes()).payload(payload.as_slice()),
