@@ -144,29 +144,37 @@ fn okta_bits(ev: &SemanticEvent<'_>) -> u16 {
         Some(l) if l.eq_ignore_ascii_case("MEDIUM") => bits |= RISK_MEDIUM,
         _ => {}
     }
-    for name in signals.positive_behaviors() {
-        let n = name.to_ascii_lowercase();
-        bits |= if n.contains("velocity") {
+    for n in signals.positive_behaviors() {
+        let has = |word: &str| contains_ignoring_case(n, word);
+        bits |= if has("velocity") {
             VELOCITY
-        } else if n.contains("geo") {
+        } else if has("geo") {
             NEW_GEO_LOCATION
-        } else if n.contains("country") {
+        } else if has("country") {
             NEW_COUNTRY
-        } else if n.contains("state") {
+        } else if has("state") {
             NEW_STATE
-        } else if n.contains("city") {
+        } else if has("city") {
             NEW_CITY
-        } else if n.contains("device") {
+        } else if has("device") {
             NEW_DEVICE
-        } else if n.contains("asn") {
+        } else if has("asn") {
             NEW_ASN
-        } else if n.contains("ip") {
+        } else if has("ip") {
             NEW_IP
         } else {
             0
         };
     }
     bits
+}
+
+/// Whether `text` contains `word`, ASCII case ignored, without allocating (this runs for
+/// every event that becomes an observation).
+fn contains_ignoring_case(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// `client.id` of Okta's Admin Console (Okta documents its first-party app ids; Panther's
@@ -177,16 +185,16 @@ const ADMIN_CONSOLE_CLIENT: &str = "okta.b58d5b75-07d4-5f25-bf59-368a1261a405";
 /// (`CHROME`, `FIREFOX`, `SAFARI`, `EDGE`, `OPERA`; mobile variants included). None for
 /// other clients and unparsable strings.
 pub fn browser_major(raw: &str, browser: &str) -> Option<u16> {
-    let family = browser.to_ascii_uppercase();
-    let tokens: &[&str] = if family.contains("EDGE") {
+    let family = |name: &str| contains_ignoring_case(browser, name);
+    let tokens: &[&str] = if family("EDGE") {
         &["Edg/", "EdgA/", "EdgiOS/", "Edge/"]
-    } else if family.contains("FIREFOX") {
+    } else if family("FIREFOX") {
         &["Firefox/", "FxiOS/"]
-    } else if family.contains("OPERA") {
+    } else if family("OPERA") {
         &["OPR/", "Opera/"]
-    } else if family.contains("CHROME") {
+    } else if family("CHROME") {
         &["Chrome/", "CriOS/"]
-    } else if family.contains("SAFARI") {
+    } else if family("SAFARI") {
         &["Version/"]
     } else {
         return None;
@@ -222,10 +230,11 @@ fn not_a_guess(ev: &SemanticEvent<'_>) -> bool {
     let intent = ev.auth.factor_intent.as_deref().unwrap_or("");
     intent.eq_ignore_ascii_case("CREDENTIAL_ENROLLMENT")
         || intent.eq_ignore_ascii_case("CREDENTIAL_RECOVERY")
-        || ev.outcome.reason.as_deref().is_some_and(|r| {
-            let r = r.to_ascii_lowercase();
-            r.contains("phishing") || r.contains("enrollment")
-        })
+        || ev
+            .outcome
+            .reason
+            .as_deref()
+            .is_some_and(|r| contains_ignoring_case(r, "phishing") || contains_ignoring_case(r, "enrollment"))
 }
 
 /// What an authenticator check (Identity Engine `auth_via_mfa` / `verify` /

@@ -230,10 +230,9 @@ impl Tuning {
 
     /// Adds suppressions (the store's file, after the configuration's).
     pub fn add(&mut self, list: impl IntoIterator<Item = Suppression>) -> Result<(), TuningError> {
-        for (i, s) in list.into_iter().enumerate() {
-            let mut s = s;
+        for mut s in list {
             if s.id.is_empty() {
-                s.id = format!("config-{}", self.suppressions.len() + i + 1);
+                s.id = format!("config-{}", self.suppressions.len() + 1);
             }
             self.suppressions.push(s.compile()?);
         }

@@ -72,6 +72,20 @@ pub struct Net {
     pub tunnel: Option<(&'static str, &'static str, bool)>,
 }
 
+impl Net {
+    /// A located, unproxied network: `ip` on `isp` in `city`.
+    pub fn plain(ip: u32, city: usize, isp: usize) -> Net {
+        Net {
+            ip,
+            city,
+            isp,
+            no_geo: false,
+            proxy: false,
+            tunnel: None,
+        }
+    }
+}
+
 /// Event-specific details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extra {

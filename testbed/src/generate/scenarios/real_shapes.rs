@@ -49,19 +49,7 @@ impl Injector<'_, '_> {
                 push: None,
             },
         );
-        let session = self.log.push(
-            at + 120,
-            "user.session.start",
-            "FAILURE",
-            Some("INVALID_CREDENTIALS"),
-            Actor::User(user),
-            Target::None,
-            net,
-            client,
-            device,
-            None,
-            Extra::None,
-        );
+        let session = failed_password(self.log, user, at + 120, net, client, device, "INVALID_CREDENTIALS");
         self.same_request(check, session);
         [check, session]
     }
@@ -194,14 +182,7 @@ impl Injector<'_, '_> {
             return;
         };
         let isp = CITIES[city].isp;
-        let net = Net {
-            ip: ip_on(isp, rng),
-            city,
-            isp,
-            no_geo: false,
-            proxy: false,
-            tunnel: None,
-        };
+        let net = Net::plain(ip_on(isp, rng), city, isp);
         let t = self.when(rng, HOUR);
         let mut idx = Vec::new();
         let mut at = t;
@@ -244,14 +225,7 @@ impl Injector<'_, '_> {
         let t = self.when(rng, 2 * HOUR);
         let phone = u.devices[u.devices.len() - 1];
         let laptop = u.devices[0];
-        let net = Net {
-            ip: u.home_ip,
-            city: u.home,
-            isp: CITIES[u.home].isp,
-            no_geo: false,
-            proxy: false,
-            tunnel: None,
-        };
+        let net = Net::plain(u.home_ip, u.home, CITIES[u.home].isp);
         // The phone worked from home this morning, before the password changed.
         let session = rng.random();
         sign_in(
@@ -308,14 +282,7 @@ impl Injector<'_, '_> {
         let t = self.when(rng, 3 * HOUR);
         let dev = u.devices[0];
         let session = rng.random();
-        let home = Net {
-            ip: u.home_ip,
-            city: u.home,
-            isp: CITIES[u.home].isp,
-            no_geo: false,
-            proxy: false,
-            tunnel: None,
-        };
+        let home = Net::plain(u.home_ip, u.home, CITIES[u.home].isp);
         let mut idx = sign_in(
             self.log,
             rng,
@@ -362,14 +329,7 @@ impl Injector<'_, '_> {
     /// minutes for hours, from one hosting address.
     pub(super) fn slow_spray(&mut self, rng: &mut ChaCha8Rng) {
         let t = self.when(rng, 4 * HOUR);
-        let net = Net {
-            ip: ip_on(HOSTING_ISP, rng),
-            city: 29,
-            isp: HOSTING_ISP,
-            no_geo: false,
-            proxy: false,
-            tunnel: None,
-        };
+        let net = Net::plain(ip_on(HOSTING_ISP, rng), 29, HOSTING_ISP);
         let client = ClientRef::Attack(0);
         let n_users = self.log.tenant.users.len() as u32;
         let mut idx = Vec::new();
