@@ -16,7 +16,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     allocator::configure();
     let args = cli::Cli::parse();
-    cli::init_logging(&args.log);
+    if let Err(err) = cli::init_logging(&args) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use idgw_pipeline::layered::{self, LayerError, Loaded, Spec};
+
 use crate::actions::policy::PolicyConfig;
 use crate::auth::AuthConfig;
 use crate::okta::OktaConfig;
@@ -59,6 +61,39 @@ pub struct AuditConfig {
     pub head_copy: Option<PathBuf>,
 }
 
+/// What the gateway reads of a deployment file and the environment.
+pub const SPEC: Spec<'static> = Spec {
+    root: Some("gateway"),
+    exclude: &[],
+    optional_tables: &["audit.kafka", "audit.kafka.security", "okta.service_app"],
+    aliases: &[],
+    // The gateway's promise: the reviewed file decides who may call and what needs a second
+    // person. (The names the gateway read before, OKTA_ISSUER, IDGW_AUTH_AUDIENCE,
+    // IDGW_POLICY_PROTECTED_*, still apply; none of them turns approvals off.)
+    file_only: &["auth", "policy"],
+};
+
+/// Dotted paths of the leaves that differ between two renderings of a configuration.
+fn changed_leaves(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Vec<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = Vec::new();
+            for (k, v) in y {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.extend(changed_leaves(x.get(k).unwrap_or(&Value::Null), v, &path));
+            }
+            out
+        }
+        _ if a != b => vec![prefix.to_owned()],
+        _ => Vec::new(),
+    }
+}
+
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayConfigError {
@@ -73,21 +108,43 @@ pub enum GatewayConfigError {
 impl GatewayConfig {
     /// Defaults, then the `[gateway]` table of `path`, then the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, GatewayConfigError> {
-        let mut config = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| GatewayConfigError::Io {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                Self::from_toml(&text).map_err(|message| GatewayConfigError::Parse {
-                    path: p.display().to_string(),
-                    message,
-                })?
+        Ok(Self::resolve(path, std::env::vars())?.config)
+    }
+
+    /// Defaults, then the `[gateway]` table of `path`, then `vars`: `IDGW_GATEWAY_<TABLE>_<KEY>`
+    /// by the pipeline's one rule ([`idgw_pipeline::layered`]), then the names this gateway
+    /// read before that rule and the reference design's (`OKTA_*`, `AUDIT_LOG_DIR`, …). Keys
+    /// those set are reported as set by the environment.
+    pub fn resolve(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded<Self>, GatewayConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut loaded: Loaded<Self> = layered::load(&SPEC, path, vars.iter().cloned()).map_err(|e| match e {
+            LayerError::Io { path, source } => GatewayConfigError::Io { path, source },
+            LayerError::Toml { path, message } => GatewayConfigError::Parse { path, message },
+            other => GatewayConfigError::Env(other.to_string()),
+        })?;
+        let before = serde_json::to_value(&loaded.config).unwrap_or_default();
+        let get = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        loaded.config.apply_env(&get)?;
+        let after = serde_json::to_value(&loaded.config).unwrap_or_default();
+        for key in changed_leaves(&before, &after, "") {
+            loaded.sources.insert(
+                key,
+                layered::Source::Env("an OKTA_*, AUDIT_LOG_DIR or earlier IDGW_* name".into()),
+            );
+        }
+        // The protected users and groups may still come from their earlier names: replacing
+        // the file's lists removes protections, so that is said at start.
+        for (key, source) in &loaded.sources {
+            if let layered::Source::Env(name) = source
+                && key.starts_with("policy.")
+            {
+                tracing::warn!(key = %format!("gateway.{key}"), variable = %name, "a policy setting comes from the environment");
             }
-            None => GatewayConfig::default(),
-        };
-        config.apply_env(&|name| std::env::var(name).ok())?;
-        Ok(config)
+        }
+        Ok(loaded)
     }
 
     /// The `[gateway]` table of a deployment file.
@@ -124,14 +181,19 @@ impl GatewayConfig {
         if let Some(copy) = get("IDGW_AUDIT_HEAD_COPY").filter(|d| !d.trim().is_empty()) {
             self.audit.head_copy = Some(PathBuf::from(copy));
         }
-        // The deployment's brokers (design.md) carry the audit copy too.
+        // The deployment's brokers (design.md) carry the audit copy too. Only the address
+        // changes: the topic and the TLS/SASL block the file gave stay.
         if let Some(brokers) = get("KAFKA_BROKERS").filter(|b| !b.trim().is_empty()) {
-            let topic = self
-                .audit
-                .kafka
-                .as_ref()
-                .map_or_else(crate::audit::mirror::MirrorConfig::default_topic, |k| k.topic.clone());
-            self.audit.kafka = Some(crate::audit::mirror::MirrorConfig { brokers, topic });
+            match self.audit.kafka.as_mut() {
+                Some(k) => k.brokers = brokers,
+                None => {
+                    self.audit.kafka = Some(crate::audit::mirror::MirrorConfig {
+                        brokers,
+                        topic: crate::audit::mirror::MirrorConfig::default_topic(),
+                        security: Default::default(),
+                    });
+                }
+            }
         }
         if let (Some(topic), Some(k)) = (
             get("IDGW_AUDIT_KAFKA_TOPIC").filter(|t| !t.trim().is_empty()),
@@ -170,6 +232,57 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("<redacted>") && text.contains("acme.okta.com"), "{text}");
+    }
+
+    /// The approval list and the token checks cannot be changed by a process's environment:
+    /// an agent that can start the gateway with its own variables does not get to drop
+    /// approvals or accept its own tokens.
+    #[test]
+    fn approvals_and_auth_are_set_only_in_the_file() {
+        for (name, value) in [
+            ("IDGW_GATEWAY_POLICY_APPROVAL_REQUIRED", ""),
+            ("IDGW_GATEWAY_POLICY_MIN_REASONING_CHARS", "0"),
+            ("IDGW_GATEWAY_POLICY_NOTIFY_TEMPLATES_WAS_THIS_YOU", "click here"),
+            ("IDGW_GATEWAY_AUTH_JWKS_URI", "https://attacker.example/jwks"),
+            ("IDGW_GATEWAY_AUTH_LEEWAY_S", "315360000"),
+        ] {
+            let err = GatewayConfig::resolve(None, vec![(name.to_owned(), value.to_owned())]).unwrap_err();
+            assert!(
+                err.to_string().contains(name) && err.to_string().contains("only in the configuration file"),
+                "{err}"
+            );
+        }
+        let ok = GatewayConfig::resolve(
+            None,
+            vec![(
+                "IDGW_GATEWAY_APPROVALS_PUBLIC_URL".to_owned(),
+                "https://idgw.example.com".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            ok.config.approvals.public_url.as_deref(),
+            Some("https://idgw.example.com")
+        );
+    }
+
+    /// `KAFKA_BROKERS` points the audit copy at the brokers; it never drops the TLS and
+    /// SASL the file set for it (an attacker's shortcut to a plaintext audit copy).
+    #[test]
+    fn kafka_brokers_keep_the_audit_copys_security() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[gateway.audit.kafka]\nbrokers = \"a:9093\"\ntopic = \"audit.t\"\n\
+             [gateway.audit.kafka.security]\nprotocol = \"ssl\"\n",
+        )
+        .unwrap();
+        let vars = vec![("KAFKA_BROKERS".to_owned(), "b:9093".to_owned())];
+        let c = GatewayConfig::resolve(Some(&path), vars).unwrap().config;
+        let k = c.audit.kafka.unwrap();
+        assert_eq!((k.brokers.as_str(), k.topic.as_str()), ("b:9093", "audit.t"));
+        assert_eq!(k.security.protocol, idgw_pipeline::stream::kafka_client::Protocol::Ssl);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod data;
+pub mod metrics;
 pub mod okta;
 pub mod ondemand;
 pub mod resources;

@@ -381,6 +381,8 @@ impl ServerHandler for Gateway {
         // does not name is refused (fails closed).
         if scopes::need(&name) == scopes::Need::Unlisted {
             let message = format!("{name} is not a tool this gateway serves to anyone (no entry in the scope table)");
+            // Not labelled by the name: a caller could mint any number of them.
+            crate::metrics::METRICS.tool_call("(unlisted)", "denied", started.elapsed().as_secs_f64());
             self.actions.audit_denied(&caller, &name, arguments, &message).await;
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
@@ -396,6 +398,7 @@ impl ServerHandler for Gateway {
                 Some(_) => None,
             };
             if let Some(message) = refusal {
+                crate::metrics::METRICS.tool_call(&name, "denied", started.elapsed().as_secs_f64());
                 self.actions.audit_denied(&caller, &name, arguments, &message).await;
                 return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
             }
@@ -420,6 +423,12 @@ impl ServerHandler for Gateway {
             .call(ToolCallContext::new(self, request, context))
             .await;
         let answered = started.elapsed();
+        let outcome = match &response {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        crate::metrics::METRICS.tool_call(&name, outcome, answered.as_secs_f64());
         if !ACTION_TOOLS.contains(&name.as_str()) {
             let error = match &response {
                 Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Some(
@@ -605,6 +614,18 @@ pub async fn serve_http(
         refusals.flush(&log);
     }
     served
+}
+
+/// Serves `/metrics` on a listener of its own (`--metrics`), apart from `/mcp`: what an
+/// agent is refused and how many approvals wait is for the operator's scraper, not for
+/// whoever reaches the MCP port.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let router = axum::Router::new().route("/metrics", axum::routing::get(crate::metrics::serve));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+        .await
+        .map_err(|source| ServeError::Http { addr, source })
 }
 
 /// Serves only the approval page on `listener` (for a stdio gateway, whose MCP client

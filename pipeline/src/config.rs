@@ -1,10 +1,13 @@
 //! Pipeline configuration: compiled-in defaults, then the `--config` TOML file, then
-//! environment variables (`IDGW_<SECTION>_<KEY>`, e.g. `IDGW_STORE_BATCH_ROWS`).
+//! environment variables (`IDGW_<TABLE>_<KEY>`, e.g. `IDGW_STORE_BATCH_ROWS`; the rule is
+//! in [`crate::layered`]).
 //! `deploy/config.example.toml` documents every knob.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::layered::{self, Loaded, Source, Spec};
 
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +21,12 @@ pub enum ConfigError {
     /// A suppression or a per-detection setting cannot be applied.
     #[error(transparent)]
     Tuning(#[from] crate::detect::tuning::TuningError),
-    /// An environment override has a value of the wrong type.
-    #[error("environment variable {name}={value:?}: {message}")]
-    Env {
-        name: String,
-        value: String,
-        message: String,
-    },
+    /// `[kafka]` cannot work as given.
+    #[error("{0}")]
+    Kafka(String),
+    /// A value of the file or the environment cannot be read, or a variable names no key.
+    #[error(transparent)]
+    Layer(#[from] layered::LayerError),
 }
 
 /// Everything the pipeline can be told.
@@ -97,6 +99,10 @@ pub struct StoreConfig {
     /// per-user lookup decompresses several pages per day, and LZ4 does that several times
     /// faster than zstd, for somewhat larger files) or `zstd` (at `zstd_level`).
     pub compact_codec: StoreCodec,
+    /// Days of events, alerts and dead letters kept; `idgw store compact` (the scheduled
+    /// maintenance) removes what is older. 0 keeps everything. The audit log and the
+    /// checkpoints are never pruned.
+    pub retention_days: u32,
 }
 
 /// A Parquet compression the store can be configured with.
@@ -129,27 +135,69 @@ impl Default for StoreConfig {
             zstd_level: 1,
             ingest_codec: StoreCodec::Zstd,
             compact_codec: StoreCodec::Lz4,
+            retention_days: 0,
         }
     }
 }
 
+/// Variables other tools already use for these keys (the reference design's names).
+const ALIASES: &[(&str, &str)] = &[
+    ("KAFKA_BROKERS", "kafka.brokers"),
+    ("OKTA_ORG_URL", "poller.org_url"),
+    ("OKTA_API_TOKEN", "poller.api_token"),
+    ("QDRANT_URL", "vectors.url"),
+    ("QDRANT_API_KEY", "vectors.api_key"),
+    ("VECTOR_DB_PATH", "vectors.path"),
+    // Its name before the one rule (`IDGW_WEBHOOK_BEARER_TOKEN`).
+    ("IDGW_WEBHOOK_TOKEN", "webhook.bearer_token"),
+];
+
+/// What the pipeline reads of a deployment file and the environment.
+pub const SPEC: Spec<'static> = Spec {
+    root: None,
+    exclude: &["gateway"],
+    optional_tables: &["poller.service_app"],
+    aliases: ALIASES,
+    file_only: &[],
+};
+
 impl PipelineConfig {
     /// Defaults, then `path` if given, then the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match path {
-            Some(p) => {
-                let text = fs_err::read_to_string(p)?;
-                Self::from_toml(&text).map_err(|e| ConfigError::Parse {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?
-            }
-            None => PipelineConfig::default(),
+        Ok(Self::resolve(path, std::env::vars())?.config)
+    }
+
+    /// Defaults, then `path`, then `vars` (`IDGW_<TABLE>_<KEY>` and the aliases), with
+    /// where each value came from.
+    pub fn resolve(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded<Self>, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut loaded: Loaded<Self> = layered::load(&SPEC, path, vars.iter().cloned())?;
+        let get = |n: &str| {
+            vars.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
         };
-        config.apply_env(|name| std::env::var(name).ok())?;
+        // The reference design's service-app names make a table of three variables.
+        if let (Some(client_id), Some(key)) = (get("OKTA_SERVICE_CLIENT_ID"), get("OKTA_SERVICE_PRIVATE_KEY_FILE")) {
+            loaded.config.poller.service_app = Some(crate::okta::credentials::ServiceAppConfig {
+                client_id,
+                private_key_file: key.into(),
+                key_id: get("OKTA_SERVICE_KEY_ID"),
+                scopes: vec!["okta.logs.read".into()],
+            });
+            loaded.sources.insert(
+                "poller.service_app".into(),
+                Source::Env("OKTA_SERVICE_CLIENT_ID".into()),
+            );
+        }
         // Bad tuning is an error at start, not a suppression silently ignored.
-        config.detect.tuning()?;
-        Ok(config)
+        loaded.config.detect.tuning()?;
+        loaded.config.kafka.validate().map_err(ConfigError::Kafka)?;
+        Ok(loaded)
     }
 
     /// The pipeline's sections of a deployment file. One file configures a deployment;
@@ -159,240 +207,151 @@ impl PipelineConfig {
         table.remove("gateway");
         table.try_into()
     }
-
-    /// Applies `IDGW_*` overrides read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn set<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            name: &str,
-            slot: &mut T,
-        ) -> Result<(), ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            if let Some(value) = get(name) {
-                *slot = value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-                    name: name.to_owned(),
-                    value: value.clone(),
-                    message: e.to_string(),
-                })?;
-            }
-            Ok(())
-        }
-        /// A list: a JSON array (`["North Korea","Iran"]`, for names with commas), else
-        /// comma-separated; empty clears it.
-        fn list(get: &impl Fn(&str) -> Option<String>, name: &str, slot: &mut Vec<String>) -> Result<(), ConfigError> {
-            let Some(value) = get(name) else {
-                return Ok(());
-            };
-            let v = value.trim();
-            *slot = if v.starts_with('[') {
-                serde_json::from_str(v).map_err(|e| ConfigError::Env {
-                    name: name.to_owned(),
-                    value: value.clone(),
-                    message: e.to_string(),
-                })?
-            } else {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            };
-            Ok(())
-        }
-        set(&get, "IDGW_INGEST_MAX_EVENT_BYTES", &mut self.ingest.max_event_bytes)?;
-        set(
-            &get,
-            "IDGW_INGEST_DEADLETTER_RAW_BYTES",
-            &mut self.ingest.deadletter_raw_bytes,
-        )?;
-        set(&get, "IDGW_INGEST_READ_BATCH_BYTES", &mut self.ingest.read_batch_bytes)?;
-        set(&get, "IDGW_STORE_BATCH_ROWS", &mut self.store.batch_rows)?;
-        set(&get, "IDGW_STORE_ROW_GROUP_ROWS", &mut self.store.row_group_rows)?;
-        set(&get, "IDGW_STORE_MAX_ROWS_PER_FILE", &mut self.store.max_rows_per_file)?;
-        set(&get, "IDGW_STORE_ZSTD_LEVEL", &mut self.store.zstd_level)?;
-        set(&get, "IDGW_STORE_INGEST_CODEC", &mut self.store.ingest_codec)?;
-        set(&get, "IDGW_STORE_COMPACT_CODEC", &mut self.store.compact_codec)?;
-        let d = &mut self.detect;
-        set(&get, "IDGW_DETECT_ENABLED", &mut d.enabled)?;
-        set(&get, "IDGW_DETECT_ALLOWED_LATENESS_S", &mut d.allowed_lateness_s)?;
-        set(&get, "IDGW_DETECT_RISK_HALF_LIFE_H", &mut d.risk_half_life_h)?;
-        set(&get, "IDGW_DETECT_TRAVEL_MAX_KMH", &mut d.travel_max_kmh)?;
-        set(
-            &get,
-            "IDGW_DETECT_TRAVEL_COUNTRY_ACCURACY_KM",
-            &mut d.travel_country_accuracy_km,
-        )?;
-        set(&get, "IDGW_DETECT_BRUTE_FORCE_FAILURES", &mut d.brute_force_failures)?;
-        set(&get, "IDGW_DETECT_SPRAY_USERS", &mut d.spray_users)?;
-        set(&get, "IDGW_DETECT_SPRAY_SLOW_WINDOW_S", &mut d.spray_slow_window_s)?;
-        set(&get, "IDGW_DETECT_SPRAY_SLOW_USERS", &mut d.spray_slow_users)?;
-        set(
-            &get,
-            "IDGW_DETECT_RULE_AGGREGATION_WINDOW_S",
-            &mut d.rule_aggregation_window_s,
-        )?;
-        set(&get, "IDGW_DETECT_MFA_FATIGUE_DENIALS", &mut d.mfa_fatigue_denials)?;
-        set(
-            &get,
-            "IDGW_DETECT_ANOMALY_MODEL_THRESHOLD",
-            &mut d.anomaly_model_threshold,
-        )?;
-        set(&get, "IDGW_DETECT_BEHAVIOUR_HALF_LIFE_H", &mut d.behaviour_half_life_h)?;
-        list(&get, "IDGW_DETECT_SANCTIONED_COUNTRIES", &mut d.sanctioned_countries)?;
-        list(&get, "IDGW_DETECT_ADMIN_GROUPS", &mut d.admin_groups)?;
-        set(&get, "IDGW_DETECT_UNAUTH_APP_ATTEMPTS", &mut d.unauth_app_attempts)?;
-        set(&get, "IDGW_DETECT_UNAUTH_APP_WINDOW_S", &mut d.unauth_app_window_s)?;
-        set(&get, "IDGW_DETECT_RATE_LIMIT_WINDOW_S", &mut d.rate_limit_window_s)?;
-        set(
-            &get,
-            "IDGW_DETECT_ENROLL_AFTER_RESET_WINDOW_S",
-            &mut d.enroll_after_reset_window_s,
-        )?;
-        let k = &mut self.kafka;
-        // The reference design's name for the brokers.
-        set(&get, "KAFKA_BROKERS", &mut k.brokers)?;
-        set(&get, "IDGW_KAFKA_TOPIC", &mut k.topic)?;
-        set(&get, "IDGW_KAFKA_GROUP_ID", &mut k.group_id)?;
-        set(&get, "IDGW_KAFKA_ALERTS_TOPIC", &mut k.alerts_topic)?;
-        set(&get, "IDGW_KAFKA_DEADLETTER_TOPIC", &mut k.deadletter_topic)?;
-        set(&get, "IDGW_KAFKA_COMMIT_INTERVAL_MS", &mut k.commit_interval_ms)?;
-        set(&get, "IDGW_KAFKA_PROCESS_THREADS", &mut k.process_threads)?;
-        set(&get, "IDGW_KAFKA_BATCH_MAX_BYTES", &mut k.batch_max_bytes)?;
-        set(&get, "IDGW_KAFKA_BATCH_MAX_WAIT_MS", &mut k.batch_max_wait_ms)?;
-        let p = &mut self.poller;
-        set(&get, "IDGW_POLLER_ENABLED", &mut p.enabled)?;
-        set(&get, "IDGW_POLLER_PRODUCE", &mut p.produce)?;
-        set(&get, "IDGW_POLLER_SINCE_MINUTES", &mut p.since_minutes)?;
-        // The reference design's Okta names.
-        set(&get, "OKTA_ORG_URL", &mut p.org_url)?;
-        set(&get, "OKTA_API_TOKEN", &mut p.api_token)?;
-        let nonempty = |n: &str| get(n).filter(|v| !v.trim().is_empty());
-        if let (Some(client_id), Some(key)) = (
-            nonempty("OKTA_SERVICE_CLIENT_ID"),
-            nonempty("OKTA_SERVICE_PRIVATE_KEY_FILE"),
-        ) {
-            p.service_app = Some(crate::okta::credentials::ServiceAppConfig {
-                client_id,
-                private_key_file: key.into(),
-                key_id: nonempty("OKTA_SERVICE_KEY_ID"),
-                scopes: vec!["okta.logs.read".into()],
-            });
-        }
-        set(&get, "IDGW_WEBHOOK_URL", &mut self.webhook.url)?;
-        set(&get, "IDGW_WEBHOOK_TOKEN", &mut self.webhook.bearer_token)?;
-        set(&get, "IDGW_ADMIN_LISTEN", &mut self.admin.listen)?;
-        let v = &mut self.vectors;
-        set(&get, "IDGW_VECTORS_ENABLED", &mut v.enabled)?;
-        set(&get, "IDGW_VECTORS_FLUSH_INTERVAL_S", &mut v.flush_interval_s)?;
-        set(&get, "IDGW_VECTORS_COLLECTION", &mut v.collection)?;
-        // The names a Qdrant deployment and the reference design already use.
-        if let Some(url) = get("QDRANT_URL") {
-            v.url = Some(url).filter(|u| !u.trim().is_empty());
-        }
-        if let Some(key) = get("QDRANT_API_KEY") {
-            v.api_key = Some(key).filter(|k| !k.is_empty());
-        }
-        if let Some(path) = get("VECTOR_DB_PATH") {
-            v.path = Some(path).filter(|p| !p.trim().is_empty());
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env(vars: &[(&str, &str)]) -> Result<PipelineConfig, ConfigError> {
+        let vars = vars.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned()));
+        PipelineConfig::resolve(None, vars).map(|l| l.config)
+    }
+
     #[test]
     fn example_file_parses_and_env_overrides() {
         let text = include_str!("../../deploy/config.example.toml");
-        let mut c = PipelineConfig::from_toml(text).unwrap();
+        let c = PipelineConfig::from_toml(text).unwrap();
         assert_eq!(c, PipelineConfig::default(), "the example documents the defaults");
-        c.apply_env(|n| (n == "IDGW_STORE_BATCH_ROWS").then(|| "77".to_owned()))
-            .unwrap();
-        assert_eq!(c.store.batch_rows, 77);
-        let err = c
-            .apply_env(|n| (n == "IDGW_STORE_ZSTD_LEVEL").then(|| "high".to_owned()))
-            .unwrap_err();
-        assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"));
+        assert_eq!(env(&[("IDGW_STORE_BATCH_ROWS", "77")]).unwrap().store.batch_rows, 77);
+        let err = env(&[("IDGW_STORE_ZSTD_LEVEL", "high")]).unwrap_err();
+        assert!(err.to_string().contains("IDGW_STORE_ZSTD_LEVEL"), "{err}");
         assert!(PipelineConfig::from_toml("[store]\nbatch_rowz = 1").is_err());
-        c.apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "zstd".to_owned()))
-            .unwrap();
-        assert_eq!(c.store.compact_codec, StoreCodec::Zstd);
-        let err = c
-            .apply_env(|n| (n == "IDGW_STORE_COMPACT_CODEC").then(|| "brotli".to_owned()))
-            .unwrap_err();
-        assert!(err.to_string().contains("not lz4 or zstd"), "{err}");
+        let c = env(&[("IDGW_STORE_COMPACT_CODEC", "zstd"), ("IDGW_STORE_INGEST_CODEC", "lz4")]).unwrap();
+        assert_eq!(
+            (c.store.compact_codec, c.store.ingest_codec),
+            (StoreCodec::Zstd, StoreCodec::Lz4)
+        );
+        let err = env(&[("IDGW_STORE_COMPACT_CODEC", "brotli")]).unwrap_err();
+        assert!(
+            err.to_string().contains("lz4") && err.to_string().contains("brotli"),
+            "{err}"
+        );
         let toml = PipelineConfig::from_toml("[store]\ncompact_codec = \"zstd\"").unwrap();
         assert_eq!(toml.store.compact_codec, StoreCodec::Zstd);
-        assert_eq!(c.store.ingest_codec, StoreCodec::Zstd);
-        c.apply_env(|n| (n == "IDGW_STORE_INGEST_CODEC").then(|| "lz4".to_owned()))
-            .unwrap();
-        assert_eq!(c.store.ingest_codec, StoreCodec::Lz4);
-        let toml = PipelineConfig::from_toml("[store]\ningest_codec = \"lz4\"").unwrap();
-        assert_eq!(toml.store.ingest_codec, StoreCodec::Lz4);
-        assert!(c.kafka.process_threads() >= 1, "0 means the cores");
-        c.apply_env(|n| (n == "IDGW_KAFKA_PROCESS_THREADS").then(|| "3".to_owned()))
-            .unwrap();
+        assert!(
+            PipelineConfig::default().kafka.process_threads() >= 1,
+            "0 means the cores"
+        );
+        let c = env(&[
+            ("IDGW_KAFKA_PROCESS_THREADS", "3"),
+            ("IDGW_KAFKA_BATCH_MAX_BYTES", "4194304"),
+            ("IDGW_KAFKA_BATCH_MAX_WAIT_MS", "2"),
+        ])
+        .unwrap();
         assert_eq!(c.kafka.process_threads(), 3);
-        let env = |n: &str| match n {
-            "IDGW_KAFKA_BATCH_MAX_BYTES" => Some("4194304".to_owned()),
-            "IDGW_KAFKA_BATCH_MAX_WAIT_MS" => Some("2".to_owned()),
-            _ => None,
-        };
-        c.apply_env(env).unwrap();
         assert_eq!((c.kafka.batch_max_bytes, c.kafka.batch_max_wait_ms), (4 << 20, 2));
+    }
+
+    /// Every key the example file sets has a variable by the one rule, and the variable
+    /// changes that key (the issue: `IDGW_DETECT_TRAVEL_MIN_KM` and others were ignored).
+    #[test]
+    fn every_key_of_the_example_file_has_its_variable() {
+        let text = include_str!("../../deploy/config.example.toml");
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        table.remove("gateway");
+        let mut checked = 0;
+        for (section, keys) in &table {
+            let toml::Value::Table(keys) = keys else { continue };
+            for (key, value) in keys {
+                let changed = match value {
+                    toml::Value::Boolean(b) => (!b).to_string(),
+                    toml::Value::Integer(i) => (i + 1).to_string(),
+                    toml::Value::Float(f) => (f + 1.5).to_string(),
+                    toml::Value::String(s) if key.ends_with("codec") => {
+                        if s == "lz4" {
+                            "zstd".into()
+                        } else {
+                            "lz4".into()
+                        }
+                    }
+                    toml::Value::String(s) if key == "listen" => format!("{s}1"),
+                    toml::Value::String(s) => format!("{s}x"),
+                    toml::Value::Array(_) => "a, b".into(),
+                    // Tables ([kafka.consumer], [poller.retry]) are checked through their keys.
+                    _ => continue,
+                };
+                let name = format!("IDGW_{}_{}", section.to_uppercase(), key.to_uppercase());
+                let c = env(&[(&name, &changed)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_ne!(c, PipelineConfig::default(), "{name}={changed} changed nothing");
+                checked += 1;
+            }
+        }
+        assert!(checked > 60, "only {checked} keys checked");
+        let c = env(&[("IDGW_POLLER_RETRY_MAX_RETRIES", "9")]).unwrap();
+        assert_eq!(c.poller.retry.max_retries, 9);
+        let err = env(&[("IDGW_DETECT_TRAVEL_MIN_KMS", "1")]).unwrap_err();
+        assert!(err.to_string().contains("IDGW_DETECT_TRAVEL_MIN_KMS"), "{err}");
     }
 
     #[test]
     fn detect_lists_and_windows_take_env_overrides() {
-        let mut c = PipelineConfig::default();
         assert!(
-            c.detect.sanctioned_countries.is_empty(),
+            PipelineConfig::default().detect.sanctioned_countries.is_empty(),
             "off unless the tenant names them"
         );
-        let env = |n: &str| match n {
-            "IDGW_DETECT_SANCTIONED_COUNTRIES" => Some(r#"["North Korea", "Iran"]"#.to_owned()),
-            "IDGW_DETECT_ADMIN_GROUPS" => Some("Okta Admins, 00g1helpdesk".to_owned()),
-            "IDGW_DETECT_UNAUTH_APP_ATTEMPTS" => Some("9".to_owned()),
-            "IDGW_DETECT_ENROLL_AFTER_RESET_WINDOW_S" => Some("7200".to_owned()),
-            _ => None,
-        };
-        c.apply_env(env).unwrap();
+        let c = env(&[
+            ("IDGW_DETECT_SANCTIONED_COUNTRIES", r#"["North Korea", "Iran"]"#),
+            ("IDGW_DETECT_ADMIN_GROUPS", "Okta Admins, 00g1helpdesk"),
+            ("IDGW_DETECT_UNAUTH_APP_ATTEMPTS", "9"),
+            ("IDGW_DETECT_ENROLL_AFTER_RESET_WINDOW_S", "7200"),
+        ])
+        .unwrap();
         assert_eq!(c.detect.sanctioned_countries, ["North Korea", "Iran"]);
         assert_eq!(c.detect.admin_groups, ["Okta Admins", "00g1helpdesk"]);
         assert_eq!(
             (c.detect.unauth_app_attempts, c.detect.enroll_after_reset_window_s),
             (9, 7200)
         );
-        let err = c
-            .apply_env(|n| (n == "IDGW_DETECT_SANCTIONED_COUNTRIES").then(|| "[Iran".to_owned()))
-            .unwrap_err();
+        let err = env(&[("IDGW_DETECT_SANCTIONED_COUNTRIES", "[Iran")]).unwrap_err();
         assert!(err.to_string().contains("IDGW_DETECT_SANCTIONED_COUNTRIES"), "{err}");
-        c.apply_env(|n| (n == "IDGW_DETECT_ADMIN_GROUPS").then(String::new))
-            .unwrap();
-        assert!(c.detect.admin_groups.is_empty());
+        assert!(
+            env(&[("IDGW_DETECT_ADMIN_GROUPS", "")])
+                .unwrap()
+                .detect
+                .admin_groups
+                .is_empty()
+        );
         let toml = PipelineConfig::from_toml("[detect]\nsanctioned_countries = [\"Iran\"]").unwrap();
         assert_eq!(toml.detect.sanctioned_countries, ["Iran"]);
     }
 
     #[test]
+    fn kafka_overrides_cannot_undo_kafka_security() {
+        let c = PipelineConfig::from_toml("[kafka.consumer]\n\"security.protocol\" = \"plaintext\"\n").unwrap();
+        let e = c.kafka.validate().unwrap_err();
+        assert!(e.contains("security.protocol") && e.contains("[kafka.security]"), "{e}");
+        let c = PipelineConfig::from_toml("[kafka.producer]\n\"enable.ssl.certificate.verification\" = \"false\"\n")
+            .unwrap();
+        assert!(c.kafka.validate().is_err());
+    }
+
+    #[test]
     fn qdrant_and_reference_names_override_the_vector_index() {
-        let mut c = PipelineConfig::default();
-        let env = |n: &str| match n {
-            "QDRANT_URL" => Some("http://qdrant:6334".to_owned()),
-            "VECTOR_DB_PATH" => Some("/data/vectors".to_owned()),
-            "IDGW_VECTORS_ENABLED" => Some("false".to_owned()),
-            _ => None,
-        };
-        c.apply_env(env).unwrap();
+        let c = env(&[
+            ("QDRANT_URL", "http://qdrant:6334"),
+            ("VECTOR_DB_PATH", "/data/vectors"),
+            ("IDGW_VECTORS_ENABLED", "false"),
+            ("KAFKA_BROKERS", "k1:9092,k2:9092"),
+            ("IDGW_WEBHOOK_TOKEN", "t0k"),
+        ])
+        .unwrap();
         assert_eq!(c.vectors.url.as_deref(), Some("http://qdrant:6334"));
         assert_eq!(c.vectors.path.as_deref(), Some("/data/vectors"));
         assert!(!c.vectors.enabled);
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.webhook.bearer_token, "t0k");
         // An empty QDRANT_URL means the embedded index.
-        c.apply_env(|n| (n == "QDRANT_URL").then(String::new)).unwrap();
-        assert_eq!(c.vectors.url, None);
+        assert_eq!(env(&[("QDRANT_URL", "")]).unwrap().vectors.url, None);
     }
 }

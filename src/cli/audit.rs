@@ -150,6 +150,7 @@ fn checkpoints(args: &VerifyArgs) -> anyhow::Result<(Vec<Checkpoint>, Vec<Proble
         let config = audit::mirror::MirrorConfig {
             brokers: brokers.clone(),
             topic: args.topic.clone(),
+            security: Default::default(),
         };
         let source = format!("Kafka topic {} at {brokers}", args.topic);
         let mirrored =

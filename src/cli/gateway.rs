@@ -100,6 +100,11 @@ struct ServeArgs {
     /// audit record say so.
     #[arg(long)]
     dev_no_auth: bool,
+    /// Serve Prometheus metrics (tool calls, latencies, refusals, actions, audit writes,
+    /// pending approvals) at http://ADDR/metrics, on a listener of its own: keep it where
+    /// only the scraper reaches (a pod port the ingress does not publish). Unset: none.
+    #[arg(long, value_name = "ADDR", env = "IDGW_GATEWAY_METRICS_LISTEN")]
+    metrics: Option<SocketAddr>,
 }
 
 /// Sign in with the OAuth device flow and keep the token for `gateway serve --stdio` and
@@ -207,6 +212,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
         let okta = Okta::new(gw_config.okta.clone())?;
         let approvals = Arc::new(Approvals::new(Arc::clone(&audit), args.dev_no_auth));
+        idgw_gateway::metrics::METRICS.watch_approvals(Arc::clone(&approvals));
         let actions = Arc::new(
             Actions::new(
                 okta,
@@ -265,6 +271,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 shutdown.cancel();
             }
         });
+        if let Some(addr) = args.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics listener on {addr}"))?;
+            let bound = listener.local_addr()?;
+            eprintln!("idgw gateway: metrics on http://{bound}/metrics");
+            tokio::spawn(server::serve_metrics(listener, shutdown.clone()));
+        }
         match args.http {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)

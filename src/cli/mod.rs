@@ -1,8 +1,10 @@
 //! Command-line surface (design.md, "The CLI surface").
 
+mod alerts;
 mod approve;
 mod audit;
 mod baseline;
+mod config;
 mod demo;
 mod eval;
 mod gateway;
@@ -54,22 +56,28 @@ tampered or damaged.";
 #[derive(Debug, Parser)]
 #[command(name = "idgw", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `idgw_pipeline=debug`).
-    /// Logs go to stderr.
-    /// The default keeps qdrant-edge's start-up notices (feature flags it cannot be told
-    /// about from outside) out of the way.
-    #[arg(long, global = true, env = "IDGW_LOG", default_value = "warn,qdrant_edge=error")]
-    pub log: String,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `idgw_pipeline=debug`); logs go
+    /// to stderr. Unset: `RUST_LOG`, else `warn,qdrant_edge=error` (which keeps
+    /// qdrant-edge's start-up notices out of the way). A filter that does not parse is an
+    /// error.
+    #[arg(long, global = true, env = "IDGW_LOG")]
+    pub log: Option<String>,
+    /// Log lines as `text` or `json` (one object per line, for Loki, Elasticsearch, Cloud
+    /// Logging).
+    #[arg(long, global = true, env = "IDGW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Alerts(alerts::AlertsArgs),
     Approve(approve::ApproveArgs),
     Audit(audit::AuditArgs),
     Demo(demo::DemoArgs),
     Baseline(baseline::BaselineArgs),
+    Config(config::ConfigArgs),
     Eval(eval::EvalArgs),
     Gateway(gateway::GatewayArgs),
     Generate(generate::GenerateArgs),
@@ -86,24 +94,49 @@ enum Command {
     Suppress(suppress::SuppressArgs),
 }
 
-/// Sets up `tracing` to stderr.
-pub fn init_logging(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, fields, span).
+    Json,
+}
+
+/// The filter when neither `--log`/`IDGW_LOG` nor `RUST_LOG` is set.
+const DEFAULT_LOG: &str = "warn,qdrant_edge=error";
+
+/// Sets up `tracing` to stderr: `--log`/`IDGW_LOG`, else `RUST_LOG`, else the default.
+pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (origin, text) = match (&cli.log, rust_log) {
+        (Some(l), _) => ("--log/IDGW_LOG", l.clone()),
+        (None, Some(r)) => ("RUST_LOG", r),
+        (None, None) => ("default", DEFAULT_LOG.to_owned()),
+    };
+    // `parse`, not `parse_lossy`: a misspelt filter is an error, not silently dropped.
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(&text)
+        .map_err(|e| anyhow::anyhow!("invalid log filter {text:?} from {origin}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
+    Ok(())
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Alerts(args) => alerts::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Baseline(args) => baseline::run(args),
+        Command::Config(args) => config::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Generate(args) => generate::run(args),

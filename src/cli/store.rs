@@ -1,4 +1,4 @@
-//! `idgw store compact`.
+//! `idgw store compact` and `idgw store prune`.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use idgw_pipeline::store::compact::{self, CompactOptions, PartitionReport};
+use idgw_pipeline::store::retention;
 use idgw_pipeline::{PipelineConfig, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -21,6 +22,72 @@ pub struct StoreArgs {
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
     Compact(CompactArgs),
+    Prune(PruneArgs),
+}
+
+/// Remove events, alerts and dead letters older than a horizon.
+///
+/// Safe while `idgw pipeline run` writes and `idgw gateway serve` reads the store: event
+/// days leave the table in one rename (a day written to within the last hour waits for the
+/// next run); an alerts file goes once every alert in it is past the horizon; alerts.jsonl
+/// is rewritten under the lock the pipeline's appends take; dead letters go when last
+/// written before the horizon. The audit log, checkpoints (detection state), the identity
+/// state and the vector index are never touched. `[store] retention_days` makes
+/// `idgw store compact` (the scheduled maintenance) do this on every run.
+#[derive(Debug, Args)]
+struct PruneArgs {
+    /// The store.
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    /// The horizon: a number of days (`90d`) before now.
+    #[arg(long, value_name = "AGE", value_parser = parse_days)]
+    older_than: u32,
+    /// Show what would be removed, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `90d` (or `90`) → 90.
+fn parse_days(text: &str) -> Result<u32, String> {
+    let n = text.strip_suffix('d').unwrap_or(text);
+    match n.parse::<u32>() {
+        Ok(d) if d > 0 => Ok(d),
+        _ => Err(format!("{text:?}: give a number of days, e.g. 90d")),
+    }
+}
+
+fn horizon(days: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::days(i64::from(days))
+}
+
+fn run_prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.store.is_dir(), "no store at {}", args.store.display());
+    let store = Store::at(&args.store);
+    let report = retention::prune(&store, horizon(args.older_than), args.dry_run)
+        .with_context(|| format!("pruning {}", args.store.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_prune(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_prune(r: &retention::PruneReport) {
+    println!(
+        "{} before {}: {} event day(s), {} alert file(s), {} alerts.jsonl line(s), {} dead-letter file(s), {} bytes; {} old day(s) written to within the hour left for the next run",
+        if r.dry_run { "would remove" } else { "removed" },
+        r.cutoff.format("%Y-%m-%dT%H:%M:%SZ"),
+        r.event_days.len(),
+        r.alert_files,
+        r.alert_lines,
+        r.deadletter_files,
+        r.bytes,
+        r.event_days_busy
+    );
 }
 
 /// Rewrite past days of the events table sorted by user and time.
@@ -33,6 +100,9 @@ enum StoreCommand {
 /// by streaming commits are merged on the way. Rows are counted before the old files are
 /// removed; the result holds exactly the same rows. A swap an earlier run left half done
 /// (killed) is completed or undone first.
+///
+/// With `[store] retention_days`, what is older than that is pruned first (`idgw store
+/// prune`).
 ///
 /// Days younger than --min-age-days are left alone, because a running pipeline still
 /// writes them. Days already compacted are skipped, so the command is cheap to schedule
@@ -74,11 +144,15 @@ struct CompactSummary {
     elapsed_s: f64,
     dry_run: bool,
     partitions: Vec<PartitionReport>,
+    /// What `[store] retention_days` removed first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruned: Option<retention::PruneReport>,
 }
 
 pub fn run(args: StoreArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         StoreCommand::Compact(c) => run_compact(c),
+        StoreCommand::Prune(p) => run_prune(p),
     }
 }
 
@@ -93,6 +167,17 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         memory_limit: args.memory_mib.saturating_mul(1 << 20),
         store: config.store.clone(),
         ..CompactOptions::default()
+    };
+    // Days past the retention horizon go before any is compacted.
+    let pruned = match config.store.retention_days {
+        0 => None,
+        days => {
+            let r = retention::prune(&store, horizon(days), args.dry_run).context("applying [store] retention_days")?;
+            if !args.json {
+                print_prune(&r);
+            }
+            Some(r)
+        }
     };
     if !args.dry_run {
         // A swap a kill cut short is finished (or undone) before anything is planned.
@@ -111,6 +196,7 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         elapsed_s: 0.0,
         dry_run: args.dry_run,
         partitions: Vec::new(),
+        pruned,
     };
     if !args.dry_run {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -91,8 +91,20 @@ fn serve_http(store: &Path, env: &[(&str, &str)]) -> (Child, String) {
 /// Starts `idgw gateway serve --http LISTEN ARGS…` (with `env`) and reads the bound
 /// address it announces.
 pub(super) fn serve_http_on(store: &Path, listen: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let (child, addr, _) = serve_http_with_metrics(store, listen, args, env);
+    (child, addr)
+}
+
+/// As [`serve_http_on`], with `--metrics 127.0.0.1:0`: also the metrics listener's address.
+pub(super) fn serve_http_with_metrics(
+    store: &Path,
+    listen: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idgw"))
         .args(["gateway", "serve", "--store", store.to_str().unwrap(), "--http", listen])
+        .args(["--metrics", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -101,15 +113,32 @@ pub(super) fn serve_http_on(store: &Path, listen: &str, args: &[&str], env: &[(&
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut metrics = String::new();
     let addr = loop {
         let line = lines.next().expect("the gateway exited before serving").unwrap();
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            metrics = rest.trim_end_matches("/metrics").to_owned();
+        }
         if let Some(rest) = line.split("serving MCP on http://").nth(1) {
             break rest.trim_end_matches("/mcp").to_owned();
         }
     };
     // Keep draining stderr so the gateway never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, addr, metrics)
+}
+
+/// The body of `GET path` (HTTP/1.1, no keep-alive).
+pub(super) fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "GET {path}: {text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// One raw HTTP POST of an `initialize` request with these extra headers; the status code.
@@ -153,7 +182,7 @@ fn mcp_clients_use_every_tool_over_stdio_and_http() {
     // Approval by an input-required result, answered on the retried call.
     assert_eq!(seen["protocol_version"], "2026-07-28", "{seen}");
 
-    let (mut child, addr) = serve_http(&store, &okta);
+    let (mut child, addr, metrics_addr) = serve_http_with_metrics(&store, "127.0.0.1:0", &["--dev-no-auth"], &okta);
     let seen = run_client(
         &["http", &format!("http://{addr}/mcp"), "--act", &member, "--legacy"],
         &[],
@@ -172,6 +201,37 @@ fn mcp_clients_use_every_tool_over_stdio_and_http() {
     assert!(o.status.success(), "{}", stdout(&o));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(report["records"].as_u64().unwrap() > 40, "{report}");
+
+    // /metrics counts what the client just did: tool calls by tool and outcome, the actions
+    // the audit log recorded, the audit writes and the approvals still waiting.
+    let metrics = http_get(&metrics_addr, "/metrics");
+    // Not on the MCP port, which an ingress publishes.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let sample = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(sample("idgw_gateway_tool_calls_total{") >= 5.0, "{metrics}");
+    assert!(
+        metrics.contains("idgw_gateway_tool_calls_total{tool=\"suspend_user\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(sample("idgw_gateway_tool_call_seconds_count{") >= 5.0, "{metrics}");
+    assert!(
+        sample("idgw_gateway_actions_total{action=\"suspend_user\"") >= 1.0,
+        "{metrics}"
+    );
+    assert!(sample("idgw_gateway_audit_write_seconds_count") >= 5.0, "{metrics}");
+    assert!(metrics.contains("idgw_gateway_approvals_pending "), "{metrics}");
+    assert!(metrics.contains("idgw_build_info{version=\""), "{metrics}");
+    assert!(metrics.contains("process_start_time_seconds "), "{metrics}");
 
     // Origin validation: a foreign browser origin is refused, loopback and none pass.
     assert_eq!(post_initialize(&addr, "Origin: http://evil.example\r\n"), 403);

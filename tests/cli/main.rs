@@ -3,6 +3,7 @@
 mod attacks;
 mod deploy;
 mod gateway;
+mod kafka_tls;
 mod oauth;
 mod poller;
 mod report;
@@ -535,4 +536,184 @@ fn query_takes_datafusion_settings_from_the_environment() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `idgw config show`: every key by one rule, each value with its source, secrets masked; a
+/// misspelt variable is an error, not silently ignored.
+#[test]
+fn config_show_names_every_source_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("idgw.toml");
+    std::fs::write(
+        &config,
+        "[detect]\nspray_users = 20\n\n[kafka.security]\nprotocol = \"sasl_ssl\"\n\
+         sasl_mechanism = \"SCRAM-SHA-512\"\nusername = \"idgw\"\n",
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let env = [
+        ("IDGW_DETECT_TRAVEL_MIN_KM", "450"),
+        ("IDGW_KAFKA_SECURITY_PASSWORD", "hunter2-secret"),
+        ("IDGW_GATEWAY_APPROVALS_PUBLIC_URL", "https://idgw.example.com"),
+        ("IDGW_POLLER_RETRY_MAX_RETRIES", "9"),
+    ];
+    let o = run(
+        &env,
+        &["config", "show", "--config", config.to_str().unwrap(), "--json"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    assert!(!text.contains("hunter2"), "a secret reached the output:\n{text}");
+    let rows: std::collections::BTreeMap<String, serde_json::Value> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["key"].as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    assert!(rows.len() > 100, "{} keys", rows.len());
+    let row = |k: &str| rows.get(k).unwrap_or_else(|| panic!("no {k} in:\n{text}"));
+    assert_eq!(row("detect.travel_min_km")["value"], 450.0);
+    assert_eq!(
+        row("detect.travel_min_km")["source"]["name"],
+        "IDGW_DETECT_TRAVEL_MIN_KM"
+    );
+    assert_eq!(row("detect.spray_users")["value"], 20);
+    assert_eq!(row("detect.spray_users")["source"]["kind"], "file");
+    assert_eq!(row("detect.brute_force_failures")["source"]["kind"], "default");
+    assert_eq!(row("kafka.security.password")["value"], "********");
+    assert_eq!(row("poller.retry.max_retries")["value"], 9);
+    assert_eq!(row("gateway.approvals.public_url")["value"], "https://idgw.example.com");
+    assert_eq!(
+        row("gateway.approvals.public_url")["source"]["name"],
+        "IDGW_GATEWAY_APPROVALS_PUBLIC_URL"
+    );
+    // Approvals and token checks come from the reviewed file only.
+    let o = run(&[("IDGW_GATEWAY_POLICY_APPROVAL_REQUIRED", "")], &["config", "show"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("only in the configuration file"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let o = run(&[("IDGW_DETECT_TRAVEL_MIN_KMS", "1")], &["config", "show"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("IDGW_DETECT_TRAVEL_MIN_KMS") && err.contains("travel_min_kms"),
+        "{err}"
+    );
+    let o = run(&[("IDGW_STORE_ZSTD_LEVEL", "high")], &["config", "show"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("IDGW_STORE_ZSTD_LEVEL"));
+}
+
+/// Logs: an unparsable filter is an error (exit 2), `RUST_LOG` is honoured, and
+/// `--log-format json` writes one JSON object per line. The run itself shows that brokers
+/// that never answer stop the pipeline after `connect_timeout_s`, with the reason.
+#[test]
+fn log_filters_and_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args(["--log", "info,[[[", "config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid log filter"));
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args(["config", "show"])
+        .env("RUST_LOG", "=nonsense=")
+        .env_remove("IDGW_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "RUST_LOG is read: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("RUST_LOG"));
+
+    let started = std::time::Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args(["--log-format", "json", "--log", "info"])
+        .args(["pipeline", "run", "--store", store.to_str().unwrap()])
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .env("IDGW_KAFKA_SECURITY_CONNECT_TIMEOUT_S", "2")
+        .env("IDGW_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("IDGW_VECTORS_ENABLED", "false")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no broker answered within 2 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{err}");
+    let json: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!json.is_empty(), "no JSON log lines:\n{err}");
+    for line in &json {
+        assert!(line["level"].is_string() && line["timestamp"].is_string(), "{line}");
+    }
+}
+
+/// `idgw alerts export --format ocsf`: every alert of a replayed tenant is a Detection
+/// Finding that an independent implementation of the OCSF schema (py-ocsf-models, strict)
+/// accepts, checked by tests/interop/ocsf_validate.py.
+#[test]
+fn alerts_export_as_ocsf_detection_findings_that_validate() {
+    let python = std::env::var("IDGW_OCSF_PYTHON").ok().filter(|p| !p.is_empty());
+    if !interop(
+        python.is_some(),
+        "py-ocsf-models (IDGW_OCSF_PYTHON; .ci/run installs it)",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let events = generate(dir.path(), 300, 2, 9);
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let o = idgw(&["replay", events.to_str().unwrap(), "--store", s, "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alerts = std::fs::read_to_string(store.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(alerts > 0);
+    let o = idgw(&["alerts", "export", "--store", s, "--format", "ocsf"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o).lines().count(), alerts, "one finding per alert");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/ocsf_validate.py");
+    let mut child = Command::new(python.unwrap())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+    let v = child.wait_with_output().unwrap();
+    let report = format!("{}{}", stdout(&v), String::from_utf8_lossy(&v.stderr));
+    assert!(v.status.success(), "{report}");
+    assert!(
+        report.contains(&format!("validated {alerts} detection findings")),
+        "{report}"
+    );
+
+    let o = idgw(&["alerts", "export", "--store", s, "--min-severity", "critical"]);
+    assert!(o.status.success());
+    for line in stdout(&o).lines() {
+        let a: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(a["severity"], "critical", "{a}");
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::gateway::{python_mcp, run_client, serve_http_on, store};
+use super::gateway::{python_mcp, run_client, serve_http_with_metrics, store};
 use super::{interop, stdout};
 
 /// The provider's module (`IDGW_OIDC_PROVIDER`, its lib/index.js) and the Node to run it.
@@ -188,7 +188,8 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     let mut env_gateway = env_all.clone();
     env_gateway.push(("OKTA_ORG_URL".into(), sim_url.clone()));
     env_gateway.push(("OKTA_API_TOKEN".into(), "sim-api-token".into()));
-    let (mut gw, addr) = serve_http_on(&store, &format!("127.0.0.1:{gateway_port}"), &[], &borrow(&env_gateway));
+    let (mut gw, addr, metrics_addr) =
+        serve_http_with_metrics(&store, &format!("127.0.0.1:{gateway_port}"), &[], &borrow(&env_gateway));
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
     let (status, head) = post(&addr, "/mcp", "", init);
     assert_eq!(status, 401);
@@ -210,6 +211,12 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
         "{answer}"
+    );
+    // The refused request is counted by reason on /metrics (no token, no tool, no user).
+    let metrics = super::gateway::http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("idgw_gateway_auth_failures_total{reason=\"no_token\"} 1"),
+        "{metrics}"
     );
     let token = |p: &Path| -> String {
         let t: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();

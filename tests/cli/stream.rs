@@ -71,10 +71,10 @@ impl Broker {
     }
 }
 
-/// The broker `.ci/run` started (`IDGW_KAFKA_TEST_BROKERS`, `IDGW_TANSU`); absent, the test
+/// The broker `.ci/run` started (`IDGW_TEST_KAFKA_BROKERS`, `IDGW_TANSU`); absent, the test
 /// says it is skipped (and fails where `IDGW_REQUIRE_INTEROP` asks for it).
 pub(super) fn external_broker() -> Option<Broker> {
-    match (std::env::var("IDGW_KAFKA_TEST_BROKERS"), std::env::var("IDGW_TANSU")) {
+    match (std::env::var("IDGW_TEST_KAFKA_BROKERS"), std::env::var("IDGW_TANSU")) {
         (Ok(brokers), Ok(tansu)) if !brokers.is_empty() => Some(Broker::External {
             brokers,
             tansu: PathBuf::from(tansu),
@@ -82,7 +82,7 @@ pub(super) fn external_broker() -> Option<Broker> {
         _ => {
             super::interop(
                 false,
-                "a Kafka broker (IDGW_KAFKA_TEST_BROKERS and IDGW_TANSU; .ci/run starts tansu)",
+                "a Kafka broker (IDGW_TEST_KAFKA_BROKERS and IDGW_TANSU; .ci/run starts tansu)",
             );
             None
         }
@@ -473,9 +473,74 @@ fn the_poller_feeds_kafka_and_the_admin_port_reports_the_flow() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
+
+    // A second poller on the same store (a replica too many, a rollout's new pod beside the
+    // old) stands by while the first holds the store's poller lock, takes over when it
+    // exits, and neither produces a page twice: the topic holds each event once.
+    let mut second = Command::new(env!("CARGO_BIN_EXE_idgw"));
+    second
+        .args(["pipeline", "run", "--json", "--config", config.to_str().unwrap()])
+        .args(["--store", store.to_str().unwrap()])
+        .env("IDGW_KAFKA_GROUP_ID", "poll")
+        .env("IDGW_LOG", "info,qdrant_edge=error")
+        .env("IDGW_POLLER_ENABLED", "true")
+        .env("IDGW_POLLER_PRODUCE", "true")
+        .env("IDGW_POLLER_SINCE_MINUTES", "4320")
+        .env("OKTA_ORG_URL", &url)
+        .env("OKTA_API_TOKEN", "sim-api-token");
+    let stderr2 = dir.path().join("poll2.log");
+    let w2 = Worker {
+        child: second
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr2).unwrap())
+            .spawn()
+            .unwrap(),
+        stderr: stderr2,
+    };
+    let waited = |w: &Worker, text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if w.log().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        waited(&w2, "standing by"),
+        "the second poller did not stand by:\n{}",
+        w2.log()
+    );
     w.terminate();
     let summary = w.finish(Duration::from_secs(60));
     assert_eq!(summary["counters"]["events_ok"], events, "{summary}");
     assert_eq!(summary["counters"]["duplicates"], 0);
+    assert!(
+        waited(&w2, "produces now"),
+        "the standby did not take over:\n{}",
+        w2.log()
+    );
+    // The taken-over poller reads on from the stored cursor: a page of nothing new.
+    std::thread::sleep(Duration::from_secs(2));
+    let probe: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .unwrap();
+    let on_topic: i64 = (0..PARTITIONS)
+        .map(|p| {
+            let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+                &probe,
+                &format!("okta.logs.{tag}"),
+                p,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+            high - low
+        })
+        .sum();
+    assert_eq!(on_topic, events as i64, "each System Log event produced once");
+    w2.terminate();
+    let _ = w2.finish(Duration::from_secs(60));
     let _ = sim.kill();
 }

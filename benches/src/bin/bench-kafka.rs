@@ -148,7 +148,15 @@ fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, pa
 }
 
 fn config(a: &Args, brokers: &str, topic: &str, alerts: &str, commit_ms: u64) -> PipelineConfig {
-    let mut c = PipelineConfig::default();
+    // `IDGW_*` settings apply as they do to `idgw pipeline run` (e.g.
+    // IDGW_KAFKA_PROCESS_THREADS); what the benchmark sets below wins over them.
+    let mut c = match PipelineConfig::load(None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench-kafka: {e}");
+            std::process::exit(2);
+        }
+    };
     c.kafka.consumer.extend(a.consumer.iter().cloned());
     c.kafka.brokers = brokers.to_owned();
     c.kafka.topic = topic.to_owned();
@@ -157,11 +165,6 @@ fn config(a: &Args, brokers: &str, topic: &str, alerts: &str, commit_ms: u64) ->
     c.kafka.group_id = format!("bench-{topic}");
     c.kafka.commit_interval_ms = commit_ms;
     c.vectors.enabled = false;
-    // `IDGW_*` settings apply as they do to `idgw pipeline run` (e.g. IDGW_KAFKA_PROCESS_THREADS).
-    if let Err(e) = c.apply_env(|name| std::env::var(name).ok()) {
-        eprintln!("bench-kafka: {e}");
-        std::process::exit(2);
-    }
     c
 }
 

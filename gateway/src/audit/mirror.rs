@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use idgw_pipeline::stream::kafka_client::{KafkaSecurity, client_config};
 use rdkafka::ClientContext;
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -35,6 +35,9 @@ pub struct MirrorConfig {
     /// The topic (`IDGW_AUDIT_KAFKA_TOPIC`).
     #[serde(default = "MirrorConfig::default_topic")]
     pub topic: String,
+    /// TLS and SASL, as the pipeline's `[kafka.security]` (`[gateway.audit.kafka.security]`).
+    #[serde(default)]
+    pub security: KafkaSecurity,
 }
 
 impl MirrorConfig {
@@ -90,8 +93,8 @@ impl KafkaMirror {
     /// An idempotent producer to `config.brokers`.
     pub fn new(config: &MirrorConfig) -> Result<Self, String> {
         let stats = Arc::new(MirrorStats::default());
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
+        let producer = client_config(&config.brokers, &config.security, [], [])
+            .map_err(|e| e.to_string())?
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Records leave promptly: the audit log is low-volume and latency matters more.
@@ -160,8 +163,8 @@ pub struct Mirrored {
 /// (for `idgw audit verify --against-kafka`). Gives up after `timeout`.
 pub fn read_all(config: &MirrorConfig, timeout: Duration) -> Result<Vec<Mirrored>, String> {
     let deadline = std::time::Instant::now() + timeout;
-    let consumer: BaseConsumer<QuietEof> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+    let consumer: BaseConsumer<QuietEof> = client_config(&config.brokers, &config.security, [], [])
+        .map_err(|e| e.to_string())?
         .set("group.id", "idgw-audit-verify")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -234,6 +237,7 @@ impl Drop for KafkaMirror {
 mod tests {
     use std::time::Instant;
 
+    use rdkafka::ClientConfig;
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::mocking::MockCluster;
@@ -251,6 +255,7 @@ mod tests {
         let config = MirrorConfig {
             brokers: cluster.bootstrap_servers(),
             topic: MirrorConfig::default_topic(),
+            security: Default::default(),
         };
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path())
@@ -306,6 +311,7 @@ mod tests {
         let config = MirrorConfig {
             brokers: "127.0.0.1:1".into(),
             topic: MirrorConfig::default_topic(),
+            security: Default::default(),
         };
         let mirror = KafkaMirror::new(&config).unwrap();
         let dir = tempfile::tempdir().unwrap();

@@ -277,7 +277,26 @@ impl AuditLog {
     /// written. With `durable`, returns only after the line and the head are on disk
     /// (intents, and outcomes of actions); read-only calls pass `false` and reach the disk
     /// with the next durable write or when the OS flushes.
-    pub fn append(&self, mut record: AuditRecord, durable: bool) -> Result<AuditRecord, AuditError> {
+    pub fn append(&self, record: AuditRecord, durable: bool) -> Result<AuditRecord, AuditError> {
+        let started = std::time::Instant::now();
+        let written = self.append_timed(record, durable);
+        crate::metrics::METRICS.audit_write(started.elapsed().as_secs_f64());
+        if let Ok(r) = &written
+            && durable
+            && r.phase == AuditPhase::Outcome
+        {
+            // Labelled by the tools the gateway serves only: a caller names the tool it calls,
+            // and each name it invents would otherwise be a series of its own.
+            let action = match crate::auth::scopes::need(&r.action) {
+                crate::auth::scopes::Need::Unlisted => "(other)",
+                _ => r.action.as_str(),
+            };
+            crate::metrics::METRICS.action(action, &r.status);
+        }
+        written
+    }
+
+    fn append_timed(&self, mut record: AuditRecord, durable: bool) -> Result<AuditRecord, AuditError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         record.seq = w.head.records;
         record.prev_hash = w.head.last_hash.clone();

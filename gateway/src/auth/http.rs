@@ -161,6 +161,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
         }
     };
     let Some(token) = token else {
+        crate::metrics::METRICS.auth_failure("no_token");
         unauthenticated("no bearer token");
         return challenge(StatusCode::UNAUTHORIZED, www(""), "a bearer token is required");
     };
@@ -169,6 +170,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
         // The issuer's keys are out of reach: the token may well be good, so the client
         // keeps it and retries instead of signing in again.
         Err(e) if e.is_unavailable() => {
+            crate::metrics::METRICS.auth_failure("issuer_unavailable");
             unauthenticated(&format!("issuer unavailable: {e}"));
             let mut resp = (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -181,6 +183,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
         }
         Err(e) => {
             let msg = e.to_string();
+            crate::metrics::METRICS.auth_failure("invalid_token");
             unauthenticated(&format!("invalid token: {msg}"));
             return challenge(
                 StatusCode::UNAUTHORIZED,
@@ -202,6 +205,7 @@ pub async fn require_bearer(State(guard): State<Arc<Guard>>, req: Request, next:
         && let Some(needed) = scopes::required(&tool)
         && !scopes::grants(&principal.scopes, needed)
     {
+        crate::metrics::METRICS.auth_failure("insufficient_scope");
         audit_refusal(
             &guard.audit,
             &tool,

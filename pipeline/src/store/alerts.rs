@@ -75,7 +75,11 @@ impl AlertLog {
             new.push(alert);
         }
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
+            // `idgw store prune` rewrites the file under this lock (store::retention).
+            self.file.file().lock()?;
+            let written = self.file.write_all(&self.buf);
+            self.file.file().unlock()?;
+            written?;
         }
         Ok(new)
     }

@@ -10,6 +10,7 @@ pub mod compact;
 pub mod dedup;
 pub mod event_columns;
 pub mod parquet_writer;
+pub mod retention;
 
 use std::path::{Path, PathBuf};
 

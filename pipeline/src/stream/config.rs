@@ -40,6 +40,8 @@ pub struct KafkaConfig {
     pub consumer: BTreeMap<String, String>,
     /// librdkafka producer properties, applied over ours.
     pub producer: BTreeMap<String, String>,
+    /// TLS and SASL for every client (`[kafka.security]`).
+    pub security: super::kafka_client::KafkaSecurity,
 }
 
 impl Default for KafkaConfig {
@@ -58,6 +60,7 @@ impl Default for KafkaConfig {
             stop_at_end: false,
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
+            security: Default::default(),
         }
     }
 }
@@ -66,6 +69,45 @@ impl KafkaConfig {
     /// True when a broker is configured.
     pub fn enabled(&self) -> bool {
         !self.brokers.trim().is_empty()
+    }
+
+    /// A client for the brokers with `[kafka.security]`, then `base`, then `overrides`.
+    pub fn client<'a>(
+        &self,
+        base: impl IntoIterator<Item = (&'a str, &'a str)>,
+        overrides: &'a BTreeMap<String, String>,
+    ) -> Result<rdkafka::ClientConfig, super::kafka_client::ConnectError> {
+        super::kafka_client::client_config(&self.brokers, &self.security, base, overrides)
+    }
+
+    /// Refuses librdkafka properties in `[kafka.consumer]` / `[kafka.producer]` that would
+    /// override `[kafka.security]` (a `"security.protocol" = "plaintext"` there would quietly
+    /// undo the TLS the block asks for), and a block that cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        for (table, map) in [("kafka.consumer", &self.consumer), ("kafka.producer", &self.producer)] {
+            if let Some(key) = map.keys().find(|k| {
+                k.starts_with("security.")
+                    || k.starts_with("ssl.")
+                    || k.starts_with("sasl.")
+                    || k.starts_with("enable.ssl.")
+            }) {
+                return Err(format!(
+                    "[{table}] {key:?}: TLS and SASL are set in [kafka.security], for every client at once"
+                ));
+            }
+        }
+        if self.enabled() {
+            self.security.properties().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Fails within seconds when the brokers refuse our credentials or certificate, and
+    /// after `[kafka.security] connect_timeout_s` when none answers.
+    pub fn check_connection(&self) -> Result<(), super::kafka_client::ConnectError> {
+        let config = self.client([], &self.producer)?;
+        let timeout = std::time::Duration::from_secs(self.security.connect_timeout_s.max(1));
+        super::kafka_client::check(&config, &self.brokers, timeout)
     }
 
     /// The threads `process_threads` asks for: the cores when 0.

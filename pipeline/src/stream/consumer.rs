@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -35,6 +34,9 @@ pub enum StreamError {
     /// The System Log poller stopped.
     #[error(transparent)]
     Poller(#[from] super::poller::PollerError),
+    /// The brokers refused the connection, or none answered.
+    #[error(transparent)]
+    Connect(#[from] super::kafka_client::ConnectError),
     /// No broker configured.
     #[error("no Kafka brokers configured: set [kafka] brokers or KAFKA_BROKERS")]
     NoBrokers,
@@ -188,7 +190,8 @@ pub fn run(
         error: Mutex::new(None),
         metrics: Arc::clone(&metrics),
     };
-    let mut client = ClientConfig::new();
+    config.kafka.check_connection()?;
+    let mut client = config.kafka.client([], &std::collections::BTreeMap::new())?;
     for (k, v) in consumer_properties(&config) {
         client.set(k, v);
     }

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use idgw_schemas::Alert;
-use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -27,6 +26,9 @@ pub enum ProduceError {
     /// The producer could not be created (bad configuration).
     #[error("kafka producer: {0}")]
     Create(KafkaError),
+    /// `[kafka.security]` cannot work.
+    #[error("kafka producer: {0}")]
+    Config(String),
     /// A record could not be queued.
     #[error("producing to {topic}: {source}")]
     Send { topic: String, source: KafkaError },
@@ -110,15 +112,16 @@ impl KafkaOut {
         if alerts_topic.is_none() && deadletter_topic.is_none() {
             return Ok(None);
         }
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            // Alerts should leave at once: their latency is the product's latency.
-            .set("linger.ms", "1");
-        for (k, v) in &config.producer {
-            client.set(k, v);
-        }
+        let client = config
+            .client(
+                [
+                    ("enable.idempotence", "true"),
+                    // Alerts should leave at once: their latency is the product's latency.
+                    ("linger.ms", "1"),
+                ],
+                &config.producer,
+            )
+            .map_err(|e| ProduceError::Config(e.to_string()))?;
         let producer = client
             .create_with_context(DeliveryCount::default())
             .map_err(ProduceError::Create)?;

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub events_deadlettered: Counter,
     pub events_duplicate: Counter,
     pub alerts: Family<Labels, Counter>,
+    /// Dead letters by reason (`too_large`, `not_json`, …).
+    pub deadletters: Family<Labels, Counter>,
     pub alerts_produced: Counter,
     /// Alerts a suppression matched (stored and produced, not sent to the webhook).
     pub alerts_suppressed: Counter,
@@ -31,6 +33,8 @@ pub struct Metrics {
     pub produce_errors: Counter,
     pub webhook_delivered: Counter,
     pub webhook_failed: Counter,
+    /// Alerts the webhook's severity or detection filter kept back.
+    pub webhook_filtered: Counter,
     pub consumer_lag: Family<Labels, Gauge>,
     pub partitions: Gauge,
     pub batch_seconds: Histogram,
@@ -64,7 +68,7 @@ impl Metrics {
     /// their usual names.
     pub fn new() -> Self {
         let mut root = Registry::default();
-        root.register_collector(Box::new(ProcessCollector));
+        root.register_collector(Box::new(ProcessCollector::new()));
         let registry = root.sub_registry_with_prefix("idgw");
         let m = Metrics {
             registry: Registry::default(),
@@ -73,12 +77,14 @@ impl Metrics {
             events_deadlettered: Counter::default(),
             events_duplicate: Counter::default(),
             alerts: Family::default(),
+            deadletters: Family::default(),
             alerts_produced: Counter::default(),
             alerts_suppressed: Counter::default(),
             deadletters_produced: Counter::default(),
             produce_errors: Counter::default(),
             webhook_delivered: Counter::default(),
             webhook_failed: Counter::default(),
+            webhook_filtered: Counter::default(),
             consumer_lag: Family::default(),
             partitions: Gauge::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -90,7 +96,7 @@ impl Metrics {
             last_turn_ms: AtomicI64::new(0),
             failed: AtomicBool::new(false),
         };
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             ("events_in", "Records read from the sources", &m.events_in),
             ("events_stored", "Events normalized and stored", &m.events_stored),
             (
@@ -126,6 +132,11 @@ impl Metrics {
                 &m.webhook_failed,
             ),
             (
+                "webhook_filtered",
+                "Alerts the webhook's severity or detection filter kept back",
+                &m.webhook_filtered,
+            ),
+            (
                 "poller_pages",
                 "Pages read from the Okta System Log API",
                 &m.poller_pages,
@@ -140,6 +151,7 @@ impl Metrics {
             registry.register(name, help, counter.clone());
         }
         registry.register("alerts", "Alerts raised, by detection", m.alerts.clone());
+        registry.register("deadletters", "Records dead-lettered, by reason", m.deadletters.clone());
         registry.register(
             "consumer_lag",
             "Messages behind the partition's end (librdkafka statistics)",
@@ -188,6 +200,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a dead letter.
+    pub fn deadletter(&self, reason: &str) {
+        self.deadletters
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
     /// Records the lag of a partition.
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
         self.consumer_lag
@@ -216,14 +235,51 @@ impl Metrics {
     }
 }
 
-/// `process_cpu_seconds_total` and `process_resident_memory_bytes`, the names Prometheus's
-/// client libraries give them, read on each scrape: CPU per event is how a worker is sized
-/// (docs/operations.md).
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes` and
+/// `process_start_time_seconds`, the names Prometheus's client libraries give them, read on
+/// each scrape (CPU per event is how a worker is sized, docs/operations.md), and
+/// `idgw_build_info{version}` = 1, so dashboards can tell which release runs where. The
+/// gateway's `/metrics` registers it too.
 #[derive(Debug)]
-struct ProcessCollector;
+pub struct ProcessCollector {
+    started: f64,
+}
+
+impl ProcessCollector {
+    /// Now is the process's start, as far as scrapes can tell.
+    pub fn new() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        ProcessCollector { started: now }
+    }
+}
+
+impl Default for ProcessCollector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let start = ConstGauge::new(self.started);
+        let metric = encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            None,
+            start.metric_type(),
+        )?;
+        start.encode(metric)?;
+        let info = ConstGauge::new(1i64);
+        let mut metric = encoder.encode_descriptor(
+            "idgw_build_info",
+            "The running release: always 1, labelled with the version",
+            None,
+            info.metric_type(),
+        )?;
+        let labels = [("version", env!("CARGO_PKG_VERSION"))];
+        info.encode(metric.encode_family(&labels)?)?;
         if let Some(cpu) = crate::process::cpu_seconds() {
             let counter = ConstCounter::new(cpu);
             let metric = encoder.encode_descriptor(
@@ -259,8 +315,15 @@ mod tests {
     fn exposes_our_counters_and_the_process_cpu_and_memory() {
         let m = Metrics::new();
         m.events_in.inc_by(3);
+        m.deadletter("too_large");
         let text = m.render();
         assert!(text.contains("idgw_events_in_total 3"), "{text}");
+        assert!(
+            text.contains("idgw_deadletters_total{reason=\"too_large\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("idgw_build_info{version=\""), "{text}");
+        assert!(text.contains("process_start_time_seconds "), "{text}");
         if crate::process::cpu_seconds().is_none() {
             eprintln!("SKIP: no /proc here; the process metrics are left out");
             return;

@@ -9,11 +9,13 @@
 pub mod committer;
 pub mod config;
 pub mod consumer;
+pub mod kafka_client;
 pub mod kafka_out;
 pub mod lane;
 pub mod metrics;
 pub mod poller;
 pub mod webhook;
+pub mod webhook_format;
 pub mod worker;
 
 pub use config::{AdminConfig, KafkaConfig};

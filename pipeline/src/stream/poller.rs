@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK};
 use serde::{Deserialize, Serialize};
@@ -473,6 +472,45 @@ impl PageSink for ProduceSink {
     }
 }
 
+/// Holds `path`'s exclusive lock for as long as the returned file lives: one poller per
+/// store produces, a second (a replica too many, a rolling update's new pod beside the old)
+/// waits here as a standby until the first exits, and only then reads the cursor, so no
+/// page is produced twice. `None` when `shutdown` came first.
+fn leader_lock(path: &std::path::Path, shutdown: &AtomicBool) -> Result<Option<std::fs::File>, PollerError> {
+    let err = |e: std::io::Error| PollerError::Output(format!("poller lock {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    let mut waiting = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                if waiting {
+                    tracing::info!(lock = %path.display(), "the other poller has gone; this one produces now");
+                }
+                return Ok(Some(file));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !waiting {
+                    tracing::warn!(lock = %path.display(), "another poller produces from this store; standing by");
+                    waiting = true;
+                }
+                if shutdown.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                nap(Duration::from_millis(500), shutdown);
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
+    }
+}
+
 /// Runs the poller producing to `[kafka] topic` until `shutdown`.
 pub fn run_producer(
     store: &Store,
@@ -480,21 +518,22 @@ pub fn run_producer(
     metrics: &Metrics,
     shutdown: &AtomicBool,
 ) -> Result<(), PollerError> {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
-    for (k, v) in &config.kafka.producer {
-        client.set(k, v);
-    }
+    let cursor_dir = store.root().join("checkpoints").join("okta");
+    let Some(_leader) = leader_lock(&cursor_dir.join("poller.lock"), shutdown)? else {
+        return Ok(());
+    };
+    let k = &config.kafka;
+    k.check_connection().map_err(|e| PollerError::Output(e.to_string()))?;
+    let client = k
+        .client([("enable.idempotence", "true"), ("linger.ms", "5")], &k.producer)
+        .map_err(|e| PollerError::Output(e.to_string()))?;
     let producer = client
         .create_with_context(DeliveryCount::default())
         .map_err(|e| PollerError::Output(format!("kafka producer: {e}")))?;
     let mut sink = ProduceSink {
         producer,
         topic: config.kafka.topic.clone(),
-        cursor_path: store.root().join("checkpoints").join("okta").join("poller-cursor.json"),
+        cursor_path: cursor_dir.join("poller-cursor.json"),
     };
     poll(&config.poller, &mut sink, metrics, shutdown, false)
 }

@@ -12,14 +12,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use idgw_schemas::Alert;
+use idgw_schemas::{Alert, Detection, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::Metrics;
+use super::webhook_format::{self as format, Format};
 use crate::store::{Store, StoreError};
 
 /// `[webhook]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where alerts are POSTed; empty: off (`IDGW_WEBHOOK_URL`).
@@ -35,6 +36,18 @@ pub struct WebhookConfig {
     pub max_delay_ms: u64,
     /// Per-request timeout.
     pub timeout_ms: u64,
+    /// The payload: `json` (the Alert contract), `slack` (Block Kit, for an incoming
+    /// webhook URL), `pagerduty` (Events API v2) or `ocsf` (a Detection Finding).
+    pub format: Format,
+    /// Signs each body (`X-Idgw-Signature`, HMAC-SHA256; docs/operations.md shows how to
+    /// verify it); empty: unsigned (`IDGW_WEBHOOK_SIGNING_SECRET`).
+    pub signing_secret: String,
+    /// Only alerts at or above this severity are sent (`info` … `critical`).
+    pub min_severity: Severity,
+    /// Only these detections are sent; empty: all.
+    pub detections: Vec<String>,
+    /// PagerDuty's integration (routing) key, for `format = "pagerduty"`.
+    pub pagerduty_routing_key: String,
 }
 
 impl Default for WebhookConfig {
@@ -47,7 +60,28 @@ impl Default for WebhookConfig {
             min_delay_ms: 200,
             max_delay_ms: 10_000,
             timeout_ms: 5_000,
+            format: Format::Json,
+            signing_secret: String::new(),
+            min_severity: Severity::Info,
+            detections: Vec::new(),
+            pagerduty_routing_key: String::new(),
         }
+    }
+}
+
+/// Tokens and secrets never reach logs.
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "<none>" } else { "<redacted>" };
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("bearer_token", &redact(&self.bearer_token))
+            .field("format", &self.format)
+            .field("signing_secret", &redact(&self.signing_secret))
+            .field("min_severity", &self.min_severity)
+            .field("detections", &self.detections)
+            .field("pagerduty_routing_key", &redact(&self.pagerduty_routing_key))
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,6 +92,9 @@ pub enum WebhookError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The filters or the format cannot work.
+    #[error("[webhook]: {0}")]
+    Config(String),
 }
 
 #[derive(Serialize)]
@@ -100,9 +137,16 @@ impl DeadLetters {
     }
 }
 
+/// One queued delivery: the alert (what a dead letter keeps) and the body to POST.
+struct Queued {
+    alert: Vec<u8>,
+    body: Vec<u8>,
+}
+
 /// The running sink.
 pub struct Webhook {
-    tx: SyncSender<Vec<u8>>,
+    config: WebhookConfig,
+    tx: SyncSender<Queued>,
     thread: JoinHandle<()>,
     letters: Arc<std::sync::Mutex<DeadLetters>>,
     metrics: Arc<Metrics>,
@@ -120,6 +164,18 @@ impl Webhook {
         if config.url.trim().is_empty() {
             return Ok(None);
         }
+        if let Some(d) = config
+            .detections
+            .iter()
+            .find(|d| !Detection::ALL.iter().any(|x| x.as_str() == d.as_str()))
+        {
+            return Err(WebhookError::Config(format!("detections: {d:?} is not a detection")));
+        }
+        if config.format == Format::Pagerduty && config.pagerduty_routing_key.trim().is_empty() {
+            return Err(WebhookError::Config(
+                "format \"pagerduty\" needs pagerduty_routing_key".into(),
+            ));
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
@@ -127,9 +183,11 @@ impl Webhook {
         let letters = Arc::new(std::sync::Mutex::new(DeadLetters {
             path: store.deadletter_dir().join(format!("webhook-{run}.jsonl")),
             file: None,
-            url: config.url.clone(),
+            // Scheme and host only: a Slack or PagerDuty URL is itself a credential.
+            url: crate::layered::mask_url(&config.url),
         }));
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(config.queue.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Queued>(config.queue.max(1));
+        let config_for_send = config.clone();
         let config = config.clone();
         let thread_letters = Arc::clone(&letters);
         let thread_metrics = Arc::clone(&metrics);
@@ -140,29 +198,30 @@ impl Webhook {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, "webhook: no runtime; alerts go to the dead letter");
-                        for body in rx {
+                        for q in rx {
                             letter(
                                 &thread_letters,
                                 &thread_metrics,
                                 "webhook_unavailable",
                                 &e.to_string(),
-                                &body,
+                                &q.alert,
                             );
                         }
                         return;
                     }
                 };
-                for body in rx {
-                    match runtime.block_on(post(&client, &config, &body)) {
+                for q in rx {
+                    match runtime.block_on(post(&client, &config, &q.body)) {
                         Ok(()) => {
                             thread_metrics.webhook_delivered.inc();
                         }
-                        Err(e) => letter(&thread_letters, &thread_metrics, "webhook_failed", &e, &body),
+                        Err(e) => letter(&thread_letters, &thread_metrics, "webhook_failed", &e, &q.alert),
                     }
                 }
             })
             .map_err(|e| WebhookError::Store(StoreError::Io(e)))?;
         Ok(Some(Webhook {
+            config: config_for_send,
             tx,
             thread,
             letters,
@@ -170,10 +229,15 @@ impl Webhook {
         }))
     }
 
-    /// Queues alerts; a full queue dead-letters them at once.
+    /// Queues the alerts the filters let through; a full queue dead-letters them at once.
     pub fn send(&self, alerts: &[&Alert]) {
+        let c = &self.config;
         for alert in alerts {
-            let body = match serde_json::to_vec(alert) {
+            if !format::wanted(alert, c.min_severity, &c.detections) {
+                self.metrics.webhook_filtered.inc();
+                continue;
+            }
+            let body = match format::body(c.format, alert, &c.pagerduty_routing_key) {
                 Ok(b) => b,
                 Err(e) => {
                     // Not reachable with the Alert type; said loudly if it ever is. The alert
@@ -183,21 +247,30 @@ impl Webhook {
                     continue;
                 }
             };
-            match self.tx.try_send(body) {
+            // The dead letter keeps the alert, not the payload: a PagerDuty body carries
+            // the routing key, a credential.
+            let alert_json = match c.format {
+                Format::Json => body.clone(),
+                _ => serde_json::to_vec(alert).unwrap_or_default(),
+            };
+            match self.tx.try_send(Queued {
+                alert: alert_json,
+                body,
+            }) {
                 Ok(()) => {}
-                Err(TrySendError::Full(body)) => letter(
+                Err(TrySendError::Full(q)) => letter(
                     &self.letters,
                     &self.metrics,
                     "webhook_queue_full",
                     "the webhook queue is full",
-                    &body,
+                    &q.alert,
                 ),
-                Err(TrySendError::Disconnected(body)) => letter(
+                Err(TrySendError::Disconnected(q)) => letter(
                     &self.letters,
                     &self.metrics,
                     "webhook_stopped",
                     "the webhook sender stopped",
-                    &body,
+                    &q.alert,
                 ),
             }
         }
@@ -238,6 +311,14 @@ async fn post(client: &reqwest::Client, config: &WebhookConfig, body: &[u8]) -> 
         if !config.bearer_token.is_empty() {
             req = req.bearer_auth(&config.bearer_token);
         }
+        if !config.signing_secret.is_empty() {
+            // Signed at each attempt: a retry carries a fresh timestamp.
+            let now = chrono::Utc::now().timestamp();
+            req = req.header(format::TIMESTAMP_HEADER, now.to_string()).header(
+                format::SIGNATURE_HEADER,
+                format::signature(config.signing_secret.as_bytes(), now, body),
+            );
+        }
         match req.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => {
@@ -249,7 +330,8 @@ async fn post(client: &reqwest::Client, config: &WebhookConfig, body: &[u8]) -> 
                     Err(Failure::Final(text))
                 }
             }
-            Err(e) => Err(Failure::Retry(e.to_string())),
+            // Without the URL: a Slack or PagerDuty URL is itself a credential.
+            Err(e) => Err(Failure::Retry(e.without_url().to_string())),
         }
     };
     let backoff = ExponentialBuilder::default()

@@ -307,6 +307,9 @@ impl Worker {
                     hook.send(&paging);
                 }
             }
+            for r in &processed.rejects {
+                self.metrics.deadletter(r.reason);
+            }
             if !processed.rejects.is_empty()
                 && let Some(out) = &self.kafka
             {

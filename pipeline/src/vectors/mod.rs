@@ -151,7 +151,7 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
 }
 
 /// `[vectors]` configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VectorsConfig {
     /// Keep the index up to date while replaying or streaming.
@@ -169,6 +169,20 @@ pub struct VectorsConfig {
     /// Changed vectors are upserted at least this often while input flows (seconds). Each
     /// round rewrites every changed user's point, so short intervals cost throughput.
     pub flush_interval_s: u64,
+}
+
+/// The API key never reaches logs.
+impl std::fmt::Debug for VectorsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorsConfig")
+            .field("enabled", &self.enabled)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("collection", &self.collection)
+            .field("path", &self.path)
+            .field("flush_interval_s", &self.flush_interval_s)
+            .finish()
+    }
 }
 
 impl Default for VectorsConfig {

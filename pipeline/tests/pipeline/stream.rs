@@ -2,7 +2,7 @@
 //! inside librdkafka, no server needed): consumer group, batches into the lanes, the store,
 //! alerts and dead letters on their topics, checkpoints per partition, restart and resume.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -339,20 +339,40 @@ fn partitions_run_in_parallel_raise_and_store_what_they_do_one_after_another() {
 /// A webhook endpoint that answers 503 to the first `fail` requests, then 200; it keeps
 /// the bodies it accepted.
 fn webhook_endpoint(fail: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let (url, got, _) = webhook_endpoint_with_heads(fail);
+    (url, got)
+}
+
+/// A webhook receiver keeping each accepted body and, beside it, its request headers
+/// (lower-cased names).
+#[allow(clippy::type_complexity)]
+fn webhook_endpoint_with_heads(
+    fail: usize,
+) -> (
+    String,
+    Arc<std::sync::Mutex<Vec<String>>>,
+    Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = Arc::clone(&got);
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep_heads = Arc::clone(&heads);
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().enumerate() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut len = 0usize;
+            let mut head = BTreeMap::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    head.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
                 }
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     len = v.trim().parse().unwrap_or(0);
@@ -363,6 +383,7 @@ fn webhook_endpoint(fail: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>)
             let status = if n < fail { "503 Service Unavailable" } else { "200 OK" };
             if n >= fail {
                 keep.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                keep_heads.lock().unwrap().push(head);
             }
             let _ = write!(
                 stream,
@@ -370,7 +391,99 @@ fn webhook_endpoint(fail: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>)
             );
         }
     });
-    (url, got)
+    (url, got, heads)
+}
+
+/// The webhook sends only what passes its filters, signs every body so the receiver can
+/// check it, and speaks PagerDuty's Events v2 when told to.
+#[test]
+fn the_webhook_filters_signs_and_formats() {
+    use idgw_pipeline::stream::webhook_format::{self, Format};
+    use idgw_schemas::Severity;
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("okta.logs", 1, 1).unwrap();
+    let lines = scenario_lines();
+    produce(
+        &brokers,
+        "okta.logs",
+        &lines
+            .iter()
+            .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
+            .collect::<Vec<_>>(),
+    );
+    let fx = Fixture::new();
+    let n = lines.len() as u64;
+
+    let (url, got, heads) = webhook_endpoint_with_heads(0);
+    let store = Store::open(fx.dir.path().join("signed")).unwrap();
+    let mut c = config(&brokers);
+    c.webhook.url = url;
+    c.webhook.signing_secret = "whsec-test".into();
+    c.webhook.min_severity = Severity::High;
+    run_until(&store, c.clone(), |m| m.events_in.get() >= n);
+    let stored: Vec<serde_json::Value> = std::fs::read_to_string(store.root().join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let high: BTreeSet<String> = stored
+        .iter()
+        .filter(|a| a["severity"] == "high" || a["severity"] == "critical")
+        .map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !high.is_empty() && high.len() < stored.len(),
+        "the scenario has both kinds"
+    );
+    let bodies = got.lock().unwrap().clone();
+    let delivered: BTreeSet<String> = bodies.iter().map(|b| alert_id(b.as_bytes())).collect();
+    assert_eq!(delivered, high, "only high and critical alerts are sent");
+    let now = chrono::Utc::now().timestamp();
+    for (body, head) in bodies.iter().zip(heads.lock().unwrap().iter()) {
+        let ts: i64 = head[webhook_format::TIMESTAMP_HEADER].parse().unwrap();
+        let sig = &head[webhook_format::SIGNATURE_HEADER];
+        assert!(
+            webhook_format::verify(b"whsec-test", ts, body.as_bytes(), sig, now, 300),
+            "{head:?}"
+        );
+        assert!(!webhook_format::verify(
+            b"other-secret",
+            ts,
+            body.as_bytes(),
+            sig,
+            now,
+            300
+        ));
+    }
+
+    let (url, got, _) = webhook_endpoint_with_heads(0);
+    let store = Store::open(fx.dir.path().join("pagerduty")).unwrap();
+    let mut pd = c.clone();
+    pd.kafka.group_id = "pagerduty".into();
+    pd.webhook.url = url;
+    pd.webhook.format = Format::Pagerduty;
+    pd.webhook.pagerduty_routing_key = "R0UT1NGKEY".into();
+    run_until(&store, pd, |m| m.events_in.get() >= n);
+    let events: Vec<serde_json::Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let keys: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["dedup_key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, high, "one PagerDuty event per alert, deduplicated by alert id");
+    for e in &events {
+        assert_eq!(e["routing_key"], "R0UT1NGKEY");
+        assert_eq!(e["event_action"], "trigger");
+        assert!(
+            matches!(e["payload"]["severity"].as_str(), Some("critical" | "error")),
+            "{e}"
+        );
+    }
 }
 
 #[test]
