@@ -4,7 +4,8 @@
 //!
 //! **One naming rule**: a key's variable is `IDGW_` followed by its table path and name,
 //! upper-cased and joined by `_` (`[detect] travel_min_km` → `IDGW_DETECT_TRAVEL_MIN_KM`,
-//! `[gateway.policy] dry_run` → `IDGW_GATEWAY_POLICY_DRY_RUN`). Since names contain `_`
+//! `[gateway.approvals] public_url` → `IDGW_GATEWAY_APPROVALS_PUBLIC_URL`); a [`Spec`] may
+//! keep tables to the file (`file_only`). Since names contain `_`
 //! themselves, the longest table path that matches wins. A variable that names a table but
 //! no key of it is an error, not silently ignored; variables outside every table (such as
 //! `IDGW_LOG`) are not configuration. A few names other tools already use (`KAFKA_BROKERS`,

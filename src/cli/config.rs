@@ -11,12 +11,15 @@ use idgw_pipeline::layered::{self, Source};
 
 /// Show the configuration a command would run with.
 ///
-/// Every key of the deployment file can be set from the environment by one rule: `IDGW_`,
-/// then the key's table path and name in upper case, joined by `_`
+/// Every scalar and list key of the deployment file can be set from the environment by one
+/// rule: `IDGW_`, then the key's table path and name in upper case, joined by `_`
 /// (`[detect] travel_min_km` → `IDGW_DETECT_TRAVEL_MIN_KM`, `[kafka.security] password` →
-/// `IDGW_KAFKA_SECURITY_PASSWORD`, `[gateway.policy] dry_run` →
-/// `IDGW_GATEWAY_POLICY_DRY_RUN`). The environment wins over the file, the file over the
-/// defaults. A variable that names a table but none of its keys is an error.
+/// `IDGW_KAFKA_SECURITY_PASSWORD`, `[gateway.approvals] public_url` →
+/// `IDGW_GATEWAY_APPROVALS_PUBLIC_URL`). Not by the rule: `[gateway.policy]` and
+/// `[gateway.auth]` (the reviewed file alone sets them), the librdkafka property maps,
+/// `[detect.detections.*]` and `[[detect.suppress]]`. The environment wins over the file,
+/// the file over the defaults. A variable that names a table but none of its keys is an
+/// error.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     #[command(subcommand)]
@@ -26,7 +29,8 @@ pub struct ConfigArgs {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print every key with its effective value and source (default, file, or the
-    /// environment variable); passwords, tokens and secrets are masked.
+    /// environment variable); passwords, tokens, secrets and keys are masked, and the
+    /// webhook URL (a Slack or PagerDuty URL is a credential) shows its scheme and host only.
     Show {
         /// The deployment file (TOML), as given to `idgw pipeline run --config`.
         #[arg(long, value_name = "FILE")]

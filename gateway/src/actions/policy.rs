@@ -68,7 +68,10 @@ impl Default for PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// `IDGW_POLICY_*` overrides.
+    /// `IDGW_POLICY_*` overrides, which only tighten the file's policy: a process's
+    /// environment can turn dry run and admin protection on, lower the limits and add
+    /// protected users and groups, never the reverse (an agent that can start the gateway
+    /// with its own variables gains nothing by it).
     pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         fn set<T: std::str::FromStr>(
             get: &impl Fn(&str) -> Option<String>,
@@ -83,14 +86,20 @@ impl PolicyConfig {
             }
             Ok(())
         }
-        set(get, "IDGW_POLICY_DRY_RUN", &mut self.dry_run)?;
-        set(get, "IDGW_POLICY_PROTECT_ADMINS", &mut self.protect_admins)?;
+        let (mut dry_run, mut protect_admins) = (false, false);
+        set(get, "IDGW_POLICY_DRY_RUN", &mut dry_run)?;
+        set(get, "IDGW_POLICY_PROTECT_ADMINS", &mut protect_admins)?;
+        self.dry_run |= dry_run;
+        self.protect_admins |= protect_admins;
+        let (mut per_principal, mut per_hour) = (self.max_actions_per_principal_per_hour, self.max_actions_per_hour);
         set(
             get,
             "IDGW_POLICY_MAX_ACTIONS_PER_PRINCIPAL_PER_HOUR",
-            &mut self.max_actions_per_principal_per_hour,
+            &mut per_principal,
         )?;
-        set(get, "IDGW_POLICY_MAX_ACTIONS_PER_HOUR", &mut self.max_actions_per_hour)?;
+        set(get, "IDGW_POLICY_MAX_ACTIONS_PER_HOUR", &mut per_hour)?;
+        self.max_actions_per_principal_per_hour = self.max_actions_per_principal_per_hour.min(per_principal);
+        self.max_actions_per_hour = self.max_actions_per_hour.min(per_hour);
         let list = |v: String| -> Vec<String> {
             v.split(',')
                 .map(str::trim)
@@ -98,11 +107,18 @@ impl PolicyConfig {
                 .map(str::to_owned)
                 .collect()
         };
+        let add = |to: &mut Vec<String>, v: String| {
+            for item in list(v) {
+                if !to.contains(&item) {
+                    to.push(item);
+                }
+            }
+        };
         if let Some(v) = get("IDGW_POLICY_PROTECTED_GROUPS") {
-            self.protected_groups = list(v);
+            add(&mut self.protected_groups, v);
         }
         if let Some(v) = get("IDGW_POLICY_PROTECTED_USERS") {
-            self.protected_users = list(v);
+            add(&mut self.protected_users, v);
         }
         Ok(())
     }
@@ -199,6 +215,41 @@ mod tests {
         let old = Utc::now() - Duration::hours(2);
         let b = BlastRadius::with_history([(old, "a".to_owned()), (old, "a".to_owned())]);
         b.reserve("a", &policy).unwrap();
+    }
+
+    /// The environment tightens the policy and never loosens it.
+    #[test]
+    fn the_environment_only_tightens_the_policy() {
+        let mut p = PolicyConfig {
+            dry_run: true,
+            protect_admins: true,
+            max_actions_per_hour: 5,
+            protected_users: vec!["breakglass@example.com".into()],
+            ..PolicyConfig::default()
+        };
+        let env = |n: &str| match n {
+            "IDGW_POLICY_DRY_RUN" | "IDGW_POLICY_PROTECT_ADMINS" => Some("false".to_owned()),
+            "IDGW_POLICY_MAX_ACTIONS_PER_HOUR" => Some("500".to_owned()),
+            "IDGW_POLICY_PROTECTED_USERS" => Some("ceo@example.com".to_owned()),
+            _ => None,
+        };
+        p.apply_env(&env).unwrap();
+        assert!(p.dry_run && p.protect_admins, "not switched off");
+        assert_eq!(p.max_actions_per_hour, 5, "not raised");
+        assert_eq!(
+            p.protected_users,
+            ["breakglass@example.com", "ceo@example.com"],
+            "added to, not replaced"
+        );
+        let mut q = PolicyConfig::default();
+        q.apply_env(&|n: &str| match n {
+            "IDGW_POLICY_DRY_RUN" => Some("true".to_owned()),
+            "IDGW_POLICY_MAX_ACTIONS_PER_HOUR" => Some("2".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(q.dry_run);
+        assert_eq!(q.max_actions_per_hour, 2);
     }
 
     #[test]
