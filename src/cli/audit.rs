@@ -60,6 +60,11 @@ struct VerifyArgs {
     /// The mirror's topic.
     #[arg(long, default_value = "idgw.audit", requires = "against_kafka")]
     topic: String,
+    /// A configuration file whose `[kafka.security]` says how to reach the mirror (TLS,
+    /// SASL), as for the pipeline; `IDGW_KAFKA_SECURITY_*` variables apply with or without
+    /// it (an auditor's own credentials, e.g. IDGW_KAFKA_SECURITY_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "against_kafka")]
+    kafka_config: Option<PathBuf>,
     /// How long to wait for the brokers, in seconds.
     #[arg(long, default_value_t = 30)]
     kafka_timeout: u64,
@@ -147,10 +152,14 @@ fn checkpoints(args: &VerifyArgs) -> anyhow::Result<(Vec<Checkpoint>, Vec<Proble
         }
     }
     if let Some(brokers) = &args.against_kafka {
+        let security = idgw_pipeline::PipelineConfig::load(args.kafka_config.as_deref())
+            .context("loading [kafka.security] for --against-kafka")?
+            .kafka
+            .security;
         let config = audit::mirror::MirrorConfig {
             brokers: brokers.clone(),
             topic: args.topic.clone(),
-            security: Default::default(),
+            security,
         };
         let source = format!("Kafka topic {} at {brokers}", args.topic);
         let mirrored =
