@@ -1088,3 +1088,51 @@ fn retired_issuer_keys_stop_verifying_and_an_issuer_outage_is_503() {
     sim.kill().unwrap();
     let _ = sim.wait();
 }
+
+/// An agent that can start the gateway with its own environment tries to drop the approval
+/// list, accept tokens from its own key set, or switch dry run and admin protection off:
+/// the gateway refuses to start with the reason, or keeps the file's stricter policy.
+#[test]
+fn the_environment_cannot_switch_approvals_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::gateway::store(dir.path());
+    for (name, value) in [
+        ("IDGW_GATEWAY_POLICY_APPROVAL_REQUIRED", ""),
+        ("IDGW_GATEWAY_AUTH_JWKS_URI", "https://attacker.example/jwks"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+            .args([
+                "gateway",
+                "serve",
+                "--store",
+                store.to_str().unwrap(),
+                "--stdio",
+                "--dev-no-auth",
+            ])
+            .env(name, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(name) && stderr(&o).contains("only in the configuration file"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // The earlier policy names only tighten: dry run stays on although the variable says off.
+    let config = dir.path().join("idgw.toml");
+    std::fs::write(&config, "[gateway.policy]\ndry_run = true\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_idgw"))
+        .args(["config", "show", "--json", "--config", config.to_str().unwrap()])
+        .env("IDGW_POLICY_DRY_RUN", "false")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["key"] == "gateway.policy.dry_run")
+        .unwrap();
+    assert_eq!(row["value"], true, "{row}");
+}

@@ -396,10 +396,9 @@ fn webhook_endpoint_with_heads(
 
 /// The webhook sends only what passes its filters, signs every body so the receiver can
 /// check it, and speaks PagerDuty's Events v2 when told to.
-#[test]
-fn the_webhook_filters_signs_and_formats() {
-    use idgw_pipeline::stream::webhook_format::{self, Format};
-    use idgw_schemas::Severity;
+/// The scenario's events on a one-partition `okta.logs` of a fresh mock cluster, keyed by
+/// user: the cluster (keep it alive), its bootstrap address and the lines.
+fn scenario_on_mock() -> (MockCluster<'static, DefaultProducerContext>, String, Vec<String>) {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 1, 1).unwrap();
@@ -412,6 +411,14 @@ fn the_webhook_filters_signs_and_formats() {
             .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
             .collect::<Vec<_>>(),
     );
+    (cluster, brokers, lines)
+}
+
+#[test]
+fn the_webhook_filters_signs_and_formats() {
+    use idgw_pipeline::stream::webhook_format::{self, Format};
+    use idgw_schemas::Severity;
+    let (_cluster, brokers, lines) = scenario_on_mock();
     let fx = Fixture::new();
     let n = lines.len() as u64;
 
@@ -488,18 +495,7 @@ fn the_webhook_filters_signs_and_formats() {
 
 #[test]
 fn alerts_reach_the_webhook_through_retries_and_a_dead_endpoint_dead_letters_them() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("okta.logs", 1, 1).unwrap();
-    let lines = scenario_lines();
-    produce(
-        &brokers,
-        "okta.logs",
-        &lines
-            .iter()
-            .map(|l| (Some(key_of(l)), Some(l.as_bytes().to_vec())))
-            .collect::<Vec<_>>(),
-    );
+    let (_cluster, brokers, lines) = scenario_on_mock();
     let fx = Fixture::new();
 
     let (url, got) = webhook_endpoint(3);
