@@ -285,6 +285,11 @@ impl<O: EventObserver> Ingest<O> {
     }
 
     /// The observer (the detection stage, for a stream).
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The observer, to change.
     pub fn observer_mut(&mut self) -> &mut O {
         &mut self.observer
     }

@@ -17,19 +17,23 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 // the tenant below stays well inside that.
 const PARTITIONS: i32 = 8;
 
-/// A generated tenant as Kafka messages keyed by user, with three bad records mixed in.
-fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
-    let events = super::generate(dir, 400, 3, 21);
+/// A generated tenant as Kafka messages keyed by user.
+fn tenant(dir: &Path, users: u32, days: u32) -> Vec<(Option<String>, Vec<u8>)> {
+    let events = super::generate(dir, users, days, 21);
     let text = std::fs::read_to_string(&events).unwrap();
-    let mut msgs: Vec<(Option<String>, Vec<u8>)> = text
-        .lines()
+    text.lines()
         .map(|l| {
             (
                 idgw_pipeline::stream::partition_key(l.as_bytes()),
                 l.as_bytes().to_vec(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// A generated tenant as Kafka messages keyed by user, with three bad records mixed in.
+fn messages(dir: &Path) -> Vec<(Option<String>, Vec<u8>)> {
+    let mut msgs = tenant(dir, 400, 3);
     let n = msgs.len();
     msgs.insert(n / 4, (Some("bad".into()), b"{\"uuid\": 42".to_vec()));
     msgs.insert(n / 2, (Some("bad".into()), b"[1, 2, 3]".to_vec()));
@@ -67,6 +71,16 @@ impl Broker {
                     .unwrap();
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             }
+        }
+    }
+}
+
+impl Broker {
+    /// The repartition topic of `topic`, as the pipeline creates it on a real broker;
+    /// librdkafka's mock cluster has no CreateTopics request, so it is created here.
+    pub(super) fn create_repartition_topic(&self, topic: &str, partitions: i32) {
+        if let Broker::Mock(_) = self {
+            self.create_topic(&format!("{topic}.by-ip"), partitions);
         }
     }
 }
@@ -297,6 +311,7 @@ fn setup(broker: Broker, tag: &str) -> Setup {
     let brokers = broker.brokers();
     let topic = format!("okta.logs.{tag}");
     broker.create_topic(&topic, PARTITIONS);
+    broker.create_repartition_topic(&topic, PARTITIONS);
     broker.create_topic(&format!("idgw.alerts.{tag}"), 2);
     broker.create_topic(&format!("idgw.deadletter.{tag}"), 1);
     let dir = tempfile::tempdir().unwrap();
@@ -362,7 +377,12 @@ fn crash_and_compare(s: Setup, wanted_kills: usize) {
     assert!(kills >= wanted_kills.min(5), "killed only {kills} times");
     // A graceful stop in the middle: drains, commits, exits 0.
     let mut w = Worker::start(&s.config, &store, "crash", &[]);
-    assert!(w.wait_metric("idgw_partitions_assigned", PARTITIONS as f64, Duration::from_secs(60)));
+    // The input's partitions and the repartition topic's (as many).
+    assert!(w.wait_metric(
+        "idgw_partitions_assigned",
+        2.0 * PARTITIONS as f64,
+        Duration::from_secs(60)
+    ));
     w.terminate();
     let stopped = w.finish(Duration::from_secs(40));
     assert_eq!(stopped["balanced"], true, "{stopped}");
@@ -384,7 +404,7 @@ fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
             a.metric("idgw_partitions_assigned").unwrap_or(0.0),
             b.metric("idgw_partitions_assigned").unwrap_or(0.0),
         );
-        x > 0.0 && y > 0.0 && x + y == PARTITIONS as f64
+        x > 0.0 && y > 0.0 && x + y == 2.0 * PARTITIONS as f64
     };
     let started = Instant::now();
     while !both(&a, &b) {
@@ -398,7 +418,11 @@ fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
     }
     a.kill();
     assert!(
-        b.wait_metric("idgw_partitions_assigned", PARTITIONS as f64, Duration::from_secs(90)),
+        b.wait_metric(
+            "idgw_partitions_assigned",
+            2.0 * PARTITIONS as f64,
+            Duration::from_secs(90)
+        ),
         "the survivor did not take over:\n{}",
         b.log()
     );
@@ -406,12 +430,117 @@ fn two_workers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
     let survivor = b.finish(Duration::from_secs(60));
     assert_eq!(
         survivor["partitions"].as_array().map(Vec::len),
-        Some(PARTITIONS as usize),
+        Some(2 * PARTITIONS as usize),
         "{survivor}"
     );
     let last = Worker::start(&s.config, &store, "pair", &["--until-end"]).finish(Duration::from_secs(300));
     assert_eq!(last["balanced"], true);
     assert_same_as_reference(&store, &s.reference, s.stored);
+}
+
+/// The password_spray alerts in a store's alerts.jsonl: their ids, and how many users each
+/// counted.
+fn spray_alerts(store: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(store.join("alerts.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["detection"] == "password_spray")
+        .map(|a| {
+            let id = a["alert_id"].as_str().unwrap().to_owned();
+            (
+                id,
+                serde_json::json!([a["src_ip"], a["evidence"]["distinct_users"], a["user_id"]]),
+            )
+        })
+        .collect()
+}
+
+/// The users whose identity state names a password spray among the reasons for their risk.
+fn users_at_risk_from_sprays(store: &Path) -> Vec<String> {
+    let out = super::idgw(&[
+        "query",
+        "--store",
+        store.to_str().unwrap(),
+        "--json",
+        "SELECT DISTINCT user_id FROM identity_state WHERE top_reasons LIKE '%password_spray%' ORDER BY user_id",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["user_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The topic is keyed by user, a spray by source: with the repartition topic keyed by
+/// source IP, 1, 2 and 4 partitions raise the same spray alerts (ids from the evidence, so
+/// the same attempts); without it, each of 4 partitions judges its quarter of a spray alone
+/// (seen here: three alerts with different evidence for one spray).
+#[test]
+fn partition_counts_change_no_spray_alert() {
+    let broker = mock();
+    let brokers = broker.brokers();
+    let dir = tempfile::tempdir().unwrap();
+    // Small enough for one partition of the mock cluster (it keeps about 5 MB of each).
+    let msgs = tenant(dir.path(), 100, 2);
+    let mut runs = Vec::new();
+    for (partitions, repartition) in [(1, true), (2, true), (4, true), (4, false)] {
+        let tag = format!("spray-{partitions}-{repartition}");
+        let topic = format!("okta.logs.{tag}");
+        broker.create_topic(&topic, partitions);
+        broker.create_repartition_topic(&topic, partitions);
+        broker.create_topic(&format!("idgw.alerts.{tag}"), 1);
+        broker.create_topic(&format!("idgw.deadletter.{tag}"), 1);
+        produce(&brokers, &topic, &msgs);
+        let run_dir = dir.path().join(&tag);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let config = write_config(&run_dir, &brokers, &tag);
+        let text = std::fs::read_to_string(&config).unwrap();
+        // Identity state written at every commit, the last one included.
+        let kafka = format!("[kafka]\nrepartition = {repartition}\nstate_interval_ms = 0\n");
+        std::fs::write(&config, text.replace("[kafka]\n", &kafka)).unwrap();
+        let store = run_dir.join("store");
+        let w = Worker::start(&config, &store, &tag, &["--until-end"]);
+        let log = w.stderr.clone();
+        let summary = w.finish(Duration::from_secs(300));
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        assert_eq!(summary["counters"]["events_in"], msgs.len() as u64, "{summary}\n{log}");
+        assert_eq!(summary["balanced"], true, "{summary}");
+        let read = &summary["repartition_read"];
+        if repartition {
+            assert!(summary["repartition_sent"].as_u64() > Some(0), "{summary}");
+            assert_eq!(read["deadlettered"], 0, "{summary}");
+            assert_eq!(
+                read["events_in"].as_u64(),
+                Some(read["events_ok"].as_u64().unwrap() + read["duplicates"].as_u64().unwrap()),
+                "{summary}"
+            );
+        } else {
+            assert_eq!(summary["repartition_sent"], 0, "{summary}");
+        }
+        // The users a spray tried carry a share of its risk, whichever lane holds them.
+        let sprayed = users_at_risk_from_sprays(&store);
+        runs.push((tag, spray_alerts(&store), sprayed));
+    }
+    let (one, reference, sprayed) = &runs[0];
+    assert!(!sprayed.is_empty(), "no user carries a spray's risk");
+    assert!(
+        reference.values().any(|v| v[2].is_null()),
+        "the tenant's sprays are raised on one partition: {reference:?}"
+    );
+    for (tag, alerts, users) in &runs[1..3] {
+        assert_eq!(alerts, reference, "{tag} against {one}");
+        assert_eq!(users, sprayed, "{tag} against {one}: the users at risk from the spray");
+    }
+    let (tag, split, _) = &runs[3];
+    assert!(
+        split != reference,
+        "{tag}: without the repartition topic each partition judges its share of a spray alone, so the spray is raised once per partition that holds enough of it, or not at all ({split:?} against {reference:?})"
+    );
 }
 
 /// An HTTP GET on the admin port: status line and body.
@@ -433,6 +562,7 @@ fn the_poller_feeds_kafka_and_the_admin_port_reports_the_flow() {
     let broker = mock();
     let tag = "mock-poll";
     broker.create_topic(&format!("okta.logs.{tag}"), PARTITIONS);
+    broker.create_repartition_topic(&format!("okta.logs.{tag}"), PARTITIONS);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker.brokers(), tag);
     let store = dir.path().join("polled");

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use super::aggregation::RuleAggregation;
 use super::observation::Obs;
 use super::risk::{Identities, RiskBook};
+use super::upstream::{Role, Upstreams};
 use super::windowed::Deferred;
 use super::{Clock, Engine, Pending};
 use crate::vectors::{Behaviour, UserVector};
@@ -42,6 +43,12 @@ pub enum CheckpointError {
 #[derive(Serialize, Deserialize)]
 struct Document {
     version: u32,
+    /// The share of the detections the engine ran (absent before roles existed: all).
+    #[serde(default)]
+    role: Role,
+    /// A source lane's feeding user lanes (absent, or for other roles: none).
+    #[serde(default)]
+    upstream: Upstreams,
     clock: Clock,
     pending: Vec<Obs>,
     detectors: BTreeMap<String, Box<RawValue>>,
@@ -66,6 +73,8 @@ struct Document {
 #[derive(Serialize)]
 struct DocumentRef<'a> {
     version: u32,
+    role: Role,
+    upstream: &'a Upstreams,
     clock: Clock,
     pending: Vec<&'a Obs>,
     detectors: BTreeMap<&'static str, Box<RawValue>>,
@@ -81,6 +90,8 @@ struct DocumentRef<'a> {
 /// serializing it ([`EngineSnapshot::to_json`]) can run on another thread while the engine
 /// goes on (streaming checkpoints every few seconds without stopping the partition).
 pub struct EngineSnapshot {
+    role: Role,
+    upstream: Upstreams,
     clock: Clock,
     pending: Vec<Obs>,
     detectors: Vec<(&'static str, Deferred)>,
@@ -118,6 +129,8 @@ impl EngineSnapshot {
         }
         let doc = DocumentRef {
             version: VERSION,
+            role: self.role,
+            upstream: &self.upstream,
             clock: self.clock,
             pending: self.pending.iter().collect(),
             detectors,
@@ -138,9 +151,21 @@ impl Engine {
         let mut pending: Vec<Obs> = self.buffer.iter().map(|p| p.0.0.clone()).collect();
         pending.sort_by_key(|o| (o.time, o.seq));
         EngineSnapshot {
+            role: self.role,
+            upstream: self.upstream.clone(),
             clock: self.clock,
             pending,
-            detectors: self.detectors.iter().map(|d| (d.name(), d.snapshot())).collect(),
+            detectors: self
+                .detectors
+                .iter()
+                .map(|d| (d.name(), d.snapshot()))
+                .chain(
+                    self.absent
+                        .iter()
+                        .filter(|_| self.role == Role::Users)
+                        .map(|name| (*name, super::windowed::deferred(serde_json::json!({})))),
+                )
+                .collect(),
             stateful: self.stateful.iter().map(|d| (d.name(), d.snapshot())).collect(),
             risk: self.risk.clone(),
             identities: self.identities.clone(),
@@ -181,12 +206,18 @@ impl Engine {
             });
         }
         let doc: Document = serde_json::from_slice(json)?;
+        if doc.role != self.role {
+            // `[kafka] repartition` was switched: the detectors keyed by source move
+            // between the user lanes and the lanes of the repartition topic, and start
+            // afresh where they arrive.
+            tracing::warn!(from = ?doc.role, to = ?self.role, "the checkpoint was written by a lane of another role; the detectors it did not run start empty");
+        }
         for d in &mut self.detectors {
-            let state = doc
-                .detectors
-                .get(d.name())
-                .ok_or_else(|| CheckpointError::MissingDetector(d.name().to_owned()))?;
-            d.restore(state)?;
+            match doc.detectors.get(d.name()) {
+                Some(state) => d.restore(state)?,
+                None if doc.role != self.role => {}
+                None => return Err(CheckpointError::MissingDetector(d.name().to_owned())),
+            }
         }
         for d in &mut self.stateful {
             if let Some(state) = doc.stateful.get(d.name()) {
@@ -194,6 +225,16 @@ impl Engine {
             }
         }
         self.clock = doc.clock;
+        self.upstream = if self.role == Role::Sources {
+            doc.upstream
+        } else {
+            Upstreams::default()
+        };
+        self.buffered_uuids = if self.role == Role::Sources {
+            doc.pending.iter().map(|o| o.uuid.clone()).collect()
+        } else {
+            Default::default()
+        };
         self.buffer = doc.pending.into_iter().map(|o| std::cmp::Reverse(Pending(o))).collect();
         self.risk = doc.risk;
         self.identities = doc.identities;

@@ -33,10 +33,13 @@ pub mod session_hijack;
 pub mod stage;
 pub mod stateful;
 pub mod tuning;
+pub mod upstream;
 pub mod windowed;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+
+use compact_str::CompactString;
 
 use idgw_schemas::{Alert, Detection, IdentityState, SemanticEvent};
 
@@ -47,10 +50,25 @@ use risk::{Identities, RiskBook};
 use rules::{Rule, RuleConfig};
 use stateful::EventDetector;
 use tuning::{Suppression, Tuning, TuningError, Verdict};
+use upstream::Upstreams;
+pub use upstream::{Mark, Role};
 use windowed::{Emit, WindowedDetector};
 
 use crate::ingest::EventObserver;
 use crate::vectors::{Behaviour, UserPayload, UserVector};
+
+/// The windowed detectors an engine of `role` runs: all of them, or those keyed by user,
+/// or those keyed by source address ([`upstream`]).
+pub fn detectors_of(config: &DetectConfig, role: Role) -> Vec<Box<dyn WindowedDetector>> {
+    windowed_detectors(config)
+        .into_iter()
+        .filter(|d| match role {
+            Role::Whole => true,
+            Role::Users => !d.keyed_by_source(),
+            Role::Sources => d.keyed_by_source(),
+        })
+        .collect()
+}
 
 /// Every windowed detector, one line each.
 pub fn windowed_detectors(config: &DetectConfig) -> Vec<Box<dyn WindowedDetector>> {
@@ -155,6 +173,10 @@ pub struct EngineStats {
 
 /// The engine.
 pub struct Engine {
+    role: Role,
+    /// The windowed detectors this role leaves out: their checkpoint entries are written
+    /// empty, so a build from before roles can still read a user lane's checkpoint.
+    absent: Vec<&'static str>,
     lateness_ms: i64,
     rules: Vec<Rule>,
     rule_config: RuleConfig,
@@ -173,6 +195,12 @@ pub struct Engine {
     tuning: Tuning,
     suppressed: u64,
     disabled: u64,
+    /// [`Role::Users`]: observations for the source-keyed detectors, not yet taken.
+    outbox: Vec<Obs>,
+    /// [`Role::Sources`]: the feeding user lanes' progress, and the uuids of buffered
+    /// observations (a user lane that crashed re-sends what it sent after its checkpoint).
+    upstream: Upstreams,
+    buffered_uuids: HashSet<CompactString, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,12 +215,30 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine with every rule and detector, configured by `config`.
     pub fn new(config: &DetectConfig) -> Self {
+        Self::with_role(config, Role::Whole)
+    }
+
+    /// An engine running the share of the detections `role` names.
+    pub fn with_role(config: &DetectConfig, role: Role) -> Self {
+        let sources = role == Role::Sources;
+        let detectors = detectors_of(config, role);
+        let absent = windowed_detectors(config)
+            .iter()
+            .map(|d| d.name())
+            .filter(|name| !detectors.iter().any(|d| d.name() == *name))
+            .collect();
         Engine {
+            role,
+            absent,
             lateness_ms: config.allowed_lateness_s.max(0) * 1000,
-            rules: rules::rules(),
+            rules: if sources { Vec::new() } else { rules::rules() },
             rule_config: RuleConfig::new(config),
-            stateful: stateful::event_detectors(config),
-            detectors: windowed_detectors(config),
+            stateful: if sources {
+                Vec::new()
+            } else {
+                stateful::event_detectors(config)
+            },
+            detectors,
             buffer: BinaryHeap::new(),
             clock: Clock {
                 max_time: i64::MIN,
@@ -216,7 +262,15 @@ impl Engine {
             }),
             suppressed: 0,
             disabled: 0,
+            outbox: Vec::new(),
+            upstream: Upstreams::default(),
+            buffered_uuids: HashSet::default(),
         }
+    }
+
+    /// The share of the detections this engine runs.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// Adds suppressions (the store's `suppressions.json`) to the configuration's.
@@ -242,6 +296,9 @@ impl Engine {
         }
         if let Some(obs) = Obs::of(ev, self.clock.seq) {
             self.clock.seq += 1;
+            if self.role == Role::Users && password_spray::PasswordSpray::wants(&obs) {
+                self.outbox.push(obs.clone());
+            }
             // Equal times are not late: ties keep arrival order, after those released.
             if t < self.clock.watermark {
                 self.clock.late += 1;
@@ -263,6 +320,9 @@ impl Engine {
             let Some(Reverse(Pending(obs))) = self.buffer.pop() else {
                 break;
             };
+            if self.role == Role::Sources {
+                self.buffered_uuids.remove(&obs.uuid);
+            }
             for d in &mut self.detectors {
                 d.on_event(&obs, &mut self.emit);
             }
@@ -278,13 +338,89 @@ impl Engine {
         }
     }
 
+    /// [`Role::Users`]: an alert a source lane raised (a spray names the users it tried, and
+    /// the one whose password it found), counted in the risk of the users this engine
+    /// holds. Returns whether it named any. Adding one twice changes nothing (risk counts an
+    /// alert id once per user).
+    pub fn take_source_alert(&mut self, alert: &Alert) -> bool {
+        if self.role != Role::Users {
+            return false;
+        }
+        let identities = &self.identities;
+        let named = alert.user_id.as_deref().into_iter().chain(
+            alert
+                .evidence
+                .get(password_spray::SPRAYED_USER_IDS)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str()),
+        );
+        let mine: Vec<&str> = named.filter(|u| identities.knows(u)).collect();
+        if mine.is_empty() {
+            return false;
+        }
+        self.risk.add_for(alert, |u| mine.contains(&u));
+        if alert.user_id.as_deref().is_some_and(|u| mine.contains(&u)) {
+            self.identities.alerted(alert);
+        }
+        for user in mine {
+            self.behaviour.touch(user);
+        }
+        true
+    }
+
+    /// [`Role::Users`]: the observations for the source-keyed detectors since the last
+    /// call, in arrival order, for the repartition topic.
+    pub fn take_source_observations(&mut self) -> Vec<Obs> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// [`Role::Sources`]: one observation a user lane handed on. Returns false for one
+    /// already buffered (re-sent by a user lane that crashed). It waits in the reorder
+    /// buffer until every user lane's event time has passed it ([`Engine::mark`]).
+    pub fn observe_source(&mut self, mut obs: Obs) -> bool {
+        if !self.buffered_uuids.insert(obs.uuid.clone()) {
+            return false;
+        }
+        obs.seq = self.clock.seq;
+        self.clock.seq += 1;
+        self.clock.max_time = self.clock.max_time.max(obs.time);
+        // At the watermark is late here (unlike in a lane's own stream): one re-sent after
+        // its copy was released must not count twice.
+        if obs.time <= self.clock.watermark {
+            self.buffered_uuids.remove(&obs.uuid);
+            self.clock.late += 1;
+        } else {
+            self.buffer.push(Reverse(Pending(obs)));
+        }
+        true
+    }
+
+    /// [`Role::Sources`]: a user lane's progress; releases what every lane has passed,
+    /// less the allowed lateness.
+    pub fn mark(&mut self, mark: Mark, now: std::time::Instant) {
+        self.upstream.mark(mark, now);
+        if let Some(low) = self.upstream.low_watermark(now) {
+            self.advance(low.saturating_sub(self.lateness_ms));
+            self.collect();
+        }
+    }
+
     /// Turns findings into alerts, feeding risk and identity state.
     fn collect(&mut self) {
         for (user, score) in self.emit.outliers.drain(..) {
             self.identities.outlier(&user, score);
         }
+        // A source lane's latest observation depends on how the user lanes' records
+        // interleaved: its alerts are raised at their deciding attempt's time instead.
+        let raised_at = if self.role == Role::Sources {
+            i64::MIN
+        } else {
+            self.clock.max_time
+        };
         for f in self.emit.findings.drain(..) {
-            let mut alert = f.into_alert(self.clock.max_time);
+            let mut alert = f.into_alert(raised_at);
             match self.tuning.apply(&mut alert) {
                 Verdict::Disabled => {
                     self.disabled += 1;

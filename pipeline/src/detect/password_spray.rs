@@ -98,6 +98,14 @@ impl PasswordSpray {
 }
 
 impl PasswordSpray {
+    /// Whether the detector looks at `obs` (a lane keyed by user hands these on when the
+    /// stream is repartitioned by source).
+    pub fn wants(obs: &Obs) -> bool {
+        matches!(obs.kind, Kind::SignIn | Kind::PasswordVerified | Kind::SignInFailure)
+            && obs.ip.is_some()
+            && obs.user_key().is_some()
+    }
+
     /// A successful sign-in: critical when its source is spraying now and the user is one
     /// it sprayed.
     fn on_success(&mut self, obs: &Obs, out: &mut Emit) {
@@ -321,6 +329,10 @@ impl WindowedDetector for PasswordSpray {
             self.sources
                 .retain(|_, s| s.recent.back().is_some_and(|a| now - a.time <= window));
         }
+    }
+
+    fn keyed_by_source(&self) -> bool {
+        true
     }
 
     crate::keyed_state!(sources);

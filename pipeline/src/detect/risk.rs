@@ -66,14 +66,20 @@ impl RiskBook {
     /// Adds an alert's points to its user, and a share of a password spray's to each user
     /// it tried that exists (the spray knows their logins; one of them may fall next).
     pub fn add(&mut self, alert: &Alert) {
-        if let Some(user) = alert.user_id.as_deref() {
+        self.add_for(alert, |_| true);
+    }
+
+    /// [`RiskBook::add`] for the users `mine` accepts only (a lane keyed by user taking an
+    /// alert raised by a lane keyed by source, which names users of other lanes too).
+    pub fn add_for(&mut self, alert: &Alert, mine: impl Fn(&str) -> bool) {
+        if let Some(user) = alert.user_id.as_deref().filter(|u| mine(u)) {
             self.contribute(user, alert, alert.risk_score, false);
         }
         if alert.detection == Detection::PasswordSpray
             && let Some(ids) = alert.evidence.get(SPRAYED_USER_IDS).and_then(|v| v.as_array())
         {
             for id in ids.iter().filter_map(|v| v.as_str()) {
-                if Some(id) != alert.user_id.as_deref() {
+                if Some(id) != alert.user_id.as_deref() && mine(id) {
                     self.contribute(id, alert, alert.risk_score * SPRAYED_USER_SHARE, true);
                 }
             }
@@ -274,6 +280,11 @@ impl Identities {
                 facts.login = alert.user_login.as_deref().map(Into::into);
             }
         }
+    }
+
+    /// True when the user has identity state here.
+    pub fn knows(&self, user: &str) -> bool {
+        self.users.contains_key(user)
     }
 
     /// Sets a user's outlier score.

@@ -40,6 +40,11 @@ pub trait WindowedDetector: Send {
     fn restore(&mut self, state: &RawValue) -> Result<(), serde_json::Error>;
     /// Keys held (users or sources), for metrics and sizing.
     fn keys(&self) -> usize;
+    /// Keyed by source address rather than user: run, when a stream is repartitioned, by
+    /// the lanes of the repartition topic ([`super::upstream`]).
+    fn keyed_by_source(&self) -> bool {
+        false
+    }
 }
 
 /// The hash map of detector state: foldhash (fast, seeded per process) instead of SipHash,

@@ -18,6 +18,14 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     /// Where rejected records are produced (raw bytes, reason in headers); empty: off.
     pub deadletter_topic: String,
+    /// Run the detections keyed by source address (password spray) over every partition's
+    /// share: user lanes hand their observations to a topic keyed by source IP that the
+    /// same group reads (docs/detections.md, "Streaming"). Off: each partition sees only
+    /// its own share of a spray.
+    pub repartition: bool,
+    /// That topic; empty: `<topic>.by-ip`. Created with the input's partition count when
+    /// missing.
+    pub repartition_topic: String,
     /// How often each partition's work is made durable and its offset committed.
     pub commit_interval_ms: u64,
     /// How often each partition's identity-state file is rewritten (at a commit).
@@ -52,6 +60,8 @@ impl Default for KafkaConfig {
             group_id: "idgw-pipeline".into(),
             alerts_topic: "idgw.alerts".into(),
             deadletter_topic: "idgw.deadletter".into(),
+            repartition: true,
+            repartition_topic: String::new(),
             commit_interval_ms: 2_000,
             state_interval_ms: 10_000,
             batch_max_bytes: 256 << 10,
@@ -96,6 +106,27 @@ impl KafkaConfig {
                 ));
             }
         }
+        if let Some(topic) = self.source_topic() {
+            if topic == self.topic {
+                return Err("[kafka] repartition_topic must not be the input topic".into());
+            }
+            // The source lanes' watermark relies on marks never overtaking observations
+            // (idempotent, ordered delivery) and on the statistics that tell a lane idle.
+            if self.producer.get("enable.idempotence").is_some_and(|v| v == "false") {
+                return Err(
+                    "[kafka.producer] \"enable.idempotence\" = \"false\": the repartition topic needs ordered delivery; set [kafka] repartition = false to turn it off".into(),
+                );
+            }
+            if self
+                .consumer
+                .get("statistics.interval.ms")
+                .is_some_and(|v| v.trim() == "0")
+            {
+                return Err(
+                    "[kafka.consumer] \"statistics.interval.ms\" = \"0\": the repartition topic's lanes need the statistics to tell a partition read to its end".into(),
+                );
+            }
+        }
         if self.enabled() {
             self.security.properties().map_err(|e| e.to_string())?;
         }
@@ -108,6 +139,28 @@ impl KafkaConfig {
         let config = self.client([], &self.producer)?;
         let timeout = std::time::Duration::from_secs(self.security.connect_timeout_s.max(1));
         super::kafka_client::check(&config, &self.brokers, timeout)
+    }
+
+    /// The repartition topic, when repartitioning is on.
+    pub fn source_topic(&self) -> Option<String> {
+        if !self.repartition {
+            return None;
+        }
+        let name = self.repartition_topic.trim();
+        Some(if name.is_empty() {
+            format!("{}.by-ip", self.topic)
+        } else {
+            name.to_owned()
+        })
+    }
+
+    /// The share of the detections a lane of topic `topic` runs.
+    pub fn role_of(&self, topic: &str) -> crate::detect::Role {
+        match self.source_topic() {
+            Some(t) if t == topic => crate::detect::Role::Sources,
+            Some(_) => crate::detect::Role::Users,
+            None => crate::detect::Role::Whole,
+        }
     }
 
     /// The threads `process_threads` asks for: the cores when 0.
@@ -136,5 +189,31 @@ impl Default for AdminConfig {
             listen: "127.0.0.1:9464".into(),
             shutdown_deadline_s: 30,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The source lanes' watermark needs ordered delivery of the marks and the statistics
+    /// that tell an idle partition; a configuration that takes either away is refused.
+    #[test]
+    fn repartitioning_refuses_what_would_break_its_watermark() {
+        let mut k = KafkaConfig::default();
+        assert_eq!(k.source_topic().as_deref(), Some("okta.logs.by-ip"));
+        assert!(k.validate().is_ok());
+        k.producer.insert("enable.idempotence".into(), "false".into());
+        assert!(k.validate().unwrap_err().contains("enable.idempotence"));
+        k.producer.clear();
+        k.consumer.insert("statistics.interval.ms".into(), "0".into());
+        assert!(k.validate().unwrap_err().contains("statistics.interval.ms"));
+        k.repartition = false;
+        assert!(k.validate().is_ok(), "nothing to protect without the repartition topic");
+        assert_eq!(k.role_of("okta.logs"), crate::detect::Role::Whole);
+        k.repartition = true;
+        k.consumer.clear();
+        k.repartition_topic = "okta.logs".into();
+        assert!(k.validate().unwrap_err().contains("must not be the input topic"));
     }
 }

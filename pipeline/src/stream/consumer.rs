@@ -37,6 +37,9 @@ pub enum StreamError {
     /// The brokers refused the connection, or none answered.
     #[error(transparent)]
     Connect(#[from] super::kafka_client::ConnectError),
+    /// The repartition topic could not be prepared.
+    #[error(transparent)]
+    Repartition(#[from] super::repartition::RepartitionError),
     /// No broker configured.
     #[error("no Kafka brokers configured: set [kafka] brokers or KAFKA_BROKERS")]
     NoBrokers,
@@ -46,6 +49,11 @@ struct Ctx {
     worker: Arc<Mutex<Worker>>,
     error: Mutex<Option<WorkerError>>,
     metrics: Arc<Metrics>,
+    /// Each partition's low and high watermarks in the latest statistics
+    /// (`statistics.interval.ms`, 5 s): a lane that has taken everything below the high one
+    /// is at the end of its partition. Forgotten when the partition is assigned or revoked,
+    /// so a lane taken back is not judged by figures from before it left.
+    high: Mutex<std::collections::HashMap<LaneId, (i64, i64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,12 +69,29 @@ impl Ctx {
 }
 
 impl ClientContext for Ctx {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A fetch that reached the end of a partition (`enable.partition.eof`, with
+        // `--until-end`) is reported here too; it is the poll loop's business, not an error.
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::debug!(%reason, "end of a partition");
+        } else {
+            tracing::error!(error = %error, %reason, "librdkafka");
+        }
+    }
+
     fn stats(&self, statistics: Statistics) {
+        let mut high = lock(&self.high);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's internal UA partition; a negative lag means unknown.
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     self.metrics.lag(topic, *partition, p.consumer_lag);
+                }
+                if *partition >= 0 && p.hi_offset >= 0 {
+                    high.insert(
+                        LaneId::kafka(topic.as_str(), *partition),
+                        (p.lo_offset.max(0), p.hi_offset),
+                    );
                 }
             }
         }
@@ -84,6 +109,12 @@ impl ConsumerContext for Ctx {
             .iter()
             .map(|e| LaneId::kafka(e.topic(), e.partition()))
             .collect();
+        {
+            let mut high = lock(&self.high);
+            for id in &ids {
+                high.remove(id);
+            }
+        }
         let mut commit = TopicPartitionList::new();
         {
             let mut worker = lock(&self.worker);
@@ -118,11 +149,17 @@ impl ConsumerContext for Ctx {
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else { return };
-        let ids = tpl
+        let ids: Vec<LaneId> = tpl
             .elements()
             .iter()
             .map(|e| LaneId::kafka(e.topic(), e.partition()))
             .collect();
+        {
+            let mut high = lock(&self.high);
+            for id in &ids {
+                high.remove(id);
+            }
+        }
         if let Err(e) = lock(&self.worker).assign(ids) {
             self.fail(e);
         }
@@ -169,6 +206,11 @@ pub fn consumer_properties(config: &PipelineConfig) -> Vec<(String, String)> {
     props
 }
 
+/// How often user lanes announce their event time to the repartition topic when it moved
+/// (unchanged marks are repeated every second): what a spray's alert can wait beyond the
+/// allowed lateness once the slowest busy partition has passed its deciding attempt.
+const MARK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs until `shutdown` is set or a failure; then makes everything durable, commits and
 /// leaves the group.
 pub fn run(
@@ -189,15 +231,35 @@ pub fn run(
         worker: Arc::clone(&worker),
         error: Mutex::new(None),
         metrics: Arc::clone(&metrics),
+        high: Mutex::new(std::collections::HashMap::new()),
     };
     config.kafka.check_connection()?;
+    let source_topic = config.kafka.source_topic();
+    if let Some(topic) = &source_topic {
+        let topology = super::repartition::prepare(&config.kafka, topic, &|| shutdown.load(Ordering::Relaxed))?;
+        tracing::info!(topic, ?topology, "repartitioning by source IP");
+        lock(&worker).set_topology(topology);
+    }
     let mut client = config.kafka.client([], &std::collections::BTreeMap::new())?;
     for (k, v) in consumer_properties(&config) {
         client.set(k, v);
     }
     let consumer: BaseConsumer<Ctx> = client.create_with_context(ctx)?;
-    consumer.subscribe(&[config.kafka.topic.as_str()])?;
-    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group_id, "consuming");
+    let mut topics = vec![config.kafka.topic.as_str()];
+    topics.extend(source_topic.as_deref());
+    consumer.subscribe(&topics)?;
+    tracing::info!(topics = ?topics, group = %config.kafka.group_id, "consuming");
+    // Unknown until the first statistics: not at the end.
+    let at_end = |id: &LaneId, next: Option<i64>| {
+        lock(&consumer.context().high)
+            .get(id)
+            .is_some_and(|(low, high)| next.unwrap_or(*low) >= *high)
+    };
+    let mut announced = std::time::Instant::now();
+    // With `stop_at_end` and repartitioning: the end offsets of the repartition topic's
+    // owned partitions, taken once the input has been read to its end and everything the
+    // user lanes handed on has been acknowledged.
+    let mut source_ends: Option<std::collections::BTreeMap<LaneId, i64>> = None;
     let commit_every = Duration::from_millis(config.kafka.commit_interval_ms.max(1));
     let wait = Duration::from_millis(config.kafka.batch_max_wait_ms.max(1));
     let mut lane = LaneId::kafka(String::new(), -1);
@@ -228,12 +290,18 @@ pub fn run(
                 false
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
+                // The event names no topic: it may be the repartition topic's partition of
+                // that number, which reaches its end after nearly every batch of marks. The
+                // input partition's end is read once.
                 let topic = config.kafka.topic.as_str();
-                match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-                    Ok((_, high)) => {
-                        ends.insert(LaneId::kafka(topic, partition), high);
+                let id = LaneId::kafka(topic, partition);
+                if let std::collections::btree_map::Entry::Vacant(end) = ends.entry(id) {
+                    match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+                        Ok((_, high)) => {
+                            end.insert(high);
+                        }
+                        Err(e) => tracing::warn!(error = %e, partition, "reading the end offset failed"),
                     }
-                    Err(e) => tracing::warn!(error = %e, partition, "reading the end offset failed"),
                 }
                 true
             }
@@ -248,9 +316,47 @@ pub fn run(
         {
             break Err(e.into());
         }
-        if config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&ends) {
-            tracing::info!("every owned partition read to its end; stopping");
-            break Ok(());
+        if source_topic.is_some() && announced.elapsed() >= MARK_INTERVAL {
+            announced = std::time::Instant::now();
+            if let Err(e) = w.announce(at_end) {
+                break Err(e.into());
+            }
+        }
+        if config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&config.kafka.topic, &ends) {
+            let Some(topic) = source_topic.as_deref() else {
+                tracing::info!("every owned partition read to its end; stopping");
+                break Ok(());
+            };
+            // Recomputed when this worker's share of the repartition topic changes (a
+            // worker that stopped first hands its partitions on).
+            let owned = w.owned(topic);
+            if source_ends.as_ref().is_some_and(|e| !e.keys().eq(owned.iter())) {
+                source_ends = None;
+            }
+            if source_ends.is_none() {
+                // Every owned input partition is read to its end: its lanes are idle.
+                if let Err(e) = w.announce(|_, _| true).and_then(|()| w.flush_out()) {
+                    break Err(e.into());
+                }
+                let owned: Result<std::collections::BTreeMap<LaneId, i64>, KafkaError> = owned
+                    .into_iter()
+                    .map(|id| {
+                        let (_, high) = consumer.fetch_watermarks(topic, id.partition, Duration::from_secs(10))?;
+                        Ok((id, high))
+                    })
+                    .collect();
+                match owned {
+                    Ok(owned) => source_ends = Some(owned),
+                    Err(e) => tracing::warn!(error = %e, "reading the repartition topic's end offsets failed"),
+                }
+            }
+            if source_ends
+                .as_ref()
+                .is_some_and(|e| e.is_empty() || w.read_to(topic, e))
+            {
+                tracing::info!("every owned partition, and the repartition topic's, read to its end; stopping");
+                break Ok(());
+            }
         }
         if let Err(e) = w.commit_due(commit_every) {
             break Err(e.into());

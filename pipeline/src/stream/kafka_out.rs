@@ -17,6 +17,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 use super::config::KafkaConfig;
 use super::lane::LaneId;
+use crate::detect::Mark;
+use crate::detect::observation::Obs;
 use crate::ingest::RejectedRecord;
 use crate::source::file::Position;
 
@@ -35,8 +37,8 @@ pub enum ProduceError {
     /// Waiting for acknowledgements timed out or failed.
     #[error("kafka producer flush: {0}")]
     Flush(KafkaError),
-    /// An alert could not be serialized.
-    #[error("encoding an alert: {0}")]
+    /// An alert or a repartition record could not be serialized.
+    #[error("encoding a record: {0}")]
     Encode(serde_json::Error),
     /// Some deliveries failed since the last flush.
     #[error("{0} Kafka deliveries failed (see the log); the cycle is not committed")]
@@ -92,6 +94,8 @@ pub struct KafkaOut {
     producer: ThreadedProducer<DeliveryCount>,
     alerts_topic: Option<String>,
     deadletter_topic: Option<String>,
+    /// The repartition topic ([`super::repartition`]).
+    source_topic: Option<String>,
     reported: AtomicU64,
 }
 
@@ -100,16 +104,18 @@ impl std::fmt::Debug for KafkaOut {
         f.debug_struct("KafkaOut")
             .field("alerts_topic", &self.alerts_topic)
             .field("deadletter_topic", &self.deadletter_topic)
+            .field("source_topic", &self.source_topic)
             .finish()
     }
 }
 
 impl KafkaOut {
-    /// A producer for the configured topics; `None` when neither is set.
+    /// A producer for the configured topics; `None` when none is set.
     pub fn new(config: &KafkaConfig) -> Result<Option<Self>, ProduceError> {
         let topic = |t: &str| Some(t.trim().to_owned()).filter(|t| !t.is_empty());
         let (alerts_topic, deadletter_topic) = (topic(&config.alerts_topic), topic(&config.deadletter_topic));
-        if alerts_topic.is_none() && deadletter_topic.is_none() {
+        let source_topic = config.source_topic();
+        if alerts_topic.is_none() && deadletter_topic.is_none() && source_topic.is_none() {
             return Ok(None);
         }
         let client = config
@@ -129,6 +135,7 @@ impl KafkaOut {
             producer,
             alerts_topic,
             deadletter_topic,
+            source_topic,
             reported: AtomicU64::new(0),
         }))
     }
@@ -155,6 +162,30 @@ impl KafkaOut {
             )?;
         }
         Ok(alerts.len() as u64)
+    }
+
+    /// Queues observations for the source-keyed detectors, keyed by source IP.
+    pub fn observations(&self, observations: &[Obs]) -> Result<u64, ProduceError> {
+        let Some(topic) = &self.source_topic else { return Ok(0) };
+        for obs in observations {
+            let payload = super::repartition::encode_obs(obs).map_err(ProduceError::Encode)?;
+            let key = obs.ip.as_deref().unwrap_or("");
+            self.send(
+                topic,
+                BaseRecord::to(topic).key(key.as_bytes()).payload(payload.as_slice()),
+            )?;
+        }
+        Ok(observations.len() as u64)
+    }
+
+    /// Queues a user lane's mark to every partition of the repartition topic.
+    pub fn mark(&self, mark: &Mark, partitions: u32) -> Result<(), ProduceError> {
+        let Some(topic) = &self.source_topic else { return Ok(()) };
+        let payload = super::repartition::encode_mark(mark).map_err(ProduceError::Encode)?;
+        for p in 0..partitions as i32 {
+            self.send(topic, BaseRecord::to(topic).partition(p).payload(payload.as_slice()))?;
+        }
+        Ok(())
     }
 
     /// Queues rejected records of `lane`; returns how many.

@@ -28,9 +28,11 @@ use idgw_schemas::{Alert, IdentityState};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::repartition::SourceRecord;
 use crate::config::PipelineConfig;
-use crate::detect::Engine;
 use crate::detect::checkpoint::{CheckpointError, EngineSnapshot, write_atomically};
+use crate::detect::observation::Obs;
+use crate::detect::{Engine, Role};
 use crate::ingest::{Counters, Ingest, IngestMode, PendingFiles, RejectedRecord};
 use crate::reject::{RejectKind, Rejection};
 use crate::source::file::{Position, RawRecord, RecordSink};
@@ -180,6 +182,8 @@ pub struct Processed {
     pub rejects: Vec<RejectedRecord>,
     /// Counters of this batch.
     pub counters: Counters,
+    /// A user lane's observations for the repartition topic.
+    pub observations: Vec<Obs>,
 }
 
 /// What a commit made durable.
@@ -203,6 +207,13 @@ struct Message {
 /// One partition's pipeline.
 pub struct Lane {
     id: LaneId,
+    role: Role,
+    /// A source lane's repartition records of the open cycle (those that are not dead
+    /// letters: the ingest stage counts these).
+    source_counts: Counters,
+    /// A user lane's state changed in the open cycle without a message of its own (a source
+    /// lane's alert added to its users' risk): the cycle must still be made durable.
+    touched: bool,
     tag: String,
     source: String,
     store: Store,
@@ -260,7 +271,11 @@ impl Lane {
             source,
         };
         let tag = id.tag();
-        let mut engine = Engine::new(&config.detect);
+        let role = match id.source {
+            Source::Kafka => config.kafka.role_of(&id.topic),
+            Source::OktaPoller => Role::Whole,
+        };
+        let mut engine = Engine::with_role(&config.detect, role);
         crate::detect::tuning::read_store_file(store.root())
             .and_then(|list| engine.add_suppressions(list))
             .map_err(|source| LaneError::Tuning {
@@ -294,6 +309,9 @@ impl Lane {
         let mut lane = Lane {
             source: format!("kafka:{}", id),
             id,
+            role,
+            source_counts: Counters::default(),
+            touched: false,
             tag,
             store: store.clone(),
             config,
@@ -338,6 +356,27 @@ impl Lane {
     /// The partition.
     pub fn id(&self) -> &LaneId {
         &self.id
+    }
+
+    /// The share of the detections the lane runs.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// A user lane takes an alert a source lane raised into its users' risk
+    /// ([`Engine::take_source_alert`]); made durable with the lane's next cycle.
+    pub fn take_source_alert(&mut self, alert: &Alert) -> bool {
+        let taken = self
+            .ingest
+            .as_mut()
+            .is_some_and(|i| i.observer_mut().take_source_alert(alert));
+        self.touched |= taken;
+        taken
+    }
+
+    /// The latest event time the lane's engine has taken (ms; `i64::MIN` before any).
+    pub fn event_time(&self) -> i64 {
+        self.ingest.as_ref().map_or(i64::MIN, |i| i.observer().clock().max_time)
     }
 
     /// The checkpoint file as it is now, if there is one.
@@ -418,17 +457,58 @@ impl Lane {
             return Ok(Processed::default());
         };
         let tombstone = Rejection::new(RejectKind::NotJson, "a Kafka message without a payload");
-        let records: Vec<RawRecord<'_>> = self
-            .messages
-            .iter()
-            .map(|m| RawRecord {
-                bytes: &self.arena[m.start..m.end],
-                position: Position::Offset(m.offset),
-                rejected: (!m.payload).then(|| tombstone.clone()),
-            })
-            .collect();
         let before = ingest.counters();
-        let _ = ingest.records(&self.source, &records);
+        let mut source_batch = Counters::default();
+        if self.role == Role::Sources {
+            // Repartition records go to the engine; those that are not go to the dead letter
+            // through the ingest stage, which counts them.
+            let mut rejected = Vec::new();
+            let engine = ingest.observer_mut();
+            for m in &self.messages {
+                let bytes = &self.arena[m.start..m.end];
+                let decoded = if m.payload {
+                    SourceRecord::decode(bytes)
+                } else {
+                    Err(tombstone.clone())
+                };
+                match decoded {
+                    Ok(record) => {
+                        source_batch.events_in += 1;
+                        let new = match record {
+                            SourceRecord::Obs(obs) => engine.observe_source(obs),
+                            SourceRecord::Mark(mark) => {
+                                engine.mark(mark, std::time::Instant::now());
+                                true
+                            }
+                        };
+                        if new {
+                            source_batch.events_ok += 1;
+                        } else {
+                            source_batch.duplicates += 1;
+                        }
+                    }
+                    Err(reason) => rejected.push(RawRecord {
+                        bytes,
+                        position: Position::Offset(m.offset),
+                        rejected: Some(reason),
+                    }),
+                }
+            }
+            if !rejected.is_empty() {
+                let _ = ingest.records(&self.source, &rejected);
+            }
+        } else {
+            let records: Vec<RawRecord<'_>> = self
+                .messages
+                .iter()
+                .map(|m| RawRecord {
+                    bytes: &self.arena[m.start..m.end],
+                    position: Position::Offset(m.offset),
+                    rejected: (!m.payload).then(|| tombstone.clone()),
+                })
+                .collect();
+            let _ = ingest.records(&self.source, &records);
+        }
         let last = self.messages.last().map(|m| m.offset);
         self.messages.clear();
         self.arena.clear();
@@ -442,19 +522,25 @@ impl Lane {
         }
         self.next_offset = last.map(|o| o + 1).or(self.next_offset);
         let after = ingest.counters();
-        let batch = Counters {
+        let mut batch = Counters {
             events_in: after.events_in - before.events_in,
             events_ok: after.events_ok - before.events_ok,
             deadlettered: after.deadlettered - before.deadlettered,
             duplicates: after.duplicates - before.duplicates,
         };
+        batch += source_batch;
+        self.source_counts += source_batch;
         self.open = after;
-        let alerts = ingest.observer_mut().take_alerts();
+        self.open += self.source_counts;
+        let engine = ingest.observer_mut();
+        let alerts = engine.take_alerts();
+        let observations = engine.take_source_observations();
         self.cycle_alerts.extend(alerts.iter().cloned());
         Ok(Processed {
             alerts,
             rejects: ingest.take_rejects(),
             counters: batch,
+            observations,
         })
     }
 
@@ -463,7 +549,7 @@ impl Lane {
     /// the closed one durable ([`SealedCycle::write`], on any thread). Returns `None` when
     /// the cycle saw no message (nothing to make durable).
     pub fn seal(&mut self) -> Result<Option<SealedCycle>, LaneError> {
-        if self.open.events_in == 0 && self.cycle_alerts.is_empty() {
+        if self.open.events_in == 0 && self.cycle_alerts.is_empty() && !self.touched {
             return Ok(None);
         }
         let Some(next_offset) = self.next_offset else {
@@ -480,14 +566,18 @@ impl Lane {
             .filter(|a| self.published_alerts.insert(&a.alert_id))
             .collect();
         self.totals += sealed.counters;
+        self.totals += std::mem::take(&mut self.source_counts);
+        self.touched = false;
         self.open = Counters::default();
         let interval = std::time::Duration::from_millis(self.config.kafka.state_interval_ms);
-        let identity_states = if self.state_written.is_none_or(|t| t.elapsed() >= interval) {
-            self.state_written = Some(std::time::Instant::now());
-            Some(engine.identity_states())
-        } else {
-            None
-        };
+        // A source lane holds no user's state.
+        let identity_states =
+            if self.role != Role::Sources && self.state_written.is_none_or(|t| t.elapsed() >= interval) {
+                self.state_written = Some(std::time::Instant::now());
+                Some(engine.identity_states())
+            } else {
+                None
+            };
         // Their vectors are built from the snapshot by whoever writes the cycle.
         let changed = engine.take_changed_users();
         let cycle = SealedCycle {

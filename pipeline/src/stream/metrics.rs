@@ -30,6 +30,13 @@ pub struct Metrics {
     /// Alerts a suppression matched (stored and produced, not sent to the webhook).
     pub alerts_suppressed: Counter,
     pub deadletters_produced: Counter,
+    /// Observations handed to the repartition topic.
+    pub repartition_sent: Counter,
+    /// Source lanes' alerts naming no user of this worker's user lanes (their risk is not
+    /// counted here).
+    pub source_alerts_unplaced: Counter,
+    /// Repartition records read, by outcome (`taken`, `duplicate`, `deadlettered`).
+    pub repartition_read: Family<Labels, Counter>,
     pub produce_errors: Counter,
     pub webhook_delivered: Counter,
     pub webhook_failed: Counter,
@@ -81,6 +88,9 @@ impl Metrics {
             alerts_produced: Counter::default(),
             alerts_suppressed: Counter::default(),
             deadletters_produced: Counter::default(),
+            repartition_sent: Counter::default(),
+            source_alerts_unplaced: Counter::default(),
+            repartition_read: Family::default(),
             produce_errors: Counter::default(),
             webhook_delivered: Counter::default(),
             webhook_failed: Counter::default(),
@@ -96,7 +106,17 @@ impl Metrics {
             last_turn_ms: AtomicI64::new(0),
             failed: AtomicBool::new(false),
         };
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 15] = [
+            (
+                "source_alerts_unplaced",
+                "Spray alerts naming no user held by this worker's lanes (their risk not counted here)",
+                &m.source_alerts_unplaced,
+            ),
+            (
+                "repartition_sent",
+                "Observations handed to the repartition topic (keyed by source IP)",
+                &m.repartition_sent,
+            ),
             ("events_in", "Records read from the sources", &m.events_in),
             ("events_stored", "Events normalized and stored", &m.events_stored),
             (
@@ -153,6 +173,11 @@ impl Metrics {
         registry.register("alerts", "Alerts raised, by detection", m.alerts.clone());
         registry.register("deadletters", "Records dead-lettered, by reason", m.deadletters.clone());
         registry.register(
+            "repartition_read",
+            "Repartition records read by the source lanes, by outcome",
+            m.repartition_read.clone(),
+        );
+        registry.register(
             "consumer_lag",
             "Messages behind the partition's end (librdkafka statistics)",
             m.consumer_lag.clone(),
@@ -198,6 +223,21 @@ impl Metrics {
         self.alerts
             .get_or_create(&vec![("detection", detection.to_owned())])
             .inc();
+    }
+
+    /// Counts what a source lane read from the repartition topic.
+    pub fn count_repartition(&self, c: &Counters) {
+        for (outcome, n) in [
+            ("taken", c.events_ok),
+            ("duplicate", c.duplicates),
+            ("deadlettered", c.deadlettered),
+        ] {
+            if n > 0 {
+                self.repartition_read
+                    .get_or_create(&vec![("outcome", outcome.to_owned())])
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Counts a dead letter.

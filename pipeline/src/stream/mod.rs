@@ -14,6 +14,7 @@ pub mod kafka_out;
 pub mod lane;
 pub mod metrics;
 pub mod poller;
+pub mod repartition;
 pub mod webhook;
 pub mod webhook_format;
 pub mod worker;

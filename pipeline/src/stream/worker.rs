@@ -26,12 +26,17 @@ use super::committer::{Committer, Lost, Sinks};
 use super::kafka_out::{KafkaOut, ProduceError};
 use super::lane::{Committed, Fingerprint, Lane, LaneError, LaneId, Processed};
 use super::metrics::Metrics;
+use super::repartition::Topology;
 use super::webhook::Webhook;
 use crate::config::PipelineConfig;
+use crate::detect::{Mark, Role};
 use crate::ingest::Counters;
 use crate::store::alerts::AlertLog;
 use crate::store::{Store, StoreError};
 use crate::vectors::{self, VectorError};
+
+/// How often a user lane's unchanged mark is repeated.
+const MARK_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Worker failures: each stops the pipeline (a restart resumes from the checkpoints).
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +60,14 @@ pub enum WorkerError {
 /// What a worker did, for the exit summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerSummary {
-    /// Counters of this process's batches.
+    /// Counters of this process's batches (the input topic's records).
     pub counters: Counters,
     pub balanced: bool,
+    /// Observations the user lanes handed to the repartition topic.
+    pub repartition_sent: u64,
+    /// Records the source lanes read from it (`events_ok`: taken; `duplicates`: re-sent
+    /// after a crash; `deadlettered`: not repartition records).
+    pub repartition_read: Counters,
     /// Alerts new to `alerts.jsonl`, by detection.
     pub alerts_by_detection: BTreeMap<String, u64>,
     pub alerts: u64,
@@ -93,6 +103,10 @@ pub struct Worker {
     buffered: usize,
     first_buffered: Option<Instant>,
     summary: WorkerSummary,
+    /// Partition counts for the user lanes' marks, when the stream is repartitioned.
+    topology: Option<Topology>,
+    /// Each user lane's last mark and when it was sent.
+    marks: BTreeMap<LaneId, (Mark, Instant)>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -153,7 +167,57 @@ impl Worker {
             buffered: 0,
             first_buffered: None,
             summary: WorkerSummary::default(),
+            topology: None,
+            marks: BTreeMap::new(),
         })
+    }
+
+    /// Repartitioning is on, with these partition counts.
+    pub fn set_topology(&mut self, topology: Topology) {
+        self.topology = Some(topology);
+    }
+
+    /// Announces each user lane's event time to every partition of the repartition topic
+    /// when it changed, and at least every [`MARK_HEARTBEAT`] (a source lane stops waiting
+    /// for a lane it has not heard of for a while); `at_end(lane, next offset)` says whether
+    /// the lane has read its partition to the end (then it is idle and holds no source lane
+    /// back).
+    pub fn announce(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
+        let (Some(topology), Some(out)) = (self.topology, &self.kafka) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        self.marks.retain(|id, _| self.lanes.contains_key(id));
+        for (id, lane) in &self.lanes {
+            if lane.role() != Role::Users {
+                continue;
+            }
+            let mark = Mark {
+                from: id.partition,
+                partitions: topology.input_partitions,
+                time: lane.event_time(),
+                idle: !lane.has_buffered() && at_end(id, lane.next_offset()),
+            };
+            if self
+                .marks
+                .get(id)
+                .is_some_and(|(last, at)| *last == mark && now.duration_since(*at) < MARK_HEARTBEAT)
+            {
+                continue;
+            }
+            out.mark(&mark, topology.source_partitions)?;
+            self.marks.insert(id.clone(), (mark, now));
+        }
+        Ok(())
+    }
+
+    /// Waits until everything produced (alerts, dead letters, repartition records) is
+    /// acknowledged.
+    pub fn flush_out(&self) -> Result<(), WorkerError> {
+        if let Some(out) = &self.kafka {
+            out.flush(Duration::from_secs(60))?;
+        }
+        Ok(())
     }
 
     /// Takes partitions. A lane this worker gave up in the last rebalance is taken back as
@@ -271,10 +335,31 @@ impl Worker {
             return Ok(());
         }
         let started = Instant::now();
+        // Alerts of source lanes, for the risk of the users this worker's user lanes hold.
+        let mut from_sources: Vec<Alert> = Vec::new();
         for (id, processed) in self.process_lanes() {
             let processed = processed?;
-            self.metrics.count(&processed.counters);
-            self.summary.counters += processed.counters;
+            if self.lanes.get(&id).is_some_and(|l| l.role() == Role::Sources) {
+                self.metrics.count_repartition(&processed.counters);
+                self.summary.repartition_read += processed.counters;
+                from_sources.extend(
+                    processed
+                        .alerts
+                        .iter()
+                        .filter(|a| !crate::detect::tuning::is_suppressed(a))
+                        .cloned(),
+                );
+            } else {
+                self.metrics.count(&processed.counters);
+                self.summary.counters += processed.counters;
+            }
+            if !processed.observations.is_empty()
+                && let Some(out) = &self.kafka
+            {
+                let n = out.observations(&processed.observations)?;
+                self.metrics.repartition_sent.inc_by(n);
+                self.summary.repartition_sent += n;
+            }
             if !processed.alerts.is_empty() {
                 let new = self.alert_log.append(&processed.alerts)?;
                 for a in &new {
@@ -316,6 +401,16 @@ impl Worker {
                 let n = out.deadletters(&id, &processed.rejects)?;
                 self.metrics.deadletters_produced.inc_by(n);
                 self.summary.deadletters_produced += n;
+            }
+        }
+        for alert in &from_sources {
+            let mut placed = false;
+            for lane in self.lanes.values_mut().filter(|l| l.role() == Role::Users) {
+                placed |= lane.take_source_alert(alert);
+            }
+            if !placed {
+                // Its users' lanes belong to another worker (or they have no state yet).
+                self.metrics.source_alerts_unplaced.inc();
             }
         }
         self.buffered = 0;
@@ -402,15 +497,18 @@ impl Worker {
         Ok(self.offsets(done))
     }
 
-    /// True when this worker owns partitions and each has taken every message below its
-    /// end offset in `ends` (nothing left buffered).
-    pub fn read_to(&self, ends: &BTreeMap<LaneId, i64>) -> bool {
+    /// True when this worker owns partitions of `topic` and each has taken every message
+    /// below its end offset in `ends` (nothing left buffered).
+    pub fn read_to(&self, topic: &str, ends: &BTreeMap<LaneId, i64>) -> bool {
+        let mut owned = self.lanes.iter().filter(|(id, _)| id.topic == topic).peekable();
         self.first_buffered.is_none()
-            && !self.lanes.is_empty()
-            && self
-                .lanes
-                .iter()
-                .all(|(id, lane)| ends.get(id).is_some_and(|end| lane.next_offset().unwrap_or(0) >= *end))
+            && owned.peek().is_some()
+            && owned.all(|(id, lane)| ends.get(id).is_some_and(|end| lane.next_offset().unwrap_or(0) >= *end))
+    }
+
+    /// The partitions of `topic` this worker owns.
+    pub fn owned(&self, topic: &str) -> Vec<LaneId> {
+        self.lanes.keys().filter(|id| id.topic == topic).cloned().collect()
     }
 
     /// A lane's source position (the poller's next page).

@@ -184,6 +184,8 @@ fn a_kafka_stream_lands_in_the_store_once_with_alerts_and_dead_letters_on_their_
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 1, 1).unwrap();
+    // The mock cluster has no CreateTopics: the repartition topic is made here.
+    cluster.create_topic("okta.logs.by-ip", 1, 1).unwrap();
     let lines = scenario_lines();
     let mut messages = keyed(&lines);
     // A duplicate delivery, a record that is not JSON, and a message without a payload.
@@ -269,6 +271,8 @@ fn a_second_run_resumes_from_the_partition_checkpoints_and_raises_nothing_twice(
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 3, 1).unwrap();
+    // The mock cluster has no CreateTopics: the repartition topic is made here.
+    cluster.create_topic("okta.logs.by-ip", 3, 1).unwrap();
     let mut seen = std::collections::HashSet::new();
     let lines: Vec<String> = scenario_lines()
         .into_iter()
@@ -306,6 +310,8 @@ fn partitions_run_in_parallel_raise_and_store_what_they_do_one_after_another() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 4, 1).unwrap();
+    // The mock cluster has no CreateTopics: the repartition topic is made here.
+    cluster.create_topic("okta.logs.by-ip", 4, 1).unwrap();
     let messages = keyed(&scenario_lines());
     produce(&brokers, "okta.logs", &messages);
     let total = messages.len() as u64;
@@ -318,9 +324,16 @@ fn partitions_run_in_parallel_raise_and_store_what_they_do_one_after_another() {
         let mut c = config(&brokers);
         c.kafka.group_id = format!("idgw-threads-{threads}");
         c.kafka.process_threads = threads;
-        let summary = run_until(&store, c, |m| m.events_in.get() >= total);
+        // To the end of the input and of the repartition topic, so that both runs' source
+        // lanes have judged every attempt.
+        c.kafka.stop_at_end = true;
+        let summary = stream::run(&store, Arc::new(c), Arc::new(Metrics::new()), &AtomicBool::new(false)).unwrap();
         assert!(summary.balanced);
-        assert_eq!(summary.partitions.len(), 4, "one worker owns every partition");
+        assert_eq!(
+            summary.partitions.len(),
+            8,
+            "one worker owns every partition, of the input and of the repartition topic"
+        );
         let alerts: BTreeSet<String> = jsonl_ids(store.root()).into_iter().collect();
         runs.push((
             summary.counters,
@@ -402,6 +415,8 @@ fn scenario_on_mock() -> (MockCluster<'static, DefaultProducerContext>, String, 
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("okta.logs", 1, 1).unwrap();
+    // The mock cluster has no CreateTopics: the repartition topic is made here.
+    cluster.create_topic("okta.logs.by-ip", 1, 1).unwrap();
     let lines = scenario_lines();
     produce(
         &brokers,
