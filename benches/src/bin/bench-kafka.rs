@@ -313,6 +313,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let create = |name: &str, partitions: i32| {
         if let Some(m) = &mock {
             let _ = m.create_topic(name, partitions, 1);
+            // The pipeline creates its repartition topic itself, but the mock cluster has
+            // no CreateTopics request.
+            if name.starts_with("bench.in.") || name.starts_with("bench.live.") {
+                let _ = m.create_topic(&format!("{name}.by-ip"), partitions, 1);
+            }
         }
         if let Some(admin) = &admin {
             let topic = rdkafka::admin::NewTopic::new(name, partitions, rdkafka::admin::TopicReplication::Fixed(1));

@@ -201,6 +201,8 @@ pub struct Engine {
     /// observations (a user lane that crashed re-sends what it sent after its checkpoint).
     upstream: Upstreams,
     buffered_uuids: HashSet<CompactString, foldhash::fast::RandomState>,
+    /// [`Role::Sources`]: the user lanes' low watermark as last computed (ms).
+    upstream_low: i64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -265,6 +267,7 @@ impl Engine {
             outbox: Vec::new(),
             upstream: Upstreams::default(),
             buffered_uuids: HashSet::default(),
+            upstream_low: i64::MIN,
         }
     }
 
@@ -402,9 +405,46 @@ impl Engine {
     pub fn mark(&mut self, mark: Mark, now: std::time::Instant) {
         self.upstream.mark(mark, now);
         if let Some(low) = self.upstream.low_watermark(now) {
+            self.upstream_low = self.upstream_low.max(low);
             self.advance(low.saturating_sub(self.lateness_ms));
             self.collect();
         }
+    }
+
+    /// How far the input has got in event time (ms; `i64::MIN` before any): the latest
+    /// event time taken, or for a source lane the user lanes' low watermark. The watermark
+    /// trails it by the allowed lateness.
+    pub fn progress(&self) -> i64 {
+        if self.role == Role::Sources {
+            self.upstream_low
+        } else {
+            self.clock.max_time
+        }
+    }
+
+    /// Processing time has passed since [`Engine::progress`] last moved (`since_ms`): the
+    /// event-time clock is taken to have moved on as much, so the watermark moves by it too,
+    /// up to the latest event time taken — as a Flink source's idleness does, for a quiet
+    /// partition whose windowed detections would otherwise wait for its next event. The
+    /// lateness bound is kept in processing time: an event is late only once it comes
+    /// `allowed_lateness_s` after an event-time-later one. The caller says when the input is
+    /// idle (at its end); a source lane moves only when every user lane is. Returns whether
+    /// the watermark moved (alerts it raised wait in [`Engine::take_alerts`]).
+    pub fn advance_idle(&mut self, since_ms: i64, now: std::time::Instant) -> bool {
+        let progress = self.progress();
+        if progress == i64::MIN || since_ms <= 0 {
+            return false;
+        }
+        if self.role == Role::Sources && !self.upstream.all_idle(now) {
+            return false;
+        }
+        let target = progress.min(progress.saturating_add(since_ms).saturating_sub(self.lateness_ms));
+        if target <= self.clock.watermark {
+            return false;
+        }
+        self.advance(target);
+        self.collect();
+        true
     }
 
     /// Turns findings into alerts, feeding risk and identity state.

@@ -90,6 +90,17 @@ impl Upstreams {
         p.heard = Some(now);
     }
 
+    /// True when every user lane heard of is at the end of its partition or silent: nothing
+    /// is on its way, and the source lane may move on with processing time.
+    pub fn all_idle(&self, now: Instant) -> bool {
+        let Some(opened) = self.opened else { return false };
+        !self.lanes.is_empty()
+            && self
+                .lanes
+                .values()
+                .all(|p| p.idle || now.saturating_duration_since(p.heard.unwrap_or(opened)) >= SILENT_AFTER)
+    }
+
     /// The event time every user lane has reached at `now`: the slowest busy lane's, or,
     /// when all are idle, the latest. `None` until every partition has been heard of, or
     /// [`SILENT_AFTER`] has passed since the first mark; a lane silent that long does

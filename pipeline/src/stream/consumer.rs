@@ -316,9 +316,11 @@ pub fn run(
         {
             break Err(e.into());
         }
-        if source_topic.is_some() && announced.elapsed() >= MARK_INTERVAL {
+        if announced.elapsed() >= MARK_INTERVAL {
             announced = std::time::Instant::now();
-            if let Err(e) = w.announce(at_end) {
+            // Quiet lanes' watermarks move on with processing time; then the user lanes
+            // announce how far they got.
+            if let Err(e) = w.tick(at_end).and_then(|()| w.announce(at_end)) {
                 break Err(e.into());
             }
         }

@@ -214,6 +214,9 @@ pub struct Lane {
     /// A user lane's state changed in the open cycle without a message of its own (a source
     /// lane's alert added to its users' risk): the cycle must still be made durable.
     touched: bool,
+    /// The engine's progress in event time and when (processing time) it last moved, for
+    /// the idle advance of its watermark ([`Lane::tick`]).
+    progress: (i64, std::time::Instant),
     tag: String,
     source: String,
     store: Store,
@@ -312,6 +315,7 @@ impl Lane {
             role,
             source_counts: Counters::default(),
             touched: false,
+            progress: (i64::MIN, std::time::Instant::now()),
             tag,
             store: store.clone(),
             config,
@@ -372,6 +376,28 @@ impl Lane {
             .is_some_and(|i| i.observer_mut().take_source_alert(alert));
         self.touched |= taken;
         taken
+    }
+
+    /// Moves the watermark of an idle lane (its partition read to the end) by the
+    /// processing time that passed since its input last moved on in event time
+    /// ([`Engine::advance_idle`]): a quiet partition's windowed detections fire without
+    /// waiting for its next event. Returns what that raised, for the sinks.
+    pub fn tick(&mut self, now: std::time::Instant) -> Processed {
+        let since = now.saturating_duration_since(self.progress.1);
+        let Some(ingest) = self.ingest.as_mut() else {
+            return Processed::default();
+        };
+        let engine = ingest.observer_mut();
+        if !engine.advance_idle(i64::try_from(since.as_millis()).unwrap_or(i64::MAX), now) {
+            return Processed::default();
+        }
+        self.touched = true;
+        let alerts = engine.take_alerts();
+        self.cycle_alerts.extend(alerts.iter().cloned());
+        Processed {
+            alerts,
+            ..Processed::default()
+        }
     }
 
     /// The latest event time the lane's engine has taken (ms; `i64::MIN` before any).
@@ -533,6 +559,10 @@ impl Lane {
         self.open = after;
         self.open += self.source_counts;
         let engine = ingest.observer_mut();
+        let progress = engine.progress();
+        if progress > self.progress.0 {
+            self.progress = (progress, std::time::Instant::now());
+        }
         let alerts = engine.take_alerts();
         let observations = engine.take_source_observations();
         self.cycle_alerts.extend(alerts.iter().cloned());

@@ -335,9 +335,44 @@ impl Worker {
             return Ok(());
         }
         let started = Instant::now();
+        let results = self.process_lanes();
+        self.deliver(results)?;
+        self.buffered = 0;
+        self.first_buffered = None;
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Moves the watermark of idle lanes by the processing time that passed ([`Lane::tick`])
+    /// and sends what that raised. Buffered messages go first. `at_end(lane, next offset)`
+    /// says whether a Kafka lane has read its partition to the end: a lane that is merely
+    /// waiting for its turn to be fetched is not idle (its events would turn late). A source
+    /// lane decides from its user lanes' marks.
+    pub fn tick(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
+        if self.first_buffered.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let raised: Vec<(LaneId, Result<Processed, LaneError>)> = self
+            .lanes
+            .iter_mut()
+            .filter(|(id, lane)| {
+                lane.role() == Role::Sources
+                    || id.source == super::lane::Source::OktaPoller
+                    || at_end(id, lane.next_offset())
+            })
+            .map(|(id, lane)| (id.clone(), lane.tick(now)))
+            .filter(|(_, p)| !p.alerts.is_empty())
+            .map(|(id, p)| (id, Ok(p)))
+            .collect();
+        self.deliver(raised)
+    }
+
+    /// Counts what the lanes did and sends what they raised, in lane order.
+    fn deliver(&mut self, results: Vec<(LaneId, Result<Processed, LaneError>)>) -> Result<(), WorkerError> {
         // Alerts of source lanes, for the risk of the users this worker's user lanes hold.
         let mut from_sources: Vec<Alert> = Vec::new();
-        for (id, processed) in self.process_lanes() {
+        for (id, processed) in results {
             let processed = processed?;
             if self.lanes.get(&id).is_some_and(|l| l.role() == Role::Sources) {
                 self.metrics.count_repartition(&processed.counters);
@@ -413,9 +448,6 @@ impl Worker {
                 self.metrics.source_alerts_unplaced.inc();
             }
         }
-        self.buffered = 0;
-        self.first_buffered = None;
-        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

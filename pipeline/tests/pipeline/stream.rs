@@ -677,3 +677,50 @@ fn a_sealed_cycle_is_durable_only_once_written_and_a_dropped_one_leaves_nothing(
     let resumed = Lane::open(&store, config, id).unwrap();
     assert_eq!(resumed.next_offset(), Some(lines.len() as i64));
 }
+
+/// A brute force whose deciding failure is the last event its partition will see for a
+/// while: the lane's watermark moves on with processing time once the input is quiet, so the
+/// alert comes about `allowed_lateness_s` later instead of waiting for the partition's next
+/// event (which, in a small tenant, can be minutes or hours away).
+#[test]
+fn a_quiet_partition_raises_its_windowed_alert_without_a_later_event() {
+    let file = std::fs::File::open(golden_dir().join("brute_force").join("events.ndjson.gz")).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut text).unwrap();
+    let mut lines: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["published"].as_str().unwrap().to_owned(), l.to_owned())
+        })
+        .collect();
+    lines.sort();
+    // Up to the failure that decides the scenario's brute force, and nothing after it.
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(golden_dir().join("brute_force").join("expected.json")).unwrap())
+            .unwrap();
+    let deciding = expected
+        .iter()
+        .find(|a| a["detection"] == "brute_force")
+        .and_then(|a| a["last_seen"].as_str())
+        .unwrap()
+        .to_owned();
+    lines.retain(|(published, _)| *published <= deciding);
+    assert_eq!(lines.last().map(|(p, _)| p.as_str()), Some(deciding.as_str()));
+    let lines: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("okta.logs", 1, 1).unwrap();
+    // The mock cluster has no CreateTopics: the repartition topic is made here.
+    cluster.create_topic("okta.logs.by-ip", 1, 1).unwrap();
+    produce(&brokers, "okta.logs", &keyed(&lines));
+    let fx = Fixture::new();
+    let store = Store::open(fx.dir.path().join("store")).unwrap();
+    let mut c = config(&brokers);
+    c.detect.allowed_lateness_s = 2;
+    let summary = run_until(&store, c, |m| m.render().contains("detection=\"brute_force\""));
+    assert_eq!(summary.counters.events_in, lines.len() as u64);
+    let text = std::fs::read_to_string(store.root().join("alerts.jsonl")).unwrap();
+    assert!(text.contains("\"brute_force\""), "{text}");
+}
