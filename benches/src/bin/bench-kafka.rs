@@ -1,4 +1,4 @@
-//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)]`
+//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput]`
 //!
 //! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
 //! default (it keeps only ~5 MB per partition: small inputs only), or a real broker
@@ -14,7 +14,10 @@
 //!    this process, on the machine.
 //! 2. **Latency** (with `--rate`): events are produced at R events/s for S seconds while
 //!    the pipeline runs; each alert on the alerts topic is matched to the produce time of
-//!    the newest event of its evidence; p50/p99/p99.9 of that delay.
+//!    the newest event of its evidence; p50/p99/p99.9 of that delay. `--restamp` sets each
+//!    event's `published` to its produce time, as a live tenant's are (a windowed
+//!    detection then waits for the watermark in real time: the quiet-stream case);
+//!    `--drain-s` is how long alerts are awaited after the last event (5 s).
 //!
 //! Prints one JSON document.
 
@@ -54,9 +57,19 @@ struct Args {
     consume_only: bool,
     /// The broker's process, whose CPU is reported over the same windows (`--broker-pid`).
     broker_pid: Option<u32>,
+    /// Events stamped with their produce time in the latency run (`--restamp`).
+    restamp: bool,
+    /// Seconds alerts are awaited after the latency run's last event (`--drain-s`).
+    drain_s: f64,
+    /// Only the latency run (`--skip-throughput`).
+    skip_throughput: bool,
 }
 
-const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
+const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
+    --restamp sets each event's `published` to its produce time in the latency run (a live\n\
+    tenant's timing: windowed detections wait for the watermark in real time); --drain-s is\n\
+    how long alerts are awaited after the last event (5); --skip-throughput runs only the\n\
+    latency run.\n\
     Without --brokers, librdkafka's mock cluster runs in this process. With --rate, the\n\
     latency run produces R events/s for S seconds after the throughput run. --consumer sets a\n\
     librdkafka property of the pipeline's consumer, as `[kafka.consumer]` does;\n\
@@ -78,6 +91,9 @@ fn args() -> Result<Args, String> {
         input_producer: Vec::new(),
         consume_only: false,
         broker_pid: None,
+        restamp: false,
+        drain_s: 5.0,
+        skip_throughput: false,
     };
     while let Some(x) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -89,6 +105,9 @@ fn args() -> Result<Args, String> {
             "--commit-ms" => a.commit_ms = val("--commit-ms")?.parse().map_err(|e| format!("{e}"))?,
             "--consumer" => a.consumer.push(property("--consumer", val("--consumer")?)?),
             "--consume-only" => a.consume_only = true,
+            "--restamp" => a.restamp = true,
+            "--skip-throughput" => a.skip_throughput = true,
+            "--drain-s" => a.drain_s = val("--drain-s")?.parse().map_err(|e| format!("{e}"))?,
             "--broker-pid" => a.broker_pid = Some(val("--broker-pid")?.parse().map_err(|e| format!("{e}"))?),
             "--input-producer" => a
                 .input_producer
@@ -343,69 +362,71 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.insert("partitions".into(), a.partitions.into());
     out.insert("events".into(), lines.len().into());
 
-    // 1. Throughput from a filled topic.
-    let topic = format!("bench.in.{run}");
-    create(&topic, a.partitions);
-    let p = producer(&brokers, &a.input_producer);
-    for (key, line) in &keyed {
-        send(&p, &topic, key, line.as_bytes());
-    }
-    p.flush(Duration::from_secs(300))?;
-    // Its polling thread would otherwise take CPU from the pipeline being measured.
-    drop(p);
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path().join("store"))?;
-    let mut cfg = config(&a, &brokers, &topic, "", 5_000);
-    cfg.kafka.stop_at_end = true;
-    out.insert(
-        "consumer_properties".into(),
-        stream::consumer::consumer_properties(&cfg)
-            .into_iter()
-            .filter(|(k, _)| k != "bootstrap.servers")
-            .map(|(k, v)| (k, serde_json::Value::from(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-    );
-    if a.consume_only {
-        out.insert("consume_only".into(), consume_only(&cfg, lines.len(), a.broker_pid)?);
-    }
-    let metrics = Arc::new(Metrics::new());
-    let started = Instant::now();
-    let watch = Arc::clone(&metrics);
-    let broker_pid = a.broker_pid;
-    let first = std::thread::spawn(move || {
-        while watch.events_in.get() == 0 {
-            std::thread::sleep(Duration::from_millis(1));
+    if !a.skip_throughput {
+        // 1. Throughput from a filled topic.
+        let topic = format!("bench.in.{run}");
+        create(&topic, a.partitions);
+        let p = producer(&brokers, &a.input_producer);
+        for (key, line) in &keyed {
+            send(&p, &topic, key, line.as_bytes());
         }
-        Window::open(broker_pid)
-    });
-    let never = AtomicBool::new(false);
-    let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
-    let window = first.join().map_err(|_| "watcher")?;
-    let Measured {
-        busy_s: busy,
-        cpu_s: cpu,
-        broker_cpu_s: broker,
-    } = window.close();
-    out.insert(
-        "throughput".into(),
-        serde_json::json!({
-            "events_in": summary.counters.events_in,
-            "balanced": summary.balanced,
-            "alerts": summary.alerts,
-            "group_join_s": (window.opened - started).as_secs_f64(),
-            "busy_s": busy,
-            "events_per_s": summary.counters.events_in as f64 / busy,
-            // CPU of this process (the pipeline and librdkafka, not the broker) over the
-            // same window: steadier than the wall-clock rate on a shared machine.
-            "cpu_s": cpu,
-            "events_per_cpu_s": cpu.map(|c| summary.counters.events_in as f64 / c),
-            // The broker's CPU over the same window (with --broker-pid).
-            "broker_cpu_s": broker,
-            "pipeline": timings(&metrics),
-        }),
-    );
-    drop(dir);
+        p.flush(Duration::from_secs(300))?;
+        // Its polling thread would otherwise take CPU from the pipeline being measured.
+        drop(p);
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path().join("store"))?;
+        let mut cfg = config(&a, &brokers, &topic, "", 5_000);
+        cfg.kafka.stop_at_end = true;
+        out.insert(
+            "consumer_properties".into(),
+            stream::consumer::consumer_properties(&cfg)
+                .into_iter()
+                .filter(|(k, _)| k != "bootstrap.servers")
+                .map(|(k, v)| (k, serde_json::Value::from(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+        if a.consume_only {
+            out.insert("consume_only".into(), consume_only(&cfg, lines.len(), a.broker_pid)?);
+        }
+        let metrics = Arc::new(Metrics::new());
+        let started = Instant::now();
+        let watch = Arc::clone(&metrics);
+        let broker_pid = a.broker_pid;
+        let first = std::thread::spawn(move || {
+            while watch.events_in.get() == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Window::open(broker_pid)
+        });
+        let never = AtomicBool::new(false);
+        let summary = stream::run(&store, Arc::new(cfg), Arc::clone(&metrics), &never)?;
+        let window = first.join().map_err(|_| "watcher")?;
+        let Measured {
+            busy_s: busy,
+            cpu_s: cpu,
+            broker_cpu_s: broker,
+        } = window.close();
+        out.insert(
+            "throughput".into(),
+            serde_json::json!({
+                "events_in": summary.counters.events_in,
+                "balanced": summary.balanced,
+                "alerts": summary.alerts,
+                "group_join_s": (window.opened - started).as_secs_f64(),
+                "busy_s": busy,
+                "events_per_s": summary.counters.events_in as f64 / busy,
+                // CPU of this process (the pipeline and librdkafka, not the broker) over the
+                // same window: steadier than the wall-clock rate on a shared machine.
+                "cpu_s": cpu,
+                "events_per_cpu_s": cpu.map(|c| summary.counters.events_in as f64 / c),
+                // The broker's CPU over the same window (with --broker-pid).
+                "broker_cpu_s": broker,
+                "pipeline": timings(&metrics),
+            }),
+        );
+        drop(dir);
+    }
 
     // 2. Event-to-alert latency at a fixed rate.
     if let Some(rate) = a.rate {
@@ -473,10 +494,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::thread::sleep(due - now);
             }
             produced_at.push(Instant::now());
-            send(&p, &topic, key, line.as_bytes());
+            if a.restamp {
+                send(&p, &topic, key, restamped(line).as_bytes());
+            } else {
+                send(&p, &topic, key, line.as_bytes());
+            }
         }
         let late_s = (Instant::now() - begin).as_secs_f64() - a.seconds.min(total as f64 / rate);
-        std::thread::sleep(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs_f64(a.drain_s));
         reading.store(false, Ordering::Relaxed);
         let received = reader.join().map_err(|_| "alert reader thread")?;
         stop.store(true, Ordering::Relaxed);
@@ -535,6 +560,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The `uuid` of an Okta event line.
+/// The event with `published` set to now.
+fn restamped(line: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_owned();
+    };
+    v["published"] = chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    v.to_string()
+}
+
 fn event_uuid(line: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Uuid {
