@@ -122,6 +122,47 @@ pub fn markdown(r: &Value) -> String {
         }
     }
 
+    if let Some(p) = r.get("peers").filter(|v| !v.is_null()) {
+        if let Some(why) = p["skipped"].as_str() {
+            let _ = writeln!(md, "\n## Peers\n\nSKIPPED: {why}.");
+        } else {
+            let rounds = |key: &str| {
+                p[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| format!("{:.0}", f(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                md,
+                "\n## Peers ({}, {} alternated round(s), events/s wall)\n\n| program | events/s by round | idgw's median over its median |\n|---|---|---:|",
+                p["events_file"].as_str().unwrap_or("?"),
+                p["rounds"]
+            );
+            let _ = writeln!(
+                md,
+                "| idgw replay (every detection, store, vectors) | {} | |",
+                rounds("idgw_events_per_s")
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2}× |",
+                p["seed"]["peer"].as_str().unwrap_or("seed-style Python"),
+                rounds("seed_events_per_s"),
+                f(&p["ratio_vs_seed"])
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2}× |",
+                p["duckdb"]["peer"].as_str().unwrap_or("DuckDB"),
+                rounds("duckdb_events_per_s"),
+                f(&p["ratio_vs_duckdb"])
+            );
+        }
+    }
+
     if let Some(k) = r.get("kafka").and_then(Value::as_array).filter(|k| !k.is_empty()) {
         let _ = writeln!(md, "\n## Kafka event-to-alert latency\n");
         let _ = writeln!(
@@ -148,7 +189,7 @@ pub fn markdown(r: &Value) -> String {
     }
     let _ = writeln!(
         md,
-        "\nPlots: `throughput.svg` (events/s against tenant size), `latency.svg` (latency percentiles)."
+        "\nPlots: `throughput.svg` (events/s against tenant size), `latency.svg` (latency percentiles, log scale)."
     );
     md
 }
@@ -333,20 +374,31 @@ pub fn latency_svg(r: &Value) -> String {
             ],
         ));
     }
-    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-    let x_max = nice(
-        groups
-            .iter()
-            .flat_map(|g| g.1.iter().map(|b| finite(b.1)))
-            .fold(0.0, f64::max)
-            * 1.1,
-    );
+    // Log scale: Kafka's hundreds of milliseconds and MCP's single ones on one axis, each
+    // readable. From the decade below the smallest value to the one above the largest.
+    let values: Vec<f64> = groups
+        .iter()
+        .flat_map(|g| g.1.iter().map(|b| b.1))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    let (d_lo, d_hi) = if values.is_empty() {
+        (0, 1)
+    } else {
+        let d_lo = lo.log10().floor() as i32;
+        (d_lo, (hi.log10().ceil() as i32).max(d_lo + 1))
+    };
     let colours = [("p50", "#2b7bb9"), ("p99", "#e4572e"), ("p99.9", "#a1001f")];
     let (left, right, top, bar_h) = (260.0, 40.0, 48.0, 9.0);
     let row_h = bar_h * 3.0 + 8.0;
     let height = top + row_h * groups.len() as f64 + 40.0;
     let plot_w = W - left - right;
-    let tx = |v: f64| left + v / x_max * plot_w;
+    let floor = 10f64.powi(d_lo);
+    let tx = |v: f64| {
+        let v = if v.is_finite() { v.max(floor) } else { floor };
+        left + (v.log10() - f64::from(d_lo)) / f64::from(d_hi - d_lo) * plot_w
+    };
     let mut s = String::new();
     let _ = write!(
         s,
@@ -355,10 +407,10 @@ pub fn latency_svg(r: &Value) -> String {
     let _ = write!(s, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
     let _ = write!(
         s,
-        r#"<text x="12" y="22" font-size="15" font-weight="bold">Latency percentiles (ms)</text>"#
+        r#"<text x="12" y="22" font-size="15" font-weight="bold">Latency percentiles (ms, log scale)</text>"#
     );
-    for i in 0..=4 {
-        let v = x_max * f64::from(i) / 4.0;
+    for d in d_lo..=d_hi {
+        let v = 10f64.powi(d);
         let x = tx(v);
         let _ = write!(
             s,
@@ -378,7 +430,7 @@ pub fn latency_svg(r: &Value) -> String {
             esc(name)
         );
         for (j, (label, v)) in bars.iter().enumerate() {
-            let v = finite(*v);
+            let v = if v.is_finite() { *v } else { 0.0 };
             let colour = colours.iter().find(|c| c.0 == *label).map_or("#888", |c| c.1);
             let _ = write!(
                 s,
@@ -425,7 +477,12 @@ mod tests {
                     "tools": {"list_alerts": {"p50_ms": 2.0, "p99_ms": 9.5, "max_ms": 11.0, "errors": 0}}},
             "mcp_http": {"skipped": "python3 cannot import mcp"},
             "kafka": [{"broker": "mock", "seconds": 5, "latency": {"rate_per_s": 200, "events_produced": 1000, "alerts_matched": 4,
-                       "p50_ms": 250.0, "p99_ms": 600.0, "p999_ms": 640.0, "max_ms": 650.0}}]
+                       "p50_ms": 250.0, "p99_ms": 600.0, "p999_ms": 640.0, "max_ms": 650.0}}],
+            "peers": {"events_file": "events-1000.ndjson", "rounds": 2,
+                      "idgw_events_per_s": [40000.0, 42000.0], "seed_events_per_s": [5000.0, 5200.0],
+                      "duckdb_events_per_s": [30000.0, 31000.0],
+                      "seed": {"peer": "seed-style Python"}, "duckdb": {"peer": "DuckDB 1.4.2"},
+                      "ratio_vs_seed": 8.08, "ratio_vs_duckdb": 1.355}
         })
     }
 
@@ -441,6 +498,8 @@ mod tests {
             "| list_alerts | 2.00 | 9.50 | 11.00 | 0 |",
             "| mock | 200 | 5 | 1000 | 4 | 250 | 600 | 640 | 650 |",
             "SKIPPED: python3 cannot import mcp.",
+            "| seed-style Python | 5000, 5200 | 8.08× |",
+            "| DuckDB 1.4.2 | 30000, 31000 | 1.35× |",
         ] {
             assert!(md.contains(needle), "{needle:?} missing from\n{md}");
         }
@@ -457,6 +516,9 @@ mod tests {
         // 2 MCP bars + 3 Kafka bars, plus 3 legend swatches and the background.
         assert_eq!(l.matches("<rect").count(), 2 + 3 + 3 + 1);
         assert!(!l.contains("NaN") && !t.contains("NaN"));
+        // Log scale: one grid line per decade, from 1 ms (below 2) to 1,000 ms (above 650).
+        assert!(l.contains("log scale"), "{l}");
+        assert_eq!(l.matches("<line").count(), 4, "{l}");
     }
 
     #[test]

@@ -65,11 +65,34 @@ fn smoke_run_writes_json_markdown_and_plots() {
             assert!(t["calls"].as_u64().unwrap() > 0, "{tool}: {t}");
         }
     }
+    let peers = &r["peers"];
+    if let Some(why) = peers["skipped"].as_str() {
+        assert!(
+            std::env::var_os("IDGW_REQUIRE_INTEROP").is_none(),
+            "IDGW_REQUIRE_INTEROP is set but the peers were skipped: {why}"
+        );
+        eprintln!("SKIPPED: peers ({why})");
+    } else {
+        for key in ["idgw_events_per_s", "seed_events_per_s", "duckdb_events_per_s"] {
+            let runs = peers[key].as_array().unwrap();
+            assert_eq!(runs.len(), 1, "{peers}");
+            assert!(runs[0].as_f64().unwrap() > 0.0, "{peers}");
+        }
+        assert!(peers["ratio_vs_seed"].as_f64().unwrap() > 0.0, "{peers}");
+        // The peers did their work on the same tenant: both find its brute forces.
+        assert!(peers["seed"]["alerts"]["brute_force"].as_u64().unwrap() > 0, "{peers}");
+        assert!(
+            peers["duckdb"]["alerts"]["brute_force"].as_u64().unwrap() > 0,
+            "{peers}"
+        );
+    }
     let kafka = &r["kafka"][0]["latency"];
     assert!(kafka["events_produced"].as_u64().unwrap() > 0, "{kafka}");
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     assert!(
-        md.contains("## Replay throughput by tenant size") && md.contains("## MCP tool latency"),
+        md.contains("## Replay throughput by tenant size")
+            && md.contains("## MCP tool latency")
+            && md.contains("## Peers"),
         "{md}"
     );
     for svg in ["throughput.svg", "latency.svg"] {

@@ -9,7 +9,13 @@
 //! 3. MCP tool latency on the largest store, from a client in another process: over stdio
 //!    with `bench-mcp` (rmcp's client), and over streamable HTTP with the official Python
 //!    SDK (`benches/mcp_http_latency.py`; skipped, visibly, when `mcp` is not importable).
-//! 4. Kafka event-to-alert latency: `bench-kafka --rate` at fixed input rates over the
+//! 4. Peers on the largest tenant, in alternated rounds of one invocation: `idgw replay`;
+//!    a seed-style Python baseline (`benches/peers/seed_baseline.py`: `json` per line,
+//!    haversine, scikit-learn IsolationForest, JSONL); DuckDB reading the NDJSON into
+//!    Parquet and running impossible travel and brute force as SQL window queries
+//!    (`benches/peers/duckdb_baseline.py`). The Python is `IDGW_PEERS_PYTHON` (default
+//!    `python3`); without scikit-learn or duckdb the peers are skipped, visibly.
+//! 5. Kafka event-to-alert latency: `bench-kafka --rate` at fixed input rates over the
 //!    smallest tenant's events, on librdkafka's mock cluster or on `--brokers`. The mock
 //!    keeps only ~5 MB per partition, so `--full` needs `--brokers` (tansu will do).
 //!
@@ -29,6 +35,8 @@ struct Plan {
     tenants: Vec<(u32, u32)>,
     mcp_calls: u32,
     kafka: Vec<(u32, u32)>,
+    /// Alternated rounds of the peer comparison.
+    peer_rounds: u32,
 }
 
 fn plan(full: bool) -> Plan {
@@ -38,6 +46,7 @@ fn plan(full: bool) -> Plan {
             tenants: vec![(1_000, 7), (10_000, 7), (50_000, 7), (100_000, 7)],
             mcp_calls: 200,
             kafka: vec![(1_000, 20), (5_000, 20), (10_000, 20)],
+            peer_rounds: 3,
         }
     } else {
         Plan {
@@ -45,6 +54,7 @@ fn plan(full: bool) -> Plan {
             tenants: vec![(100, 2), (400, 2)],
             mcp_calls: 20,
             kafka: vec![(200, 4)],
+            peer_rounds: 1,
         }
     }
 }
@@ -205,6 +215,20 @@ fn run() -> Result<(), String> {
         };
     }
 
+    if let Some((events, _)) = inputs.last() {
+        eprintln!(
+            "peers: idgw replay, seed-style Python, DuckDB; {} round(s)",
+            plan.peer_rounds
+        );
+        results["peers"] = match peers(&idgw, events, &work, plan.peer_rounds) {
+            Ok(p) => p,
+            Err(skip) => {
+                eprintln!("SKIPPED: peers: {skip}");
+                json!({ "skipped": skip })
+            }
+        };
+    }
+
     let mut kafka = Vec::new();
     for &(rate, seconds) in &plan.kafka {
         // The smallest tenant that lasts the whole run at this rate (bench-kafka first fills
@@ -248,6 +272,82 @@ fn write_outputs(out: &Path, results: &Value) -> Result<(), String> {
     write("throughput.svg", &suite::throughput_svg(results))?;
     write("latency.svg", &suite::latency_svg(results))?;
     Ok(())
+}
+
+/// `idgw replay`, the seed-style Python baseline and DuckDB on one events file, `rounds`
+/// times in turn (so a slow minute of the machine hits each alike); each round's events/s
+/// (wall) and the medians' ratios. `Err` says why the peers are skipped (no scikit-learn or
+/// duckdb for `IDGW_PEERS_PYTHON`).
+fn peers(idgw: &Path, events: &Path, work: &Path, rounds: u32) -> Result<Value, String> {
+    let python = std::env::var("IDGW_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&python)
+        .args(["-c", "import sklearn, duckdb"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        return Err(format!(
+            "{python} cannot import sklearn and duckdb (pip install scikit-learn duckdb, or set IDGW_PEERS_PYTHON)"
+        ));
+    }
+    let seed = work.join("seed_baseline.py");
+    let duck = work.join("duckdb_baseline.py");
+    std::fs::write(&seed, include_str!("../../peers/seed_baseline.py")).map_err(|e| e.to_string())?;
+    std::fs::write(&duck, include_str!("../../peers/duckdb_baseline.py")).map_err(|e| e.to_string())?;
+    let (mut ours, mut seeds, mut ducks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = (Value::Null, Value::Null);
+    for round in 0..rounds {
+        let store = work.join("peers-store");
+        let _ = std::fs::remove_dir_all(&store);
+        let summary = work.join("peers-replay.json");
+        run_ok(
+            Command::new(idgw)
+                .args(["replay", "--store", path(&store)?, "--summary-json", path(&summary)?])
+                .arg(events),
+        )?;
+        let s = read_json(&summary)?;
+        ours.push(f64_of(&s["events_per_s"]));
+        let o = run_ok(
+            Command::new(&python)
+                .arg(&seed)
+                .arg(events)
+                .arg(work.join("seed-alerts.jsonl")),
+        )?;
+        let sv: Value = serde_json::from_slice(&o).map_err(|e| format!("seed baseline output: {e}"))?;
+        seeds.push(f64_of(&sv["events_per_s"]));
+        let o = run_ok(Command::new(&python).arg(&duck).arg(events).arg(work.join("duckdb")))?;
+        let dv: Value = serde_json::from_slice(&o).map_err(|e| format!("duckdb baseline output: {e}"))?;
+        ducks.push(f64_of(&dv["events_per_s"]));
+        eprintln!(
+            "peers round {}: idgw {:.0}, seed-style {:.0}, DuckDB {:.0} events/s",
+            round + 1,
+            ours[ours.len() - 1],
+            seeds[seeds.len() - 1],
+            ducks[ducks.len() - 1]
+        );
+        last = (sv, dv);
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (m_ours, m_seed, m_duck) = (median(&ours), median(&seeds), median(&ducks));
+    Ok(json!({
+        "events_file": events.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "rounds": rounds,
+        "idgw_events_per_s": ours,
+        "seed_events_per_s": seeds,
+        "duckdb_events_per_s": ducks,
+        "seed": last.0,
+        "duckdb": last.1,
+        "ratio_vs_seed": if m_seed > 0.0 { m_ours / m_seed } else { 0.0 },
+        "ratio_vs_duckdb": if m_duck > 0.0 { m_ours / m_duck } else { 0.0 },
+    }))
+}
+
+fn f64_of(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
 }
 
 /// The Python SDK's view of the gateway over streamable HTTP: starts `idgw gateway serve
