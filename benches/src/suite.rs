@@ -137,7 +137,7 @@ pub fn markdown(r: &Value) -> String {
             };
             let _ = writeln!(
                 md,
-                "\n## Peers ({}, {} alternated round(s), events/s wall)\n\n| program | events/s by round | idgw's median over its median |\n|---|---|---:|",
+                "\n## Peers ({}, {} round(s) in rotating order, events/s over each whole process's wall time)\n\n| program | events/s by round | idgw's median over its median |\n|---|---|---:|",
                 p["events_file"].as_str().unwrap_or("?"),
                 p["rounds"]
             );
@@ -386,7 +386,8 @@ pub fn latency_svg(r: &Value) -> String {
     let (d_lo, d_hi) = if values.is_empty() {
         (0, 1)
     } else {
-        let d_lo = lo.log10().floor() as i32;
+        // The decade below the smallest value, so that its bar has a length.
+        let d_lo = lo.log10().ceil() as i32 - 1;
         (d_lo, (hi.log10().ceil() as i32).max(d_lo + 1))
     };
     let colours = [("p50", "#2b7bb9"), ("p99", "#e4572e"), ("p99.9", "#a1001f")];

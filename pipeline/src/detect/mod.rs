@@ -422,27 +422,23 @@ impl Engine {
         }
     }
 
-    /// Processing time has passed since [`Engine::progress`] last moved (`since_ms`): the
-    /// event-time clock is taken to have moved on as much, so the watermark moves by it too,
-    /// up to the latest event time taken — as a Flink source's idleness does, for a quiet
-    /// partition whose windowed detections would otherwise wait for its next event. The
-    /// lateness bound is kept in processing time: an event is late only once it comes
-    /// `allowed_lateness_s` after an event-time-later one. The caller says when the input is
-    /// idle (at its end); a source lane moves only when every user lane is. Returns whether
-    /// the watermark moved (alerts it raised wait in [`Engine::take_alerts`]).
+    /// The input is idle (read to its end) and its event time has not moved for `since_ms`
+    /// of processing time: once that reaches the allowed lateness, everything buffered up to
+    /// the latest event time is released, as if an event `allowed_lateness_s` later had come
+    /// — a quiet partition's windowed detections fire without waiting for its next event.
+    /// Within the lateness nothing changes, so an event is late as before (more than
+    /// `allowed_lateness_s` older than the latest), or when it comes after such a release and
+    /// is older than the latest. A source lane does so only when every user lane is idle.
+    /// Returns whether the watermark moved (alerts it raised wait in [`Engine::take_alerts`]).
     pub fn advance_idle(&mut self, since_ms: i64, now: std::time::Instant) -> bool {
         let progress = self.progress();
-        if progress == i64::MIN || since_ms <= 0 {
+        if progress == i64::MIN || since_ms < self.lateness_ms || progress <= self.clock.watermark {
             return false;
         }
         if self.role == Role::Sources && !self.upstream.all_idle(now) {
             return false;
         }
-        let target = progress.min(progress.saturating_add(since_ms).saturating_sub(self.lateness_ms));
-        if target <= self.clock.watermark {
-            return false;
-        }
-        self.advance(target);
+        self.advance(progress);
         self.collect();
         true
     }

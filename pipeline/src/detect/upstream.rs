@@ -94,7 +94,9 @@ impl Upstreams {
     /// is on its way, and the source lane may move on with processing time.
     pub fn all_idle(&self, now: Instant) -> bool {
         let Some(opened) = self.opened else { return false };
-        !self.lanes.is_empty()
+        let heard = self.lanes.keys().filter(|p| (**p as u32) < self.partitions).count();
+        heard >= self.partitions as usize
+            && !self.lanes.is_empty()
             && self
                 .lanes
                 .values()

@@ -378,10 +378,10 @@ impl Lane {
         taken
     }
 
-    /// Moves the watermark of an idle lane (its partition read to the end) by the
-    /// processing time that passed since its input last moved on in event time
-    /// ([`Engine::advance_idle`]): a quiet partition's windowed detections fire without
-    /// waiting for its next event. Returns what that raised, for the sinks.
+    /// Releases what an idle lane (its partition read to the end) holds once its input has
+    /// not moved on in event time for the allowed lateness ([`Engine::advance_idle`]): a
+    /// quiet partition's windowed detections fire without waiting for its next event.
+    /// Returns what that raised, for the sinks.
     pub fn tick(&mut self, now: std::time::Instant) -> Processed {
         let since = now.saturating_duration_since(self.progress.1);
         let Some(ingest) = self.ingest.as_mut() else {

@@ -381,8 +381,9 @@ impl PageSink for EngineSink<'_> {
     }
 
     fn tick(&mut self) -> Result<(), PollerError> {
-        // Between pages the lane is quiet: its watermark moves on with processing time (the
-        // System Log serves events in time order, so what comes next is not older).
+        // After a page the lane has read what the System Log had: once nothing newer has come
+        // for the allowed lateness, what it holds is released (an event Okta persists later
+        // than that, older than the latest, is then late, as one over the bound always is).
         self.worker.tick(|_, _| true)?;
         if self.last_commit.elapsed() >= self.commit_every {
             self.last_commit = Instant::now();

@@ -343,15 +343,19 @@ impl Worker {
         Ok(())
     }
 
-    /// Moves the watermark of idle lanes by the processing time that passed ([`Lane::tick`])
-    /// and sends what that raised. Buffered messages go first. `at_end(lane, next offset)`
+    /// Releases what idle lanes hold once their input has been still for the allowed
+    /// lateness ([`Lane::tick`]) and sends what that raised. Buffered messages are processed
+    /// first. Not with `stop_at_end`. `at_end(lane, next offset)`
     /// says whether a Kafka lane has read its partition to the end: a lane that is merely
     /// waiting for its turn to be fetched is not idle (its events would turn late). A source
     /// lane decides from its user lanes' marks.
     pub fn tick(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
-        if self.first_buffered.is_some() {
+        // A backfill or benchmark read to its end stops at a point that does not depend on
+        // how long its lanes waited for each other.
+        if self.config.kafka.stop_at_end {
             return Ok(());
         }
+        self.process()?;
         let now = Instant::now();
         let raised: Vec<(LaneId, Result<Processed, LaneError>)> = self
             .lanes
@@ -365,7 +369,20 @@ impl Worker {
             .filter(|(_, p)| !p.alerts.is_empty())
             .map(|(id, p)| (id, Ok(p)))
             .collect();
-        self.deliver(raised)
+        // What a release by processing time raised is made durable at once rather than at
+        // the lane's next turn: a restart before it would release at another point, and an
+        // event that came between could change the evidence (and so the alert's id).
+        let mut cycles = Vec::new();
+        for (id, _) in &raised {
+            if let Some(cycle) = self.lanes.get_mut(id).map(Lane::seal).transpose()?.flatten() {
+                cycles.push(cycle);
+            }
+        }
+        self.deliver(raised)?;
+        if !cycles.is_empty() {
+            self.committer.submit(cycles)?;
+        }
+        Ok(())
     }
 
     /// Counts what the lanes did and sends what they raised, in lane order.
