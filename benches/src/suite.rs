@@ -146,20 +146,15 @@ pub fn markdown(r: &Value) -> String {
                 "| idgw replay (every detection, store, vectors) | {} | |",
                 rounds("idgw_events_per_s")
             );
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.2}× |",
-                p["seed"]["peer"].as_str().unwrap_or("seed-style Python"),
-                rounds("seed_events_per_s"),
-                f(&p["ratio_vs_seed"])
-            );
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.2}× |",
-                p["duckdb"]["peer"].as_str().unwrap_or("DuckDB"),
-                rounds("duckdb_events_per_s"),
-                f(&p["ratio_vs_duckdb"])
-            );
+            for (peer, name) in [("seed", "seed-style Python"), ("duckdb", "DuckDB")] {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.2}× |",
+                    p[peer]["peer"].as_str().unwrap_or(name),
+                    rounds(&format!("{peer}_events_per_s")),
+                    f(&p[format!("ratio_vs_{peer}").as_str()])
+                );
+            }
         }
     }
 

@@ -215,12 +215,12 @@ fn run() -> Result<(), String> {
         };
     }
 
-    if let Some((events, _)) = inputs.last() {
+    if let Some((events, lines)) = inputs.last() {
         eprintln!(
             "peers: idgw replay, seed-style Python, DuckDB; {} round(s)",
             plan.peer_rounds
         );
-        results["peers"] = match peers(&idgw, events, &work, plan.peer_rounds) {
+        results["peers"] = match peers(&idgw, events, *lines, &work, plan.peer_rounds) {
             Ok(p) => p,
             Err(skip) => {
                 eprintln!("SKIPPED: peers: {skip}");
@@ -274,11 +274,12 @@ fn write_outputs(out: &Path, results: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// `idgw replay`, the seed-style Python baseline and DuckDB on one events file, `rounds`
+/// `idgw replay`, the seed-style Python baseline and DuckDB on one events file of `lines`
+/// events (as the tenant's replay counted them), `rounds`
 /// times in rotating order (so a slow minute of the machine hits each alike); each round's
 /// events/s over the whole process's wall time, and the medians' ratios. `Err` says why the peers are skipped (no scikit-learn or
 /// duckdb for `IDGW_PEERS_PYTHON`).
-fn peers(idgw: &Path, events: &Path, work: &Path, rounds: u32) -> Result<Value, String> {
+fn peers(idgw: &Path, events: &Path, lines: u64, work: &Path, rounds: u32) -> Result<Value, String> {
     let python = std::env::var("IDGW_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
     let has = Command::new(&python)
         .args(["-c", "import sklearn, duckdb"])
@@ -296,11 +297,7 @@ fn peers(idgw: &Path, events: &Path, work: &Path, rounds: u32) -> Result<Value, 
     std::fs::write(&duck, include_str!("../../peers/duckdb_baseline.py")).map_err(|e| e.to_string())?;
     let (mut ours, mut seeds, mut ducks) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = (Value::Null, Value::Null);
-    let lines = std::fs::read(events)
-        .map_err(|e| format!("{}: {e}", events.display()))?
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count() as f64;
+    let lines = lines as f64;
     // Each program as a whole process (start, imports and output included), timed here the
     // same way; the order rotates every round so none always runs first on a cold cache.
     let timed = |cmd: &mut Command| -> Result<(Vec<u8>, f64), String> {

@@ -62,6 +62,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Ctx {
+    /// Drops what the statistics said of partitions that change hands.
+    fn forget_ends(&self, ids: &[LaneId]) {
+        let mut high = lock(&self.high);
+        for id in ids {
+            high.remove(id);
+        }
+    }
+
     fn fail(&self, e: WorkerError) {
         tracing::error!(error = %e, "rebalance handling failed");
         lock(&self.error).get_or_insert(e);
@@ -109,12 +117,7 @@ impl ConsumerContext for Ctx {
             .iter()
             .map(|e| LaneId::kafka(e.topic(), e.partition()))
             .collect();
-        {
-            let mut high = lock(&self.high);
-            for id in &ids {
-                high.remove(id);
-            }
-        }
+        self.forget_ends(&ids);
         let mut commit = TopicPartitionList::new();
         {
             let mut worker = lock(&self.worker);
@@ -154,12 +157,7 @@ impl ConsumerContext for Ctx {
             .iter()
             .map(|e| LaneId::kafka(e.topic(), e.partition()))
             .collect();
-        {
-            let mut high = lock(&self.high);
-            for id in &ids {
-                high.remove(id);
-            }
-        }
+        self.forget_ends(&ids);
         if let Err(e) = lock(&self.worker).assign(ids) {
             self.fail(e);
         }
