@@ -61,10 +61,28 @@ pub struct IngestConfig {
     /// How many raw bytes a dead letter keeps of the record (the rest is cut, and the
     /// letter says so with `raw_truncated` and `byte_len`).
     pub deadletter_raw_bytes: usize,
-    /// Bytes of input handed from the reader to the normalizer at once. Small enough to
-    /// stay in a core's L2 cache (1 MiB here) between being copied in and being decoded:
+    /// Bytes of input handed from the reader to the normalizer at once, on one thread.
+    /// Small enough to stay in a core's L2 cache (1 MiB here) between being copied in and being decoded:
     /// 256 KiB batches used 2–3 % less CPU per event than 4 MiB (docs/benchmarks.md).
     pub read_batch_bytes: usize,
+    /// The same when a replay shares decoding across threads: large enough that the three
+    /// hand-offs between threads per batch cost little (4 MiB ran 7 % faster than 256 KiB
+    /// on two cores; docs/benchmarks.md).
+    pub shared_batch_bytes: usize,
+    /// Threads a replay decodes and normalizes on, the ingest thread included (it also
+    /// appends the Arrow rows on one while detection runs on the ingest thread); 0 = one
+    /// per core. Streaming lanes already run on a pool of their own.
+    pub threads: usize,
+}
+
+impl IngestConfig {
+    /// [`IngestConfig::threads`] with 0 resolved to the cores this process may use.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -73,6 +91,8 @@ impl Default for IngestConfig {
             max_event_bytes: 1 << 20,
             deadletter_raw_bytes: 64 << 10,
             read_batch_bytes: 256 << 10,
+            shared_batch_bytes: 4 << 20,
+            threads: 0,
         }
     }
 }

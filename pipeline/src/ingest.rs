@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
 use idgw_schemas::SemanticEvent;
+use idgw_schemas::okta::LogEvent;
 use idgw_schemas::rows::events_schema;
 use serde::Serialize;
 
@@ -25,6 +26,7 @@ use crate::config::PipelineConfig;
 use crate::deadletter::DeadLetterWriter;
 use crate::decode::{Decoded, decode};
 use crate::normalize::normalize_fields;
+use crate::par::Helpers;
 use crate::reject::{RejectKind, Rejection};
 use crate::source::file::{Position, RawRecord, RecordSink};
 use crate::store::dedup::SeenIds;
@@ -208,6 +210,9 @@ pub struct Ingest<O> {
     fatal: Option<StoreError>,
     rejects: Option<Vec<RejectedRecord>>,
     observer: O,
+    /// Threads that decode and normalize beside this one, and write Arrow rows while it
+    /// detects ([`Ingest::share_with`]).
+    helpers: Option<Arc<Helpers>>,
     /// Time inside `records` (parse and detect).
     busy: Duration,
     /// Of which in the observer.
@@ -279,9 +284,18 @@ impl<O: EventObserver> Ingest<O> {
             fatal: None,
             rejects: mode.keep_rejects.then(Vec::new),
             observer,
+            helpers: None,
             busy: Duration::ZERO,
             observing: Duration::ZERO,
         })
+    }
+
+    /// Shares each batch's work with `helpers`: decoding and normalizing in chunks, and
+    /// the Arrow rows written while this thread runs the observer. Events reach the
+    /// observer and the store in input order, as with one thread.
+    pub fn share_with(mut self, helpers: Option<Arc<Helpers>>) -> Self {
+        self.helpers = helpers;
+        self
     }
 
     /// The observer (the detection stage, for a stream).
@@ -386,30 +400,20 @@ impl<O: EventObserver> Ingest<O> {
     }
 
     fn append(&mut self, ev: &SemanticEvent<'_>, raw: &str) -> Result<(), StoreError> {
-        let day = days_since_epoch(ev.event_time);
-        let partition = match self.partitions.entry(day) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(Partition {
-                key: format!("date={}", ev.event_time.format("%Y-%m-%d")),
-                columns: EventColumns::new(Arc::clone(&self.schema), self.batch_rows)?,
-            }),
-        };
-        partition.columns.append(ev, Some(raw));
-        if partition.columns.rows() >= self.batch_rows {
-            let batch = partition.columns.finish()?;
-            let key = partition.key.clone();
-            self.send(key, batch)?;
+        self.rows().append(ev, raw)
+    }
+
+    fn rows(&mut self) -> Rows<'_> {
+        Rows {
+            schema: &self.schema,
+            batch_rows: self.batch_rows,
+            partitions: &mut self.partitions,
+            tx: self.tx.as_ref(),
         }
-        Ok(())
     }
 
     fn send(&mut self, partition: String, batch: RecordBatch) -> Result<(), StoreError> {
-        match &self.tx {
-            Some(tx) => tx
-                .send((partition, batch))
-                .map_err(|_| StoreError::WriterGone("channel closed".into())),
-            None => Err(StoreError::WriterGone("already finished".into())),
-        }
+        send(self.tx.as_ref(), partition, batch)
     }
 
     /// Flushes every partition, waits for the writer and publishes the dead letter.
@@ -550,6 +554,48 @@ impl PendingFiles {
     }
 }
 
+/// The Arrow side of an ingest: rows per date partition, full batches to the writer. Apart
+/// from the rest so that a helper can fill it while the observer runs.
+struct Rows<'i> {
+    schema: &'i Arc<Schema>,
+    batch_rows: usize,
+    partitions: &'i mut HashMap<i32, Partition>,
+    tx: Option<&'i SyncSender<(String, RecordBatch)>>,
+}
+
+impl Rows<'_> {
+    fn append(&mut self, ev: &SemanticEvent<'_>, raw: &str) -> Result<(), StoreError> {
+        let day = days_since_epoch(ev.event_time);
+        let partition = match self.partitions.entry(day) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Partition {
+                key: format!("date={}", ev.event_time.format("%Y-%m-%d")),
+                columns: EventColumns::new(Arc::clone(self.schema), self.batch_rows)?,
+            }),
+        };
+        partition.columns.append(ev, Some(raw));
+        if partition.columns.rows() >= self.batch_rows {
+            let batch = partition.columns.finish()?;
+            let key = partition.key.clone();
+            send(self.tx, key, batch)?;
+        }
+        Ok(())
+    }
+}
+
+fn send(
+    tx: Option<&SyncSender<(String, RecordBatch)>>,
+    partition: String,
+    batch: RecordBatch,
+) -> Result<(), StoreError> {
+    match tx {
+        Some(tx) => tx
+            .send((partition, batch))
+            .map_err(|_| StoreError::WriterGone("channel closed".into())),
+        None => Err(StoreError::WriterGone("already finished".into())),
+    }
+}
+
 fn days_since_epoch(t: DateTime<Utc>) -> i32 {
     t.timestamp().div_euclid(86_400) as i32
 }
@@ -563,8 +609,23 @@ impl<O: EventObserver> RecordSink for Ingest<O> {
     }
 }
 
+/// A record after the shared pass: decoded, refused, or left to the one-thread path
+/// (event-hook envelopes and repairs: rare, and they recurse).
+enum Prepared<'a> {
+    Event { raw: &'a str, event: Box<LogEvent<'a>> },
+    Refused(Rejection),
+    OneThread,
+}
+
+/// Records per chunk of shared decoding: ~0.1 ms of work, so that a helper slowed by the
+/// writer thread beside it leaves the rest to the caller without holding it up long.
+const SHARED_CHUNK: usize = 32;
+
 impl<O: EventObserver> Ingest<O> {
     fn ingest_batch(&mut self, source: &str, batch: &[RawRecord<'_>]) -> ControlFlow<()> {
+        if let Some(helpers) = self.helpers.clone() {
+            return self.ingest_shared(&helpers, source, batch);
+        }
         for rec in batch {
             match &rec.rejected {
                 Some(r) => self.reject(r, source, rec.position, rec.bytes),
@@ -578,5 +639,95 @@ impl<O: EventObserver> Ingest<O> {
         self.observer.batch_done();
         self.observing += t.elapsed();
         ControlFlow::Continue(())
+    }
+}
+
+impl<O: EventObserver> Ingest<O> {
+    /// [`Ingest::ingest_batch`] with helpers: the batch is decoded and then normalized in
+    /// chunks on every thread; dedup and counting run here in input order; then the
+    /// accepted events go to the observer here while a helper appends their rows.
+    fn ingest_shared(&mut self, helpers: &Helpers, source: &str, batch: &[RawRecord<'_>]) -> ControlFlow<()> {
+        let max = self.max_event_bytes;
+        let prepared = helpers.map(batch, SHARED_CHUNK, |rec| {
+            if rec.rejected.is_some() {
+                return Prepared::OneThread;
+            }
+            match decode(rec.bytes, max) {
+                Ok(Decoded::Event { raw, event }) => Prepared::Event { raw, event },
+                Err(r) if r.kind != RejectKind::InvalidField => Prepared::Refused(r),
+                Ok(Decoded::Envelope(_)) | Err(_) => Prepared::OneThread,
+            }
+        });
+        let normalized = helpers.map(&prepared, SHARED_CHUNK, |p| match p {
+            Prepared::Event { event, .. } => Some(normalize_fields(event)),
+            _ => None,
+        });
+        let mut accepted: Vec<(&SemanticEvent<'_>, &str)> = Vec::with_capacity(batch.len());
+        for ((rec, prepared), normalized) in batch.iter().zip(&prepared).zip(&normalized) {
+            match (prepared, normalized) {
+                (Prepared::Event { raw, .. }, Some(Ok(ev))) => {
+                    self.counters.events_in += 1;
+                    if self.seen.insert(&ev.event_id) {
+                        self.counters.events_ok += 1;
+                        accepted.push((ev, *raw));
+                    } else {
+                        self.counters.duplicates += 1;
+                    }
+                }
+                (Prepared::Event { .. }, Some(Err(r))) if r.kind == RejectKind::MissingField => {
+                    self.observe_and_append(helpers, &mut accepted);
+                    self.repaired(source, rec.position, rec.bytes, r);
+                }
+                (Prepared::Event { .. }, Some(Err(r))) | (Prepared::Refused(r), _) => {
+                    self.reject(r, source, rec.position, rec.bytes);
+                }
+                (Prepared::OneThread, _) | (Prepared::Event { .. }, None) => {
+                    self.observe_and_append(helpers, &mut accepted);
+                    match &rec.rejected {
+                        Some(r) => self.reject(r, source, rec.position, rec.bytes),
+                        None => self.record(source, rec.position, rec.bytes, 0),
+                    }
+                }
+            }
+            if self.fatal.is_some() {
+                return ControlFlow::Break(());
+            }
+        }
+        self.observe_and_append(helpers, &mut accepted);
+        if self.fatal.is_some() {
+            return ControlFlow::Break(());
+        }
+        let t = Instant::now();
+        self.observer.batch_done();
+        self.observing += t.elapsed();
+        ControlFlow::Continue(())
+    }
+
+    /// Hands `accepted` to the observer on this thread while a helper appends their rows
+    /// (the two touch nothing in common); empties it.
+    fn observe_and_append(&mut self, helpers: &Helpers, accepted: &mut Vec<(&SemanticEvent<'_>, &str)>) {
+        if accepted.is_empty() || self.fatal.is_some() {
+            accepted.clear();
+            return;
+        }
+        let mut rows = Rows {
+            schema: &self.schema,
+            batch_rows: self.batch_rows,
+            partitions: &mut self.partitions,
+            tx: self.tx.as_ref(),
+        };
+        let observer = &mut self.observer;
+        let events = &accepted[..];
+        let t = Instant::now();
+        let (appended, ()) = helpers.beside(
+            || events.iter().try_for_each(|(ev, raw)| rows.append(ev, raw)),
+            || events.iter().for_each(|(ev, _)| observer.on_event(ev)),
+        );
+        // The observer's time and the rows' overlap: counted as the observer's.
+        self.observing += t.elapsed();
+        if let Err(e) = appended {
+            self.fatal.get_or_insert(e);
+        }
+        accepted.clear();
     }
 }

@@ -16,6 +16,7 @@ pub mod layered;
 pub mod normalize;
 pub mod ocsf_finding;
 pub mod okta;
+pub mod par;
 pub mod process;
 pub mod query;
 pub mod reject;

@@ -10,6 +10,7 @@ use idgw_schemas::Detection;
 use crate::config::PipelineConfig;
 use crate::detect::stage::{DetectOutcome, DetectStage, StageError};
 use crate::ingest::{Counters, EventObserver, Ingest};
+use crate::par::Helpers;
 use crate::source::file::{Input, ReadLimits, RecordSink, SourceError, read_input};
 use crate::store::{Store, StoreError};
 
@@ -22,6 +23,12 @@ pub enum ReplayError {
     /// The detection stage failed (alerts, identity state or checkpoint).
     #[error("detection stage in {path}: {source}")]
     Detect { path: String, source: StageError },
+    /// The decoding threads could not be started.
+    #[error("starting {threads} ingest threads: {source}")]
+    Threads {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 /// One input's outcome.
@@ -53,6 +60,8 @@ pub struct Summary {
     pub events_per_cpu_s: Option<f64>,
     /// Where the time went (docs/benchmarks.md, "Where the time goes").
     pub stages: Stages,
+    /// Threads that decoded and normalized, the ingest thread included.
+    pub threads: usize,
     /// True when `events_in == events_ok + deadlettered + duplicates`.
     pub balanced: bool,
     /// Alerts by detection.
@@ -94,9 +103,11 @@ pub struct Summary {
 pub struct Stages {
     /// Reading the input and everything else outside the stages below.
     pub read_s: f64,
-    /// Decoding, normalizing, dedup, Arrow rows.
+    /// Decoding, normalizing, dedup, Arrow rows (wall time: with more than one thread,
+    /// decoding and normalizing are shared).
     pub parse_s: f64,
-    /// Detection, risk and behaviour profiles.
+    /// Detection, risk and behaviour profiles (with more than one thread, the Arrow rows are
+    /// appended on another thread meanwhile: this is the longer of the two).
     pub detect_s: f64,
     /// Flushing detection at the end: alerts, identity state, vectors, checkpoint.
     pub finish_s: f64,
@@ -142,10 +153,18 @@ pub fn replay(
         Some(s) => s,
         None => &mut nothing,
     };
-    let mut ingest = Ingest::start(store, config, &run_id, observer).map_err(store_err)?;
+    let threads = config.ingest.threads();
+    let helpers = Helpers::new(threads, "ingest").map_err(|source| ReplayError::Threads { threads, source })?;
+    let mut ingest = Ingest::start(store, config, &run_id, observer)
+        .map_err(store_err)?
+        .share_with(helpers.map(std::sync::Arc::new));
     let limits = ReadLimits {
         max_event_bytes: config.ingest.max_event_bytes,
-        batch_bytes: config.ingest.read_batch_bytes,
+        batch_bytes: if threads > 1 {
+            config.ingest.shared_batch_bytes
+        } else {
+            config.ingest.read_batch_bytes
+        },
     };
     let mut input_summaries = Vec::with_capacity(inputs.len());
     for input in inputs {
@@ -196,6 +215,7 @@ pub fn replay(
         alerts: detected.alerts,
         elapsed_s,
         stages,
+        threads,
         events_per_s: if elapsed_s > 0.0 {
             c.events_in as f64 / elapsed_s
         } else {

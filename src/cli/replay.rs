@@ -41,10 +41,17 @@ pub struct ReplayArgs {
     /// No progress display.
     #[arg(long)]
     quiet: bool,
+    /// Threads to decode and normalize on, this one included (overrides `[ingest] threads`;
+    /// 0 = one per core). Results are the same at any count; 1 runs everything on one thread.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
+    let mut config = PipelineConfig::load(args.config.as_deref()).context("loading configuration")?;
+    if let Some(threads) = args.threads {
+        config.ingest.threads = threads;
+    }
     let store = Store::open(&args.store).with_context(|| format!("opening store {}", args.store.display()))?;
     let inputs: Vec<Input> = args.inputs.iter().map(|a| Input::parse(a)).collect();
 

@@ -6,6 +6,7 @@ mod gateway;
 mod kafka_tls;
 mod oauth;
 mod poller;
+mod replay;
 mod report;
 mod store;
 mod stream;
@@ -287,6 +288,24 @@ fn errors_are_clear_and_exit_codes_distinct() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("batch_rowz"));
+}
+
+/// `../shared` (or `IDGW_SHARED_DIR`), or `None` with a visible SKIPPED line naming `what`
+/// did not run.
+fn shared_dir(what: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("IDGW_SHARED_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        std::path::PathBuf::from,
+    );
+    if dir.join("okta/events").is_dir() {
+        return Some(dir);
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: {} is absent; {what} did not run",
+        dir.display()
+    );
+    None
 }
 
 #[test]

@@ -204,10 +204,8 @@ pub fn consumer_properties(config: &PipelineConfig) -> Vec<(String, String)> {
     props
 }
 
-/// How often user lanes announce their event time to the repartition topic when it moved
-/// (unchanged marks are repeated every second): what a spray's alert can wait beyond the
-/// allowed lateness once the slowest busy partition has passed its deciding attempt.
-const MARK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often quiet lanes are ticked (their watermarks move on with processing time).
+const TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs until `shutdown` is set or a failure; then makes everything durable, commits and
 /// leaves the group.
@@ -253,7 +251,7 @@ pub fn run(
             .get(id)
             .is_some_and(|(low, high)| next.unwrap_or(*low) >= *high)
     };
-    let mut announced = std::time::Instant::now();
+    let mut ticked = std::time::Instant::now();
     // With `stop_at_end` and repartitioning: the end offsets of the repartition topic's
     // owned partitions, taken once the input has been read to its end and everything the
     // user lanes handed on has been acknowledged.
@@ -314,13 +312,16 @@ pub fn run(
         {
             break Err(e.into());
         }
-        if announced.elapsed() >= MARK_INTERVAL {
-            announced = std::time::Instant::now();
-            // Quiet lanes' watermarks move on with processing time; then the user lanes
-            // announce how far they got.
-            if let Err(e) = w.tick(at_end).and_then(|()| w.announce(at_end)) {
+        if ticked.elapsed() >= TICK_INTERVAL {
+            ticked = std::time::Instant::now();
+            if let Err(e) = w.tick(at_end) {
                 break Err(e.into());
             }
+        }
+        // Every turn, not on the tick: a spray's alert waits for the slowest user lane's
+        // next mark, and the worker rate-limits them per lane.
+        if let Err(e) = w.announce(at_end) {
+            break Err(e.into());
         }
         if config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&config.kafka.topic, &ends) {
             let Some(topic) = source_topic.as_deref() else {

@@ -38,6 +38,20 @@ use crate::vectors::{self, VectorError};
 /// How often a user lane's unchanged mark is repeated.
 const MARK_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How many mark records a user lane may send a second while its event time moves (one per
+/// repartition partition per mark): the gap between its marks grows with the partition
+/// count, from [`MARK_MIN_GAP`] at 4 partitions or fewer to [`MARK_MAX_GAP`]. The gap is
+/// what a spray's alert can wait beyond the allowed lateness once the slowest busy
+/// partition has passed its deciding attempt.
+const MARK_RECORDS_PER_S: u32 = 800;
+const MARK_MIN_GAP: Duration = Duration::from_millis(5);
+const MARK_MAX_GAP: Duration = Duration::from_millis(100);
+
+/// The gap between two changed marks of one user lane.
+fn mark_gap(source_partitions: u32) -> Duration {
+    (Duration::from_secs(1) * source_partitions.max(1) / MARK_RECORDS_PER_S).clamp(MARK_MIN_GAP, MARK_MAX_GAP)
+}
+
 /// Worker failures: each stops the pipeline (a restart resumes from the checkpoints).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -178,7 +192,7 @@ impl Worker {
     }
 
     /// Announces each user lane's event time to every partition of the repartition topic
-    /// when it changed, and at least every [`MARK_HEARTBEAT`] (a source lane stops waiting
+    /// when it changed (at most every [`mark_gap`]), and at least every [`MARK_HEARTBEAT`] (a source lane stops waiting
     /// for a lane it has not heard of for a while); `at_end(lane, next offset)` says whether
     /// the lane has read its partition to the end (then it is idle and holds no source lane
     /// back).
@@ -187,6 +201,7 @@ impl Worker {
             return Ok(());
         };
         let now = Instant::now();
+        let gap = mark_gap(topology.source_partitions);
         self.marks.retain(|id, _| self.lanes.contains_key(id));
         for (id, lane) in &self.lanes {
             if lane.role() != Role::Users {
@@ -198,11 +213,10 @@ impl Worker {
                 time: lane.event_time(),
                 idle: !lane.has_buffered() && at_end(id, lane.next_offset()),
             };
-            if self
-                .marks
-                .get(id)
-                .is_some_and(|(last, at)| *last == mark && now.duration_since(*at) < MARK_HEARTBEAT)
-            {
+            if self.marks.get(id).is_some_and(|(last, at)| {
+                let since = now.duration_since(*at);
+                since < gap || (*last == mark && since < MARK_HEARTBEAT)
+            }) {
                 continue;
             }
             out.mark(&mark, topology.source_partitions)?;
@@ -597,5 +611,20 @@ impl Worker {
         }
         self.summary.balanced = self.summary.counters.balanced();
         self.summary.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_spaced_by_the_partitions_they_go_to() {
+        assert_eq!(mark_gap(1), MARK_MIN_GAP);
+        assert_eq!(mark_gap(4), Duration::from_millis(5));
+        assert_eq!(mark_gap(16), Duration::from_millis(20));
+        assert_eq!(mark_gap(64), Duration::from_millis(80));
+        assert_eq!(mark_gap(1_000), MARK_MAX_GAP);
+        assert_eq!(mark_gap(0), MARK_MIN_GAP);
     }
 }
