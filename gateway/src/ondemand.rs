@@ -51,6 +51,9 @@ pub struct DetectionRun {
     pub to: Option<String>,
     /// Events read (the window and the look-back before it).
     pub events_examined: u64,
+    /// Of those, events stored without their verbatim JSON (`[store] raw = false` when
+    /// they were written): not seen by this run.
+    pub events_without_raw: u64,
     /// Alerts of this detection ending in the window, oldest first (the Alert contract).
     pub alerts: Vec<serde_json::Value>,
 }
@@ -98,6 +101,7 @@ pub async fn run(
                 from: None,
                 to: None,
                 events_examined: 0,
+                events_without_raw: 0,
                 alerts: Vec::new(),
             }),
         };
@@ -137,14 +141,15 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let engine = Engine::new(config);
     let total = total as u64;
-    let (mut engine, examined) = reader
-        .fold(raw, (engine, 0u64), move |(engine, seen), batch| {
+    let (mut engine, examined, without_raw) = reader
+        .fold(raw, (engine, 0u64, 0u64), move |(engine, seen, without_raw), batch| {
             let column = batch.column(0);
             let Some(texts) = column.as_string_opt::<i32>() else {
                 return Err(DataError::Query("events.raw is not text".into()));
             };
             for i in 0..texts.len() {
                 if texts.is_null(i) {
+                    *without_raw += 1;
                     continue;
                 }
                 let text = texts.value(i);
@@ -162,6 +167,11 @@ pub async fn run(
         })
         .await
         .map_err(|e| e.to_string())?;
+    if examined > 0 && without_raw == examined {
+        return Err(format!(
+            "none of the {examined} events in scope has its verbatim JSON (the pipeline writes with `[store] raw = false`): this detection re-reads events from it and cannot run; its streaming alerts are in list_alerts"
+        ));
+    }
     engine.flush();
     let mut alerts: Vec<Alert> = engine
         .take_alerts()
@@ -176,6 +186,7 @@ pub async fn run(
         from: utc(start_ms),
         to: utc(end_ms),
         events_examined: examined,
+        events_without_raw: without_raw,
         alerts: alerts.iter().filter_map(|a| serde_json::to_value(a).ok()).collect(),
     })
 }

@@ -378,3 +378,61 @@ async fn an_analysis_counts_what_sql_finds_in_its_window() {
     }
     assert!(checked_alerts > 0, "no analysis had an alert to compare");
 }
+
+/// `[store] raw = false`: the normalized columns and the streaming alerts are there, the
+/// verbatim column is empty, and the on-demand detection that re-reads it says why it cannot
+/// run instead of finding nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_verbatim_events_refuses_on_demand_detection_with_the_reason() {
+    use idgw_gateway::data::Progress;
+    use idgw_gateway::ondemand::{self, DetectArgs};
+    use idgw_schemas::Detection;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut outcomes = Vec::new();
+    for raw in [true, false] {
+        let store = dir.path().join(format!("raw-{raw}"));
+        let mut config = PipelineConfig::default();
+        config.store.raw = raw;
+        let summary = idgw_pipeline::replay(
+            &[Input::Path(golden("impossible_travel"))],
+            &Store::open(&store).unwrap(),
+            &config,
+            &mut |_| {},
+        )
+        .unwrap();
+        let reader = StoreReader::open(store.clone(), &config, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let with_raw = count(&reader, "SELECT count(raw) AS n FROM events").await;
+        let users = count(&reader, "SELECT count(DISTINCT user_id) AS n FROM events").await;
+        let args = DetectArgs {
+            user: None,
+            time_range_hours: 720,
+        };
+        let run = ondemand::run(
+            &reader,
+            &config.detect,
+            Detection::ImpossibleTravel,
+            args,
+            Progress::default(),
+        )
+        .await;
+        outcomes.push((summary, with_raw, users, run));
+    }
+    let (with, without) = (&outcomes[0], &outcomes[1]);
+    assert_eq!(with.1 as u64, with.0.events_ok, "every stored event keeps its text");
+    assert_eq!(without.1, 0, "no stored event keeps its text");
+    assert_eq!(
+        (without.0.events_ok, without.0.alerts),
+        (with.0.events_ok, with.0.alerts)
+    );
+    assert_eq!(without.2, with.2, "the normalized columns are all there");
+    let found = with
+        .3
+        .as_ref()
+        .expect("on-demand detection over a store with raw events");
+    assert!(!found.alerts.is_empty() && found.events_without_raw == 0, "{found:?}");
+    let refused = without.3.as_ref().expect_err("no verbatim events: refused");
+    assert!(refused.contains("[store] raw = false"), "{refused}");
+}

@@ -123,6 +123,11 @@ pub struct StoreConfig {
     /// maintenance) removes what is older. 0 keeps everything. The audit log and the
     /// checkpoints are never pruned.
     pub retention_days: u32,
+    /// Keep each event's verbatim JSON in `events.raw` (the evidence an investigator and an
+    /// auditor ask for, and what the gateway's on-demand detections re-read). `false`
+    /// leaves the column null for throughput deployments: the normalized columns stay, and
+    /// `detect_impossible_travel` / `detect_anomalies_ml` refuse such a store with the reason.
+    pub raw: bool,
 }
 
 /// A Parquet compression the store can be configured with.
@@ -156,6 +161,7 @@ impl Default for StoreConfig {
             ingest_codec: StoreCodec::Zstd,
             compact_codec: StoreCodec::Lz4,
             retention_days: 0,
+            raw: true,
         }
     }
 }

@@ -176,12 +176,13 @@ impl<T: EventObserver + ?Sized> EventObserver for &mut T {
     }
 }
 
-/// Published files, or staged ones.
 /// Where an ingest's time went. Parse and detect run on the ingest thread one after the
-/// other; the Parquet writer runs on its own thread, overlapping them.
+/// other; the Parquet writer runs on its own thread, overlapping them. With helpers
+/// ([`Ingest::share_with`]) the Arrow rows are appended on a helper while the observer
+/// runs, and that time counts as the observer's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct StageTimes {
-    /// Decoding, normalizing, dedup and building Arrow rows (seconds).
+    /// Decoding, normalizing, dedup and (on one thread) building Arrow rows (seconds).
     pub parse_s: f64,
     /// The observer: detection, risk and behaviour profiles (seconds).
     pub detect_s: f64,
@@ -200,6 +201,8 @@ struct Partition {
 pub struct Ingest<O> {
     schema: Arc<Schema>,
     batch_rows: usize,
+    /// `[store] raw`: the verbatim text goes to `events.raw`.
+    keep_raw: bool,
     max_event_bytes: usize,
     seen: SeenIds,
     deadletter: DeadLetterWriter,
@@ -274,6 +277,7 @@ impl<O: EventObserver> Ingest<O> {
         Ok(Ingest {
             schema,
             batch_rows: config.store.batch_rows.max(1),
+            keep_raw: config.store.raw,
             max_event_bytes: config.ingest.max_event_bytes,
             seen,
             deadletter: DeadLetterWriter::new(&store.deadletter_dir(), run_id, config.ingest.deadletter_raw_bytes),
@@ -292,7 +296,9 @@ impl<O: EventObserver> Ingest<O> {
 
     /// Shares each batch's work with `helpers`: decoding and normalizing in chunks, and
     /// the Arrow rows written while this thread runs the observer. Events reach the
-    /// observer and the store in input order, as with one thread.
+    /// observer and the store in input order, as with one thread. For a caller that is not
+    /// itself a worker of a rayon pool (replay): one waiting inside another pool would run
+    /// that pool's jobs on top of a half-done batch.
     pub fn share_with(mut self, helpers: Option<Arc<Helpers>>) -> Self {
         self.helpers = helpers;
         self
@@ -407,6 +413,7 @@ impl<O: EventObserver> Ingest<O> {
         Rows {
             schema: &self.schema,
             batch_rows: self.batch_rows,
+            keep_raw: self.keep_raw,
             partitions: &mut self.partitions,
             tx: self.tx.as_ref(),
         }
@@ -559,6 +566,7 @@ impl PendingFiles {
 struct Rows<'i> {
     schema: &'i Arc<Schema>,
     batch_rows: usize,
+    keep_raw: bool,
     partitions: &'i mut HashMap<i32, Partition>,
     tx: Option<&'i SyncSender<(String, RecordBatch)>>,
 }
@@ -573,7 +581,7 @@ impl Rows<'_> {
                 columns: EventColumns::new(Arc::clone(self.schema), self.batch_rows)?,
             }),
         };
-        partition.columns.append(ev, Some(raw));
+        partition.columns.append(ev, self.keep_raw.then_some(raw));
         if partition.columns.rows() >= self.batch_rows {
             let batch = partition.columns.finish()?;
             let key = partition.key.clone();
@@ -676,6 +684,9 @@ impl<O: EventObserver> Ingest<O> {
                 }
                 (Prepared::Event { .. }, Some(Err(r))) if r.kind == RejectKind::MissingField => {
                     self.observe_and_append(helpers, &mut accepted);
+                    if self.fatal.is_some() {
+                        return ControlFlow::Break(());
+                    }
                     self.repaired(source, rec.position, rec.bytes, r);
                 }
                 (Prepared::Event { .. }, Some(Err(r))) | (Prepared::Refused(r), _) => {
@@ -683,6 +694,9 @@ impl<O: EventObserver> Ingest<O> {
                 }
                 (Prepared::OneThread, _) | (Prepared::Event { .. }, None) => {
                     self.observe_and_append(helpers, &mut accepted);
+                    if self.fatal.is_some() {
+                        return ControlFlow::Break(());
+                    }
                     match &rec.rejected {
                         Some(r) => self.reject(r, source, rec.position, rec.bytes),
                         None => self.record(source, rec.position, rec.bytes, 0),
@@ -690,6 +704,9 @@ impl<O: EventObserver> Ingest<O> {
                 }
             }
             if self.fatal.is_some() {
+                // A dead letter could not be written: what came before the record still
+                // reaches the observer and the rows, as on one thread.
+                self.observe_and_append(helpers, &mut accepted);
                 return ControlFlow::Break(());
             }
         }
@@ -704,25 +721,37 @@ impl<O: EventObserver> Ingest<O> {
     }
 
     /// Hands `accepted` to the observer on this thread while a helper appends their rows
-    /// (the two touch nothing in common); empties it.
+    /// (the two touch nothing in common); empties it. When an append fails (the writer is
+    /// gone), the observer has still seen the whole list: the run stops with that error and
+    /// hands nothing on (`batch_done` is not called), and the restart resumes from the
+    /// last checkpoint, so only the in-memory counters ran past the failing event.
     fn observe_and_append(&mut self, helpers: &Helpers, accepted: &mut Vec<(&SemanticEvent<'_>, &str)>) {
-        if accepted.is_empty() || self.fatal.is_some() {
-            accepted.clear();
+        if accepted.is_empty() {
             return;
         }
         let mut rows = Rows {
             schema: &self.schema,
             batch_rows: self.batch_rows,
+            keep_raw: self.keep_raw,
             partitions: &mut self.partitions,
             tx: self.tx.as_ref(),
         };
         let observer = &mut self.observer;
         let events = &accepted[..];
         let t = Instant::now();
-        let (appended, ()) = helpers.beside(
-            || events.iter().try_for_each(|(ev, raw)| rows.append(ev, raw)),
-            || events.iter().for_each(|(ev, _)| observer.on_event(ev)),
-        );
+        // A few events (before an envelope or a repair) are not worth a hand-off.
+        let (appended, ()) = if events.len() < SHARED_CHUNK {
+            let appended = events.iter().try_for_each(|(ev, raw)| {
+                observer.on_event(ev);
+                rows.append(ev, raw)
+            });
+            (appended, ())
+        } else {
+            helpers.beside(
+                || events.iter().try_for_each(|(ev, raw)| rows.append(ev, raw)),
+                || events.iter().for_each(|(ev, _)| observer.on_event(ev)),
+            )
+        };
         // The observer's time and the rows' overlap: counted as the observer's.
         self.observing += t.elapsed();
         if let Err(e) = appended {

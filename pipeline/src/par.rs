@@ -8,7 +8,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A pool of helper threads and how many of them work beside the caller.
+/// A pool of helper threads and how many of them work beside the caller. Meant for a
+/// caller outside any rayon pool: a pool worker waiting in [`Helpers::map`] would run its
+/// own pool's jobs meanwhile.
 #[derive(Debug)]
 pub struct Helpers {
     pool: rayon::ThreadPool,

@@ -60,7 +60,9 @@ pub struct Summary {
     pub events_per_cpu_s: Option<f64>,
     /// Where the time went (docs/benchmarks.md, "Where the time goes").
     pub stages: Stages,
-    /// Threads that decoded and normalized, the ingest thread included.
+    /// Threads the replay shared decoding and normalizing across, the ingest thread
+    /// included, as configured (`[ingest] threads`, `--threads`); the Parquet writer's
+    /// thread is not counted.
     pub threads: usize,
     /// True when `events_in == events_ok + deadlettered + duplicates`.
     pub balanced: bool,

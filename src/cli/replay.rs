@@ -42,7 +42,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     quiet: bool,
     /// Threads to decode and normalize on, this one included (overrides `[ingest] threads`;
-    /// 0 = one per core). Results are the same at any count; 1 runs everything on one thread.
+    /// 0 = one per core). A run that completes stores and alerts the same at any count; 1 runs
+    /// everything on one thread.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }

@@ -117,10 +117,11 @@ fn jsonl(path: &Path) -> Vec<Value> {
 fn replay(dir: &Path, inputs: &[PathBuf], threads: usize) -> Run {
     let store = dir.join(format!("store-{threads}"));
     let config = dir.join("small-batches.toml");
-    // Batches of a couple of dozen events: many batches, the awkward records inside them.
+    // Many batches, the awkward records inside them; shared batches of ~150 events, several
+    // chunks each.
     std::fs::write(
         &config,
-        "[ingest]\nread_batch_bytes = 49152\nshared_batch_bytes = 49152\n",
+        "[ingest]\nread_batch_bytes = 49152\nshared_batch_bytes = 262144\n",
     )
     .unwrap();
     let mut args = vec![
