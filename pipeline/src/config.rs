@@ -66,8 +66,8 @@ pub struct IngestConfig {
     /// 256 KiB batches used 2–3 % less CPU per event than 4 MiB (docs/benchmarks.md).
     pub read_batch_bytes: usize,
     /// The same when a replay shares decoding across threads: large enough that the three
-    /// hand-offs between threads per batch cost little (4 MiB ran 7 % faster than 256 KiB
-    /// on two cores; docs/benchmarks.md).
+    /// hand-offs between threads per batch cost little (shared 256 KiB batches ran slower
+    /// than one thread on two cores, 4 MiB ones 10 % faster; docs/benchmarks.md).
     pub shared_batch_bytes: usize,
     /// Threads a replay decodes and normalizes on, the ingest thread included (it also
     /// appends the Arrow rows on one while detection runs on the ingest thread); 0 = one
