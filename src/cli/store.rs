@@ -105,7 +105,8 @@ fn print_prune(r: &retention::PruneReport) {
 /// prune`).
 ///
 /// Days younger than --min-age-days are left alone, because a running pipeline still
-/// writes them. Days already compacted are skipped, so the command is cheap to schedule
+/// writes them, unless --recent merges the files it published a while ago. Days already
+/// compacted are skipped, so the command is cheap to schedule
 /// (deploy/systemd/idgw-compact.timer, deploy/k8s/compact.yaml). Do not run it while `idgw replay` writes old days of the
 /// same store.
 #[derive(Debug, Args)]
@@ -125,6 +126,12 @@ struct CompactArgs {
     /// Rewrite days already compacted too (e.g. after changing `[store]` settings).
     #[arg(long)]
     force: bool,
+    /// Also merge the recent days' files (younger than --min-age-days) that the pipeline
+    /// published at least SECONDS ago (60 when given bare) into sorted files, with the
+    /// day's smaller sorted files: a streaming pipeline leaves one file per partition per
+    /// commit, and a per-user lookup pays for each. Schedule it every few minutes.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
+    recent: Option<u64>,
     /// Show what would be rewritten, change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -163,6 +170,7 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let store = Store::at(&args.store);
     let options = CompactOptions {
         min_age_days: args.min_age_days,
+        recent_file_age: args.recent.map(std::time::Duration::from_secs),
         force: args.force,
         memory_limit: args.memory_mib.saturating_mul(1 << 20),
         store: config.store.clone(),
@@ -179,6 +187,8 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             Some(r)
         }
     };
+    // One compaction of a store at a time (held to the end of this function).
+    let _lock = compact::lock(&store).context("taking the store's compaction lock")?;
     if !args.dry_run {
         // A swap a kill cut short is finished (or undone) before anything is planned.
         for done in compact::finish_interrupted(&store)? {

@@ -47,6 +47,9 @@ pub enum UserEventsError {
     /// A partition directory could not be listed.
     #[error(transparent)]
     Listing(#[from] crate::store::StoreError),
+    /// A compaction swap began or ended while a partition was listed (retried).
+    #[error("a compaction swap changed the files while they were listed")]
+    Changed,
     /// A Parquet file could not be decoded.
     #[error("reading {path}: {source}")]
     Parquet {
@@ -92,12 +95,47 @@ impl UserEvents {
     /// The `columns` of the events of `user_id` at or after `since_ms` (epoch milliseconds),
     /// as the files hold them (file order, not time order). A column a file lacks is left
     /// out of that file's batches.
+    ///
+    /// Compaction may swap a day's files meanwhile (`idgw store compact --recent` does
+    /// so every few minutes on the current day): a swap in progress is read through its
+    /// manifest (old files until every new one is published), and a read that finds a
+    /// listed file gone starts over, so no row is read twice or missed.
     pub fn read(&self, user_id: &str, since_ms: i64, columns: &[&str]) -> Result<Vec<RecordBatch>, UserEventsError> {
+        let mut attempt = 0;
+        loop {
+            match self.read_once(user_id, since_ms, columns) {
+                Err(UserEventsError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                Err(UserEventsError::Changed) if attempt < 5 => attempt += 1,
+                Err(UserEventsError::Changed) => {
+                    return Err(UserEventsError::Io {
+                        path: self.dir.clone(),
+                        source: std::io::Error::other("the files kept changing under the read (compaction swaps)"),
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(&self, user_id: &str, since_ms: i64, columns: &[&str]) -> Result<Vec<RecordBatch>, UserEventsError> {
         let mut out = Vec::new();
         for file in self.files_since(since_ms)? {
             let footer = self.footer(&file)?;
-            read_file(&file, &footer.meta, user_id, since_ms, columns, &mut out)
-                .map_err(|source| UserEventsError::Parquet { path: file, source })?;
+            read_file(&file, &footer.meta, user_id, since_ms, columns, &mut out).map_err(|source| {
+                // A file removed under the read shows as an I/O error of the decoder.
+                if !file.exists() {
+                    UserEventsError::Io {
+                        path: file.clone(),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    }
+                } else {
+                    UserEventsError::Parquet { path: file, source }
+                }
+            })?;
         }
         Ok(out)
     }
@@ -107,7 +145,14 @@ impl UserEvents {
     /// day's footer and page index take milliseconds to read and decode). Returns how many
     /// files there are.
     pub fn warm(&self) -> Result<usize, UserEventsError> {
-        let files = self.files_since(i64::MIN)?;
+        let mut files = self.files_since(i64::MIN);
+        for _ in 0..5 {
+            if !matches!(files, Err(UserEventsError::Changed)) {
+                break;
+            }
+            files = self.files_since(i64::MIN);
+        }
+        let files = files?;
         for file in &files {
             self.footer(file)?;
         }
@@ -147,7 +192,24 @@ impl UserEvents {
                 continue;
             }
             if entry.file_type().map_err(io(&path))?.is_dir() {
-                files.extend(parquet_files(&path)?);
+                // The swap state before and after listing: a swap that began, went on or
+                // ended in between could have shown both a file and its replacement. Each
+                // swap appends to the partition's list of replaced files first.
+                let state = |dir: &Path| {
+                    let replaced =
+                        std::fs::metadata(dir.join(crate::store::compact::COMPACTED_LIST)).map_or(0, |m| m.len());
+                    (crate::store::compact::hidden_by_swap(dir), replaced)
+                };
+                let before = state(&path);
+                let listed = parquet_files(&path)?;
+                if state(&path) != before {
+                    return Err(UserEventsError::Changed);
+                }
+                let hidden = before.0;
+                files.extend(listed.into_iter().filter(|f| {
+                    f.file_name()
+                        .is_none_or(|n| !hidden.contains(n.to_string_lossy().as_ref()))
+                }));
                 listed_dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "parquet") {
                 files.push(path);

@@ -15,8 +15,11 @@
 //! While a day is being swapped, its hidden `.compacting` manifest names the old and the new
 //! files; [`finish_interrupted`] (run before each compaction) completes a swap a kill cut
 //! short once every new file is in place, and undoes it otherwise, so no day is left with
-//! its rows twice. Only days at least `min_age_days` old are touched: a running pipeline writes the
-//! current day (and, within its lateness bound, the day before) and must not race this.
+//! its rows twice. Days at least `min_age_days` old are rewritten whole; a running pipeline
+//! writes the current day (and, within its lateness bound, the day before), so of those only
+//! files it published a while ago are merged, and only when asked
+//! ([`CompactOptions::recent_file_age`]). Two compactions of one store never run at once
+//! ([`lock`]): one's recovery of interrupted swaps would undo the other's swap in progress.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -81,8 +84,17 @@ pub enum CompactError {
 /// What compaction does.
 #[derive(Debug, Clone)]
 pub struct CompactOptions {
-    /// Days younger than this (by the partition's date against today, UTC) are left alone.
+    /// Days at least this old (by the partition's date against today, UTC) are rewritten
+    /// whole; younger ones only with [`CompactOptions::recent_file_age`].
     pub min_age_days: u32,
+    /// The recent days too (younger than `min_age_days`, which a running pipeline still
+    /// writes): their published unsorted files at least this old — a streaming pipeline
+    /// leaves one per partition per commit cycle, ~170,000 a day at 4 partitions — are
+    /// merged into a sorted file, with the day's sorted files holding no more rows than
+    /// those together (size-tiered: a day keeps a few sorted files, each row rewritten a
+    /// few times). Files newer than this, and any the pipeline publishes meanwhile, are
+    /// left for the next run. `None`: recent days are left alone.
+    pub recent_file_age: Option<std::time::Duration>,
     /// Rewrite days already compacted too (after a change of `[store]` settings).
     pub force: bool,
     /// Rows per data page in the rewritten files.
@@ -97,6 +109,7 @@ impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             min_age_days: 2,
+            recent_file_age: None,
             force: false,
             page_rows: 1024,
             memory_limit: 1 << 30,
@@ -114,6 +127,8 @@ pub struct PartitionPlan {
     pub files: Vec<PathBuf>,
     /// Their bytes.
     pub bytes: u64,
+    /// A recent day: only some of its files are merged ([`CompactOptions::recent_file_age`]).
+    pub recent: bool,
 }
 
 /// What [`plan`] found.
@@ -123,7 +138,7 @@ pub struct Plan {
     pub todo: Vec<PartitionPlan>,
     /// Partitions already sorted.
     pub already_sorted: usize,
-    /// Partitions too recent to touch.
+    /// Partitions too recent to touch (or, with `recent_file_age`, with no file old enough).
     pub too_recent: usize,
 }
 
@@ -132,6 +147,8 @@ pub struct Plan {
 pub struct PartitionReport {
     /// `date=YYYY-MM-DD`.
     pub partition: String,
+    /// A recent day, partly merged.
+    pub recent: bool,
     /// Files replaced.
     pub files_in: usize,
     /// Files written.
@@ -171,29 +188,74 @@ pub fn plan_as_of(store: &Store, options: &CompactOptions, today: NaiveDate) -> 
         // Files outside a date partition are not the pipeline's; leave them be.
         let Some(day) = day else { continue };
         if (today - day).num_days() < i64::from(options.min_age_days) {
-            out.too_recent += 1;
+            match options
+                .recent_file_age
+                .map(|age| plan_recent(&files, age))
+                .transpose()?
+            {
+                Some(Some(files)) => out.todo.push(planned(partition, files, true)?),
+                _ => out.too_recent += 1,
+            }
             continue;
         }
-        let sorted = files.iter().all(|f| {
-            f.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
-        });
+        let sorted = files.iter().all(|f| is_sorted(f));
         if sorted && !options.force {
             out.already_sorted += 1;
             continue;
         }
-        let bytes = files
-            .iter()
-            .map(|f| fs_err::metadata(f).map(|m| m.len()))
-            .sum::<Result<u64, _>>()
-            .map_err(StoreError::Io)?;
-        out.todo.push(PartitionPlan {
-            partition,
-            files,
-            bytes,
-        });
+        out.todo.push(planned(partition, files, false)?);
     }
     Ok(out)
+}
+
+fn planned(partition: String, files: Vec<PathBuf>, recent: bool) -> Result<PartitionPlan, StoreError> {
+    let bytes = files
+        .iter()
+        .map(|f| fs_err::metadata(f).map(|m| m.len()))
+        .sum::<Result<u64, _>>()?;
+    Ok(PartitionPlan {
+        partition,
+        files,
+        bytes,
+        recent,
+    })
+}
+
+fn is_sorted(file: &Path) -> bool {
+    file.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
+}
+
+/// The files of a recent day to merge now: its unsorted files last modified at least `age`
+/// ago, and then its sorted files from the smallest up while each holds no more rows than
+/// everything taken so far. `None` when no unsorted file is old enough.
+fn plan_recent(files: &[PathBuf], age: std::time::Duration) -> Result<Option<Vec<PathBuf>>, StoreError> {
+    let now = std::time::SystemTime::now();
+    let mut take = Vec::new();
+    let mut sorted = Vec::new();
+    for f in files {
+        if is_sorted(f) {
+            sorted.push((footer_rows(f)?, f.clone()));
+            continue;
+        }
+        let modified = fs_err::metadata(f)?.modified()?;
+        if now.duration_since(modified).unwrap_or_default() >= age {
+            take.push(f.clone());
+        }
+    }
+    if take.is_empty() {
+        return Ok(None);
+    }
+    let mut rows = take.iter().map(|f| footer_rows(f)).sum::<Result<u64, _>>()?;
+    sorted.sort();
+    for (n, f) in sorted {
+        if n > rows {
+            break;
+        }
+        rows += n;
+        take.push(f);
+    }
+    Ok(Some(take))
 }
 
 /// Rewrites one planned partition sorted by user and time; `run_id` names the new files.
@@ -306,6 +368,7 @@ pub async fn compact_partition(
     fs_err::remove_file(dir.join(SWAP_MANIFEST)).map_err(StoreError::Io)?;
     Ok(PartitionReport {
         partition: plan.partition.clone(),
+        recent: plan.recent,
         files_in: plan.files.len(),
         files_out: staged.len(),
         rows: written,
@@ -330,6 +393,47 @@ fn write_swap(dir: &Path, swap: &Swap) -> Result<(), StoreError> {
     f.sync_all()?;
     fs_err::rename(&tmp, dir.join(SWAP_MANIFEST))?;
     Ok(())
+}
+
+/// What a reader listing `dir` (a date partition) must leave out while a swap is under
+/// way there: the new files until every one of them is published, then the old ones
+/// (the rule [`finish_interrupted`] applies). Empty when no swap is in progress; a
+/// manifest that cannot be read leaves nothing out (the swap's own run reports it).
+pub fn hidden_by_swap(dir: &Path) -> std::collections::HashSet<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join(SWAP_MANIFEST)) else {
+        return Default::default();
+    };
+    let Ok(swap) = serde_json::from_str::<Swap>(&text) else {
+        return Default::default();
+    };
+    let published = swap.new.iter().all(|n| dir.join(n).is_file());
+    if published { swap.old } else { swap.new }.into_iter().collect()
+}
+
+/// The hidden lock file every compaction of a store holds.
+pub const LOCK_FILE: &str = ".compact.lock";
+
+/// Takes the store's compaction lock, waiting while another compaction holds it (a daily
+/// run of old days and a frequent one of recent days may be scheduled to overlap); held
+/// until the returned file is dropped. The kernel lets go of it when the process dies.
+pub fn lock(store: &Store) -> Result<std::fs::File, StoreError> {
+    let dir = store.events_dir();
+    fs_err::create_dir_all(&dir)?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?
+        .into_file();
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!("another compaction of this store is running; waiting for it");
+            file.lock()?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io(e)),
+    }
+    Ok(file)
 }
 
 /// What [`finish_interrupted`] did to one partition.
@@ -422,4 +526,33 @@ pub fn was_compacted(path: &Path) -> bool {
     };
     std::fs::read_to_string(dir.join(COMPACTED_LIST))
         .is_ok_and(|list| list.lines().any(|l| std::ffi::OsStr::new(l) == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_compaction_waits_for_the_first_to_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path());
+        let first = lock(&store).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = {
+            let store = Store::at(dir.path());
+            std::thread::spawn(move || {
+                let held = lock(&store).unwrap();
+                tx.send(()).unwrap();
+                drop(held);
+            })
+        };
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            "the second took the lock while the first held it"
+        );
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second takes the lock once the first lets go");
+        second.join().unwrap();
+    }
 }

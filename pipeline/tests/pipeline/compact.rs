@@ -206,10 +206,23 @@ fn an_interrupted_swap_is_completed_or_undone_before_the_next_run() {
         std::fs::write(dir.join(SWAP_MANIFEST), manifest.to_string()).unwrap();
     };
 
+    let user_rows = || -> usize {
+        let reader = idgw_pipeline::query::UserEvents::new(fx.store().events_dir());
+        reader
+            .read("00u1abcdEFGHijkl0h7", i64::MIN, &["event_id"])
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    };
+    assert_eq!(user_rows() as i64, rows);
+
     // Killed after the new files were published, before the old ones were removed: the rows
-    // count twice until the swap is completed.
+    // count twice in SQL until the swap is completed; the per-user reader goes by the
+    // manifest and reads them once.
     put_back_old_files_and_manifest(new.iter().map(name).collect());
     assert_eq!(fx.count(""), 2 * rows);
+    assert_eq!(user_rows() as i64, rows, "the per-user reader honours the manifest");
     assert_eq!(
         compact::finish_interrupted(&fx.store()).unwrap(),
         vec![Recovered::Completed(partition.into())]
@@ -223,6 +236,11 @@ fn an_interrupted_swap_is_completed_or_undone_before_the_next_run() {
     names.push("sorted-not-yet-published.parquet".into());
     put_back_old_files_and_manifest(names);
     assert_eq!(
+        user_rows() as i64,
+        rows,
+        "the old files only, while the new are not all in place"
+    );
+    assert_eq!(
         compact::finish_interrupted(&fx.store()).unwrap(),
         vec![Recovered::Undone(partition.into())]
     );
@@ -231,4 +249,88 @@ fn an_interrupted_swap_is_completed_or_undone_before_the_next_run() {
 
     // Nothing left to recover.
     assert!(compact::finish_interrupted(&fx.store()).unwrap().is_empty());
+}
+
+/// `recent_file_age`: the current day's published files at least that old are merged into
+/// a sorted file with the day's sorted files holding no more rows (size-tiered), newer ones
+/// are left, and no row is lost or doubled.
+#[test]
+fn recent_days_merge_the_files_published_a_while_ago_size_tiered() {
+    let fx = Fixture::new();
+    let today = chrono::Utc::now().date_naive();
+    let day = today.format("%Y-%m-%d").to_string();
+    let partition = format!("date={day}");
+    let dir = fx.store().events_dir().join(&partition);
+    let mut next = 0usize;
+    // One replay = one small file of `n` events, as one streaming commit leaves.
+    let mut publish = |n: usize| {
+        let text = ndjson(n, &day).replace("00000000-0000-4000-8000-", &format!("{next:08x}-0000-4000-8000-"));
+        next += 1;
+        let f = fx.file(&format!("in-{next}.ndjson"), text);
+        fx.replay(&[&f]);
+    };
+    let files = |prefix: &str| -> Vec<std::path::PathBuf> {
+        parquet_files(&dir)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect()
+    };
+    let sorted_rows = || -> Vec<i64> {
+        let mut n: Vec<i64> = files("sorted-")
+            .iter()
+            .map(|f| {
+                use parquet::file::reader::FileReader;
+                parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap())
+                    .unwrap()
+                    .metadata()
+                    .file_metadata()
+                    .num_rows()
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    for _ in 0..6 {
+        publish(10);
+    }
+    let before = all_rows(&fx);
+    assert_eq!(files("part-").len(), 6);
+
+    // Without the option, or with files younger than asked: nothing.
+    let plan = compact::plan(&fx.store(), &CompactOptions::default()).unwrap();
+    assert_eq!((plan.todo.len(), plan.too_recent), (0, 1));
+    let young = CompactOptions {
+        recent_file_age: Some(std::time::Duration::from_secs(3600)),
+        ..CompactOptions::default()
+    };
+    assert!(compact::plan(&fx.store(), &young).unwrap().todo.is_empty());
+
+    let now = CompactOptions {
+        recent_file_age: Some(std::time::Duration::ZERO),
+        ..CompactOptions::default()
+    };
+    let plan = compact_all(&fx, &now, today);
+    assert!(plan.todo.len() == 1 && plan.todo[0].recent, "{plan:?}");
+    assert!(files("part-").is_empty());
+    assert_eq!(sorted_rows(), vec![60]);
+    assert_same_rows(&before, &all_rows(&fx), "merging the recent files");
+
+    // Two more commits: 20 rows, less than the 60 already sorted, which stay as they are.
+    publish(10);
+    publish(10);
+    compact_all(&fx, &now, today);
+    assert_eq!(sorted_rows(), vec![20, 60]);
+    // Six more (60 rows): the 20 are no more than 60, then 80 take in the 60.
+    for _ in 0..6 {
+        publish(10);
+    }
+    let before = all_rows(&fx);
+    compact_all(&fx, &now, today);
+    assert_eq!(sorted_rows(), vec![140]);
+    assert_same_rows(&before, &all_rows(&fx), "merging with the sorted files");
+    assert!(files("part-").is_empty());
+    // Every replaced name is on the day's list (a streaming restart looks there).
+    let list = std::fs::read_to_string(dir.join(compact::COMPACTED_LIST)).unwrap();
+    assert_eq!(list.lines().filter(|l| l.starts_with("part-")).count(), 14);
 }
