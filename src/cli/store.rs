@@ -66,6 +66,12 @@ fn horizon(days: u32) -> chrono::DateTime<chrono::Utc> {
 fn run_prune(args: PruneArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.store.is_dir(), "no store at {}", args.store.display());
     let store = Store::at(&args.store);
+    // Not while a compaction swaps a day this would remove.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(compact::lock(&store).context("taking the store's compaction lock")?)
+    };
     let report = retention::prune(&store, horizon(args.older_than), args.dry_run)
         .with_context(|| format!("pruning {}", args.store.display()))?;
     if args.json {
@@ -151,6 +157,8 @@ struct CompactSummary {
     elapsed_s: f64,
     dry_run: bool,
     partitions: Vec<PartitionReport>,
+    /// Days that could not be compacted, with why (left as they were).
+    failed: Vec<String>,
     /// What `[store] retention_days` removed first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pruned: Option<retention::PruneReport>,
@@ -176,6 +184,13 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         store: config.store.clone(),
         ..CompactOptions::default()
     };
+    // One compaction of a store at a time, pruning included (held to the end of this
+    // function); a dry run changes nothing and takes no lock.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(compact::lock(&store).context("taking the store's compaction lock")?)
+    };
     // Days past the retention horizon go before any is compacted.
     let pruned = match config.store.retention_days {
         0 => None,
@@ -187,8 +202,6 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             Some(r)
         }
     };
-    // One compaction of a store at a time (held to the end of this function).
-    let _lock = compact::lock(&store).context("taking the store's compaction lock")?;
     if !args.dry_run {
         // A swap a kill cut short is finished (or undone) before anything is planned.
         for done in compact::finish_interrupted(&store)? {
@@ -206,6 +219,7 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         elapsed_s: 0.0,
         dry_run: args.dry_run,
         partitions: Vec::new(),
+        failed: Vec::new(),
         pruned,
     };
     if !args.dry_run {
@@ -223,11 +237,18 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let run_id = format!("{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"));
+        let mut failed = Vec::new();
         for part in &plan.todo {
             bar.set_message(part.partition.clone());
-            let report = runtime
-                .block_on(compact::compact_partition(&store, part, &options, &run_id))
-                .with_context(|| format!("compacting {}", part.partition))?;
+            // A day that fails is reported and left as it was; the others go on.
+            let report = match runtime.block_on(compact::compact_partition(&store, part, &options, &run_id)) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(partition = %part.partition, error = %e, "compaction of a day failed; it is left as it was");
+                    failed.push(format!("{}: {e}", part.partition));
+                    continue;
+                }
+            };
             bar.inc(part.bytes);
             if !args.json && bar.is_hidden() {
                 eprintln!(
@@ -241,6 +262,7 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
         }
         bar.finish_and_clear();
         summary.partitions_compacted = summary.partitions.len();
+        summary.failed = failed;
     }
     summary.elapsed_s = started.elapsed().as_secs_f64();
     if args.json {
@@ -272,5 +294,12 @@ fn run_compact(args: CompactArgs) -> anyhow::Result<ExitCode> {
             summary.too_recent
         );
     }
-    Ok(ExitCode::SUCCESS)
+    for f in &summary.failed {
+        eprintln!("error: compacting {f}");
+    }
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

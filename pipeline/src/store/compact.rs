@@ -42,6 +42,13 @@ use crate::config::StoreConfig;
 
 /// Compacted files are named `sorted-…`; a partition holding only those is done.
 pub const SORTED_PREFIX: &str = "sorted";
+/// Files a merge of recent files wrote (`sorted-recent-…`): sorted, but the day is not one
+/// sorted run until a whole-day rewrite.
+pub const RECENT_PREFIX: &str = "sorted-recent";
+/// With `recent_file_age`, a past day rewritten whole less than this long ago only gets
+/// merges: late events (which anyone who can send events can forge) cannot make a whole day
+/// be rewritten every few minutes.
+const WHOLE_REWRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 /// The hidden list, in each compacted partition, of the file names compaction replaced.
 pub const COMPACTED_LIST: &str = ".compacted";
 
@@ -187,25 +194,46 @@ pub fn plan_as_of(store: &Store, options: &CompactOptions, today: NaiveDate) -> 
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
         // Files outside a date partition are not the pipeline's; leave them be.
         let Some(day) = day else { continue };
-        if (today - day).num_days() < i64::from(options.min_age_days) {
-            match options
-                .recent_file_age
-                .map(|age| plan_recent(&files, age))
-                .transpose()?
-            {
-                Some(Some(files)) => out.todo.push(planned(partition, files, true)?),
-                _ => out.too_recent += 1,
-            }
-            continue;
-        }
-        let sorted = files.iter().all(|f| is_sorted(f));
-        if sorted && !options.force {
+        let past = (today - day).num_days() >= i64::from(options.min_age_days);
+        // One sorted run: every file sorted, none of them a merge of recent files.
+        let whole = files.iter().all(|f| is_sorted(f) && !is_recent_output(f));
+        if past && whole && !options.force {
             out.already_sorted += 1;
             continue;
         }
-        out.todo.push(planned(partition, files, false)?);
+        let throttled = options.recent_file_age.is_some() && rewritten_within(&files, WHOLE_REWRITE_EVERY);
+        if past && (options.force || !throttled) {
+            out.todo.push(planned(partition, files, false)?);
+            continue;
+        }
+        match options
+            .recent_file_age
+            .and_then(|age| plan_recent(&files, age, options.store.max_rows_per_file))
+        {
+            Some(files) => out.todo.push(planned(partition, files?, true)?),
+            None if past => out.already_sorted += 1,
+            None => out.too_recent += 1,
+        }
     }
+    // Recent merges first: a failing or long past day must not hold up the merges that
+    // keep the current day's lookups fast.
+    out.todo.sort_by_key(|p| !p.recent);
     Ok(out)
+}
+
+fn is_recent_output(file: &Path) -> bool {
+    file.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{RECENT_PREFIX}-")))
+}
+
+/// Whether a whole-day rewrite of this day published a file less than `within` ago.
+fn rewritten_within(files: &[PathBuf], within: std::time::Duration) -> bool {
+    let now = std::time::SystemTime::now();
+    files.iter().filter(|f| is_sorted(f) && !is_recent_output(f)).any(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < within)
+    })
 }
 
 fn planned(partition: String, files: Vec<PathBuf>, recent: bool) -> Result<PartitionPlan, StoreError> {
@@ -226,36 +254,68 @@ fn is_sorted(file: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
 }
 
-/// The files of a recent day to merge now: its unsorted files last modified at least `age`
-/// ago, and then its sorted files from the smallest up while each holds no more rows than
-/// everything taken so far. `None` when no unsorted file is old enough.
-fn plan_recent(files: &[PathBuf], age: std::time::Duration) -> Result<Option<Vec<PathBuf>>, StoreError> {
+/// The files of a day to merge now: its unsorted files last modified at least `age` ago,
+/// and then the outputs of earlier merges (each merge's files one tier) from the smallest
+/// up while each holds no more rows than everything taken so far; a tier holding a full
+/// file (`max_rows_per_file`) and a whole-day rewrite's files are never taken. `None` when
+/// no unsorted file is old enough.
+fn plan_recent(
+    files: &[PathBuf],
+    age: std::time::Duration,
+    max_rows_per_file: usize,
+) -> Option<Result<Vec<PathBuf>, StoreError>> {
     let now = std::time::SystemTime::now();
-    let mut take = Vec::new();
-    let mut sorted = Vec::new();
-    for f in files {
-        if is_sorted(f) {
-            sorted.push((footer_rows(f)?, f.clone()));
-            continue;
-        }
+    let old_enough = |f: &PathBuf| -> Result<bool, StoreError> {
         let modified = fs_err::metadata(f)?.modified()?;
-        if now.duration_since(modified).unwrap_or_default() >= age {
-            take.push(f.clone());
+        // A time in the future (a clock set back) counts as old enough, not as never.
+        Ok(now.duration_since(modified).map_or(true, |d| d >= age))
+    };
+    let plan = || -> Result<Vec<PathBuf>, StoreError> {
+        let mut take = Vec::new();
+        let mut tiers: BTreeMap<String, (u64, bool, Vec<PathBuf>)> = BTreeMap::new();
+        for f in files {
+            if is_recent_output(f) {
+                let rows = footer_rows(f)?;
+                let tier = tiers.entry(merge_of(f)).or_default();
+                tier.0 += rows;
+                tier.1 |= rows >= max_rows_per_file as u64;
+                tier.2.push(f.clone());
+            } else if !is_sorted(f) && old_enough(f)? {
+                take.push(f.clone());
+            }
         }
-    }
-    if take.is_empty() {
-        return Ok(None);
-    }
-    let mut rows = take.iter().map(|f| footer_rows(f)).sum::<Result<u64, _>>()?;
-    sorted.sort();
-    for (n, f) in sorted {
-        if n > rows {
-            break;
+        if take.is_empty() {
+            return Ok(take);
         }
-        rows += n;
-        take.push(f);
+        let mut rows = take.iter().map(|f| footer_rows(f)).sum::<Result<u64, _>>()?;
+        let mut tiers: Vec<(u64, bool, Vec<PathBuf>)> = tiers.into_values().collect();
+        tiers.sort();
+        for (n, full, tier) in tiers {
+            if full || n > rows {
+                break;
+            }
+            rows += n;
+            take.extend(tier);
+        }
+        Ok(take)
+    };
+    match plan() {
+        Ok(take) if take.is_empty() => None,
+        other => Some(other),
     }
-    Ok(Some(take))
+}
+
+/// The merge a `sorted-recent-{run}-{seq}.parquet` file came from (its name without the
+/// sequence number).
+fn merge_of(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.rsplit_once('-') {
+        Some((merge, _)) => merge.to_owned(),
+        None => name,
+    }
 }
 
 /// Rewrites one planned partition sorted by user and time; `run_id` names the new files.
@@ -311,7 +371,7 @@ pub async fn compact_partition(
         // Published below, once the row count is checked.
         stage: true,
         page_rows: Some(options.page_rows),
-        file_prefix: SORTED_PREFIX,
+        file_prefix: if plan.recent { RECENT_PREFIX } else { SORTED_PREFIX },
     };
     // Never the name of a file being replaced (a second compaction of the same run id
     // would otherwise publish over its input and then delete it).

@@ -53,25 +53,74 @@ impl SeenIds {
         Self::load_files(events_dir, "event_id", |_| true)
     }
 
-    /// Loads the `event_id`s of the published files whose name starts with `prefix` (a
-    /// stream partition's files: its events never land anywhere else).
-    pub fn load_prefixed(events_dir: &Path, prefix: &str) -> Result<Self, StoreError> {
-        Self::load_files(events_dir, "event_id", |name| name.starts_with(prefix))
+    /// Loads the `event_id`s of a stream partition's published files (named `prefix…`:
+    /// its events never land anywhere else), and of the sorted files of the date partitions
+    /// from `recent_since` on, where `idgw store compact --recent` merges those files with
+    /// every other partition's (a superset: an id of another partition is never offered
+    /// here, and if it were, it would be a repeat).
+    pub fn load_for_stream(
+        events_dir: &Path,
+        prefix: &str,
+        recent_since: chrono::NaiveDate,
+    ) -> Result<Self, StoreError> {
+        let since = format!("date={}", recent_since.format("%Y-%m-%d"));
+        let wanted = |path: &Path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let partition = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            name.starts_with(prefix)
+                || (name.starts_with(&format!("{}-", super::compact::SORTED_PREFIX))
+                    && partition.starts_with("date=")
+                    && *partition >= *since)
+        };
+        // A file merged away between the listing and its reading has its ids in a sorted
+        // file the listing may have missed: then the whole load is done again.
+        let mut attempts = 0;
+        loop {
+            let (seen, vanished) = Self::load_listed(events_dir, "event_id", wanted)?;
+            if !vanished || attempts == 5 {
+                return Ok(seen);
+            }
+            attempts += 1;
+        }
     }
 
     /// Loads the string column `column` of the published files under `dir` whose name
     /// starts with `prefix` (e.g. the `alert_id`s a stream partition has published).
     pub fn load_column(dir: &Path, column: &str, prefix: &str) -> Result<Self, StoreError> {
-        Self::load_files(dir, column, |name| name.starts_with(prefix))
+        Self::load_files(dir, column, |path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
     }
 
-    fn load_files(events_dir: &Path, column: &str, wanted: impl Fn(&str) -> bool) -> Result<Self, StoreError> {
+    fn load_files(events_dir: &Path, column: &str, wanted: impl Fn(&Path) -> bool) -> Result<Self, StoreError> {
+        Ok(Self::load_listed(events_dir, column, wanted)?.0)
+    }
+
+    /// The ids, and whether a listed file was gone by the time it was read (merged away by
+    /// a compaction: its ids live on in a sorted file).
+    fn load_listed(
+        events_dir: &Path,
+        column: &str,
+        wanted: impl Fn(&Path) -> bool,
+    ) -> Result<(Self, bool), StoreError> {
         let mut seen = SeenIds::default();
-        let files = parquet_files(events_dir)?
-            .into_iter()
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&wanted));
+        let mut vanished = false;
+        let files = parquet_files(events_dir)?.into_iter().filter(|p| wanted(p));
         for path in files {
-            let file = fs_err::File::open(&path)?;
+            let file = match fs_err::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    vanished = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)?;
             let Some(idx) = builder.schema().fields().iter().position(|f| f.name() == column) else {
                 continue;
@@ -88,7 +137,7 @@ impl SeenIds {
                 }
             }
         }
-        Ok(seen)
+        Ok((seen, vanished))
     }
 }
 

@@ -107,6 +107,26 @@ impl Staged {
     /// since merged by compaction) is fine; one that is in neither place is an error (the
     /// store lost data a checkpoint relies on).
     pub fn publish(&self) -> Result<(), StoreError> {
+        self.rename()
+    }
+
+    /// [`Staged::publish`] again, after a restart, of a file a checkpoint names: when
+    /// compaction already merged the published copy away (the name is on its partition's
+    /// replaced list), a temporary copy still on disk (a restored backup, a worker that
+    /// wrote the cycle again before it learned it lost the partition) is deleted instead,
+    /// or its rows would be stored twice.
+    pub fn republish(&self) -> Result<(), StoreError> {
+        if !self.path.exists() && compact::was_compacted(&self.path) {
+            return match std::fs::remove_file(&self.tmp) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::Io(e)),
+            };
+        }
+        self.rename()
+    }
+
+    fn rename(&self) -> Result<(), StoreError> {
         match std::fs::rename(&self.tmp, &self.path) {
             Ok(()) => Ok(()),
             Err(e)

@@ -297,7 +297,7 @@ impl Lane {
             }
             engine.restore_json(doc.engine.get().as_bytes()).map_err(ckpt_err)?;
             for staged in &doc.staged {
-                staged.publish().map_err(store_err)?;
+                staged.republish().map_err(store_err)?;
             }
             (Some(doc.next_offset), doc.cycle + 1, doc.counters, Some(doc.cursor))
         } else {
@@ -306,7 +306,11 @@ impl Lane {
         let resumed = cursor.is_some();
         let cursor = cursor.flatten();
         remove_orphans(store, &tag).map_err(store_err)?;
-        let seen = SeenIds::load_prefixed(&store.events_dir(), &format!("part-{tag}-")).map_err(store_err)?;
+        // Today and yesterday: the days a running pipeline writes, which
+        // `idgw store compact --recent` merges into sorted files.
+        let recent_since = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+        let seen =
+            SeenIds::load_for_stream(&store.events_dir(), &format!("part-{tag}-"), recent_since).map_err(store_err)?;
         let published_alerts =
             SeenIds::load_column(&store.alerts_dir(), "alert_id", &format!("part-{tag}-")).map_err(store_err)?;
         let mut lane = Lane {

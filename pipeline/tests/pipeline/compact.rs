@@ -333,4 +333,74 @@ fn recent_days_merge_the_files_published_a_while_ago_size_tiered() {
     // Every replaced name is on the day's list (a streaming restart looks there).
     let list = std::fs::read_to_string(dir.join(compact::COMPACTED_LIST)).unwrap();
     assert_eq!(list.lines().filter(|l| l.starts_with("part-")).count(), 14);
+
+    // A stream partition that restarts now still knows every id of the day, though its
+    // own files were merged away (else a redelivered event would be stored again).
+    let seen = idgw_pipeline::store::dedup::SeenIds::load_for_stream(
+        &fx.store().events_dir(),
+        "part-kafka-events.0-",
+        today - chrono::Days::new(1),
+    )
+    .unwrap();
+    assert_eq!(seen.len(), 140);
+
+    // A checkpoint that names a file compaction merged away, with its temporary copy still
+    // on disk (a restored backup): the copy goes, the rows are not stored twice.
+    let replaced = list.lines().find(|l| l.starts_with("part-")).unwrap();
+    let staged = idgw_pipeline::store::Staged {
+        tmp: dir.join(format!(".{replaced}.tmp")),
+        path: dir.join(replaced),
+    };
+    std::fs::write(&staged.tmp, b"a copy of the merged file").unwrap();
+    staged.republish().unwrap();
+    assert!(!staged.tmp.exists() && !staged.path.exists());
+    assert_eq!(fx.count(""), 140);
+}
+
+/// Past days: one whole-day rewrite makes a day one sorted run; merges of recent files do
+/// not count as one, and late events in a day rewritten less than a day ago are merged, not
+/// a reason to rewrite the whole day again (anyone who can send events can send late ones).
+#[test]
+fn past_days_are_rewritten_whole_at_most_daily_when_merging_recent_files() {
+    let fx = Fixture::new();
+    let past = fx.file("p.ndjson", ndjson(20, "2024-09-02"));
+    fx.replay(&[&past]);
+    let today = chrono::NaiveDate::from_ymd_opt(2024, 9, 10).unwrap();
+    let recent = CompactOptions {
+        recent_file_age: Some(std::time::Duration::ZERO),
+        ..CompactOptions::default()
+    };
+    // Never compacted: rewritten whole, also by a run that merges recent files.
+    let plan = compact_all(&fx, &recent, today);
+    assert!(plan.todo.len() == 1 && !plan.todo[0].recent, "{plan:?}");
+    assert_eq!(
+        compact::plan_as_of(&fx.store(), &recent, today).unwrap().already_sorted,
+        1
+    );
+
+    // A late event lands in it: merged as a recent file (the whole rewrite is an hour old).
+    let late = fx.file(
+        "late.ndjson",
+        ndjson(1, "2024-09-02").replace("00000000-0000-4000-8000-", "99999999-0000-4000-8000-"),
+    );
+    fx.replay(&[&late]);
+    let plan = compact_all(&fx, &recent, today);
+    assert!(plan.todo.len() == 1 && plan.todo[0].recent, "{plan:?}");
+    assert_eq!(plan.todo[0].files.len(), 1, "only the late file: {plan:?}");
+    // The day now holds a merge's output: not one sorted run; a run without recent merges
+    // (the daily one) rewrites it whole.
+    let daily = compact::plan_as_of(&fx.store(), &CompactOptions::default(), today).unwrap();
+    assert!(daily.todo.len() == 1 && !daily.todo[0].recent, "{daily:?}");
+    compact_all(&fx, &CompactOptions::default(), today);
+    assert_eq!(fx.count(""), 21);
+    let dir = fx.store().events_dir().join("date=2024-09-02");
+    let names: Vec<String> = parquet_files(&dir)
+        .unwrap()
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.len() == 1 && names[0].starts_with("sorted-") && !names[0].starts_with(compact::RECENT_PREFIX),
+        "{names:?}"
+    );
 }
