@@ -388,9 +388,49 @@ fn crash_and_compare(s: Setup, wanted_kills: usize) {
         2.0 * PARTITIONS as f64,
         Duration::from_secs(60)
     ));
+    // Past half of the input, so that the drain leaves files for the compaction below.
+    w.wait_metric("idgw_events_in_total", (s.total / 2) as f64, Duration::from_secs(60));
     w.terminate();
     let stopped = w.finish(Duration::from_secs(40));
     assert_eq!(stopped["balanced"], true, "{stopped}");
+    // What the 5-minute compaction does to a live store, between a stop and the restart:
+    // the files published so far merged (every day counts as recent here; the tenant's
+    // days are in the past), the last checkpoint's among them.
+    let o = crate::idgw(&[
+        "store",
+        "compact",
+        "--store",
+        store.to_str().unwrap(),
+        "--recent",
+        "0",
+        "--min-age-days",
+        "100000",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = std::fs::read_dir(store.join("events"))
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sorted-recent-")
+        })
+        .count();
+    let tree = std::process::Command::new("find")
+        .arg(store.join("events"))
+        .output()
+        .unwrap();
+    assert!(
+        merged > 0,
+        "compaction merged the crashed runs' files: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&tree.stdout)
+    );
     // Then to the end.
     let last = Worker::start(&s.config, &store, "crash", &["--until-end"]).finish(Duration::from_secs(300));
     assert_eq!(last["balanced"], true);

@@ -54,10 +54,12 @@ impl SeenIds {
     }
 
     /// Loads the `event_id`s of a stream partition's published files (named `prefix…`:
-    /// its events never land anywhere else), and of the sorted files of the date partitions
-    /// from `recent_since` on, where `idgw store compact --recent` merges those files with
-    /// every other partition's (a superset: an id of another partition is never offered
-    /// here, and if it were, it would be a repeat).
+    /// its events never land anywhere else), of every merge of recent files
+    /// (`sorted-recent-…`, where `idgw store compact --recent` put those files together
+    /// with every other partition's, until the day's whole rewrite), and of the sorted files
+    /// of the date partitions from `recent_since` on. A superset: an id of another
+    /// partition is never offered here, and if it were, it would be a repeat. As before
+    /// merges existed, a day rewritten whole leaves the horizon.
     pub fn load_for_stream(
         events_dir: &Path,
         prefix: &str,
@@ -72,6 +74,7 @@ impl SeenIds {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             name.starts_with(prefix)
+                || name.starts_with(&format!("{}-", super::compact::RECENT_PREFIX))
                 || (name.starts_with(&format!("{}-", super::compact::SORTED_PREFIX))
                     && partition.starts_with("date=")
                     && *partition >= *since)
