@@ -518,6 +518,9 @@ pub fn finish_interrupted(store: &Store) -> Result<Vec<Recovered>, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     dirs.sort();
     for dir in dirs {
+        if dir.is_dir() {
+            remove_dead_rewrites(&dir)?;
+        }
         let manifest = dir.join(SWAP_MANIFEST);
         if !manifest.is_file() {
             continue;
@@ -557,6 +560,28 @@ pub fn finish_interrupted(store: &Store) -> Result<Vec<Recovered>, StoreError> {
         });
     }
     Ok(out)
+}
+
+/// Removes the temporary files of rewrites a killed or failed compaction left in `dir`
+/// (`.sorted-….tmp`, never published). Called under the store's compaction lock, so no
+/// live compaction owns one; the pipeline's own temporary files (`.part-…`) are not these.
+fn remove_dead_rewrites(dir: &Path) -> Result<(), StoreError> {
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(&format!(".{SORTED_PREFIX}-")) && name.ends_with(".tmp") {
+            tracing::warn!(file = %path.display(), "removing a dead compaction's temporary file");
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Io(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn footer_rows(path: &Path) -> Result<u64, StoreError> {

@@ -249,6 +249,16 @@ fn an_interrupted_swap_is_completed_or_undone_before_the_next_run() {
 
     // Nothing left to recover.
     assert!(compact::finish_interrupted(&fx.store()).unwrap().is_empty());
+
+    // A rewrite killed before its swap leaves a hidden temporary file: the next run
+    // (holding the lock, so no live compaction owns it) removes it; the pipeline's own
+    // temporary files stay.
+    let dead = dir.join(".sorted-20240902T000000-deadbeef-00001.parquet.tmp");
+    let pipelines = dir.join(".part-kafka-t.0-0000000007-00001.parquet.tmp");
+    std::fs::write(&dead, b"half a file").unwrap();
+    std::fs::write(&pipelines, b"a cycle being written").unwrap();
+    compact::finish_interrupted(&fx.store()).unwrap();
+    assert!(!dead.exists() && pipelines.exists());
 }
 
 /// `recent_file_age`: the current day's published files at least that old are merged into
