@@ -199,15 +199,10 @@ struct Partition {
 
 /// The ingest stage; a [`RecordSink`] for sources.
 pub struct Ingest<O> {
-    schema: Arc<Schema>,
-    batch_rows: usize,
-    /// `[store] raw`: the verbatim text goes to `events.raw`.
-    keep_raw: bool,
+    rows: Rows,
     max_event_bytes: usize,
     seen: SeenIds,
     deadletter: DeadLetterWriter,
-    partitions: HashMap<i32, Partition>,
-    tx: Option<SyncSender<(String, RecordBatch)>>,
     writer: Option<JoinHandle<WriterResult>>,
     counters: Counters,
     fatal: Option<StoreError>,
@@ -275,14 +270,16 @@ impl<O: EventObserver> Ingest<O> {
             })
             .map_err(StoreError::Io)?;
         Ok(Ingest {
-            schema,
-            batch_rows: config.store.batch_rows.max(1),
-            keep_raw: config.store.raw,
+            rows: Rows {
+                schema,
+                batch_rows: config.store.batch_rows.max(1),
+                keep_raw: config.store.raw,
+                partitions: HashMap::new(),
+                tx: Some(tx),
+            },
             max_event_bytes: config.ingest.max_event_bytes,
             seen,
             deadletter: DeadLetterWriter::new(&store.deadletter_dir(), run_id, config.ingest.deadletter_raw_bytes),
-            partitions: HashMap::new(),
-            tx: Some(tx),
             writer: Some(handle),
             counters: Counters::default(),
             fatal: None,
@@ -400,27 +397,9 @@ impl<O: EventObserver> Ingest<O> {
         let t = Instant::now();
         self.observer.on_event(&ev);
         self.observing += t.elapsed();
-        if let Err(e) = self.append(&ev, raw) {
+        if let Err(e) = self.rows.append(&ev, raw) {
             self.fatal.get_or_insert(e);
         }
-    }
-
-    fn append(&mut self, ev: &SemanticEvent<'_>, raw: &str) -> Result<(), StoreError> {
-        self.rows().append(ev, raw)
-    }
-
-    fn rows(&mut self) -> Rows<'_> {
-        Rows {
-            schema: &self.schema,
-            batch_rows: self.batch_rows,
-            keep_raw: self.keep_raw,
-            partitions: &mut self.partitions,
-            tx: self.tx.as_ref(),
-        }
-    }
-
-    fn send(&mut self, partition: String, batch: RecordBatch) -> Result<(), StoreError> {
-        send(self.tx.as_ref(), partition, batch)
     }
 
     /// Flushes every partition, waits for the writer and publishes the dead letter.
@@ -455,8 +434,12 @@ impl<O: EventObserver> Ingest<O> {
     /// the dedup set can go on into the next cycle while the writer finishes this one's
     /// files ([`PendingFiles::finish`], on any thread).
     pub fn seal(mut self) -> Result<SealedIngest<O>, StoreError> {
-        let flushed = self.flush_partitions();
-        drop(self.tx.take());
+        let flushed = if self.fatal.is_some() {
+            Ok(())
+        } else {
+            self.rows.flush()
+        };
+        drop(self.rows.tx.take());
         let mut files = PendingFiles {
             writer: self.writer.take(),
             deadletter: self.deadletter,
@@ -478,31 +461,6 @@ impl<O: EventObserver> Ingest<O> {
                 parquet_write_s: 0.0,
             },
         })
-    }
-
-    /// Sends what every partition holds to the writer, in key order; the first failure.
-    fn flush_partitions(&mut self) -> Result<(), StoreError> {
-        if self.fatal.is_some() {
-            return Ok(());
-        }
-        let mut parts: Vec<(String, RecordBatch)> = Vec::new();
-        let mut error = None;
-        for (_, mut p) in self.partitions.drain() {
-            if p.columns.rows() > 0 {
-                match p.columns.finish() {
-                    Ok(b) => parts.push((p.key, b)),
-                    Err(e) => error = Some(StoreError::from(e)),
-                }
-            }
-        }
-        parts.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, batch) in parts {
-            if let Err(e) = self.send(key, batch) {
-                error.get_or_insert(e);
-                break;
-            }
-        }
-        error.map_or(Ok(()), Err)
     }
 
     fn close(self) -> Result<Closed, StoreError> {
@@ -563,44 +521,63 @@ impl PendingFiles {
 
 /// The Arrow side of an ingest: rows per date partition, full batches to the writer. Apart
 /// from the rest so that a helper can fill it while the observer runs.
-struct Rows<'i> {
-    schema: &'i Arc<Schema>,
+struct Rows {
+    schema: Arc<Schema>,
     batch_rows: usize,
+    /// `[store] raw`: the verbatim text goes to `events.raw`.
     keep_raw: bool,
-    partitions: &'i mut HashMap<i32, Partition>,
-    tx: Option<&'i SyncSender<(String, RecordBatch)>>,
+    partitions: HashMap<i32, Partition>,
+    tx: Option<SyncSender<(String, RecordBatch)>>,
 }
 
-impl Rows<'_> {
+impl Rows {
     fn append(&mut self, ev: &SemanticEvent<'_>, raw: &str) -> Result<(), StoreError> {
         let day = days_since_epoch(ev.event_time);
         let partition = match self.partitions.entry(day) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(Partition {
                 key: format!("date={}", ev.event_time.format("%Y-%m-%d")),
-                columns: EventColumns::new(Arc::clone(self.schema), self.batch_rows)?,
+                columns: EventColumns::new(Arc::clone(&self.schema), self.batch_rows)?,
             }),
         };
         partition.columns.append(ev, self.keep_raw.then_some(raw));
         if partition.columns.rows() >= self.batch_rows {
             let batch = partition.columns.finish()?;
             let key = partition.key.clone();
-            send(self.tx, key, batch)?;
+            self.send(key, batch)?;
         }
         Ok(())
     }
-}
 
-fn send(
-    tx: Option<&SyncSender<(String, RecordBatch)>>,
-    partition: String,
-    batch: RecordBatch,
-) -> Result<(), StoreError> {
-    match tx {
-        Some(tx) => tx
-            .send((partition, batch))
-            .map_err(|_| StoreError::WriterGone("channel closed".into())),
-        None => Err(StoreError::WriterGone("already finished".into())),
+    fn send(&self, partition: String, batch: RecordBatch) -> Result<(), StoreError> {
+        match &self.tx {
+            Some(tx) => tx
+                .send((partition, batch))
+                .map_err(|_| StoreError::WriterGone("channel closed".into())),
+            None => Err(StoreError::WriterGone("already finished".into())),
+        }
+    }
+
+    /// Sends what every partition holds to the writer, in key order; the first failure.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let mut parts: Vec<(String, RecordBatch)> = Vec::new();
+        let mut error = None;
+        for (_, mut p) in self.partitions.drain() {
+            if p.columns.rows() > 0 {
+                match p.columns.finish() {
+                    Ok(b) => parts.push((p.key, b)),
+                    Err(e) => error = Some(StoreError::from(e)),
+                }
+            }
+        }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, batch) in parts {
+            if let Err(e) = self.send(key, batch) {
+                error.get_or_insert(e);
+                break;
+            }
+        }
+        error.map_or(Ok(()), Err)
     }
 }
 
@@ -643,6 +620,11 @@ impl<O: EventObserver> Ingest<O> {
                 return ControlFlow::Break(());
             }
         }
+        self.batch_done()
+    }
+
+    /// The end of a batch that went through: the observer hands its results on.
+    fn batch_done(&mut self) -> ControlFlow<()> {
         let t = Instant::now();
         self.observer.batch_done();
         self.observing += t.elapsed();
@@ -714,10 +696,7 @@ impl<O: EventObserver> Ingest<O> {
         if self.fatal.is_some() {
             return ControlFlow::Break(());
         }
-        let t = Instant::now();
-        self.observer.batch_done();
-        self.observing += t.elapsed();
-        ControlFlow::Continue(())
+        self.batch_done()
     }
 
     /// Hands `accepted` to the observer on this thread while a helper appends their rows
@@ -729,13 +708,7 @@ impl<O: EventObserver> Ingest<O> {
         if accepted.is_empty() {
             return;
         }
-        let mut rows = Rows {
-            schema: &self.schema,
-            batch_rows: self.batch_rows,
-            keep_raw: self.keep_raw,
-            partitions: &mut self.partitions,
-            tx: self.tx.as_ref(),
-        };
+        let rows = &mut self.rows;
         let observer = &mut self.observer;
         let events = &accepted[..];
         let t = Instant::now();

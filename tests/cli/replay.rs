@@ -85,13 +85,9 @@ fn stored_order(events: &Path) -> Vec<(String, Vec<String>)> {
     use datafusion::parquet::arrow::ProjectionMask;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut out = Vec::new();
-    let mut days: Vec<PathBuf> = std::fs::read_dir(events).unwrap().map(|e| e.unwrap().path()).collect();
-    days.sort();
-    for day in days {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
+    for day in entries(events, None).into_iter().filter(|d| d.is_dir()) {
         let mut ids = Vec::new();
-        for file in files {
+        for file in entries(&day, Some("parquet")) {
             let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
             let column = builder.schema().index_of("event_id").unwrap();
             let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
@@ -103,6 +99,17 @@ fn stored_order(events: &Path) -> Vec<(String, Vec<String>)> {
         }
         out.push((day.file_name().unwrap().to_string_lossy().into_owned(), ids));
     }
+    out
+}
+
+/// The entries of `dir` (with extension `ext`, when given), sorted by name.
+fn entries(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| ext.is_none_or(|ext| p.extension().is_some_and(|e| e == ext)))
+        .collect();
+    out.sort();
     out
 }
 
@@ -143,13 +150,7 @@ fn replay(dir: &Path, inputs: &[PathBuf], threads: usize) -> Run {
     let mut alerts = jsonl(&store.join("alerts.jsonl"));
     alerts.sort_by(|a, b| a["alert_id"].as_str().cmp(&b["alert_id"].as_str()));
     let mut letters = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(store.join("deadletter"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    for f in files {
+    for f in entries(&store.join("deadletter"), Some("jsonl")) {
         letters.extend(
             jsonl(&f)
                 .into_iter()
@@ -180,16 +181,9 @@ fn a_replay_on_several_threads_matches_one_thread_exactly() {
     std::fs::write(&awkward, awkward_input()).unwrap();
     let mut inputs = vec![tenant, awkward];
     if let Some(shared) = crate::shared_dir("the replay of the real Okta events on several threads") {
-        {
-            let mut real: Vec<PathBuf> = std::fs::read_dir(shared.join("okta/events"))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            real.sort();
-            assert!(real.len() >= 5, "{real:?}");
-            inputs.splice(1..1, real);
-        }
+        let real = entries(&shared.join("okta/events"), Some("json"));
+        assert!(real.len() >= 5, "{real:?}");
+        inputs.splice(1..1, real);
     }
 
     let one = replay(dir.path(), &inputs, 1);

@@ -66,6 +66,8 @@ impl SeenIds {
         recent_since: chrono::NaiveDate,
     ) -> Result<Self, StoreError> {
         let since = format!("date={}", recent_since.format("%Y-%m-%d"));
+        let merged = format!("{}-", super::compact::RECENT_PREFIX);
+        let sorted = format!("{}-", super::compact::SORTED_PREFIX);
         let wanted = |path: &Path| {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let partition = path
@@ -74,10 +76,8 @@ impl SeenIds {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             name.starts_with(prefix)
-                || name.starts_with(&format!("{}-", super::compact::RECENT_PREFIX))
-                || (name.starts_with(&format!("{}-", super::compact::SORTED_PREFIX))
-                    && partition.starts_with("date=")
-                    && *partition >= *since)
+                || name.starts_with(&merged)
+                || (name.starts_with(&sorted) && partition.starts_with("date=") && *partition >= *since)
         };
         // A file merged away between the listing and its reading has its ids in a sorted
         // file the listing may have missed: then the whole load is done again.
