@@ -24,8 +24,8 @@ fn parquet_write(c: &mut Criterion) {
     idgw_benches::allocator::configure();
     let n = 50_000u64;
     let base = PipelineConfig::default();
-    let mut lz4 = base.clone();
-    lz4.store.ingest_codec = StoreCodec::Lz4;
+    let mut zstd = base.clone();
+    zstd.store.ingest_codec = StoreCodec::Zstd;
     let schema = Arc::new(idgw_schemas::rows::events_schema());
     let texts: Vec<String> = (0..n).map(idgw_benches::synthetic_event).collect();
     // Batches of `batch_rows` events, as ingest builds them; without `raw`, that column is
@@ -52,7 +52,7 @@ fn parquet_write(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     for (name, config, input) in [
         ("events", &base, &with_raw),
-        ("events_lz4", &lz4, &with_raw),
+        ("events_zstd", &zstd, &with_raw),
         ("events_without_raw", &base, &without_raw),
     ] {
         g.bench_function(name, |b| {

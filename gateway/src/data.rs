@@ -83,6 +83,10 @@ impl From<datafusion::error::DataFusionError> for DataError {
     }
 }
 
+/// Events of one user a tool holds in memory to filter and sort at most; beyond it (an
+/// account under a long brute force, a service account) the tool scans the table.
+pub const USER_TABLE_ROWS: usize = 100_000;
+
 /// The store, as the tools see it.
 #[derive(Clone)]
 pub struct StoreReader {
@@ -331,6 +335,46 @@ impl StoreReader {
     /// A table as a DataFrame, for the tools to filter and sort.
     pub async fn table(&self, name: &str) -> Result<DataFrame, DataError> {
         Ok(self.session.table(name).await?)
+    }
+
+    /// The events of `user_id` (an Okta id) with `event_time` in `window` (epoch
+    /// milliseconds) as a table of the `events` contract's `columns`, for the tools to
+    /// filter and sort: read through the per-user reader ([`UserEvents`]), which skips the
+    /// files and pages without the user (a query over the whole table would decode the
+    /// `user_id` column of every file not yet sorted by compaction — every file of a live
+    /// day). None when the user has more than [`USER_TABLE_ROWS`] such events: the caller
+    /// scans instead, which keeps only the rows it returns.
+    pub async fn user_events_table(
+        &self,
+        user_id: &str,
+        window: std::ops::Range<i64>,
+        columns: &[&str],
+    ) -> Result<Option<DataFrame>, DataError> {
+        let contract = idgw_schemas::rows::events_schema();
+        let indices = columns
+            .iter()
+            .map(|c| contract.index_of(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DataError::Query(e.to_string()))?;
+        let schema = Arc::new(
+            contract
+                .project(&indices)
+                .map_err(|e| DataError::Query(e.to_string()))?,
+        );
+        let (user_id, of) = (user_id.to_owned(), Arc::clone(&schema));
+        let batches = self
+            .blocking(
+                move |l| match l.user_events.read_as(&user_id, window, &of, USER_TABLE_ROWS) {
+                    Err(UserEventsError::TooMany(_)) => Ok(None),
+                    read => Ok(Some(read?)),
+                },
+            )
+            .await?;
+        let Some(batches) = batches else {
+            return Ok(None);
+        };
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        Ok(Some(self.session.read_table(Arc::new(table))?))
     }
 
     /// Collects `df` into JSON rows.

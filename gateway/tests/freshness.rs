@@ -436,3 +436,138 @@ async fn a_store_without_verbatim_events_refuses_on_demand_detection_with_the_re
     let refused = without.3.as_ref().expect_err("no verbatim events: refused");
     assert!(refused.contains("[store] raw = false"), "{refused}");
 }
+
+/// `search_events` for a user the identity state knows reads that user's events through the
+/// per-user reader (row indexes of unsorted files, page indexes of sorted ones) and filters,
+/// sorts and pages them in memory. Every user, with each filter and through every page,
+/// finds what a scan of the table finds, in the same order — on the files as replay writes
+/// them and after compaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_users_events_are_what_a_scan_finds_with_every_filter_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    for name in ["mfa_fatigue", "impossible_travel", "brute_force", "password_spray"] {
+        replay(&store, name);
+    }
+    let reader = StoreReader::open(store.clone(), &PipelineConfig::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let sql = |q: String| {
+        let reader = reader.clone();
+        async move { tools::query_sql(&reader, SqlArgs { sql: q }).await.unwrap().rows }
+    };
+    // Each user with the middle of their events' times and their most frequent type.
+    let users = sql("SELECT user_id, CAST(min(event_time) AS BIGINT) AS lo, CAST(max(event_time) AS BIGINT) AS hi, \
+         first_value(event_type ORDER BY event_type) AS t FROM events WHERE user_id IN (SELECT user_id FROM identity_state) \
+         GROUP BY user_id ORDER BY user_id"
+        .into())
+    .await;
+    assert!(users.len() >= 5, "too few users to test with: {}", users.len());
+    let iso = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
+    // The fields compared, as one string per event.
+    let compared = |e: &serde_json::Map<String, serde_json::Value>| {
+        [
+            "event_id",
+            "event_time",
+            "event_type",
+            "outcome_result",
+            "src_ip",
+            "user_login",
+        ]
+        .map(|k| e.get(k).cloned().unwrap_or_default().to_string())
+        .join("|")
+    };
+
+    let search_all = |args: tools::SearchEventsArgs| {
+        let reader = reader.clone();
+        async move {
+            // Pages of 3, followed to the end.
+            let mut items = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = tools::search_events(
+                    &reader,
+                    tools::SearchEventsArgs {
+                        limit: Some(3),
+                        cursor: cursor.clone(),
+                        ..args.clone()
+                    },
+                )
+                .await
+                .unwrap();
+                items.extend(page.items.iter().map(compared));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break items,
+                }
+            }
+        }
+    };
+    for round in ["as replayed", "compacted"] {
+        let mut found = 0;
+        for u in &users {
+            let id = u["user_id"].as_str().unwrap();
+            let (lo, hi) = (u["lo"].as_i64().unwrap(), u["hi"].as_i64().unwrap());
+            let mid = lo + (hi - lo) / 2;
+            let t = u["t"].as_str().unwrap();
+            let cases: Vec<(tools::SearchEventsArgs, String)> = vec![
+                (tools::SearchEventsArgs::default(), String::new()),
+                (
+                    tools::SearchEventsArgs {
+                        since: Some(iso(mid)),
+                        ..Default::default()
+                    },
+                    format!("AND event_time >= to_timestamp_millis({mid})"),
+                ),
+                (
+                    tools::SearchEventsArgs {
+                        until: Some(iso(mid)),
+                        ..Default::default()
+                    },
+                    format!("AND event_time < to_timestamp_millis({mid})"),
+                ),
+                (
+                    tools::SearchEventsArgs {
+                        since: Some(iso(lo + 1)),
+                        until: Some(iso(hi)),
+                        event_type: Some(t.into()),
+                        ..Default::default()
+                    },
+                    format!(
+                        "AND event_time >= to_timestamp_millis({}) AND event_time < to_timestamp_millis({hi}) \
+                         AND event_type = '{t}'",
+                        lo + 1
+                    ),
+                ),
+                (
+                    tools::SearchEventsArgs {
+                        outcome: Some("failure".into()),
+                        ..Default::default()
+                    },
+                    "AND outcome_result = 'FAILURE'".into(),
+                ),
+            ];
+            for (args, condition) in cases {
+                let got = search_all(tools::SearchEventsArgs {
+                    user: Some(id.into()),
+                    ..args.clone()
+                })
+                .await;
+                let expected: Vec<String> = sql(format!(
+                    "SELECT event_id, event_time, event_type, outcome_result, src_ip, user_login FROM events \
+                     WHERE user_id = '{id}' {condition} ORDER BY event_time DESC, event_id"
+                ))
+                .await
+                .iter()
+                .map(compared)
+                .collect();
+                assert_eq!(got, expected, "{round}: {id} with {args:?}");
+                found += got.len();
+            }
+        }
+        assert!(found > 50, "{round}: the cases found too few events: {found}");
+        if round == "as replayed" {
+            compact_every_day(&store).await;
+        }
+    }
+}

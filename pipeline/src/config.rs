@@ -115,6 +115,14 @@ pub struct StoreConfig {
     /// Compression of the files ingest writes (`zstd` or `lz4`). These are the store's
     /// hot tier: `idgw store compact` rewrites past days sorted, in `compact_codec`.
     pub ingest_codec: StoreCodec,
+    /// Rows per data page at most in the files ingest writes (0: Parquet's default of
+    /// 20,000, or 1 MB). A per-user read decodes the whole page of every column for each
+    /// row it wants; in unsorted files a user's rows are each on a page of their own, so
+    /// small pages keep such reads fast until compaction sorts the day (docs/benchmarks.md).
+    pub ingest_page_rows: usize,
+    /// Dictionary encoding in the files ingest writes (smaller files; a per-user read
+    /// decodes each wanted column's whole dictionary page in every row group it touches).
+    pub ingest_dictionary: bool,
     /// Compression of the files `idgw store compact` writes: `lz4` (the default: a
     /// per-user lookup decompresses several pages per day, and LZ4 does that several times
     /// faster than zstd, for somewhat larger files) or `zstd` (at `zstd_level`).
@@ -158,7 +166,9 @@ impl Default for StoreConfig {
             row_group_rows: 128 * 1024,
             max_rows_per_file: 1_000_000,
             zstd_level: 1,
-            ingest_codec: StoreCodec::Zstd,
+            ingest_codec: StoreCodec::Lz4,
+            ingest_page_rows: 1024,
+            ingest_dictionary: true,
             compact_codec: StoreCodec::Lz4,
             retention_days: 0,
             raw: true,

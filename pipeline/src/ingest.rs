@@ -78,6 +78,8 @@ pub fn events_writer_options(config: &PipelineConfig, stage: bool) -> WriterOpti
         plain_columns: EVENTS_PLAIN_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
         statistics: Statistics::Only(EVENTS_PRUNED_BY.iter().map(|c| (*c).to_owned()).collect()),
         stage,
+        page_rows: (config.store.ingest_page_rows > 0).then_some(config.store.ingest_page_rows),
+        dictionary: config.store.ingest_dictionary,
         ..WriterOptions::default()
     }
 }

@@ -77,7 +77,7 @@ pub struct ExplainArgs {
 }
 
 /// `search_events`.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct SearchEventsArgs {
     /// The user the event is about (Okta id or login).
     pub user: Option<String>,

@@ -7,8 +7,18 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     let size = page_size(args.limit)?;
     let offset = offset_of(args.cursor.as_deref())?;
     let mut filter = lit(true);
+    // Whole days outside the window, for a scan of the table (the per-user reader skips
+    // them itself).
+    let mut days = lit(true);
+    let known = match &args.user {
+        Some(u) => known_user_id(reader, u).await?,
+        None => None,
+    };
     if let Some(u) = &args.user {
-        filter = filter.and(resolved_user_filter(reader, u).await?);
+        filter = filter.and(match &known {
+            Some(id) => col("user_id").eq(lit(id.as_str())),
+            None => user_filter(u),
+        });
     }
     if let Some(ip) = &args.ip {
         filter = filter.and(col("src_ip").eq(lit(ip.as_str())));
@@ -29,13 +39,13 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     if let Some(s) = &args.since {
         filter = filter.and(col("event_time").gt_eq(ts_literal("since", s)?));
         if let Some(d) = day(s) {
-            filter = filter.and(col("date").gt_eq(lit(d)));
+            days = days.and(col("date").gt_eq(lit(d)));
         }
     }
     if let Some(u) = &args.until {
         filter = filter.and(col("event_time").lt(ts_literal("until", u)?));
         if let Some(d) = day(u) {
-            filter = filter.and(col("date").lt_eq(lit(d)));
+            days = days.and(col("date").lt_eq(lit(d)));
         }
     }
     if let Some(text) = args.text.as_deref().filter(|t| !t.is_empty()) {
@@ -47,6 +57,25 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
         );
     }
     let order = vec![col("event_time").sort(false, true), col("event_id").sort(true, true)];
-    let df = events_matching(reader, filter, order).await?;
+    // A user the identity state knows: their events alone, through the per-user reader.
+    let mine = match &known {
+        Some(id) => {
+            let bound =
+                |name: &str, value: &Option<String>, none: i64| value.as_deref().map_or(Ok(none), |v| ms_of(name, v));
+            let window = bound("since", &args.since, i64::MIN)?..bound("until", &args.until, i64::MAX)?;
+            reader
+                .user_events_table(id, window, &EVENT_COLUMNS)
+                .await
+                .map_err(err)?
+        }
+        None => None,
+    };
+    let df = match mine {
+        Some(df) => df
+            .filter(filter)
+            .and_then(|d| d.sort(order))
+            .map_err(|e| e.to_string())?,
+        None => events_matching(reader, filter.and(days), order).await?,
+    };
     page(reader, df, offset, size).await
 }

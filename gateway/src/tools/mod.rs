@@ -54,9 +54,14 @@ pub const SQL_MAX_BYTES: usize = 256 << 10;
 // ---- helpers ---------------------------------------------------------------------------
 
 fn ts_literal(field: &str, value: &str) -> Result<Expr, ToolError> {
+    Ok(ts_ms(ms_of(field, value)?))
+}
+
+/// An RFC 3339 time argument as epoch milliseconds.
+fn ms_of(field: &str, value: &str) -> Result<i64, ToolError> {
     let t = chrono::DateTime::parse_from_rfc3339(value)
         .map_err(|e| format!("{field}: {value:?} is not an RFC 3339 time (e.g. 2026-11-20T08:00:00Z): {e}"))?;
-    Ok(ts_ms(t.timestamp_millis()))
+    Ok(t.timestamp_millis())
 }
 
 /// Events with `event_time` in `[from_ms, to_ms]`, said twice: on `event_time` (row-group
@@ -114,16 +119,13 @@ fn user_filter(user: &str) -> Expr {
     col("user_id").eq(lit(user)).or(col("user_login").eq(lit(user)))
 }
 
-/// The events of a user given by id or login. A user the identity state knows is matched
-/// on `user_id` alone: the column compaction sorts the events by, whose statistics then
-/// skip all but the user's pages (an `OR` with the login column would read every page).
-/// Anyone else is matched on either column.
-async fn resolved_user_filter(reader: &StoreReader, user: &str) -> Result<Expr, ToolError> {
+/// The Okta id of a user given by id or login, when the identity state knows them. Their
+/// events are then matched on `user_id` alone: the column compaction sorts the events by
+/// and the per-user reader indexes (an `OR` with the login column would read every page).
+/// Anyone else is matched on either column ([`user_filter`]).
+async fn known_user_id(reader: &StoreReader, user: &str) -> Result<Option<String>, ToolError> {
     let known = reader.identity(user).await.map_err(err)?;
-    Ok(match known.as_ref().and_then(|row| str_field(row, "user_id")) {
-        Some(id) => col("user_id").eq(lit(id)),
-        None => user_filter(user),
-    })
+    Ok(known.as_ref().and_then(|row| str_field(row, "user_id")))
 }
 
 /// Escapes LIKE wildcards in user text.

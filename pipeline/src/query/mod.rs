@@ -23,6 +23,7 @@ use crate::store::Store;
 
 mod snapshot;
 mod user_events;
+mod user_rows;
 
 pub use snapshot::SnapshotTable;
 pub use user_events::{UserEvents, UserEventsError};

@@ -3,22 +3,30 @@
 //! The gateway's per-user calls (`analyze_identity_state` above all) want a few hundred rows
 //! of one user out of millions. Through DataFusion each such call pays for planning, for
 //! listing and for the execution plan's set-up, which together are most of a 5 ms budget
-//! (docs/benchmarks.md). This reader does the same pruning DataFusion does, without the
-//! planner: date directories before the window are not opened; row groups whose `user_id`
-//! or `event_time` statistics exclude the request are skipped; within the rest, the page
-//! index selects only the pages whose `user_id` range holds the user (compacted files are
-//! sorted by user, so that is one or two pages); a row filter on `user_id` and `event_time`
-//! decodes the other columns only for the rows that pass. Footers and page indexes are kept
-//! between calls, keyed by each file's path, size and modification time, so a file the
-//! pipeline publishes or compaction replaces is read afresh.
+//! (docs/benchmarks.md). This reader prunes without the planner: date directories outside
+//! the window are not opened; row groups whose `event_time` statistics exclude it are
+//! skipped. In a file compaction sorted by user, row groups and pages whose `user_id`
+//! statistics exclude the user are skipped too (the page index leaves one or two pages).
+//! A file not sorted by user (as ingest publishes them: every file of a live day until
+//! compaction merges it) has statistics that span every user; for it the reader keeps a
+//! row index ([`super::user_rows`]) built once from its `user_id` column, which skips the
+//! file when the user is not in it and selects exactly the user's rows when they are. A
+//! row filter on `user_id` and `event_time` then decodes the other columns only for the
+//! rows that pass. Footers, page indexes and row indexes are kept between calls, keyed by
+//! each file's path, size and modification time, so a file the pipeline publishes or
+//! compaction replaces is read afresh; row indexes are bounded by [`ROW_INDEX_BUDGET`].
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, new_null_array};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -31,6 +39,8 @@ use parquet::arrow::arrow_reader::{
 use parquet::errors::ParquetError;
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::user_rows::{UserRows, runs};
+use crate::store::compact::is_sorted;
 use crate::store::parquet_files;
 
 /// Failures of a per-user read, naming the file.
@@ -50,6 +60,12 @@ pub enum UserEventsError {
     /// A compaction swap began or ended while a partition was listed (retried).
     #[error("a compaction swap changed the files while they were listed")]
     Changed,
+    /// The read found more rows than it may hold (its caller reads them another way).
+    #[error("more than {0} rows")]
+    TooMany(usize),
+    /// A file's column could not be given the table's type.
+    #[error("an events file's columns do not fit the table's schema: {0}")]
+    Schema(#[source] ArrowError),
     /// A Parquet file could not be decoded.
     #[error("reading {path}: {source}")]
     Parquet {
@@ -65,12 +81,37 @@ struct Footer {
     len: u64,
     modified: Option<SystemTime>,
     meta: ArrowReaderMetadata,
+    /// The rows of each user, for a file not sorted by user (whose statistics prune nothing).
+    users: Option<UserRows>,
+    /// What `users` holds, counted in the reader's total until the footer is dropped.
+    _charge: Option<Charge>,
+}
+
+/// Bytes of row indexes held by one reader at most. Beyond it a file not sorted by user is
+/// read by its statistics (slower, same rows): a store that is never compacted would
+/// otherwise hold ~16 bytes per row of every day read.
+const ROW_INDEX_BUDGET: usize = 512 << 20;
+
+/// Bytes counted in a total while this lives.
+struct Charge {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Reads one user's events from the `events` table's files (see the module docs).
 pub struct UserEvents {
     dir: PathBuf,
     footers: Mutex<HashMap<PathBuf, Arc<Footer>>>,
+    /// Bytes of the row indexes of the cached footers.
+    indexed: Arc<AtomicUsize>,
+    /// Whether the budget was reported full (once per reader).
+    budget_reported: AtomicBool,
 }
 
 impl std::fmt::Debug for UserEvents {
@@ -89,6 +130,8 @@ impl UserEvents {
         UserEvents {
             dir,
             footers: Mutex::new(HashMap::new()),
+            indexed: Arc::new(AtomicUsize::new(0)),
+            budget_reported: AtomicBool::new(false),
         }
     }
 
@@ -101,9 +144,21 @@ impl UserEvents {
     /// manifest (old files until every new one is published), and a read that finds a
     /// listed file gone starts over, so no row is read twice or missed.
     pub fn read(&self, user_id: &str, since_ms: i64, columns: &[&str]) -> Result<Vec<RecordBatch>, UserEventsError> {
+        self.read_within(user_id, since_ms..i64::MAX, columns, usize::MAX)
+    }
+
+    /// [`UserEvents::read`] of the events with `event_time` in `window` (epoch
+    /// milliseconds), failing with [`UserEventsError::TooMany`] past `max_rows` rows.
+    pub fn read_within(
+        &self,
+        user_id: &str,
+        window: Range<i64>,
+        columns: &[&str],
+        max_rows: usize,
+    ) -> Result<Vec<RecordBatch>, UserEventsError> {
         let mut attempt = 0;
         loop {
-            match self.read_once(user_id, since_ms, columns) {
+            match self.read_once(user_id, &window, columns, max_rows) {
                 Err(UserEventsError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
                 {
@@ -121,21 +176,57 @@ impl UserEvents {
         }
     }
 
-    fn read_once(&self, user_id: &str, since_ms: i64, columns: &[&str]) -> Result<Vec<RecordBatch>, UserEventsError> {
+    /// [`UserEvents::read_within`] of `schema`'s columns (a projection of the table's
+    /// schema), each batch in `schema`: a column a file lacks is null, one of another type
+    /// is cast (a value that does not fit is an error, as in a query).
+    pub fn read_as(
+        &self,
+        user_id: &str,
+        window: Range<i64>,
+        schema: &SchemaRef,
+        max_rows: usize,
+    ) -> Result<Vec<RecordBatch>, UserEventsError> {
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let strict = CastOptions {
+            safe: false,
+            ..CastOptions::default()
+        };
+        self.read_within(user_id, window, &columns, max_rows)?
+            .into_iter()
+            .map(|batch| {
+                let rows = batch.num_rows();
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|field| match batch.column_by_name(field.name()) {
+                        Some(c) if c.data_type() == field.data_type() => Ok(Arc::clone(c)),
+                        Some(c) => cast_with_options(c, field.data_type(), &strict),
+                        None => Ok(new_null_array(field.data_type(), rows)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(UserEventsError::Schema)?;
+                RecordBatch::try_new(Arc::clone(schema), columns).map_err(UserEventsError::Schema)
+            })
+            .collect()
+    }
+
+    fn read_once(
+        &self,
+        user_id: &str,
+        window: &Range<i64>,
+        columns: &[&str],
+        max_rows: usize,
+    ) -> Result<Vec<RecordBatch>, UserEventsError> {
         let mut out = Vec::new();
-        for file in self.files_since(since_ms)? {
+        let mut rows = 0;
+        for file in self.files_within(window)? {
             let footer = self.footer(&file)?;
-            read_file(&file, &footer.meta, user_id, since_ms, columns, &mut out).map_err(|source| {
-                // A file removed under the read shows as an I/O error of the decoder.
-                if !file.exists() {
-                    UserEventsError::Io {
-                        path: file.clone(),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                    }
-                } else {
-                    UserEventsError::Parquet { path: file, source }
-                }
-            })?;
+            let before = out.len();
+            read_file(&file, &footer, user_id, window, columns, &mut out).map_err(|e| decoding(&file, e))?;
+            rows += out[before..].iter().map(RecordBatch::num_rows).sum::<usize>();
+            if rows > max_rows {
+                return Err(UserEventsError::TooMany(max_rows));
+            }
         }
         Ok(out)
     }
@@ -145,12 +236,12 @@ impl UserEvents {
     /// day's footer and page index take milliseconds to read and decode). Returns how many
     /// files there are.
     pub fn warm(&self) -> Result<usize, UserEventsError> {
-        let mut files = self.files_since(i64::MIN);
+        let mut files = self.files_within(&(i64::MIN..i64::MAX));
         for _ in 0..5 {
             if !matches!(files, Err(UserEventsError::Changed)) {
                 break;
             }
-            files = self.files_since(i64::MIN);
+            files = self.files_within(&(i64::MIN..i64::MAX));
         }
         let files = files?;
         for file in &files {
@@ -159,13 +250,14 @@ impl UserEvents {
         Ok(files.len())
     }
 
-    /// The table's files in date partitions from `since_ms`'s day on (and any file outside
-    /// a `date=` directory, which cannot be pruned by name). Footers of files that are gone
+    /// The table's files in the date partitions of `window`'s days (and any file outside a
+    /// `date=` directory, which cannot be pruned by name). Footers of files that are gone
     /// from a listed directory are forgotten.
-    fn files_since(&self, since_ms: i64) -> Result<Vec<PathBuf>, UserEventsError> {
-        let first_day = chrono::DateTime::from_timestamp_millis(since_ms)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_default();
+    fn files_within(&self, window: &Range<i64>) -> Result<Vec<PathBuf>, UserEventsError> {
+        let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string());
+        let first_day = day(window.start).unwrap_or_default();
+        // The window ends before `end`: its last day is that of the millisecond before.
+        let last_day = day(window.end.saturating_sub(1)).filter(|_| window.end < i64::MAX);
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| UserEventsError::Io { path, source }
@@ -183,7 +275,7 @@ impl UserEvents {
             let name = name.to_string_lossy();
             // ISO dates compare as text in time order.
             if let Some(day) = name.strip_prefix("date=")
-                && *day < *first_day
+                && (*day < *first_day || last_day.as_deref().is_some_and(|last| day > last))
             {
                 continue;
             }
@@ -245,11 +337,27 @@ impl UserEvents {
             &file,
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
         )
-        .map_err(|source| UserEventsError::Parquet {
-            path: path.to_owned(),
-            source,
-        })?;
-        let footer = Arc::new(Footer { len, modified, meta });
+        .map_err(|e| decoding(path, e))?;
+        let users = if is_sorted(path) {
+            None
+        } else {
+            self.row_index(path, &meta)?
+        };
+        let charge = users.as_ref().map(|u| {
+            let bytes = u.bytes();
+            self.indexed.fetch_add(bytes, Ordering::Relaxed);
+            Charge {
+                bytes,
+                total: Arc::clone(&self.indexed),
+            }
+        });
+        let footer = Arc::new(Footer {
+            len,
+            modified,
+            meta,
+            users,
+            _charge: charge,
+        });
         self.footers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -258,66 +366,120 @@ impl UserEvents {
     }
 }
 
-/// Appends to `out` the rows of `user_id` from `since_ms` in one file.
+impl UserEvents {
+    /// The row index of an unsorted file, unless the budget is spent (or the file is too
+    /// large for one).
+    fn row_index(&self, path: &Path, meta: &ArrowReaderMetadata) -> Result<Option<UserRows>, UserEventsError> {
+        let wanted = UserRows::bytes_for(meta.metadata().file_metadata().num_rows());
+        let held = self.indexed.load(Ordering::Relaxed);
+        if held.saturating_add(wanted) > ROW_INDEX_BUDGET {
+            if !self.budget_reported.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    held,
+                    budget = ROW_INDEX_BUDGET,
+                    "row indexes of unsorted events files at their budget: further files are read without \
+                     one (slower per-user calls); compaction (`idgw store compact`) sorts the files"
+                );
+            }
+            return Ok(None);
+        }
+        let users = UserRows::load(path, meta).map_err(|e| decoding(path, e))?;
+        if let Some(u) = &users {
+            tracing::debug!(file = %path.display(), bytes = u.bytes(), "row index of an unsorted file");
+        }
+        Ok(users)
+    }
+}
+
+/// A decoding failure of `path`, or NotFound when the file was removed under the read
+/// (which shows as an I/O error of the decoder).
+fn decoding(path: &Path, source: ParquetError) -> UserEventsError {
+    if path.exists() {
+        UserEventsError::Parquet {
+            path: path.to_owned(),
+            source,
+        }
+    } else {
+        UserEventsError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+}
+
+/// Appends to `out` the rows of `user_id` with `event_time` in `window` in one file.
 fn read_file(
     path: &Path,
-    meta: &ArrowReaderMetadata,
+    footer: &Footer,
     user_id: &str,
-    since_ms: i64,
+    window: &Range<i64>,
     columns: &[&str],
     out: &mut Vec<RecordBatch>,
 ) -> Result<(), ParquetError> {
+    let meta = &footer.meta;
     let schema = meta.schema();
     let parquet_schema = meta.parquet_schema();
     let metadata = meta.metadata();
     let row_groups = metadata.row_groups();
-    let users = StatisticsConverter::try_new("user_id", schema, parquet_schema)?;
     let times = StatisticsConverter::try_new("event_time", schema, parquet_schema)?;
+    let (min_time, max_time) = (times.row_group_mins(row_groups)?, times.row_group_maxes(row_groups)?);
+    let outside = |rg: usize| outside(&min_time, &max_time, rg, window);
 
-    let all: Vec<usize> = (0..row_groups.len()).collect();
-    let (min_user, max_user) = (users.row_group_mins(row_groups)?, users.row_group_maxes(row_groups)?);
-    let max_time = times.row_group_maxes(row_groups)?;
-    let kept: Vec<usize> = all
-        .into_iter()
-        .filter(|&rg| may_hold(&min_user, &max_user, rg, user_id) && !ends_before(&max_time, rg, since_ms))
-        .collect();
-    if kept.is_empty() {
-        return Ok(());
-    }
-
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(path)?, meta.clone());
-    if let (Some(column_index), Some(offset_index)) = (metadata.column_index(), metadata.offset_index()) {
-        // Pages of the kept row groups, in order; a page whose range may hold the user is read.
-        let mins = users.data_page_mins(column_index, offset_index, &kept)?;
-        let maxes = users.data_page_maxes(column_index, offset_index, &kept)?;
-        let counts = users.data_page_row_counts(offset_index, row_groups, &kept)?;
-        if let Some(counts) = counts {
-            let selectors = (0..counts.len()).map(|page| {
-                let rows = counts.value(page) as usize;
-                if may_hold(&mins, &maxes, page, user_id) {
-                    RowSelector::select(rows)
-                } else {
-                    RowSelector::skip(rows)
-                }
-            });
-            let selection: RowSelection = selectors.collect();
-            tracing::debug!(
-                file = %path.display(),
-                row_groups = kept.len(),
-                of = row_groups.len(),
-                rows = selection.row_count(),
-                "pages that may hold the user"
+    let mut builder;
+    let kept: Vec<usize>;
+    if let Some(index) = &footer.users {
+        // An unsorted file: the index gives the user's rows; the row groups holding them
+        // and not ending before the window are read, and only those rows.
+        let mine = index.of(user_id);
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let mut ranges = Vec::new();
+        let (mut first, mut selected) = (0u64, 0u64);
+        let mut groups = Vec::new();
+        for (rg, group) in row_groups.iter().enumerate() {
+            let end = first + group.num_rows().max(0) as u64;
+            let (lo, hi) = (
+                mine.partition_point(|&r| u64::from(r) < first),
+                mine.partition_point(|&r| u64::from(r) < end),
             );
+            if lo < hi && !outside(rg) {
+                groups.push(rg);
+                // Row numbers within the kept groups, which the reader sees back to back.
+                ranges.extend(runs(&mine[lo..hi], first - selected));
+                selected += end - first;
+            }
+            first = end;
+        }
+        if groups.is_empty() {
+            return Ok(());
+        }
+        kept = groups;
+        builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(path)?, meta.clone()).with_row_selection(
+                RowSelection::from_consecutive_ranges(ranges.into_iter(), selected as usize),
+            );
+    } else {
+        let users = StatisticsConverter::try_new("user_id", schema, parquet_schema)?;
+        let (min_user, max_user) = (users.row_group_mins(row_groups)?, users.row_group_maxes(row_groups)?);
+        kept = (0..row_groups.len())
+            .filter(|&rg| may_hold(&min_user, &max_user, rg, user_id) && !outside(rg))
+            .collect();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        builder = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(path)?, meta.clone());
+        if let Some(selection) = pages_of(path, meta, &users, &kept, user_id)? {
             if !selection.selects_any() {
                 return Ok(());
             }
             builder = builder.with_row_selection(selection);
         }
     }
-    let user = user_id.to_owned();
+    let (user, window) = (user_id.to_owned(), window.clone());
     let predicate = ArrowPredicateFn::new(
         ProjectionMask::columns(parquet_schema, ["user_id", "event_time"]),
-        move |batch: RecordBatch| matches(&batch, &user, since_ms),
+        move |batch: RecordBatch| matches(&batch, &user, &window),
     );
     let reader = builder
         .with_row_groups(kept)
@@ -334,6 +496,44 @@ fn read_file(
     Ok(())
 }
 
+/// In a sorted file, the rows of the pages of the `kept` row groups whose `user_id` range
+/// may hold the user (None: the file has no page index).
+fn pages_of(
+    path: &Path,
+    meta: &ArrowReaderMetadata,
+    users: &StatisticsConverter<'_>,
+    kept: &[usize],
+    user_id: &str,
+) -> Result<Option<RowSelection>, ParquetError> {
+    let metadata = meta.metadata();
+    let row_groups = metadata.row_groups();
+    if let (Some(column_index), Some(offset_index)) = (metadata.column_index(), metadata.offset_index()) {
+        // Pages of the kept row groups, in order; a page whose range may hold the user is read.
+        let mins = users.data_page_mins(column_index, offset_index, kept)?;
+        let maxes = users.data_page_maxes(column_index, offset_index, kept)?;
+        if let Some(counts) = users.data_page_row_counts(offset_index, row_groups, kept)? {
+            let selectors = (0..counts.len()).map(|page| {
+                let rows = counts.value(page) as usize;
+                if may_hold(&mins, &maxes, page, user_id) {
+                    RowSelector::select(rows)
+                } else {
+                    RowSelector::skip(rows)
+                }
+            });
+            let selection: RowSelection = selectors.collect();
+            tracing::debug!(
+                file = %path.display(),
+                row_groups = kept.len(),
+                of = row_groups.len(),
+                rows = selection.row_count(),
+                "pages that may hold the user"
+            );
+            return Ok(Some(selection));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether entry `i` of min/max statistics may hold `value` (unknown statistics may).
 fn may_hold(mins: &ArrayRef, maxes: &ArrayRef, i: usize, value: &str) -> bool {
     let (Some(mins), Some(maxes)) = (mins.as_string_opt::<i32>(), maxes.as_string_opt::<i32>()) else {
@@ -344,16 +544,19 @@ fn may_hold(mins: &ArrayRef, maxes: &ArrayRef, i: usize, value: &str) -> bool {
     !below && !above
 }
 
-/// Whether row group `rg` ends before `since_ms` by its `event_time` statistics.
-fn ends_before(max_time: &ArrayRef, rg: usize, since_ms: i64) -> bool {
-    max_time
-        .as_primitive_opt::<TimestampMillisecondType>()
-        .is_some_and(|m| m.is_valid(rg) && m.value(rg) < since_ms)
+/// Whether row group `rg` lies outside `window` by its `event_time` statistics.
+fn outside(min_time: &ArrayRef, max_time: &ArrayRef, rg: usize, window: &Range<i64>) -> bool {
+    let stat = |a: &ArrayRef| {
+        a.as_primitive_opt::<TimestampMillisecondType>()
+            .filter(|m| m.is_valid(rg))
+            .map(|m| m.value(rg))
+    };
+    stat(max_time).is_some_and(|max| max < window.start) || stat(min_time).is_some_and(|min| min >= window.end)
 }
 
-/// The row filter: `user_id = user AND event_time >= since_ms`, over the predicate's
+/// The row filter: `user_id = user AND event_time IN window`, over the predicate's
 /// projection (its columns in file order).
-fn matches(batch: &RecordBatch, user: &str, since_ms: i64) -> Result<BooleanArray, ArrowError> {
+fn matches(batch: &RecordBatch, user: &str, window: &Range<i64>) -> Result<BooleanArray, ArrowError> {
     let missing = |c: &str| ArrowError::SchemaError(format!("events file without a usable {c} column"));
     let users = batch
         .column_by_name("user_id")
@@ -364,6 +567,6 @@ fn matches(batch: &RecordBatch, user: &str, since_ms: i64) -> Result<BooleanArra
         .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
         .ok_or_else(|| missing("event_time"))?;
     Ok((0..batch.num_rows())
-        .map(|i| Some(users.is_valid(i) && users.value(i) == user && times.value(i) >= since_ms))
+        .map(|i| Some(users.is_valid(i) && users.value(i) == user && window.contains(&times.value(i))))
         .collect())
 }

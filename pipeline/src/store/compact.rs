@@ -249,7 +249,8 @@ fn planned(partition: String, files: Vec<PathBuf>, recent: bool) -> Result<Parti
     })
 }
 
-fn is_sorted(file: &Path) -> bool {
+/// Whether `file` was written sorted by user and time (by its name: compaction's output).
+pub(crate) fn is_sorted(file: &Path) -> bool {
     file.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{SORTED_PREFIX}-")))
 }

@@ -136,7 +136,10 @@ fn ingest_files_use_the_configured_codec_and_keep_statistics_only_of_the_columns
     let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));
     fx.replay(&[&input]);
     let chunks = column_chunks(&fx, "2024-08-13");
-    assert!(chunks.iter().all(|(_, codec, _)| matches!(codec, Compression::ZSTD(_))));
+    assert!(
+        chunks.iter().all(|(_, codec, _)| *codec == Compression::LZ4_RAW),
+        "{chunks:?}"
+    );
     for (name, _, stats) in &chunks {
         // Arrival order: only time and user ranges prune anything (compaction adds the rest).
         let pruned_by = idgw_pipeline::ingest::EVENTS_PRUNED_BY.contains(&name.as_str());
@@ -147,12 +150,12 @@ fn ingest_files_use_the_configured_codec_and_keep_statistics_only_of_the_columns
     let fx = Fixture::new();
     let input = fx.file("a.ndjson", ndjson(20, "2024-08-13"));
     let mut config = PipelineConfig::default();
-    config.store.ingest_codec = idgw_pipeline::config::StoreCodec::Lz4;
+    config.store.ingest_codec = idgw_pipeline::config::StoreCodec::Zstd;
     fx.replay_with(&[&input], &config);
     let chunks = column_chunks(&fx, "2024-08-13");
     assert!(
-        chunks.iter().all(|(_, codec, _)| *codec == Compression::LZ4_RAW),
+        chunks.iter().all(|(_, codec, _)| matches!(codec, Compression::ZSTD(_))),
         "{chunks:?}"
     );
-    assert_eq!(fx.count(""), 20, "LZ4 files are read back");
+    assert_eq!(fx.count(""), 20, "zstd files are read back");
 }
