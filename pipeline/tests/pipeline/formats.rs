@@ -159,3 +159,39 @@ fn ingest_files_use_the_configured_codec_and_keep_statistics_only_of_the_columns
     );
     assert_eq!(fx.count(""), 20, "zstd files are read back");
 }
+
+/// The files ingest writes are what per-user reads decode until compaction sorts them: pages
+/// of at most `[store] ingest_page_rows` rows and no dictionaries by default, so a read of one
+/// user's row decodes 256 rows of each column it wants, not 20,000 and a dictionary.
+#[test]
+fn ingest_files_have_small_pages_and_no_dictionaries() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::serialized_reader::ReadOptionsBuilder;
+    let fx = Fixture::new();
+    let input = fx.file("a.ndjson", ndjson(1000, "2024-08-13"));
+    fx.replay(&[&input]);
+    let dir = fx.store_path().join("events").join("date=2024-08-13");
+    let path = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+    let options = ReadOptionsBuilder::new().with_page_index().build();
+    let reader = SerializedFileReader::new_with_options(std::fs::File::open(&path).unwrap(), options).unwrap();
+    let meta = reader.metadata();
+    let offsets = meta.offset_index().expect("an offset index");
+    for (rg, group) in meta.row_groups().iter().enumerate() {
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let name = chunk.column_path().string();
+            assert!(chunk.dictionary_page_offset().is_none(), "{name}: a dictionary page");
+            let pages = offsets[rg][c].page_locations();
+            let rows = |i: usize| {
+                let end = pages.get(i + 1).map_or(group.num_rows(), |p| p.first_row_index);
+                end - pages[i].first_row_index
+            };
+            assert!(
+                pages.len() >= 4,
+                "{name}: {} pages for {} rows",
+                pages.len(),
+                group.num_rows()
+            );
+            assert!((0..pages.len()).all(|i| rows(i) <= 256), "{name}: a page over 256 rows");
+        }
+    }
+}
