@@ -365,7 +365,14 @@ impl StoreReader {
         let batches = self
             .blocking(
                 move |l| match l.user_events.read_as(&user_id, window, &of, USER_TABLE_ROWS) {
-                    Err(UserEventsError::TooMany(_)) => Ok(None),
+                    Err(UserEventsError::TooMany(rows)) => {
+                        tracing::debug!(
+                            user_id,
+                            rows,
+                            "more events than a per-user read holds; scanning instead"
+                        );
+                        Ok(None)
+                    }
                     read => Ok(Some(read?)),
                 },
             )

@@ -456,7 +456,7 @@ async fn a_known_users_events_are_what_a_scan_finds_with_every_filter_and_page()
         let reader = reader.clone();
         async move { tools::query_sql(&reader, SqlArgs { sql: q }).await.unwrap().rows }
     };
-    // Each user with the middle of their events' times and their most frequent type.
+    // Each user with the middle of their events' times and the first of their event types (by name).
     let users = sql("SELECT user_id, CAST(min(event_time) AS BIGINT) AS lo, CAST(max(event_time) AS BIGINT) AS hi, \
          first_value(event_type ORDER BY event_type) AS t FROM events WHERE user_id IN (SELECT user_id FROM identity_state) \
          GROUP BY user_id ORDER BY user_id"

@@ -120,7 +120,7 @@ pub struct StoreConfig {
     /// row it wants; in unsorted files a user's rows are each on a page of their own, so
     /// small pages keep such reads fast until compaction sorts the day (docs/benchmarks.md).
     pub ingest_page_rows: usize,
-    /// Dictionary encoding in the files ingest writes (smaller files, by ~15 %; a per-user
+    /// Dictionary encoding in the files ingest writes (smaller files, by ~10 %; a per-user
     /// read decodes each wanted column's whole dictionary page in every row group it
     /// touches, so it is off by default, as in compaction's files).
     pub ingest_dictionary: bool,

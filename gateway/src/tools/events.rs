@@ -31,20 +31,18 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     }
     // Each bound also bounds the `date` partition (the UTC day of the event time), so files
     // of days outside the range are not opened.
-    let day = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t)
-            .ok()
-            .map(|t| t.to_utc().format("%Y-%m-%d").to_string())
-    };
-    if let Some(s) = &args.since {
-        filter = filter.and(col("event_time").gt_eq(ts_literal("since", s)?));
-        if let Some(d) = day(s) {
+    let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string());
+    let since = args.since.as_deref().map(|s| ms_of("since", s)).transpose()?;
+    let until = args.until.as_deref().map(|u| ms_of("until", u)).transpose()?;
+    if let Some(ms) = since {
+        filter = filter.and(col("event_time").gt_eq(ts_ms(ms)));
+        if let Some(d) = day(ms) {
             days = days.and(col("date").gt_eq(lit(d)));
         }
     }
-    if let Some(u) = &args.until {
-        filter = filter.and(col("event_time").lt(ts_literal("until", u)?));
-        if let Some(d) = day(u) {
+    if let Some(ms) = until {
+        filter = filter.and(col("event_time").lt(ts_ms(ms)));
+        if let Some(d) = day(ms) {
             days = days.and(col("date").lt_eq(lit(d)));
         }
     }
@@ -60,9 +58,7 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
     // A user the identity state knows: their events alone, through the per-user reader.
     let mine = match &known {
         Some(id) => {
-            let bound =
-                |name: &str, value: &Option<String>, none: i64| value.as_deref().map_or(Ok(none), |v| ms_of(name, v));
-            let window = bound("since", &args.since, i64::MIN)?..bound("until", &args.until, i64::MAX)?;
+            let window = since.unwrap_or(i64::MIN)..until.unwrap_or(i64::MAX);
             reader
                 .user_events_table(id, window, &EVENT_COLUMNS)
                 .await
@@ -71,10 +67,7 @@ pub async fn search_events(reader: &StoreReader, args: SearchEventsArgs) -> Resu
         None => None,
     };
     let df = match mine {
-        Some(df) => df
-            .filter(filter)
-            .and_then(|d| d.sort(order))
-            .map_err(|e| e.to_string())?,
+        Some(df) => select_events(df, filter, order)?,
         None => events_matching(reader, filter.and(days), order).await?,
     };
     page(reader, df, offset, size).await

@@ -189,10 +189,12 @@ const EVENT_COLUMNS: [&str; 18] = [
 
 /// The stored events that pass `filter`, with the columns the tools return, in `order`.
 async fn events_matching(reader: &StoreReader, filter: Expr, order: Vec<SortExpr>) -> Result<DataFrame, ToolError> {
-    reader
-        .table("events")
-        .await
-        .map_err(err)?
+    select_events(reader.table("events").await.map_err(err)?, filter, order)
+}
+
+/// The events of `events` that pass `filter`, with the columns the tools return, in `order`.
+fn select_events(events: DataFrame, filter: Expr, order: Vec<SortExpr>) -> Result<DataFrame, ToolError> {
+    events
         .filter(filter)
         .and_then(|d| d.select_columns(&EVENT_COLUMNS))
         .and_then(|d| d.sort(order))

@@ -83,19 +83,44 @@ struct Footer {
     meta: ArrowReaderMetadata,
     /// The rows of each user, for a file not sorted by user (whose statistics prune nothing).
     users: Option<UserRows>,
+    /// An unsorted file left without a row index for want of budget (retried when there is
+    /// room).
+    wants_index: bool,
     /// What `users` holds, counted in the reader's total until the footer is dropped.
     _charge: Option<Charge>,
 }
 
+/// The outcome of building a row index.
+enum Indexed {
+    Built(UserRows, Charge),
+    /// The budget is spent.
+    NoRoom,
+    /// The file is too large for one.
+    Unindexable,
+}
+
 /// Bytes of row indexes held by one reader at most. Beyond it a file not sorted by user is
 /// read by its statistics (slower, same rows): a store that is never compacted would
-/// otherwise hold ~16 bytes per row of every day read.
+/// otherwise hold ~4–5 bytes per row of every day (4 per row, 12 per user of each file).
 const ROW_INDEX_BUDGET: usize = 512 << 20;
 
 /// Bytes counted in a total while this lives.
 struct Charge {
     bytes: usize,
     total: Arc<AtomicUsize>,
+}
+
+impl Charge {
+    /// The charge made `bytes`.
+    fn resized(mut self, bytes: usize) -> Self {
+        if bytes < self.bytes {
+            self.total.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        } else {
+            self.total.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+        self
+    }
 }
 
 impl Drop for Charge {
@@ -110,6 +135,8 @@ pub struct UserEvents {
     footers: Mutex<HashMap<PathBuf, Arc<Footer>>>,
     /// Bytes of the row indexes of the cached footers.
     indexed: Arc<AtomicUsize>,
+    /// Bytes they may take.
+    budget: usize,
     /// Whether the budget was reported full (once per reader).
     budget_reported: AtomicBool,
 }
@@ -127,10 +154,16 @@ impl std::fmt::Debug for UserEvents {
 impl UserEvents {
     /// A reader of the `events` table in `dir` (absent yet is fine: nothing is found).
     pub fn new(dir: PathBuf) -> Self {
+        Self::with_index_budget(dir, ROW_INDEX_BUDGET)
+    }
+
+    /// [`UserEvents::new`] whose row indexes take at most `bytes`.
+    pub fn with_index_budget(dir: PathBuf, bytes: usize) -> Self {
         UserEvents {
             dir,
             footers: Mutex::new(HashMap::new()),
             indexed: Arc::new(AtomicUsize::new(0)),
+            budget: bytes,
             budget_reported: AtomicBool::new(false),
         }
     }
@@ -218,23 +251,24 @@ impl UserEvents {
         max_rows: usize,
     ) -> Result<Vec<RecordBatch>, UserEventsError> {
         let mut out = Vec::new();
-        let mut rows = 0;
+        let mut room = max_rows;
         for file in self.files_within(window)? {
             let footer = self.footer(&file)?;
-            let before = out.len();
-            read_file(&file, &footer, user_id, window, columns, &mut out).map_err(|e| decoding(&file, e))?;
-            rows += out[before..].iter().map(RecordBatch::num_rows).sum::<usize>();
-            if rows > max_rows {
+            let within = read_file(&file, &footer, user_id, window, columns, &mut room, &mut out)
+                .map_err(|e| decoding(&file, e))?;
+            if !within {
                 return Err(UserEventsError::TooMany(max_rows));
             }
         }
         Ok(out)
     }
 
-    /// Loads the footers of every file of the table (a server does this once at start, in
-    /// the background, so that the first call to reach each day does not pay for it: a
-    /// day's footer and page index take milliseconds to read and decode). Returns how many
-    /// files there are.
+    /// Loads the footers of every file of the table, and the row index of each unsorted one
+    /// (a server does this once at start, in the background, so that the first call to
+    /// reach each day does not pay for it: a day's footer and page index take milliseconds
+    /// to read and decode, a row index ~80 ms per million rows). The newest days come first:
+    /// they are the ones calls read, and the ones the row-index budget should go to.
+    /// Returns how many files there are.
     pub fn warm(&self) -> Result<usize, UserEventsError> {
         let mut files = self.files_within(&(i64::MIN..i64::MAX));
         for _ in 0..5 {
@@ -244,7 +278,8 @@ impl UserEvents {
             files = self.files_within(&(i64::MIN..i64::MAX));
         }
         let files = files?;
-        for file in &files {
+        // Paths sort by their `date=` directory: newest first.
+        for file in files.iter().rev() {
             self.footer(file)?;
         }
         Ok(files.len())
@@ -328,6 +363,8 @@ impl UserEvents {
             .get(path)
             && footer.len == len
             && footer.modified == modified
+            // A file the budget left without an index gets one once there is room.
+            && !(footer.wants_index && self.indexed.load(Ordering::Relaxed) < self.budget)
         {
             return Ok(Arc::clone(footer));
         }
@@ -338,24 +375,21 @@ impl UserEvents {
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
         )
         .map_err(|e| decoding(path, e))?;
-        let users = if is_sorted(path) {
-            None
+        let (users, charge, wants_index) = if is_sorted(path) {
+            (None, None, false)
         } else {
-            self.row_index(path, &meta)?
-        };
-        let charge = users.as_ref().map(|u| {
-            let bytes = u.bytes();
-            self.indexed.fetch_add(bytes, Ordering::Relaxed);
-            Charge {
-                bytes,
-                total: Arc::clone(&self.indexed),
+            match self.row_index(path, &meta)? {
+                Indexed::Built(users, charge) => (Some(users), Some(charge), false),
+                Indexed::NoRoom => (None, None, true),
+                Indexed::Unindexable => (None, None, false),
             }
-        });
+        };
         let footer = Arc::new(Footer {
             len,
             modified,
             meta,
             users,
+            wants_index,
             _charge: charge,
         });
         self.footers
@@ -369,25 +403,34 @@ impl UserEvents {
 impl UserEvents {
     /// The row index of an unsorted file, unless the budget is spent (or the file is too
     /// large for one).
-    fn row_index(&self, path: &Path, meta: &ArrowReaderMetadata) -> Result<Option<UserRows>, UserEventsError> {
+    fn row_index(&self, path: &Path, meta: &ArrowReaderMetadata) -> Result<Indexed, UserEventsError> {
+        // The most the index can take is reserved before it is built (concurrent loads
+        // cannot pass the budget together), then corrected to what it holds.
         let wanted = UserRows::bytes_for(meta.metadata().file_metadata().num_rows());
-        let held = self.indexed.load(Ordering::Relaxed);
-        if held.saturating_add(wanted) > ROW_INDEX_BUDGET {
+        let reserved = self.indexed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+            held.checked_add(wanted).filter(|total| *total <= self.budget)
+        });
+        if let Err(held) = reserved {
             if !self.budget_reported.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     held,
-                    budget = ROW_INDEX_BUDGET,
+                    budget = self.budget,
                     "row indexes of unsorted events files at their budget: further files are read without \
                      one (slower per-user calls); compaction (`idgw store compact`) sorts the files"
                 );
             }
-            return Ok(None);
+            return Ok(Indexed::NoRoom);
         }
-        let users = UserRows::load(path, meta).map_err(|e| decoding(path, e))?;
-        if let Some(u) = &users {
-            tracing::debug!(file = %path.display(), bytes = u.bytes(), "row index of an unsorted file");
-        }
-        Ok(users)
+        let charge = Charge {
+            bytes: wanted,
+            total: Arc::clone(&self.indexed),
+        };
+        let Some(users) = UserRows::load(path, meta).map_err(|e| decoding(path, e))? else {
+            return Ok(Indexed::Unindexable);
+        };
+        tracing::debug!(file = %path.display(), bytes = users.bytes(), "row index of an unsorted file");
+        let bytes = users.bytes();
+        Ok(Indexed::Built(users, charge.resized(bytes)))
     }
 }
 
@@ -414,8 +457,9 @@ fn read_file(
     user_id: &str,
     window: &Range<i64>,
     columns: &[&str],
+    room: &mut usize,
     out: &mut Vec<RecordBatch>,
-) -> Result<(), ParquetError> {
+) -> Result<bool, ParquetError> {
     let meta = &footer.meta;
     let schema = meta.schema();
     let parquet_schema = meta.parquet_schema();
@@ -432,7 +476,7 @@ fn read_file(
         // and not ending before the window are read, and only those rows.
         let mine = index.of(user_id);
         if mine.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut ranges = Vec::new();
         let (mut first, mut selected) = (0u64, 0u64);
@@ -452,7 +496,7 @@ fn read_file(
             first = end;
         }
         if groups.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         kept = groups;
         builder =
@@ -466,12 +510,12 @@ fn read_file(
             .filter(|&rg| may_hold(&min_user, &max_user, rg, user_id) && !outside(rg))
             .collect();
         if kept.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         builder = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(path)?, meta.clone());
         if let Some(selection) = pages_of(path, meta, &users, &kept, user_id)? {
             if !selection.selects_any() {
-                return Ok(());
+                return Ok(true);
             }
             builder = builder.with_row_selection(selection);
         }
@@ -489,11 +533,15 @@ fn read_file(
         .build()?;
     for batch in reader {
         let batch = batch?;
+        let Some(left) = room.checked_sub(batch.num_rows()) else {
+            return Ok(false);
+        };
+        *room = left;
         if batch.num_rows() > 0 {
             out.push(batch);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// In a sorted file, the rows of the pages of the `kept` row groups whose `user_id` range

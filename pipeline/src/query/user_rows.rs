@@ -69,7 +69,11 @@ impl UserRows {
                 if users.is_valid(i) {
                     pairs.push((key(users.value(i)), row));
                 }
-                row += 1;
+                // More rows than the footer said: no index rather than a wrong one.
+                let Some(next) = row.checked_add(1) else {
+                    return Ok(None);
+                };
+                row = next;
             }
         }
         pairs.sort_unstable();

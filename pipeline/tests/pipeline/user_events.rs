@@ -2,7 +2,7 @@
 //! what SQL finds, in files as ingest writes them and after compaction.
 
 use datafusion::arrow::array::AsArray;
-use idgw_pipeline::query::UserEvents;
+use idgw_pipeline::query::{UserEvents, UserEventsError};
 use idgw_pipeline::store::compact::CompactOptions;
 
 use crate::compact::compact_all;
@@ -136,12 +136,50 @@ fn the_row_index_of_unsorted_files_finds_exactly_what_sql_finds_across_row_group
         files.len()
     );
 
-    let reader = UserEvents::new(fx.store().events_dir());
+    // With row indexes, and with a budget too small for any (read by statistics instead).
+    let indexed = UserEvents::new(fx.store().events_dir());
+    let unindexed = UserEvents::with_index_budget(fx.store().events_dir(), 0);
     let mut found = 0;
     for (user, since) in cases(&fx) {
-        let ids = read_ids(&reader, &user, since);
+        let ids = read_ids(&indexed, &user, since);
         assert_eq!(ids, sql_ids(&fx, &user, since), "user {user} since {since}");
+        assert_eq!(
+            read_ids(&unindexed, &user, since),
+            ids,
+            "user {user} since {since}, no index"
+        );
         found += ids.len();
     }
     assert!(found > 100, "the cases found too few events: {found}");
+
+    // A read holds at most the rows it is allowed, whichever file the excess is in.
+    let top = fx.sql("SELECT user_id, count(*) AS n FROM events GROUP BY user_id ORDER BY n DESC LIMIT 1");
+    let (user, n) = (
+        top[0]["user_id"].as_str().unwrap(),
+        top[0]["n"].as_u64().unwrap() as usize,
+    );
+    assert!(n > 1, "{top:?}");
+    let read = |max: usize| indexed.read_within(user, i64::MIN..i64::MAX, &["event_id"], max);
+    assert!(matches!(read(n - 1), Err(UserEventsError::TooMany(m)) if m == n - 1));
+    let rows: usize = read(n).unwrap().iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, n);
+    // And only the events of its window: `until` is excluded, like `since` is included.
+    let mid = fx.sql(&format!(
+        "SELECT CAST(event_time AS BIGINT) AS t FROM events WHERE user_id = '{user}' ORDER BY event_time LIMIT 1 OFFSET {}",
+        n / 2
+    ))[0]["t"]
+        .as_i64()
+        .unwrap();
+    let before = fx.sql(&format!(
+        "SELECT count(*) AS n FROM events WHERE user_id = '{user}' AND event_time < to_timestamp_millis({mid})"
+    ))[0]["n"]
+        .as_u64()
+        .unwrap() as usize;
+    let rows: usize = indexed
+        .read_within(user, i64::MIN..mid, &["event_id"], usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, before, "{user} before {mid}");
 }
