@@ -356,25 +356,27 @@ impl UserEvents {
         };
         let stat = std::fs::metadata(path).map_err(io)?;
         let (len, modified) = (stat.len(), stat.modified().ok());
-        if let Some(footer) = self
+        let cached = self
             .footers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(path)
-            && footer.len == len
-            && footer.modified == modified
-            // A file the budget left without an index gets one once there is room.
-            && !(footer.wants_index && self.indexed.load(Ordering::Relaxed) < self.budget)
-        {
-            return Ok(Arc::clone(footer));
-        }
+            .filter(|f| f.len == len && f.modified == modified)
+            .cloned();
         // Loaded outside the lock: two callers may both load a new file; both results agree.
-        let file = File::open(path).map_err(io)?;
-        let meta = ArrowReaderMetadata::load(
-            &file,
-            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-        )
-        .map_err(|e| decoding(path, e))?;
+        let meta = match cached {
+            // A file the budget left without an index gets one once there is room for it.
+            Some(footer) if footer.wants_index && self.has_room_for(&footer.meta) => footer.meta.clone(),
+            Some(footer) => return Ok(footer),
+            None => {
+                let file = File::open(path).map_err(io)?;
+                ArrowReaderMetadata::load(
+                    &file,
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+                )
+                .map_err(|e| decoding(path, e))?
+            }
+        };
         let (users, charge, wants_index) = if is_sorted(path) {
             (None, None, false)
         } else {
@@ -403,6 +405,15 @@ impl UserEvents {
 impl UserEvents {
     /// The row index of an unsorted file, unless the budget is spent (or the file is too
     /// large for one).
+    /// Whether the budget has room for the row index of the file of footer `meta`.
+    fn has_room_for(&self, meta: &ArrowReaderMetadata) -> bool {
+        let wanted = UserRows::bytes_for(meta.metadata().file_metadata().num_rows());
+        self.indexed
+            .load(Ordering::Relaxed)
+            .checked_add(wanted)
+            .is_some_and(|total| total <= self.budget)
+    }
+
     fn row_index(&self, path: &Path, meta: &ArrowReaderMetadata) -> Result<Indexed, UserEventsError> {
         // The most the index can take is reserved before it is built (concurrent loads
         // cannot pass the budget together), then corrected to what it holds.
@@ -617,4 +628,53 @@ fn matches(batch: &RecordBatch, user: &str, window: &Range<i64>) -> Result<Boole
     Ok((0..batch.num_rows())
         .map(|i| Some(users.is_valid(i) && users.value(i) == user && window.contains(&times.value(i))))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    /// An unsorted file of `users`, one row each.
+    fn unsorted_file(dir: &Path, users: &[&str]) -> PathBuf {
+        let schema = Arc::new(Schema::new(vec![Field::new("user_id", DataType::Utf8, true)]));
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(users.to_vec()))]).unwrap();
+        let path = dir.join("part-test-00001.parquet");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_file_the_budget_left_without_an_index_gets_one_when_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = unsorted_file(dir.path(), &["00ua", "00ub", "00ua"]);
+        let mut reader = UserEvents::with_index_budget(dir.path().to_owned(), 0);
+        let first = reader.footer(&path).unwrap();
+        assert!(
+            first.users.is_none() && first.wants_index,
+            "no room: no index, and one is wanted"
+        );
+        assert!(
+            Arc::ptr_eq(&first, &reader.footer(&path).unwrap()),
+            "still no room: the cached footer"
+        );
+        reader.budget = 1 << 20;
+        let second = reader.footer(&path).unwrap();
+        let users = second.users.as_ref().expect("an index once there is room");
+        assert_eq!(users.of("00ua"), &[0, 2]);
+        assert_eq!(users.of("00ub"), &[1]);
+        assert!(users.of("00uc").is_empty());
+        assert_eq!(
+            reader.indexed.load(Ordering::Relaxed),
+            users.bytes(),
+            "charged what it holds"
+        );
+        drop((first, second));
+        reader.footers.lock().unwrap().clear();
+        assert_eq!(reader.indexed.load(Ordering::Relaxed), 0, "released with the footer");
+    }
 }
