@@ -82,17 +82,21 @@ struct Footer {
     modified: Option<SystemTime>,
     meta: ArrowReaderMetadata,
     /// The rows of each user, for a file not sorted by user (whose statistics prune nothing).
-    users: Option<UserRows>,
+    users: Option<RowIndex>,
     /// An unsorted file left without a row index for want of budget (retried when there is
     /// room).
     wants_index: bool,
-    /// What `users` holds, counted in the reader's total until the footer is dropped.
-    _charge: Option<Charge>,
+}
+
+/// A file's row index and its share of the reader's budget (returned when it is dropped).
+struct RowIndex {
+    rows: UserRows,
+    _charge: Charge,
 }
 
 /// The outcome of building a row index.
 enum Indexed {
-    Built(UserRows, Charge),
+    Built(RowIndex),
     /// The budget is spent.
     NoRoom,
     /// The file is too large for one.
@@ -377,13 +381,13 @@ impl UserEvents {
                 .map_err(|e| decoding(path, e))?
             }
         };
-        let (users, charge, wants_index) = if is_sorted(path) {
-            (None, None, false)
+        let (users, wants_index) = if is_sorted(path) {
+            (None, false)
         } else {
             match self.row_index(path, &meta)? {
-                Indexed::Built(users, charge) => (Some(users), Some(charge), false),
-                Indexed::NoRoom => (None, None, true),
-                Indexed::Unindexable => (None, None, false),
+                Indexed::Built(index) => (Some(index), false),
+                Indexed::NoRoom => (None, true),
+                Indexed::Unindexable => (None, false),
             }
         };
         let footer = Arc::new(Footer {
@@ -392,7 +396,6 @@ impl UserEvents {
             meta,
             users,
             wants_index,
-            _charge: charge,
         });
         self.footers
             .lock()
@@ -441,7 +444,10 @@ impl UserEvents {
         };
         tracing::debug!(file = %path.display(), bytes = users.bytes(), "row index of an unsorted file");
         let bytes = users.bytes();
-        Ok(Indexed::Built(users, charge.resized(bytes)))
+        Ok(Indexed::Built(RowIndex {
+            rows: users,
+            _charge: charge.resized(bytes),
+        }))
     }
 }
 
@@ -482,7 +488,7 @@ fn read_file(
 
     let mut builder;
     let kept: Vec<usize>;
-    if let Some(index) = &footer.users {
+    if let Some(RowIndex { rows: index, .. }) = &footer.users {
         // An unsorted file: the index gives the user's rows; the row groups holding them
         // and not ending before the window are read, and only those rows.
         let mine = index.of(user_id);
@@ -664,7 +670,7 @@ mod tests {
         );
         reader.budget = 1 << 20;
         let second = reader.footer(&path).unwrap();
-        let users = second.users.as_ref().expect("an index once there is room");
+        let users = &second.users.as_ref().expect("an index once there is room").rows;
         assert_eq!(users.of("00ua"), &[0, 2]);
         assert_eq!(users.of("00ub"), &[1]);
         assert!(users.of("00uc").is_empty());
