@@ -118,8 +118,11 @@ pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::builder()
         .parse(&text)
         .map_err(|e| anyhow::anyhow!("invalid log filter {text:?} from {origin}: {e}"))?;
+    // Colours only for a person at a terminal: a log file, journald or a container's log
+    // collector would keep the escape codes as text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.with_target(false).init(),

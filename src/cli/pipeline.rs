@@ -127,7 +127,7 @@ fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
     let thread_config = Arc::clone(&config);
     let thread_metrics = Arc::clone(&metrics);
     let thread_shutdown = Arc::clone(&shutdown);
-    std::thread::Builder::new()
+    let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || {
             let result = stream::run(&thread_store, thread_config, thread_metrics, &thread_shutdown);
@@ -150,6 +150,13 @@ fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the pipeline thread stopped"),
         }
     };
+    // The thread has sent its result and is ending: wait for it. Returning from `main` runs
+    // the C libraries' exit handlers (OpenSSL's cleanup, linked for librdkafka), and a thread
+    // still tearing down its own OpenSSL state beside them corrupted the C heap: glibc aborted
+    // about one stop in eighty, after everything was durable, with "malloc_consolidate():
+    // invalid chunk size" (core dump: the main thread in OPENSSL_cleanup, this one in its
+    // thread-exit frees).
+    let _ = pipeline.join();
     runtime.shutdown_timeout(Duration::from_secs(1));
     let summary = result.context("pipeline")?;
     if args.json {

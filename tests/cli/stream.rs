@@ -554,6 +554,9 @@ fn partition_counts_change_no_spray_alert() {
         let summary = w.finish(Duration::from_secs(300));
         let log = std::fs::read_to_string(log).unwrap_or_default();
         assert_eq!(summary["counters"]["events_in"], msgs.len() as u64, "{summary}\n{log}");
+        // A run read to its end is not an error, and a log written to a file has no colours.
+        assert!(!log.contains('\x1b'), "escape codes in a log file:\n{log}");
+        assert!(!log.contains("ERROR"), "{log}");
         assert_eq!(summary["balanced"], true, "{summary}");
         let read = &summary["repartition_read"];
         if repartition {

@@ -1,4 +1,4 @@
-//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput]`
+//! `bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput] [--store DIR]`
 //!
 //! The streaming pipeline against a broker: librdkafka's mock cluster in this process by
 //! default (it keeps only ~5 MB per partition: small inputs only), or a real broker
@@ -17,7 +17,9 @@
 //!    the newest event of its evidence; p50/p99/p99.9 of that delay. `--restamp` sets each
 //!    event's `published` to its produce time, as a live tenant's are (a windowed
 //!    detection then waits for the watermark in real time: the quiet-stream case);
-//!    `--drain-s` is how long alerts are awaited after the last event (5 s).
+//!    `--drain-s` is how long alerts are awaited after the last event (5 s). `--store DIR`
+//!    streams into that store (e.g. a copy of a replayed tenant's) instead of an empty one,
+//!    so the gateway's per-user calls can be timed against it while files arrive.
 //!
 //! Prints one JSON document.
 
@@ -63,13 +65,16 @@ struct Args {
     drain_s: f64,
     /// Only the latency run (`--skip-throughput`).
     skip_throughput: bool,
+    /// The latency run's store (`--store`); an empty temporary one without it.
+    store: Option<std::path::PathBuf>,
 }
 
-const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
+const USAGE: &str = "usage: bench-kafka EVENTS.ndjson [--brokers HOST:PORT] [--partitions P] [--consume-only] [--broker-pid PID] [--rate R] [--seconds S] [--commit-ms MS (latency run; default 2000)] [--restamp] [--drain-s S] [--skip-throughput] [--store DIR] [--consumer KEY=VALUE]... [--input-producer KEY=VALUE]...\n\
     --restamp sets each event's `published` to its produce time in the latency run (a live\n\
     tenant's timing: windowed detections wait for the watermark in real time); --drain-s is\n\
     how long alerts are awaited after the last event (5); --skip-throughput runs only the\n\
-    latency run.\n\
+    latency run; --store DIR streams the latency run into that store (an existing tenant's,\n\
+    to time the gateway against it while the pipeline writes) instead of an empty one.\n\
     Without --brokers, librdkafka's mock cluster runs in this process. With --rate, the\n\
     latency run produces R events/s for S seconds after the throughput run. --consumer sets a\n\
     librdkafka property of the pipeline's consumer, as `[kafka.consumer]` does;\n\
@@ -94,6 +99,7 @@ fn args() -> Result<Args, String> {
         restamp: false,
         drain_s: 5.0,
         skip_throughput: false,
+        store: None,
     };
     while let Some(x) = it.next() {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -107,6 +113,7 @@ fn args() -> Result<Args, String> {
             "--consume-only" => a.consume_only = true,
             "--restamp" => a.restamp = true,
             "--skip-throughput" => a.skip_throughput = true,
+            "--store" => a.store = Some(val("--store")?.into()),
             "--drain-s" => a.drain_s = val("--drain-s")?.parse().map_err(|e| format!("{e}"))?,
             "--broker-pid" => a.broker_pid = Some(val("--broker-pid")?.parse().map_err(|e| format!("{e}"))?),
             "--input-producer" => a
@@ -435,7 +442,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         create(&topic, a.partitions);
         create(&alerts, 1);
         let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path().join("store"))?;
+        let store = Store::open(a.store.clone().unwrap_or_else(|| dir.path().join("store")))?;
         let cfg = config(&a, &brokers, &topic, &alerts, a.commit_ms);
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, m2, stop2) = (store.clone(), Arc::new(Metrics::new()), Arc::clone(&stop));

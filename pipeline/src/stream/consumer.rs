@@ -80,7 +80,11 @@ impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
         // A fetch that reached the end of a partition (`enable.partition.eof`, with
         // `--until-end`) is reported here too; it is the poll loop's business, not an error.
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        // (librdkafka reports it as a global error here, not as the poll's PartitionEOF.)
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
             tracing::debug!(%reason, "end of a partition");
         } else {
             tracing::error!(error = %error, %reason, "librdkafka");
@@ -336,7 +340,7 @@ pub fn run(
             }
             if source_ends.is_none() {
                 // Every owned input partition is read to its end: its lanes are idle.
-                if let Err(e) = w.announce(|_, _| true).and_then(|()| w.flush_out()) {
+                if let Err(e) = w.announce_end().and_then(|()| w.flush_out()) {
                     break Err(e.into());
                 }
                 let owned: Result<std::collections::BTreeMap<LaneId, i64>, KafkaError> = owned
@@ -400,7 +404,12 @@ fn leave(consumer: BaseConsumer<Ctx>, deadline: Duration) {
         drop(consumer);
         let _ = tx.send(());
     });
-    if spawned.is_err() || rx.recv_timeout(deadline).is_err() {
+    let left = rx.recv_timeout(deadline).is_ok();
+    if let (true, Ok(thread)) = (left, spawned) {
+        // It is ending: a thread still tearing down beside the process's exit handlers can
+        // corrupt the C heap (see `idgw pipeline run`, which joins its pipeline thread).
+        let _ = thread.join();
+    } else {
         tracing::warn!(
             "the consumer did not leave the group within {deadline:?}; its partitions move after the session timeout"
         );

@@ -197,6 +197,18 @@ impl Worker {
     /// the lane has read its partition to the end (then it is idle and holds no source lane
     /// back).
     pub fn announce(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
+        self.send_marks(at_end, false)
+    }
+
+    /// Announces every user lane idle at once, whenever its last mark went: a run that stops
+    /// at the end of its input takes the repartition topic's end offsets right after this,
+    /// so a mark held back by [`mark_gap`] would arrive after them (or never), and the source
+    /// lanes would stop at the slowest lane's last busy time with windows still open.
+    pub fn announce_end(&mut self) -> Result<(), WorkerError> {
+        self.send_marks(|_, _| true, true)
+    }
+
+    fn send_marks(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool, force: bool) -> Result<(), WorkerError> {
         let (Some(topology), Some(out)) = (self.topology, &self.kafka) else {
             return Ok(());
         };
@@ -213,10 +225,12 @@ impl Worker {
                 time: lane.event_time(),
                 idle: !lane.has_buffered() && at_end(id, lane.next_offset()),
             };
-            if self.marks.get(id).is_some_and(|(last, at)| {
-                let since = now.duration_since(*at);
-                since < gap || (*last == mark && since < MARK_HEARTBEAT)
-            }) {
+            if !force
+                && self.marks.get(id).is_some_and(|(last, at)| {
+                    let since = now.duration_since(*at);
+                    since < gap || (*last == mark && since < MARK_HEARTBEAT)
+                })
+            {
                 continue;
             }
             out.mark(&mark, topology.source_partitions)?;

@@ -724,3 +724,56 @@ fn a_quiet_partition_raises_its_windowed_alert_without_a_later_event() {
     let text = std::fs::read_to_string(store.root().join("alerts.jsonl")).unwrap();
     assert!(text.contains("\"brute_force\""), "{text}");
 }
+
+/// A run that stops at the end of its input announces every user lane idle before it takes
+/// the repartition topic's end offsets, however recently the lane sent its last mark. Held
+/// back by the marks' rate limit, the idle mark came after those offsets (or never), and the
+/// source lanes stopped at the slowest lane's last busy time with a spray's window still
+/// open: a 2-partition `--until-end` run missed a spray alert about one run in six.
+#[test]
+fn the_end_of_a_bounded_run_is_announced_at_once() {
+    use idgw_pipeline::stream::lane::LaneId;
+    use idgw_pipeline::stream::repartition::{SourceRecord, Topology};
+    use idgw_pipeline::stream::worker::Worker;
+
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("okta.logs", 1, 1).unwrap();
+    cluster.create_topic("okta.logs.by-ip", 1, 1).unwrap();
+    let fx = Fixture::new();
+    let store = Store::open(fx.dir.path().join("store")).unwrap();
+    let mut c = config(&brokers);
+    c.kafka.repartition = true;
+    let mut worker = Worker::new(&store, Arc::new(c), Arc::new(Metrics::new())).unwrap();
+    worker.set_topology(Topology {
+        input_partitions: 1,
+        source_partitions: 1,
+    });
+    let lane = LaneId::kafka("okta.logs", 0);
+    worker.assign(vec![lane.clone()]).unwrap();
+    let line = scenario_lines().into_iter().next().unwrap();
+    worker.buffer(&lane, 0, Some(line.as_bytes()));
+    worker.process().unwrap();
+    // A busy mark, then the end within the marks' gap (milliseconds).
+    worker.announce(|_, _| false).unwrap();
+    worker.announce_end().unwrap();
+    worker.flush_out().unwrap();
+
+    let reader: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let (_, high) = reader
+        .fetch_watermarks("okta.logs.by-ip", 0, Duration::from_secs(10))
+        .unwrap();
+    let marks: Vec<(i64, bool)> = read_topic(&brokers, "okta.logs.by-ip", high as usize)
+        .iter()
+        .filter_map(|(payload, _)| match SourceRecord::decode(payload) {
+            Ok(SourceRecord::Mark(m)) => Some((m.time, m.idle)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks.len(), 2, "a busy mark and the end: {marks:?}");
+    assert!(
+        !marks[0].1 && marks[1].1,
+        "the last mark says the lane is idle: {marks:?}"
+    );
+    assert_eq!(marks[0].0, marks[1].0, "{marks:?}");
+}
