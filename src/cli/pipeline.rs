@@ -147,7 +147,11 @@ fn run_stream(args: RunArgs) -> anyhow::Result<ExitCode> {
                 deadline.as_secs()
             ),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the pipeline thread stopped"),
+            Err(RecvTimeoutError::Disconnected) => {
+                // It panicked; it ends before the exit handlers run (see below).
+                let _ = pipeline.join();
+                anyhow::bail!("the pipeline thread stopped")
+            }
         }
     };
     // The thread has sent its result and is ending: wait for it. Returning from `main` runs

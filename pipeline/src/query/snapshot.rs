@@ -5,7 +5,9 @@
 //! than the lookup itself, so a long-lived session keeps their rows in memory. Each scan
 //! lists the table's directory (a few stat calls) and compares names, sizes and
 //! modification times with what was loaded; when the pipeline has published or replaced a
-//! file, the table is read again before the scan runs, so the next call sees it.
+//! file, that file is read again before the scan runs, so the next call sees it (the
+//! unchanged files are not: reading a 100,000-user snapshot again whenever one lane rewrote
+//! its own file held calls up to 300 ms while a pipeline streamed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,8 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 
 use crate::store::parquet_files;
 
-/// What was loaded: each file's path, size and modification time.
-type Signature = Vec<(PathBuf, u64, Option<SystemTime>)>;
+/// What a file was when it was read: size and modification time.
+type Stamp = (u64, Option<SystemTime>);
 
 /// A table whose rows are held in memory, reloaded when its directory's files change.
 #[derive(Debug)]
@@ -36,16 +38,28 @@ pub struct SnapshotTable {
     schema: SchemaRef,
     keys: Vec<&'static str>,
     group_by: Option<&'static str>,
-    loaded: Mutex<Option<(Signature, Arc<Loaded>)>>,
+    loaded: Mutex<Option<Arc<Loaded>>>,
 }
 
-/// One load: the rows, and where each key value is.
+/// One file's rows, and where each key value is in them.
+#[derive(Debug)]
+struct FileRows {
+    stamp: Stamp,
+    batches: Vec<RecordBatch>,
+    /// Per key column (in [`SnapshotTable::new`]'s order): value → (batch, row), the
+    /// file's last occurrence.
+    keys: Vec<HashMap<String, (usize, usize)>>,
+    /// Value of the grouping column → its rows, in file order.
+    groups: HashMap<String, Vec<(usize, usize)>>,
+}
+
+/// One load: the files in listing order, each read once for as long as it is unchanged
+/// (a pipeline rewrites one lane's identity-state file at a time: the others, and a
+/// replay's snapshot of every user, are not read again), and the rows as one table.
 #[derive(Debug)]
 struct Loaded {
     table: Arc<MemTable>,
-    batches: Vec<RecordBatch>,
-    index: HashMap<String, (usize, usize)>,
-    groups: HashMap<String, Vec<(usize, usize)>>,
+    files: Vec<(PathBuf, Arc<FileRows>)>,
 }
 
 impl SnapshotTable {
@@ -75,60 +89,98 @@ impl SnapshotTable {
     /// one batch (`None` when there are none, or the table is not grouped).
     pub fn rows_where(&self, value: &str) -> Result<Option<RecordBatch>> {
         let loaded = self.current()?;
-        let Some(rows) = loaded.groups.get(value) else {
+        let mut batches: Vec<&RecordBatch> = Vec::new();
+        let mut rows: Vec<(usize, usize)> = Vec::new();
+        for (_, file) in &loaded.files {
+            if let Some(found) = file.groups.get(value) {
+                rows.extend(found.iter().map(|&(b, r)| (batches.len() + b, r)));
+            }
+            batches.extend(file.batches.iter());
+        }
+        if rows.is_empty() {
             return Ok(None);
-        };
-        let batches: Vec<&RecordBatch> = loaded.batches.iter().collect();
-        Ok(Some(interleave_record_batch(&batches, rows)?))
+        }
+        Ok(Some(interleave_record_batch(&batches, &rows)?))
     }
 
     /// The row whose key columns hold `key` (the latest loaded from the files as they are
     /// now), as a one-row batch.
     pub fn lookup(&self, key: &str) -> Result<Option<RecordBatch>> {
         let loaded = self.current()?;
-        Ok(loaded
-            .index
-            .get(key)
-            .map(|&(batch, row)| loaded.batches[batch].slice(row, 1)))
-    }
-
-    /// The rows as of now: the loaded ones, or the files read again if they changed.
-    fn current(&self) -> Result<Arc<Loaded>> {
-        let signature = signature(&self.dir)?;
-        // One loader at a time; the others wait and then use what it loaded.
-        let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((seen, table)) = loaded.as_ref()
-            && *seen == signature
-        {
-            return Ok(Arc::clone(table));
-        }
-        let mut batches = Vec::new();
-        for (path, _, _) in &signature {
-            read_into(path, &self.schema, &mut batches)?;
-        }
-        let mut index = HashMap::new();
-        // Later columns first, so earlier ones overwrite them.
-        for key in self.keys.iter().rev() {
-            for (b, batch) in batches.iter().enumerate() {
-                let Some(column) = batch.column_by_name(key) else {
-                    continue;
-                };
-                let Some(values) = column.as_string_opt::<i32>() else {
-                    continue;
-                };
-                for row in 0..values.len() {
-                    if values.is_valid(row) {
-                        index.insert(values.value(row).to_owned(), (b, row));
-                    }
+        for column in 0..self.keys.len() {
+            for (_, file) in loaded.files.iter().rev() {
+                if let Some(&(batch, row)) = file.keys[column].get(key) {
+                    return Ok(Some(file.batches[batch].slice(row, 1)));
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// The rows as of now: the loaded ones, with the files that changed read again.
+    fn current(&self) -> Result<Arc<Loaded>> {
+        let listing = listing(&self.dir)?;
+        // One loader at a time; the others wait and then use what it loaded.
+        let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(table) = loaded.as_ref()
+            && table.files.len() == listing.len()
+            && table
+                .files
+                .iter()
+                .zip(&listing)
+                .all(|((path, file), (listed, stamp))| path == listed && file.stamp == *stamp)
+        {
+            return Ok(Arc::clone(table));
+        }
+        let previous: HashMap<&Path, &Arc<FileRows>> = loaded
+            .as_ref()
+            .map(|l| l.files.iter().map(|(p, f)| (p.as_path(), f)).collect())
+            .unwrap_or_default();
+        let mut files = Vec::with_capacity(listing.len());
+        for (path, stamp) in listing {
+            let file = match previous.get(path.as_path()) {
+                Some(file) if file.stamp == stamp => Arc::clone(file),
+                _ => Arc::new(self.read(&path, stamp)?),
+            };
+            files.push((path, file));
+        }
+        let batches: Vec<RecordBatch> = files.iter().flat_map(|(_, f)| f.batches.iter().cloned()).collect();
+        let table = Arc::new(MemTable::try_new(Arc::clone(&self.schema), vec![batches])?);
+        let fresh = Arc::new(Loaded { table, files });
+        *loaded = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    /// One file's rows and their indexes.
+    fn read(&self, path: &Path, stamp: Stamp) -> Result<FileRows> {
+        let mut batches = Vec::new();
+        read_into(path, &self.schema, &mut batches)?;
+        let text = |batch: &RecordBatch, column: &str| {
+            batch
+                .column_by_name(column)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .cloned()
+        };
+        let keys = self
+            .keys
+            .iter()
+            .map(|key| {
+                let mut index = HashMap::new();
+                for (b, batch) in batches.iter().enumerate() {
+                    let Some(values) = text(batch, key) else { continue };
+                    for row in 0..values.len() {
+                        if values.is_valid(row) {
+                            index.insert(values.value(row).to_owned(), (b, row));
+                        }
+                    }
+                }
+                index
+            })
+            .collect();
         let mut groups: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         if let Some(column) = self.group_by {
             for (b, batch) in batches.iter().enumerate() {
-                let Some(values) = batch.column_by_name(column).and_then(|c| c.as_string_opt::<i32>()) else {
-                    continue;
-                };
+                let Some(values) = text(batch, column) else { continue };
                 for row in 0..values.len() {
                     if values.is_valid(row) {
                         groups.entry(values.value(row).to_owned()).or_default().push((b, row));
@@ -136,25 +188,23 @@ impl SnapshotTable {
                 }
             }
         }
-        let table = Arc::new(MemTable::try_new(Arc::clone(&self.schema), vec![batches.clone()])?);
-        let fresh = Arc::new(Loaded {
-            table,
+        Ok(FileRows {
+            stamp,
             batches,
-            index,
+            keys,
             groups,
-        });
-        *loaded = Some((signature, Arc::clone(&fresh)));
-        Ok(fresh)
+        })
     }
 }
 
-fn signature(dir: &Path) -> Result<Signature> {
+/// The table's files in listing order, each with its size and modification time.
+fn listing(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
     let files = parquet_files(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
     files
         .into_iter()
         .map(|path| {
             let meta = std::fs::metadata(&path)?;
-            Ok((path, meta.len(), meta.modified().ok()))
+            Ok((path, (meta.len(), meta.modified().ok())))
         })
         .collect::<std::io::Result<_>>()
         .map_err(DataFusionError::IoError)
@@ -194,5 +244,103 @@ impl TableProvider for SnapshotTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let loaded = self.current()?;
         loaded.table.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Utf8, true),
+            Field::new("user_login", DataType::Utf8, true),
+            Field::new("score", DataType::Int64, false),
+        ]))
+    }
+
+    /// Writes `rows` (id, login, score) as one Parquet file, replacing it as a pipeline does.
+    fn write(path: &Path, rows: &[(&str, &str, i64)]) {
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap();
+        let staged = path.with_extension("tmp");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&staged).unwrap(), schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        std::fs::rename(staged, path).unwrap();
+    }
+
+    fn score(table: &SnapshotTable, key: &str) -> Option<i64> {
+        let row = table.lookup(key).unwrap()?;
+        Some(
+            row.column(2)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+        )
+    }
+
+    fn users(table: &SnapshotTable, login: &str) -> Vec<i64> {
+        table.rows_where(login).unwrap().map_or_else(Vec::new, |b| {
+            b.column(2)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        })
+    }
+
+    /// A later file's row wins for the same key, an earlier key column wins over a later
+    /// one, and grouped rows come from every file in listing order.
+    #[test]
+    fn lookups_follow_the_files_as_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("a.parquet"), &[("u1", "ann", 1), ("u2", "bob", 2)]);
+        write(&dir.path().join("b.parquet"), &[("u1", "ann", 10), ("bob", "carl", 3)]);
+        let table =
+            SnapshotTable::new(dir.path().to_owned(), schema(), &["user_id", "user_login"]).grouped_by("user_login");
+        assert_eq!(score(&table, "u1"), Some(10));
+        assert_eq!(score(&table, "u2"), Some(2));
+        // "bob" is u2's login and another row's id: the id column wins.
+        assert_eq!(score(&table, "bob"), Some(3));
+        assert_eq!(score(&table, "ann"), Some(10));
+        assert_eq!(score(&table, "nobody"), None);
+        assert_eq!(users(&table, "ann"), vec![1, 10]);
+        assert_eq!(users(&table, "carl"), vec![3]);
+        assert!(users(&table, "nobody").is_empty());
+    }
+
+    /// A replaced file is read again and the next lookup sees it; the files that did not
+    /// change are kept as they were loaded, not read again; a removed file's rows go.
+    #[test]
+    fn only_the_files_that_changed_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        write(&a, &[("u1", "ann", 1)]);
+        write(&b, &[("u2", "bob", 2)]);
+        let table = SnapshotTable::new(dir.path().to_owned(), schema(), &["user_id"]);
+        assert_eq!(score(&table, "u2"), Some(2));
+        let first = table.current().unwrap();
+        write(&b, &[("u2", "bob", 20), ("u3", "cy", 3)]);
+        assert_eq!(score(&table, "u2"), Some(20));
+        assert_eq!(score(&table, "u3"), Some(3));
+        let second = table.current().unwrap();
+        assert!(
+            Arc::ptr_eq(&first.files[0].1, &second.files[0].1),
+            "a.parquet was read again"
+        );
+        assert!(!Arc::ptr_eq(&first.files[1].1, &second.files[1].1));
+        std::fs::remove_file(&a).unwrap();
+        assert_eq!(score(&table, "u1"), None);
+        assert_eq!(score(&table, "u3"), Some(3));
+        assert!(Arc::ptr_eq(&second.files[1].1, &table.current().unwrap().files[0].1));
     }
 }

@@ -322,12 +322,16 @@ pub fn run(
                 break Err(e.into());
             }
         }
+        // With `stop_at_end`, every owned input partition has been taken to its end.
+        let input_done = config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&config.kafka.topic, &ends);
         // Every turn, not on the tick: a spray's alert waits for the slowest user lane's
-        // next mark, and the worker rate-limits them per lane.
-        if let Err(e) = w.announce(at_end) {
+        // next mark, and the worker rate-limits them per lane. Once the input is done its
+        // lanes stay idle: the statistics (every 5 s) would call them busy again, and a
+        // busy mark after the idle one would hold another worker's source lanes back.
+        if let Err(e) = w.announce(|id, next| input_done || at_end(id, next)) {
             break Err(e.into());
         }
-        if config.kafka.stop_at_end && !ends.is_empty() && w.read_to(&config.kafka.topic, &ends) {
+        if input_done {
             let Some(topic) = source_topic.as_deref() else {
                 tracing::info!("every owned partition read to its end; stopping");
                 break Ok(());
