@@ -28,8 +28,9 @@ use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderB
 
 use crate::store::parquet_files;
 
-/// What a file was when it was read: size and modification time.
-type Stamp = (u64, Option<SystemTime>);
+/// What a file was when it was read: size, modification time and inode (a file replaced
+/// by a rename is a new inode even when its size and coarse timestamp are the same).
+type Stamp = (u64, Option<SystemTime>, u64);
 
 /// A table whose rows are held in memory, reloaded when its directory's files change.
 #[derive(Debug)]
@@ -140,7 +141,11 @@ impl SnapshotTable {
         for (path, stamp) in listing {
             let file = match previous.get(path.as_path()) {
                 Some(file) if file.stamp == stamp => Arc::clone(file),
-                _ => Arc::new(self.read(&path, stamp)?),
+                _ => match self.read(&path, stamp)? {
+                    Some(file) => Arc::new(file),
+                    // Gone since the listing (replaced by a rename, or removed): as if not listed.
+                    None => continue,
+                },
             };
             files.push((path, file));
         }
@@ -151,10 +156,12 @@ impl SnapshotTable {
         Ok(fresh)
     }
 
-    /// One file's rows and their indexes.
-    fn read(&self, path: &Path, stamp: Stamp) -> Result<FileRows> {
+    /// One file's rows and their indexes; `None` when the file is gone.
+    fn read(&self, path: &Path, stamp: Stamp) -> Result<Option<FileRows>> {
         let mut batches = Vec::new();
-        read_into(path, &self.schema, &mut batches)?;
+        if !read_into(path, &self.schema, &mut batches)? {
+            return Ok(None);
+        }
         let text = |batch: &RecordBatch, column: &str| {
             batch
                 .column_by_name(column)
@@ -188,31 +195,43 @@ impl SnapshotTable {
                 }
             }
         }
-        Ok(FileRows {
+        Ok(Some(FileRows {
             stamp,
             batches,
             keys,
             groups,
-        })
+        }))
     }
 }
 
-/// The table's files in listing order, each with its size and modification time.
+/// The table's files in listing order, each with its [`Stamp`]; a file removed since the
+/// directory was read is left out.
 fn listing(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
     let files = parquet_files(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    files
-        .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(&path)?;
-            Ok((path, (meta.len(), meta.modified().ok())))
-        })
-        .collect::<std::io::Result<_>>()
-        .map_err(DataFusionError::IoError)
+    let mut out = Vec::with_capacity(files.len());
+    for path in files {
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(DataFusionError::IoError(e)),
+        };
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        out.push((path, (meta.len(), meta.modified().ok(), inode)));
+    }
+    Ok(out)
 }
 
-fn read_into(path: &Path, schema: &SchemaRef, out: &mut Vec<RecordBatch>) -> Result<()> {
+/// Appends a file's rows to `out`; false when the file is gone.
+fn read_into(path: &Path, schema: &SchemaRef, out: &mut Vec<RecordBatch>) -> Result<bool> {
     let context = |e: &dyn std::fmt::Display| DataFusionError::Execution(format!("reading {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| context(&e))?;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(context(&e)),
+    };
     // Read as the contract's schema, so the batches are exactly the table's type.
     let options = ArrowReaderOptions::new().with_schema(Arc::clone(schema));
     let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
@@ -222,7 +241,7 @@ fn read_into(path: &Path, schema: &SchemaRef, out: &mut Vec<RecordBatch>) -> Res
         let batch = batch.map_err(|e| context(&e))?;
         out.push(RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?);
     }
-    Ok(())
+    Ok(true)
 }
 
 #[async_trait]
@@ -338,9 +357,23 @@ mod tests {
             "a.parquet was read again"
         );
         assert!(!Arc::ptr_eq(&first.files[1].1, &second.files[1].1));
+        // Replaced by a file of the same size with the same modification time (a coarse
+        // timestamp): still read again.
+        let before = std::fs::metadata(&b).unwrap();
+        write(&b, &[("u2", "bob", 21), ("u3", "cy", 4)]);
+        let file = std::fs::File::options().write(true).open(&b).unwrap();
+        file.set_modified(before.modified().unwrap()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&b).unwrap().len(),
+            before.len(),
+            "the test needs the same size"
+        );
+        assert_eq!(score(&table, "u2"), Some(21));
         std::fs::remove_file(&a).unwrap();
         assert_eq!(score(&table, "u1"), None);
-        assert_eq!(score(&table, "u3"), Some(3));
-        assert!(Arc::ptr_eq(&second.files[1].1, &table.current().unwrap().files[0].1));
+        assert_eq!(score(&table, "u3"), Some(4));
+        let third = table.current().unwrap();
+        assert_eq!(third.files.len(), 1);
+        assert_eq!(third.files[0].0, b);
     }
 }
