@@ -143,11 +143,19 @@ impl Staged {
     }
 }
 
-/// Lists the published Parquet files under `dir` (recursively; temporary files skipped).
+/// Lists the published Parquet files under `dir` (recursively; temporary files skipped),
+/// sorted.
 pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
+    list_parquet_files(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Appends the published Parquet files under `dir` to `out`, in no particular order.
+pub fn list_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StoreError> {
     if !dir.exists() {
-        return Ok(out);
+        return Ok(());
     }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -165,6 +173,5 @@ pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
             }
         }
     }
-    out.sort();
-    Ok(out)
+    Ok(())
 }
