@@ -496,7 +496,11 @@ fn read_file(
 ) -> Result<bool, ParquetError> {
     // Most files of a live day do not hold the user: the row index says so before any
     // statistics are decoded.
-    if footer.users.as_ref().is_some_and(|index| index.rows.of(user_id).is_empty()) {
+    if footer
+        .users
+        .as_ref()
+        .is_some_and(|index| index.rows.of(user_id).is_empty())
+    {
         return Ok(true);
     }
     let meta = &footer.meta;
