@@ -494,13 +494,10 @@ fn read_file(
     room: &mut usize,
     out: &mut Vec<RecordBatch>,
 ) -> Result<bool, ParquetError> {
-    // Most files of a live day do not hold the user: the row index says so before any
-    // statistics are decoded.
-    if footer
-        .users
-        .as_ref()
-        .is_some_and(|index| index.rows.of(user_id).is_empty())
-    {
+    // An unsorted file's rows of the user, from its row index. Most files of a live day do
+    // not hold the user: that is known before any statistics are decoded.
+    let indexed: Option<&[u32]> = footer.users.as_ref().map(|index| index.rows.of(user_id));
+    if indexed.is_some_and(<[u32]>::is_empty) {
         return Ok(true);
     }
     let meta = &footer.meta;
@@ -514,13 +511,9 @@ fn read_file(
 
     let mut builder;
     let kept: Vec<usize>;
-    if let Some(RowIndex { rows: index, .. }) = &footer.users {
+    if let Some(mine) = indexed {
         // An unsorted file: the index gives the user's rows; the row groups holding them
         // and not ending before the window are read, and only those rows.
-        let mine = index.of(user_id);
-        if mine.is_empty() {
-            return Ok(true);
-        }
         let mut ranges = Vec::new();
         let (mut first, mut selected) = (0u64, 0u64);
         let mut groups = Vec::new();
