@@ -215,15 +215,93 @@ pub fn write_identity_state_file(
     let rows: Vec<IdentityStateRow<'_>> = states.iter().map(IdentityStateRow::from).collect();
     let batch = serde_arrow::to_record_batch(schema.fields(), &rows)?;
     let batch = datafusion::arrow::record_batch::RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())?;
-    let mut writer = PartitionedWriter::new(dir.clone(), schema, WriterOptions::default(), run_id)?;
+    // Staged, so the file is renamed once, from its hidden temporary name straight to
+    // `file`: published first as a `part-…` file, its users would be in the table twice
+    // (beside the old `file`) until the second rename, and for good if that one failed.
+    let options = WriterOptions {
+        stage: true,
+        ..WriterOptions::default()
+    };
+    let mut writer = PartitionedWriter::new(dir.clone(), schema, options, run_id)?;
     writer.write("", &batch)?;
-    let published = writer.finish()?;
+    let staged = writer.finish_staged()?;
     let target = dir.join(file);
-    if let Some(file) = published.first() {
-        fs_err::rename(file, &target)?;
+    if let Some(file) = staged.first() {
+        if let Err(e) = fs_err::rename(&file.tmp, &target) {
+            let _ = std::fs::remove_file(&file.tmp);
+            return Err(e.into());
+        }
     } else {
         // No user yet: an empty snapshot still replaces an old one.
         let _ = fs_err::remove_file(&target);
     }
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use idgw_schemas::RiskLevel;
+
+    use super::*;
+
+    fn state(user: &str) -> IdentityState {
+        IdentityState {
+            user_id: user.to_owned(),
+            user_login: None,
+            risk_score: 0.0,
+            risk_level: RiskLevel::Low,
+            top_reasons: Vec::new(),
+            event_count: 1,
+            alert_count: 0,
+            last_seen: None,
+            last_ip: None,
+            last_country: None,
+            last_city: None,
+            known_countries: Vec::new(),
+            outlier_score: None,
+            drift_score: None,
+            okta_status: None,
+            updated_at: Utc.with_ymd_and_hms(2024, 8, 13, 0, 0, 0).unwrap(),
+        }
+    }
+
+    /// Names a scan of the table would read (hidden temporaries are not part of it).
+    fn visible(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_lane_file_is_published_under_its_own_name_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        write_identity_state_file(&store, &[state("u1")], "r1", "lane-0.parquet").unwrap();
+        assert_eq!(visible(&store.identity_state_dir()), ["lane-0.parquet"]);
+
+        // When the final rename fails (here the name is taken by a directory), the new rows
+        // must not be left in the table under another name beside the old file: a scan would
+        // count those users twice.
+        std::fs::create_dir_all(store.identity_state_dir().join("lane-1.parquet/x")).unwrap();
+        let err = write_identity_state_file(&store, &[state("u2")], "r2", "lane-1.parquet");
+        assert!(err.is_err(), "the rename over a directory must fail");
+        assert_eq!(
+            visible(&store.identity_state_dir()),
+            ["lane-0.parquet", "lane-1.parquet"]
+        );
+        let hidden: Vec<_> = std::fs::read_dir(store.identity_state_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(
+            hidden.is_empty(),
+            "a failed write leaves no temporary behind: {hidden:?}"
+        );
+    }
 }
