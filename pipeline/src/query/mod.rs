@@ -21,6 +21,7 @@ use idgw_schemas::rows::{alerts_schema, events_schema, identity_state_schema};
 
 use crate::store::Store;
 
+mod listing;
 mod snapshot;
 mod user_events;
 mod user_rows;

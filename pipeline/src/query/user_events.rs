@@ -12,17 +12,16 @@
 //! row index ([`super::user_rows`]) built once from its `user_id` column, which skips the
 //! file when the user is not in it and selects exactly the user's rows when they are. A
 //! row filter on `user_id` and `event_time` then decodes the other columns only for the
-//! rows that pass. Footers, page indexes and row indexes are kept between calls, keyed by
-//! each file's path, size and modification time, so a file the pipeline publishes or
+//! rows that pass. Footers, page indexes and row indexes are kept between calls for each
+//! file as listed ([`super::listing`]: a directory is listed again when it changes, a file
+//! is the same while its name keeps its inode), so a file the pipeline publishes or
 //! compaction replaces is read afresh; row indexes are bounded by [`ROW_INDEX_BUDGET`].
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -39,9 +38,9 @@ use parquet::arrow::arrow_reader::{
 use parquet::errors::ParquetError;
 use parquet::file::metadata::PageIndexPolicy;
 
+use super::listing::{FileSlot, Listed, Listings, path_bytes};
 use super::user_rows::{UserRows, runs};
 use crate::store::compact::is_sorted;
-use crate::store::list_parquet_files;
 
 /// Failures of a per-user read, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +75,8 @@ pub enum UserEventsError {
     },
 }
 
-/// A file's footer as loaded, and what the file was then.
+/// A file's footer as loaded.
 struct Footer {
-    len: u64,
-    modified: Option<SystemTime>,
     meta: ArrowReaderMetadata,
     /// The rows of each user, for a file not sorted by user (whose statistics prune nothing).
     users: Option<RowIndex>,
@@ -136,7 +133,8 @@ impl Drop for Charge {
 /// Reads one user's events from the `events` table's files (see the module docs).
 pub struct UserEvents {
     dir: PathBuf,
-    footers: Mutex<HashMap<PathBuf, Arc<Footer>>>,
+    /// The table's files by directory, each with its footer once loaded.
+    files: Listings<Footer>,
     /// Bytes of the row indexes of the cached footers.
     indexed: Arc<AtomicUsize>,
     /// Bytes they may take.
@@ -147,10 +145,9 @@ pub struct UserEvents {
 
 impl std::fmt::Debug for UserEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cached = self.footers.lock().map_or(0, |f| f.len());
         f.debug_struct("UserEvents")
             .field("dir", &self.dir)
-            .field("footers", &cached)
+            .field("files", &self.files.len())
             .finish()
     }
 }
@@ -165,7 +162,7 @@ impl UserEvents {
     pub fn with_index_budget(dir: PathBuf, bytes: usize) -> Self {
         UserEvents {
             dir,
-            footers: Mutex::new(HashMap::new()),
+            files: Listings::default(),
             indexed: Arc::new(AtomicUsize::new(0)),
             budget: bytes,
             budget_reported: AtomicBool::new(false),
@@ -196,9 +193,17 @@ impl UserEvents {
         let mut attempt = 0;
         loop {
             match self.read_once(user_id, &window, columns, max_rows) {
+                // A listed file gone or replaced, or one that did not decode: the listings
+                // kept may be what is wrong (see `listing`), so every directory is listed
+                // again (and its files checked) before the retry.
                 Err(UserEventsError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
                 {
+                    self.files.distrust();
+                    attempt += 1;
+                }
+                Err(UserEventsError::Parquet { .. }) if attempt < 1 => {
+                    self.files.distrust();
                     attempt += 1;
                 }
                 Err(UserEventsError::Changed) if attempt < 5 => attempt += 1,
@@ -258,8 +263,8 @@ impl UserEvents {
         let mut room = max_rows;
         for file in self.files_within(window)? {
             let footer = self.footer(&file)?;
-            let within = read_file(&file, &footer, user_id, window, columns, &mut room, &mut out)
-                .map_err(|e| decoding(&file, e))?;
+            let within = read_file(file.path(), &footer, user_id, window, columns, &mut room, &mut out)
+                .map_err(|e| decoding(file.path(), e))?;
             if !within {
                 return Err(UserEventsError::TooMany(max_rows));
             }
@@ -290,108 +295,73 @@ impl UserEvents {
     }
 
     /// The table's files in the date partitions of `window`'s days (and any file outside a
-    /// `date=` directory, which cannot be pruned by name). Footers of files that are gone
-    /// from a listed directory are forgotten.
-    fn files_within(&self, window: &Range<i64>) -> Result<Vec<PathBuf>, UserEventsError> {
+    /// `date=` directory, which cannot be pruned by name), sorted by their paths' bytes.
+    fn files_within(&self, window: &Range<i64>) -> Result<Vec<Arc<FileSlot<Footer>>>, UserEventsError> {
         let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string());
         let first_day = day(window.start).unwrap_or_default();
         // The window ends before `end`: its last day is that of the millisecond before.
         let last_day = day(window.end.saturating_sub(1)).filter(|_| window.end < i64::MAX);
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| UserEventsError::Io { path, source }
-        };
-        let mut listed_dirs = Vec::new();
-        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        let mut all_dirs = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&self.dir)(e)),
         };
         for entry in entries {
             let entry = entry.map_err(io(&self.dir))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.starts_with('.') || !entry.file_type().map_err(io(&entry.path()))?.is_dir() {
+                continue;
+            }
+            all_dirs.push(entry.path());
             // ISO dates compare as text in time order.
             if let Some(day) = name.strip_prefix("date=")
                 && (*day < *first_day || last_day.as_deref().is_some_and(|last| day > last))
             {
                 continue;
             }
-            let path = entry.path();
-            if name.starts_with('.') {
-                continue;
-            }
-            if entry.file_type().map_err(io(&path))?.is_dir() {
-                // The swap state before and after listing: a swap that began, went on or
-                // ended in between could have shown both a file and its replacement. Each
-                // swap appends to the partition's list of replaced files first.
-                let state = |dir: &Path| {
-                    let replaced =
-                        std::fs::metadata(dir.join(crate::store::compact::COMPACTED_LIST)).map_or(0, |m| m.len());
-                    (crate::store::compact::hidden_by_swap(dir), replaced)
-                };
-                let before = state(&path);
-                let mut listed = Vec::new();
-                list_parquet_files(&path, &mut listed)?;
-                if state(&path) != before {
-                    return Err(UserEventsError::Changed);
-                }
-                let hidden = before.0;
-                files.extend(listed.into_iter().filter(|f| {
-                    f.file_name()
-                        .is_none_or(|n| !hidden.contains(n.to_string_lossy().as_ref()))
-                }));
-                listed_dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
+            dirs.push(entry.path());
         }
-        // By the paths' bytes, not `Path`'s component-wise order: a call on a live day sorts
-        // about a thousand paths, and the component walk was a quarter of a call's CPU. The
-        // files of one `date=` directory share its prefix, so days still sort in time order.
-        files.sort_unstable_by(|a, b| path_bytes(a).cmp(path_bytes(b)));
-        let mut footers = self.footers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Every footer of the table is visited: the ones of days outside the window are kept
-        // after a byte comparison, the others only while their file is still listed.
-        footers.retain(|path, _| {
-            let p = path_bytes(path);
-            let under_listed = listed_dirs.iter().any(|d| {
-                let d = path_bytes(d);
-                p.len() > d.len() && p.starts_with(d) && p[d.len()] == std::path::MAIN_SEPARATOR as u8
-            });
-            !under_listed || files.binary_search_by(|f| path_bytes(f).cmp(p)).is_ok()
+        // Listings (and footers) of directories gone from the table are dropped.
+        self.files.retain(|d| {
+            let d = path_bytes(d);
+            d == path_bytes(&self.dir) || all_dirs.iter().any(|a| path_bytes(a) == d)
         });
+        let mut files: Vec<Arc<FileSlot<Footer>>> = self
+            .files
+            .files(&self.dir, || top_level_files(&self.dir), io(&self.dir))?
+            .to_vec();
+        for dir in &dirs {
+            files.extend(self.files.files(dir, || partition_files(dir), io(dir))?.iter().cloned());
+        }
+        // The files of one `date=` directory share its prefix, so days sort in time order.
+        files.sort_unstable_by(|a, b| path_bytes(a.path()).cmp(path_bytes(b.path())));
         Ok(files)
     }
 
-    /// `path`'s footer and page index, from the cache while the file is unchanged.
-    fn footer(&self, path: &Path) -> Result<Arc<Footer>, UserEventsError> {
-        let io = |source| UserEventsError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let stat = std::fs::metadata(path).map_err(io)?;
-        let (len, modified) = (stat.len(), stat.modified().ok());
-        let cached = self
-            .footers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(path)
-            .filter(|f| f.len == len && f.modified == modified)
-            .cloned();
-        // Loaded outside the lock: two callers may both load a new file; both results agree.
-        let meta = match cached {
+    /// `file`'s footer and page index, loaded once per file as listed.
+    fn footer(&self, file: &FileSlot<Footer>) -> Result<Arc<Footer>, UserEventsError> {
+        let path = file.path();
+        // Loaded outside any lock: two callers may both load a new file; both results agree.
+        let (meta, opened) = match file.kept() {
             // A file the budget left without an index gets one once there is room for it.
-            Some(footer) if footer.wants_index && self.has_room_for(&footer.meta) => footer.meta.clone(),
+            Some(footer) if footer.wants_index && self.has_room_for(&footer.meta) => (footer.meta.clone(), None),
             Some(footer) => return Ok(footer),
             None => {
-                let file = File::open(path).map_err(io)?;
-                ArrowReaderMetadata::load(
-                    &file,
+                let handle = File::open(path).map_err(io(path))?;
+                let opened = handle.metadata().map_err(io(path))?;
+                if !file.is(&opened) {
+                    // Replaced since it was listed: the caller lists again.
+                    return Err(io(path)(std::io::ErrorKind::NotFound.into()));
+                }
+                let meta = ArrowReaderMetadata::load(
+                    &handle,
                     ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
                 )
-                .map_err(|e| decoding(path, e))?
+                .map_err(|e| decoding(path, e))?;
+                (meta, Some(opened))
             }
         };
         let (users, wants_index) = if is_sorted(path) {
@@ -404,22 +374,84 @@ impl UserEvents {
             }
         };
         let footer = Arc::new(Footer {
-            len,
-            modified,
             meta,
             users,
             wants_index,
         });
-        self.footers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(path.to_owned(), Arc::clone(&footer));
+        match opened {
+            Some(opened) => file.keep(Arc::clone(&footer), &opened),
+            None => file.replace(Arc::clone(&footer)),
+        }
         Ok(footer)
     }
 }
 
-fn path_bytes(path: &Path) -> &[u8] {
-    path.as_os_str().as_encoded_bytes()
+/// An I/O failure at `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UserEventsError {
+    let path = path.to_owned();
+    move |source| UserEventsError::Io { path, source }
+}
+
+/// The Parquet files directly in the table's directory (outside any partition).
+fn top_level_files(dir: &Path) -> Result<Listed, UserEventsError> {
+    use std::os::unix::fs::DirEntryExt;
+    let mut listed = Listed::default();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
+        if !hidden
+            && path.extension().is_some_and(|e| e == "parquet")
+            && !entry.file_type().map_err(io(&path))?.is_dir()
+        {
+            listed.files.push((path, entry.ino()));
+        }
+    }
+    Ok(listed)
+}
+
+/// The Parquet files of a partition directory (and of any directory below it), less those
+/// a compaction swap in progress hides.
+fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
+    use std::os::unix::fs::DirEntryExt;
+    // The swap state before and after listing: a swap that began, went on or ended in
+    // between could have shown both a file and its replacement. Each swap appends to the
+    // partition's list of replaced files first.
+    let state = |dir: &Path| {
+        let replaced = std::fs::metadata(dir.join(crate::store::compact::COMPACTED_LIST)).map_or(0, |m| m.len());
+        (crate::store::compact::hidden_by_swap(dir), replaced)
+    };
+    let before = state(dir);
+    let mut listed = Listed::default();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            // Removed since the table was listed (retention, a compaction's empty directory).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&d)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&d))?;
+            let name = entry.file_name();
+            if name.as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type().map_err(io(&path))?.is_dir() {
+                listed.nested = true;
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet")
+                && !before.0.contains(name.to_string_lossy().as_ref())
+            {
+                listed.files.push((path, entry.ino()));
+            }
+        }
+    }
+    if state(dir) != before {
+        return Err(UserEventsError::Changed);
+    }
+    Ok(listed)
 }
 
 impl UserEvents {
@@ -678,17 +710,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = unsorted_file(dir.path(), &["00ua", "00ub", "00ua"]);
         let mut reader = UserEvents::with_index_budget(dir.path().to_owned(), 0);
-        let first = reader.footer(&path).unwrap();
+        let files = reader.files_within(&(i64::MIN..i64::MAX)).unwrap();
+        assert_eq!(files.len(), 1);
+        let file = &files[0];
+        assert_eq!(file.path(), path);
+        let first = reader.footer(file).unwrap();
         assert!(
             first.users.is_none() && first.wants_index,
             "no room: no index, and one is wanted"
         );
         assert!(
-            Arc::ptr_eq(&first, &reader.footer(&path).unwrap()),
+            Arc::ptr_eq(&first, &reader.footer(file).unwrap()),
             "still no room: the cached footer"
         );
         reader.budget = 1 << 20;
-        let second = reader.footer(&path).unwrap();
+        let second = reader.footer(file).unwrap();
         let users = &second.users.as_ref().expect("an index once there is room").rows;
         assert_eq!(users.of("00ua"), &[0, 2]);
         assert_eq!(users.of("00ub"), &[1]);
@@ -699,7 +735,7 @@ mod tests {
             "charged what it holds"
         );
         drop((first, second));
-        reader.footers.lock().unwrap().clear();
+        file.forget();
         assert_eq!(reader.indexed.load(Ordering::Relaxed), 0, "released with the footer");
     }
 }
