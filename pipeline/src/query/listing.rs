@@ -22,7 +22,7 @@
 //! A caller that finds a listed file gone or not as listed calls [`Listings::distrust`].
 //!
 //! A directory with subdirectories is listed on every call (their changes do not move the
-//! directory's own times).
+//! directory's own times), and so is one whose lister says its listing is volatile.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -90,14 +90,16 @@ impl<T> FileSlot<T> {
     }
 }
 
-/// What a directory listing found: its files (path and inode) and whether it has
-/// subdirectories.
+/// What a directory listing found: its files (path and inode), and whether the listing
+/// may go stale without the directory's times moving.
 #[derive(Debug, Default)]
 pub(crate) struct Listed {
     /// Files, any order.
     pub files: Vec<(PathBuf, u64)>,
-    /// Whether any subdirectory was listed too.
-    pub nested: bool,
+    /// Whether to list the directory again on the next call whatever its times: it has
+    /// subdirectories (whose changes do not move its times), or what was listed depends
+    /// on more than the directory's entries (a compaction swap's manifest).
+    pub volatile: bool,
 }
 
 /// A file's or directory's identity, size and times: what a stat tells of a change.
@@ -208,7 +210,7 @@ impl<T> Listings<T> {
         drop(before);
         files.sort_unstable_by(|a, b| path_bytes(&a.path).cmp(path_bytes(&b.path)));
         let files: Arc<[Arc<FileSlot<T>>]> = Arc::from(files);
-        let trusted = (!listed.nested && stamp.settled_at(now)).then_some(stamp);
+        let trusted = (!listed.volatile && stamp.settled_at(now)).then_some(stamp);
         self.lock().insert(
             dir.to_owned(),
             DirListing {

@@ -439,7 +439,7 @@ fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
             }
             let path = entry.path();
             if entry.file_type().map_err(io(&path))?.is_dir() {
-                listed.nested = true;
+                listed.volatile = true;
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "parquet")
                 && !before.0.contains(name.to_string_lossy().as_ref())
@@ -451,6 +451,13 @@ fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
     if state(dir) != before {
         return Err(UserEventsError::Changed);
     }
+    // While a swap's manifest is there (in progress, or left by a compaction that was
+    // killed), which files are hidden depends on which of its new files exist and on
+    // reading the manifest, not only on the directory's entries: listed every call.
+    listed.volatile |= !matches!(
+        std::fs::symlink_metadata(dir.join(crate::store::compact::SWAP_MANIFEST)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    );
     Ok(listed)
 }
 
@@ -703,6 +710,23 @@ mod tests {
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         path
+    }
+
+    #[test]
+    fn a_partition_with_a_swap_manifest_is_listed_on_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        unsorted_file(dir.path(), &["00ua"]);
+        assert!(!partition_files(dir.path()).unwrap().volatile);
+        std::fs::write(dir.path().join(crate::store::compact::SWAP_MANIFEST), "not json").unwrap();
+        let listed = partition_files(dir.path()).unwrap();
+        assert!(
+            listed.volatile,
+            "a manifest (even unreadable) makes the listing volatile"
+        );
+        assert_eq!(listed.files.len(), 1);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::remove_file(dir.path().join(crate::store::compact::SWAP_MANIFEST)).unwrap();
+        assert!(partition_files(dir.path()).unwrap().volatile, "a subdirectory too");
     }
 
     #[test]
