@@ -12,10 +12,10 @@
 //!   [`SETTLED`] then: a change within the file system's timestamp granularity of the
 //!   listing could leave them unchanged, so a directory changed that recently is listed
 //!   again on every call until it settles (as git treats "racily clean" entries);
-//! - a file listed under the same name and inode number as before may be the same file:
-//!   when a directory is listed again, what a caller keeps for such a file carries over
-//!   once a stat shows the size and times it had when the caller kept it (inode numbers are
-//!   reused, and a file name can be published again after compaction removed it).
+//! - a file listed again under a name listed before may be the same file: when a directory
+//!   is listed again, what a caller keeps for such a file carries over once a stat shows
+//!   the inode, size and times of the handle the caller read it from (a file name can be
+//!   published again after compaction removed it, and inode numbers are reused).
 //!
 //! A settled day is therefore neither listed nor stated; a day that keeps changing (a
 //! streaming pipeline's) is listed and its kept files stated on every call, as before.
@@ -38,7 +38,6 @@ pub(crate) const SETTLED: Duration = Duration::from_secs(2);
 /// One file as listed, and what a caller keeps for it.
 pub(crate) struct FileSlot<T> {
     path: PathBuf,
-    ino: u64,
     kept: Mutex<Option<(Arc<T>, Stamp)>>,
 }
 
@@ -51,12 +50,6 @@ impl<T> FileSlot<T> {
     /// What the caller keeps for this file, if anything yet.
     pub(crate) fn kept(&self) -> Option<Arc<T>> {
         self.lock().as_ref().map(|(value, _)| Arc::clone(value))
-    }
-
-    /// Whether `opened` (the metadata of a handle opened on the path) is the file listed:
-    /// one replaced since the listing is not.
-    pub(crate) fn is(&self, opened: &std::fs::Metadata) -> bool {
-        opened.ino() == self.ino
     }
 
     /// Keeps `value`, made from the file whose handle's metadata is `opened`, for as long
@@ -90,12 +83,12 @@ impl<T> FileSlot<T> {
     }
 }
 
-/// What a directory listing found: its files (path and inode), and whether the listing
+/// What a directory listing found: its files, and whether the listing
 /// may go stale without the directory's times moving.
 #[derive(Debug, Default)]
 pub(crate) struct Listed {
     /// Files, any order.
-    pub files: Vec<(PathBuf, u64)>,
+    pub files: Vec<PathBuf>,
     /// Whether to list the directory again on the next call whatever its times: it has
     /// subdirectories (whose changes do not move its times), or what was listed depends
     /// on more than the directory's entries (a compaction swap's manifest).
@@ -147,6 +140,25 @@ struct DirListing<T> {
     files: Arc<[Arc<FileSlot<T>>]>,
 }
 
+impl<T> std::fmt::Debug for FileSlot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSlot")
+            .field("path", &self.path)
+            .field("kept", &self.lock().is_some())
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for Listings<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirs = self.lock().len();
+        f.debug_struct("Listings")
+            .field("dirs", &dirs)
+            .field("files", &self.len())
+            .finish()
+    }
+}
+
 /// Listings of a table's directories (see the module docs).
 pub(crate) struct Listings<T> {
     dirs: Mutex<HashMap<PathBuf, DirListing<T>>>,
@@ -162,10 +174,9 @@ impl<T> Default for Listings<T> {
 
 impl<T> Listings<T> {
     /// The files of `dir`, sorted by their paths' bytes: the kept listing while the
-    /// directory is unchanged, else what `list` finds now (files whose name and inode were
-    /// listed before keep what the caller kept for them). A directory that is gone has no
-    /// files.
-    /// `unreadable` makes the caller's error of a failure to stat the directory.
+    /// directory is unchanged, else what `list` finds now (a file listed before keeps what
+    /// the caller kept for it while a stat shows it unchanged). A directory that is gone has
+    /// no files. `unreadable` makes the caller's error of a failure to stat the directory.
     pub(crate) fn files<E>(
         &self,
         dir: &Path,
@@ -190,19 +201,18 @@ impl<T> Listings<T> {
         // before, so a change during the listing shows as a different stamp next time.
         let old = self.lock().get(dir).map(|l| Arc::clone(&l.files));
         let listed = list()?;
-        let before: HashMap<(&[u8], u64), &Arc<FileSlot<T>>> = old
+        let before: HashMap<&[u8], &Arc<FileSlot<T>>> = old
             .iter()
             .flat_map(|files| files.iter())
-            .map(|s| ((path_bytes(&s.path), s.ino), s))
+            .map(|s| (path_bytes(&s.path), s))
             .collect();
         let mut files: Vec<Arc<FileSlot<T>>> = listed
             .files
             .into_iter()
-            .map(|(path, ino)| match before.get(&(path_bytes(&path), ino)) {
+            .map(|path| match before.get(path_bytes(&path)) {
                 Some(slot) if slot.still_the_same() => Arc::clone(slot),
                 _ => Arc::new(FileSlot {
                     path,
-                    ino,
                     kept: Mutex::new(None),
                 }),
             })
@@ -244,6 +254,34 @@ impl<T> Listings<T> {
     }
 }
 
+/// The published Parquet files under `dir` (hidden names skipped; a subdirectory is listed
+/// too, and makes the listing volatile). A directory removed meanwhile has none.
+pub(crate) fn parquet_under(dir: &Path) -> std::io::Result<Listed> {
+    let mut listed = Listed::default();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                listed.volatile = true;
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                listed.files.push(path);
+            }
+        }
+    }
+    Ok(listed)
+}
+
 /// A path's bytes: sorting and comparing by them is several times cheaper than `Path`'s
 /// component-wise order, and puts the files of one directory together all the same.
 pub(crate) fn path_bytes(path: &Path) -> &[u8] {
@@ -253,13 +291,12 @@ pub(crate) fn path_bytes(path: &Path) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::DirEntryExt;
 
     fn list(dir: &Path) -> std::io::Result<Listed> {
         let mut listed = Listed::default();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            listed.files.push((entry.path(), entry.ino()));
+            listed.files.push(entry.path());
         }
         Ok(listed)
     }
@@ -318,7 +355,7 @@ mod tests {
         let changed = listings.files(dir, counted, |e| e).unwrap();
         assert_eq!(calls.get(), 3);
         assert_eq!(names(&changed), ["a", "b", "c"]);
-        assert_eq!(changed[0].kept().map(|v| *v), Some(7), "same name, same inode: kept");
+        assert_eq!(changed[0].kept().map(|v| *v), Some(7), "the same file: kept");
         assert!(changed[2].kept().is_none());
     }
 
@@ -341,7 +378,7 @@ mod tests {
         std::fs::write(dir.join(".a.tmp"), "22").unwrap();
         std::fs::rename(dir.join(".a.tmp"), dir.join("a")).unwrap();
         let again = listings.files(dir, || list(dir), |e| e).unwrap();
-        assert!(again[0].kept().is_none(), "a new inode under the name is a new file");
+        assert!(again[0].kept().is_none(), "another file under the name is a new file");
     }
 
     #[test]
@@ -356,7 +393,6 @@ mod tests {
             again[0].kept().is_none(),
             "same inode, another size: not the file kept for"
         );
-        assert!(again[0].is(&std::fs::metadata(dir.join("a")).unwrap()));
     }
 
     #[test]

@@ -3,16 +3,16 @@
 //! `alerts` and `identity_state` are small (one row per alert, one per user) and read on
 //! nearly every gateway call. Listing and opening their Parquet files per call costs more
 //! than the lookup itself, so a long-lived session keeps their rows in memory. Each scan
-//! lists the table's directory (a few stat calls) and compares names, sizes and
-//! modification times with what was loaded; when the pipeline has published or replaced a
-//! file, that file is read again before the scan runs, so the next call sees it (the
-//! unchanged files are not: reading a 100,000-user snapshot again whenever one lane rewrote
-//! its own file held calls up to 300 ms while a pipeline streamed).
+//! asks [`super::listing`] for the table's files (one stat of the directory while it is
+//! settled; a new listing, and a stat of each file kept, once it changed); when the
+//! pipeline has published or replaced a file, that file is read again before the scan
+//! runs, so the next call sees it (the unchanged files are not: reading a 100,000-user
+//! snapshot again whenever one lane rewrote its own file held calls up to 300 ms while a
+//! pipeline streamed).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray};
@@ -26,11 +26,7 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
-use crate::store::parquet_files;
-
-/// What a file was when it was read: size, modification time and inode (a file replaced
-/// by a rename is a new inode even when its size and coarse timestamp are the same).
-type Stamp = (u64, Option<SystemTime>, u64);
+use super::listing::{FileSlot, Listings, parquet_under};
 
 /// A table whose rows are held in memory, reloaded when its directory's files change.
 #[derive(Debug)]
@@ -39,13 +35,14 @@ pub struct SnapshotTable {
     schema: SchemaRef,
     keys: Vec<&'static str>,
     group_by: Option<&'static str>,
+    /// The files as listed, each with its rows once read.
+    listings: Listings<FileRows>,
     loaded: Mutex<Option<Arc<Loaded>>>,
 }
 
 /// One file's rows, and where each key value is in them.
 #[derive(Debug)]
 struct FileRows {
-    stamp: Stamp,
     batches: Vec<RecordBatch>,
     /// Per key column (in [`SnapshotTable::new`]'s order): value → (batch, row), the
     /// file's last occurrence.
@@ -60,6 +57,8 @@ struct FileRows {
 #[derive(Debug)]
 struct Loaded {
     table: Arc<MemTable>,
+    /// The listing these rows were loaded from.
+    listed: Arc<[Arc<FileSlot<FileRows>>]>,
     files: Vec<(PathBuf, Arc<FileRows>)>,
 }
 
@@ -73,6 +72,7 @@ impl SnapshotTable {
             schema,
             keys: keys.to_vec(),
             group_by: None,
+            listings: Listings::default(),
             loaded: Mutex::new(None),
         }
     }
@@ -120,48 +120,47 @@ impl SnapshotTable {
 
     /// The rows as of now: the loaded ones, with the files that changed read again.
     fn current(&self) -> Result<Arc<Loaded>> {
-        let listing = listing(&self.dir)?;
+        let listed = self.listings.files(
+            &self.dir,
+            || parquet_under(&self.dir).map_err(DataFusionError::IoError),
+            DataFusionError::IoError,
+        )?;
         // One loader at a time; the others wait and then use what it loaded.
         let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(table) = loaded.as_ref()
-            && table.files.len() == listing.len()
-            && table
-                .files
-                .iter()
-                .zip(&listing)
-                .all(|((path, file), (listed, stamp))| path == listed && file.stamp == *stamp)
+            && Arc::ptr_eq(&table.listed, &listed)
         {
             return Ok(Arc::clone(table));
         }
-        let previous: HashMap<&Path, &Arc<FileRows>> = loaded
-            .as_ref()
-            .map(|l| l.files.iter().map(|(p, f)| (p.as_path(), f)).collect())
-            .unwrap_or_default();
-        let mut files = Vec::with_capacity(listing.len());
-        for (path, stamp) in listing {
-            let file = match previous.get(path.as_path()) {
-                Some(file) if file.stamp == stamp => Arc::clone(file),
-                _ => match self.read(&path, stamp)? {
-                    Some(file) => Arc::new(file),
-                    // Gone since the listing (replaced by a rename, or removed): as if not listed.
-                    None => continue,
+        let mut files = Vec::with_capacity(listed.len());
+        for slot in listed.iter() {
+            let file = match slot.kept() {
+                Some(file) => file,
+                None => match self.read(slot)? {
+                    Some(file) => file,
+                    // Removed since the listing: as if not listed (the next call lists the
+                    // directory again).
+                    None => {
+                        self.listings.distrust();
+                        continue;
+                    }
                 },
             };
-            files.push((path, file));
+            files.push((slot.path().to_owned(), file));
         }
         let batches: Vec<RecordBatch> = files.iter().flat_map(|(_, f)| f.batches.iter().cloned()).collect();
         let table = Arc::new(MemTable::try_new(Arc::clone(&self.schema), vec![batches])?);
-        let fresh = Arc::new(Loaded { table, files });
+        let fresh = Arc::new(Loaded { table, listed, files });
         *loaded = Some(Arc::clone(&fresh));
         Ok(fresh)
     }
 
-    /// One file's rows and their indexes; `None` when the file is gone.
-    fn read(&self, path: &Path, stamp: Stamp) -> Result<Option<FileRows>> {
+    /// One file's rows and their indexes, kept in its slot; `None` when the file is gone.
+    fn read(&self, slot: &FileSlot<FileRows>) -> Result<Option<Arc<FileRows>>> {
         let mut batches = Vec::new();
-        if !read_into(path, &self.schema, &mut batches)? {
+        let Some(opened) = read_into(slot, &self.schema, &mut batches)? else {
             return Ok(None);
-        }
+        };
         let text = |batch: &RecordBatch, column: &str| {
             batch
                 .column_by_name(column)
@@ -195,43 +194,29 @@ impl SnapshotTable {
                 }
             }
         }
-        Ok(Some(FileRows {
-            stamp,
-            batches,
-            keys,
-            groups,
-        }))
+        let rows = Arc::new(FileRows { batches, keys, groups });
+        slot.keep(Arc::clone(&rows), &opened);
+        Ok(Some(rows))
     }
 }
 
-/// The table's files in listing order, each with its [`Stamp`]; a file removed since the
-/// directory was read is left out.
-fn listing(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
-    let files = parquet_files(dir).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let mut out = Vec::with_capacity(files.len());
-    for path in files {
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(DataFusionError::IoError(e)),
-        };
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        out.push((path, (meta.len(), meta.modified().ok(), inode)));
-    }
-    Ok(out)
-}
-
-/// Appends a file's rows to `out`; false when the file is gone.
-fn read_into(path: &Path, schema: &SchemaRef, out: &mut Vec<RecordBatch>) -> Result<bool> {
+/// Appends a file's rows to `out` and returns the metadata of the file read; None when the
+/// file is gone.
+fn read_into(
+    slot: &FileSlot<FileRows>,
+    schema: &SchemaRef,
+    out: &mut Vec<RecordBatch>,
+) -> Result<Option<std::fs::Metadata>> {
+    let path = slot.path();
     let context = |e: &dyn std::fmt::Display| DataFusionError::Execution(format!("reading {}: {e}", path.display()));
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(context(&e)),
     };
+    // Whatever file is there now (one that replaced the listed one is newer), kept with
+    // what its handle says it is.
+    let opened = file.metadata().map_err(|e| context(&e))?;
     // Read as the contract's schema, so the batches are exactly the table's type.
     let options = ArrowReaderOptions::new().with_schema(Arc::clone(schema));
     let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
@@ -241,7 +226,7 @@ fn read_into(path: &Path, schema: &SchemaRef, out: &mut Vec<RecordBatch>) -> Res
         let batch = batch.map_err(|e| context(&e))?;
         out.push(RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())?);
     }
-    Ok(true)
+    Ok(Some(opened))
 }
 
 #[async_trait]
@@ -281,7 +266,7 @@ mod tests {
     }
 
     /// Writes `rows` (id, login, score) as one Parquet file, replacing it as a pipeline does.
-    fn write(path: &Path, rows: &[(&str, &str, i64)]) {
+    fn write(path: &std::path::Path, rows: &[(&str, &str, i64)]) {
         let batch = RecordBatch::try_new(
             schema(),
             vec![

@@ -13,8 +13,8 @@
 //! file when the user is not in it and selects exactly the user's rows when they are. A
 //! row filter on `user_id` and `event_time` then decodes the other columns only for the
 //! rows that pass. Footers, page indexes and row indexes are kept between calls for each
-//! file as listed ([`super::listing`]: a directory is listed again when it changes, a file
-//! is the same while its name keeps its inode), so a file the pipeline publishes or
+//! file as listed ([`super::listing`]: a directory is listed again when it changes, and a
+//! file listed again is stated to know whether it is the one read), so a file the pipeline publishes or
 //! compaction replaces is read afresh; row indexes are bounded by [`ROW_INDEX_BUDGET`].
 
 use std::fs::File;
@@ -38,7 +38,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::errors::ParquetError;
 use parquet::file::metadata::PageIndexPolicy;
 
-use super::listing::{FileSlot, Listed, Listings, path_bytes};
+use super::listing::{FileSlot, Listed, Listings, parquet_under, path_bytes};
 use super::user_rows::{UserRows, runs};
 use crate::store::compact::is_sorted;
 
@@ -351,11 +351,9 @@ impl UserEvents {
             Some(footer) => return Ok(footer),
             None => {
                 let handle = File::open(path).map_err(io(path))?;
+                // Whatever file is there now (one that replaced the listed one is newer), kept
+                // with what its handle says it is.
                 let opened = handle.metadata().map_err(io(path))?;
-                if !file.is(&opened) {
-                    // Replaced since it was listed: the caller lists again.
-                    return Err(io(path)(std::io::ErrorKind::NotFound.into()));
-                }
                 let meta = ArrowReaderMetadata::load(
                     &handle,
                     ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
@@ -394,7 +392,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UserEventsError {
 
 /// The Parquet files directly in the table's directory (outside any partition).
 fn top_level_files(dir: &Path) -> Result<Listed, UserEventsError> {
-    use std::os::unix::fs::DirEntryExt;
     let mut listed = Listed::default();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -404,7 +401,7 @@ fn top_level_files(dir: &Path) -> Result<Listed, UserEventsError> {
             && path.extension().is_some_and(|e| e == "parquet")
             && !entry.file_type().map_err(io(&path))?.is_dir()
         {
-            listed.files.push((path, entry.ino()));
+            listed.files.push(path);
         }
     }
     Ok(listed)
@@ -413,7 +410,6 @@ fn top_level_files(dir: &Path) -> Result<Listed, UserEventsError> {
 /// The Parquet files of a partition directory (and of any directory below it), less those
 /// a compaction swap in progress hides.
 fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
-    use std::os::unix::fs::DirEntryExt;
     // The swap state before and after listing: a swap that began, went on or ended in
     // between could have shown both a file and its replacement. Each swap appends to the
     // partition's list of replaced files first.
@@ -422,32 +418,11 @@ fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
         (crate::store::compact::hidden_by_swap(dir), replaced)
     };
     let before = state(dir);
-    let mut listed = Listed::default();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(entries) => entries,
-            // Removed since the table was listed (retention, a compaction's empty directory).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(&d)(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io(&d))?;
-            let name = entry.file_name();
-            if name.as_encoded_bytes().starts_with(b".") {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type().map_err(io(&path))?.is_dir() {
-                listed.volatile = true;
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet")
-                && !before.0.contains(name.to_string_lossy().as_ref())
-            {
-                listed.files.push((path, entry.ino()));
-            }
-        }
-    }
+    let mut listed = parquet_under(dir).map_err(io(dir))?;
+    listed.files.retain(|path| {
+        path.file_name()
+            .is_none_or(|n| !before.0.contains(n.to_string_lossy().as_ref()))
+    });
     if state(dir) != before {
         return Err(UserEventsError::Changed);
     }
