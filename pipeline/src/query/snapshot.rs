@@ -127,8 +127,15 @@ impl SnapshotTable {
         )?;
         // One loader at a time; the others wait and then use what it loaded.
         let mut loaded = self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The same listing, or (a directory that keeps changing, listed again each call) the
+        // same files with the very rows this table was built from: nothing to rebuild.
         if let Some(table) = loaded.as_ref()
-            && Arc::ptr_eq(&table.listed, &listed)
+            && (Arc::ptr_eq(&table.listed, &listed)
+                || (table.files.len() == listed.len()
+                    && listed
+                        .iter()
+                        .zip(&table.files)
+                        .all(|(slot, (_, rows))| slot.kept().is_some_and(|kept| Arc::ptr_eq(&kept, rows)))))
         {
             return Ok(Arc::clone(table));
         }
@@ -360,5 +367,10 @@ mod tests {
         let third = table.current().unwrap();
         assert_eq!(third.files.len(), 1);
         assert_eq!(third.files[0].0, b);
+        // Another file written beside it (the directory changes and is listed again): the
+        // table built from the same files is the one served, not rebuilt.
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let fourth = table.current().unwrap();
+        assert!(Arc::ptr_eq(&third, &fourth), "same files, same rows: the same table");
     }
 }
