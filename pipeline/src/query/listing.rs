@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use crate::store::{StoreError, list_parquet_files};
+
 /// How long a directory must have been unchanged when it was listed for that listing to be
 /// trusted while its times stay the same. Linux file systems stamp times from a clock that
 /// ticks every few milliseconds; some (ext3, FAT, NFS servers) keep seconds.
@@ -254,31 +256,11 @@ impl<T> Listings<T> {
     }
 }
 
-/// The published Parquet files under `dir` (hidden names skipped; a subdirectory is listed
-/// too, and makes the listing volatile). A directory removed meanwhile has none.
-pub(crate) fn parquet_under(dir: &Path) -> std::io::Result<Listed> {
+/// The published Parquet files under `dir` ([`list_parquet_files`]; subdirectories make the
+/// listing volatile).
+pub(crate) fn parquet_under(dir: &Path) -> Result<Listed, StoreError> {
     let mut listed = Listed::default();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let entries = match std::fs::read_dir(&d) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let entry = entry?;
-            if entry.file_name().as_encoded_bytes().starts_with(b".") {
-                continue;
-            }
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                listed.volatile = true;
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                listed.files.push(path);
-            }
-        }
-    }
+    listed.volatile = list_parquet_files(dir, &mut listed.files)?;
     Ok(listed)
 }
 

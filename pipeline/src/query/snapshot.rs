@@ -122,7 +122,7 @@ impl SnapshotTable {
     fn current(&self) -> Result<Arc<Loaded>> {
         let listed = self.listings.files(
             &self.dir,
-            || parquet_under(&self.dir).map_err(DataFusionError::IoError),
+            || parquet_under(&self.dir).map_err(|e| DataFusionError::External(Box::new(e))),
             DataFusionError::IoError,
         )?;
         // One loader at a time; the others wait and then use what it loaded.

@@ -418,7 +418,7 @@ fn partition_files(dir: &Path) -> Result<Listed, UserEventsError> {
         (crate::store::compact::hidden_by_swap(dir), replaced)
     };
     let before = state(dir);
-    let mut listed = parquet_under(dir).map_err(io(dir))?;
+    let mut listed = parquet_under(dir)?;
     listed.files.retain(|path| {
         path.file_name()
             .is_none_or(|n| !before.0.contains(n.to_string_lossy().as_ref()))

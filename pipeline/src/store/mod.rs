@@ -152,10 +152,12 @@ pub fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(out)
 }
 
-/// Appends the published Parquet files under `dir` to `out`, in no particular order.
-pub fn list_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+/// Appends the published Parquet files under `dir` to `out`, in no particular order;
+/// returns whether `dir` has subdirectories (listed too).
+pub fn list_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<bool, StoreError> {
+    let mut nested = false;
     if !dir.exists() {
-        return Ok(());
+        return Ok(nested);
     }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -167,11 +169,12 @@ pub fn list_parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Stor
                 continue;
             }
             if entry.file_type()?.is_dir() {
+                nested = true;
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "parquet") {
                 out.push(path);
             }
         }
     }
-    Ok(())
+    Ok(nested)
 }
