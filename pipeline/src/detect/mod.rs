@@ -9,12 +9,16 @@
 //!   matter to them are reduced to a compact [`observation::Obs`] and held in a reorder
 //!   buffer until the watermark (the latest event time seen minus the allowed lateness)
 //!   passes them, so an event up to that bound late is evaluated exactly as if it had come
-//!   in order. One later than that is counted (`late_events`) and not given to them.
+//!   in order. One later than that is counted (`late_events`) and not given to them. In a
+//!   stream, a quiet partition's watermark also slides on with processing time
+//!   ([`Engine::advance_idle`]): there an event delivered more than the bound behind the
+//!   partition's latest is late.
 //!
 //! Alerts feed the [`risk`] book (per-user score with decay and reasons) and identity
 //! state. The whole engine state — clock, buffer, every detector, risk and identity — is
 //! checkpointed as one versioned document ([`checkpoint`]), so a restart resumes where it
-//! stopped and gives the same alerts as an uninterrupted run.
+//! stopped and gives the same alerts as an uninterrupted run (for a quiet partition's
+//! slide, which depends on timing, see [`Engine::advance_idle`]'s callers).
 
 pub mod aggregation;
 pub mod alerting;
@@ -130,6 +134,14 @@ fn user_vectors(
         })
         .collect()
 }
+
+/// How long (processing time, ms) an idle input's event time must stand still before its
+/// watermark slides on ([`Engine::advance_idle`]). A partition that gets an event at least
+/// this often is busy: its watermark follows event time alone, its windowed alerts are
+/// raised by events (not by a tick that must make them durable at once), and a restart
+/// replays it to the same alerts. Short enough that a quiet stream's windowed alert comes
+/// within a second of `allowed_lateness_s` after its deciding event (ticks come every 100 ms).
+pub const QUIET_AFTER_MS: i64 = 500;
 
 /// The stream's event-time clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -315,14 +327,17 @@ impl Engine {
     }
 
     /// Gives the windowed detectors everything up to `watermark`, in order.
-    fn advance(&mut self, watermark: i64) {
+    /// Returns how many observations it released.
+    fn advance(&mut self, watermark: i64) -> usize {
         if watermark <= self.clock.watermark {
-            return;
+            return 0;
         }
+        let mut released = 0;
         while self.buffer.peek().is_some_and(|Reverse(p)| p.0.time <= watermark) {
             let Some(Reverse(Pending(obs))) = self.buffer.pop() else {
                 break;
             };
+            released += 1;
             if self.role == Role::Sources {
                 self.buffered_uuids.remove(&obs.uuid);
             }
@@ -339,6 +354,7 @@ impl Engine {
             }
             self.aggregation.sweep(watermark);
         }
+        released
     }
 
     /// [`Role::Users`]: an alert a source lane raised (a spray names the users it tried, and
@@ -423,24 +439,35 @@ impl Engine {
     }
 
     /// The input is idle (read to its end) and its event time has not moved for `since_ms`
-    /// of processing time: once that reaches the allowed lateness, everything buffered up to
-    /// the latest event time is released, as if an event `allowed_lateness_s` later had come
-    /// — a quiet partition's windowed detections fire without waiting for its next event.
-    /// Within the lateness nothing changes, so an event is late as before (more than
-    /// `allowed_lateness_s` older than the latest), or when it comes after such a release and
-    /// is older than the latest. A source lane does so only when every user lane is idle.
-    /// Returns whether the watermark moved (alerts it raised wait in [`Engine::take_alerts`]).
-    pub fn advance_idle(&mut self, since_ms: i64, now: std::time::Instant) -> bool {
+    /// of processing time. Past [`QUIET_AFTER_MS`] the watermark slides on with processing
+    /// time: to the latest event time less the allowed lateness plus the stillness beyond
+    /// that, and stops at the latest. A quiet partition's windowed detections thus fire
+    /// about `allowed_lateness_s` after their deciding event, as in a busy stream, whether
+    /// or not a few later events came (those are released as in a busy stream too). An
+    /// event is late when it is older than the watermark: in a busy stream more than
+    /// `allowed_lateness_s` older than the latest, in a quiet one delivered more than that
+    /// behind the latest (an event Okta persists that much later than its neighbours).
+    /// A source lane does so only when every user lane is idle. Returns how many buffered
+    /// observations the move released, `None` when the watermark did not move (alerts it
+    /// raised wait in [`Engine::take_alerts`]).
+    pub fn advance_idle(&mut self, since_ms: i64, now: std::time::Instant) -> Option<usize> {
         let progress = self.progress();
-        if progress == i64::MIN || since_ms < self.lateness_ms || progress <= self.clock.watermark {
-            return false;
+        if progress == i64::MIN || since_ms <= QUIET_AFTER_MS || progress <= self.clock.watermark {
+            return None;
         }
         if self.role == Role::Sources && !self.upstream.all_idle(now) {
-            return false;
+            return None;
         }
-        self.advance(progress);
+        let slid = progress
+            .saturating_sub(self.lateness_ms)
+            .saturating_add(since_ms - QUIET_AFTER_MS)
+            .min(progress);
+        if slid <= self.clock.watermark {
+            return None;
+        }
+        let released = self.advance(slid);
         self.collect();
-        true
+        Some(released)
     }
 
     /// Turns findings into alerts, feeding risk and identity state.

@@ -382,9 +382,9 @@ impl Lane {
         taken
     }
 
-    /// Releases what an idle lane (its partition read to the end) holds once its input has
-    /// not moved on in event time for the allowed lateness ([`Engine::advance_idle`]): a
-    /// quiet partition's windowed detections fire without waiting for its next event.
+    /// Slides an idle lane's watermark (its partition read to the end) on with the
+    /// processing time since its input last moved on in event time ([`Engine::advance_idle`]):
+    /// a quiet partition's windowed detections fire without waiting for its next event.
     /// Returns what that raised, for the sinks.
     pub fn tick(&mut self, now: std::time::Instant) -> Processed {
         let since = now.saturating_duration_since(self.progress.1);
@@ -392,11 +392,15 @@ impl Lane {
             return Processed::default();
         };
         let engine = ingest.observer_mut();
-        if !engine.advance_idle(i64::try_from(since.as_millis()).unwrap_or(i64::MAX), now) {
+        let Some(released) = engine.advance_idle(i64::try_from(since.as_millis()).unwrap_or(i64::MAX), now) else {
             return Processed::default();
-        }
-        self.touched = true;
+        };
         let alerts = engine.take_alerts();
+        // Checkpointed with the lane's next cycle once the slide changed what the detectors
+        // hold (a restart then judges the events after it against the same watermark), or
+        // reached the latest event; a slide that only moved the watermark is not worth a
+        // checkpoint of the whole engine each cycle while the partition is quiet.
+        self.touched |= released > 0 || !alerts.is_empty() || engine.clock().watermark >= engine.progress();
         self.cycle_alerts.extend(alerts.iter().cloned());
         Processed {
             alerts,

@@ -281,8 +281,8 @@ trait PageSink {
     fn cursor(&self) -> Option<String>;
     /// One page's new events, then the `next` URL that follows them.
     fn page(&mut self, events: &[&RawValue], next: &str) -> Result<(), PollerError>;
-    /// Periodic durability.
-    fn tick(&mut self) -> Result<(), PollerError>;
+    /// Periodic durability; `caught_up`: the last page reached the head of the log.
+    fn tick(&mut self, caught_up: bool) -> Result<(), PollerError>;
 }
 
 /// Polls until `shutdown` (or, with `until_caught_up`, the first page that reaches the head).
@@ -336,10 +336,11 @@ fn poll(
         };
         sink.page(&fresh, &next)?;
         url = next;
-        sink.tick()?;
         // A page shorter than the limit is the head of the log: caught up. Asking again at
         // once would spend the org's rate limit on pages of a few events.
-        if events.len() < config.limit.clamp(1, 1000) as usize {
+        let caught_up = events.len() < config.limit.clamp(1, 1000) as usize;
+        sink.tick(caught_up)?;
+        if caught_up {
             if until_caught_up {
                 break;
             }
@@ -380,11 +381,12 @@ impl PageSink for EngineSink<'_> {
         Ok(())
     }
 
-    fn tick(&mut self) -> Result<(), PollerError> {
-        // After a page the lane has read what the System Log had: once nothing newer has come
-        // for the allowed lateness, what it holds is released (an event Okta persists later
-        // than that, older than the latest, is then late, as one over the bound always is).
-        self.worker.tick(|_, _| true)?;
+    fn tick(&mut self, caught_up: bool) -> Result<(), PollerError> {
+        // At the head of the log the lane has read what the System Log had: its watermark
+        // then slides on with processing time (an event Okta persists more than the allowed
+        // lateness behind the latest is late, as one over the bound always is). Pages of a
+        // backlog are not idle: how long they take to fetch says nothing about lateness.
+        self.worker.tick(|_, _| caught_up)?;
         if self.last_commit.elapsed() >= self.commit_every {
             self.last_commit = Instant::now();
             self.worker.commit()?;
@@ -471,7 +473,7 @@ impl PageSink for ProduceSink {
         write_atomically(&self.cursor_path, &doc).map_err(|e| PollerError::Output(format!("cursor: {e}")))
     }
 
-    fn tick(&mut self) -> Result<(), PollerError> {
+    fn tick(&mut self, _caught_up: bool) -> Result<(), PollerError> {
         Ok(())
     }
 }

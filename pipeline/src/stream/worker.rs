@@ -371,10 +371,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Releases what idle lanes hold once their input has been still for the allowed
-    /// lateness ([`Lane::tick`]) and sends what that raised. Buffered messages are processed
+    /// Slides idle lanes' watermarks on with processing time ([`Lane::tick`]) and sends
+    /// what that released raised. Buffered messages are processed
     /// first. Not with `stop_at_end`. `at_end(lane, next offset)`
-    /// says whether a Kafka lane has read its partition to the end: a lane that is merely
+    /// says whether a lane has read its input to the end (a Kafka partition, the System Log's
+    /// head): a lane that is merely
     /// waiting for its turn to be fetched is not idle (its events would turn late). A source
     /// lane decides from its user lanes' marks.
     pub fn tick(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
@@ -388,11 +389,7 @@ impl Worker {
         let raised: Vec<(LaneId, Result<Processed, LaneError>)> = self
             .lanes
             .iter_mut()
-            .filter(|(id, lane)| {
-                lane.role() == Role::Sources
-                    || id.source == super::lane::Source::OktaPoller
-                    || at_end(id, lane.next_offset())
-            })
+            .filter(|(id, lane)| lane.role() == Role::Sources || at_end(id, lane.next_offset()))
             .map(|(id, lane)| (id.clone(), lane.tick(now)))
             .filter(|(_, p)| !p.alerts.is_empty())
             .map(|(id, p)| (id, Ok(p)))

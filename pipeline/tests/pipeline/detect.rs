@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use idgw_pipeline::PipelineConfig;
-use idgw_pipeline::detect::{DetectConfig, Engine};
+use idgw_pipeline::detect::{DetectConfig, Engine, QUIET_AFTER_MS};
 use idgw_schemas::{Alert, SemanticEvent};
 
 use super::golden::{events, golden_dir};
@@ -95,6 +95,92 @@ fn events_later_than_the_bound_are_counted_and_still_ruled_on() {
         alerts.iter().any(|a| a.detection.as_str() == "account_lockout"),
         "single-event rules do not wait for the watermark"
     );
+}
+
+/// A quiet input's watermark slides on with processing time: the brute force decided at T,
+/// followed by two more failures (the last 13 s later) and then silence, is released once
+/// the input has been still for the allowed lateness less those 13 s (plus the half second
+/// that tells a quiet input from a busy one) — about `allowed_lateness_s` after its deciding
+/// event, as in a busy stream — not 30 s after the last event. The watermark never passes
+/// the latest event, and what it passed is late.
+#[test]
+fn a_quiet_inputs_watermark_slides_with_processing_time() {
+    let dir = golden_dir().join("brute_force");
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let deciding = expected
+        .iter()
+        .find(|a| a["detection"] == "brute_force")
+        .and_then(|a| a["last_seen"].as_str())
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis())
+        .unwrap();
+    let mut evs = events(&dir);
+    evs.sort_by_key(|e| e.event_time);
+    // Up to the second sign-in after the deciding failure (13,058 ms after it).
+    let last = evs
+        .iter()
+        .filter(|e| e.event_time.timestamp_millis() > deciding)
+        .nth(1)
+        .map(|e| e.event_time.timestamp_millis())
+        .unwrap();
+    assert_eq!(last - deciding, 13_058, "the fixture changed");
+    let config = DetectConfig::default();
+    let lateness = config.allowed_lateness_s * 1000;
+    let mut engine = Engine::new(&config);
+    for ev in evs.iter().filter(|e| e.event_time.timestamp_millis() <= last) {
+        engine.process(ev);
+    }
+    let brute_force = |engine: &mut Engine| {
+        engine
+            .take_alerts()
+            .iter()
+            .filter(|a| a.detection.as_str() == "brute_force")
+            .count()
+    };
+    assert_eq!(brute_force(&mut engine), 0, "decided before its window was released");
+    let now = std::time::Instant::now();
+    // Not yet quiet: nothing moves.
+    assert_eq!(engine.advance_idle(QUIET_AFTER_MS, now), None);
+    // Still for 17.4 s: the watermark is 0.04 s short of the deciding failure.
+    let short = lateness - (last - deciding) - 40 + QUIET_AFTER_MS;
+    assert!(engine.advance_idle(short, now).is_some(), "the watermark did not move");
+    assert_eq!(engine.clock().watermark, deciding - 40);
+    assert_eq!(brute_force(&mut engine), 0, "released past the watermark");
+    // 80 ms later it has passed it.
+    assert!(
+        engine
+            .advance_idle(short + 80, now)
+            .is_some_and(|released| released > 0)
+    );
+    assert_eq!(
+        brute_force(&mut engine),
+        1,
+        "not released at the deciding failure + {} ms",
+        lateness + 40
+    );
+
+    // An event older than the slid watermark is late; a slide never goes back.
+    let watermark = engine.clock().watermark;
+    let before = engine.stats().late_events;
+    let passed = evs
+        .iter()
+        .rfind(|e| e.event_time.timestamp_millis() < watermark && e.event_time.timestamp_millis() > last - lateness)
+        .expect("an event between the old and the slid watermark");
+    engine.process(passed);
+    assert_eq!(
+        engine.stats().late_events,
+        before + 1,
+        "an event behind the slid watermark is late"
+    );
+    assert_eq!(
+        engine.advance_idle(short, now),
+        None,
+        "a shorter stillness moved the watermark back"
+    );
+    // However long the silence, the watermark stops at the latest event.
+    assert!(engine.advance_idle(3_600_000, now).is_some());
+    assert_eq!(engine.clock().watermark, last);
+    assert_eq!(engine.advance_idle(7_200_000, now), None);
 }
 
 fn jsonl_alerts(store: &Path) -> Vec<Alert> {
