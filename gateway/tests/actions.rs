@@ -908,6 +908,82 @@ async fn workflows_flows_receive_the_reference_payload() {
     f.sim.stop().await;
 }
 
+/// An `approval_id` is something any caller can type. A call that cannot use the approval
+/// it names (another principal's, a terse one) is refused under a transaction of its own:
+/// its refusal never lands in the approval's transaction, where an outcome would close the
+/// owner's intent once the approved action is in flight (a crash then leaves it
+/// unreconciled, read as refused although Okta carried it out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_never_lands_in_a_transaction_the_caller_does_not_own() {
+    let f = fixture().await;
+    let a = actions(&f, management(&f), PolicyConfig::default());
+    let owner = agent();
+    let pending = a
+        .act(&owner, Kind::Suspend, act_args(&f, &f.member), OutOfBand)
+        .await
+        .unwrap();
+    let id = pending.approval.unwrap().approval_id;
+    let approvals = Arc::clone(a.approvals());
+    approvals
+        .decide(&id, approver("analyst@example.com"), &shown(&approvals, &id), true)
+        .unwrap();
+
+    let intruder = Caller {
+        principal: "second-agent@example.com".into(),
+        ..agent()
+    };
+    let claims = |login: &str| ActArgs {
+        approval_id: Some(id.clone()),
+        ..act_args(&f, login)
+    };
+    let e = a
+        .act(&intruder, Kind::Suspend, claims(&f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(
+        !e.contains(&format!("({id})")),
+        "refused under the claimed transaction: {e}"
+    );
+    let terse = ActArgs {
+        reasoning: "x".into(),
+        ..claims(&f.member2)
+    };
+    a.act(&intruder, Kind::Suspend, terse, OutOfBand).await.unwrap_err();
+    let e = a
+        .act(&intruder, Kind::Unsuspend, claims(&f.member), OutOfBand)
+        .await
+        .unwrap_err();
+    assert!(!e.contains(&format!("({id})")), "{e}");
+    let written = a.audit_log().read(|r| r.transaction_id == id).unwrap();
+    assert!(
+        written
+            .iter()
+            .all(|r| r.principal.as_deref() != Some(intruder.principal.as_str())),
+        "{written:#?}"
+    );
+    let refusals = a
+        .audit_log()
+        .read(|r| r.principal.as_deref() == Some(intruder.principal.as_str()))
+        .unwrap();
+    assert_eq!(refusals.len(), 3, "{refusals:#?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|r| r.arguments.get("approval_id") == Some(&serde_json::json!(id))),
+        "the claimed id is kept in the refusal's arguments: {refusals:#?}"
+    );
+
+    // The owner's approved call still runs, in its own transaction.
+    let done = a
+        .act(&owner, Kind::Suspend, claims(&f.member), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(done.status, "success");
+    assert_eq!(status(&f, &f.member), "SUSPENDED");
+    assert!(verified(&f.audit_dir).open_intents.is_empty());
+    f.sim.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_a_broken_audit_log_stop_actions() {
     let f = fixture().await;
@@ -940,6 +1016,19 @@ async fn limits_and_a_broken_audit_log_stop_actions() {
     assert!(e.contains("fail closed"), "{e}");
     assert_eq!(status(&f, &f.member2), "ACTIVE");
     assert_eq!(okta_events(&f, "user.lifecycle.suspend", &f.member2), 0);
+
+    // Once the head can be replaced again, the chain goes on from the last acknowledged
+    // record: the refused record left no line behind that the next one would fork from.
+    std::fs::remove_dir(f.audit_dir.join(format!("{}.tmp", audit::HEAD_FILE))).unwrap();
+    a.act(&other, Kind::Suspend, act_args(&f, &f.member2), OutOfBand)
+        .await
+        .unwrap();
+    assert_eq!(status(&f, &f.member2), "SUSPENDED");
+    let v = audit::verify(&f.audit_dir).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert!(v.open_intents.is_empty(), "{:?}", v.open_intents);
+    drop(a);
+    AuditLog::open(&f.audit_dir).expect("the log reopens");
     f.sim.stop().await;
 }
 

@@ -211,7 +211,7 @@ impl Actions {
         for r in &records {
             match r.phase {
                 AuditPhase::Intent => open.push(r),
-                AuditPhase::Outcome => open.retain(|i| i.transaction_id != r.transaction_id),
+                AuditPhase::Outcome => open.retain(|i| !audit::closes(r, i)),
             }
         }
         let mut done = Vec::new();
@@ -431,10 +431,14 @@ impl Actions {
 
     /// Asks for (or uses) the human approval of `call`.
     async fn execute(&self, call: Call<'_>, human: Human<'_>) -> Result<ActionResult, ActionError> {
-        // An approved call continues the transaction that asked for the approval.
+        // An approved call continues the transaction that asked for the approval — once the
+        // approval checks out for this caller, tool and arguments. Until then a refusal is
+        // recorded under a transaction of its own (the claimed id is in its arguments): an id
+        // any caller can type must not let it write outcomes into another's transaction,
+        // where they would close that transaction's intent.
         let hash = approvals::arguments_hash(call.tool, &call.arguments);
-        let tx = match (call.approval_id, human) {
-            (Some(id), _) => id.to_owned(),
+        let mut tx = match (call.approval_id, human) {
+            (Some(_), _) => audit::new_transaction_id(),
             (
                 None,
                 Human::InputRequired(InputRound {
@@ -500,10 +504,11 @@ impl Actions {
         };
         // A given approval must be usable before anything else is looked at, so a used or
         // foreign one is refused even when the action would change nothing.
-        if let Some(id) = call.approval_id
-            && let Err(e) = self.approvals.check(id, call.tool, &hash, &call.caller.principal)
-        {
-            return Err(self.unusable_approval(&call, &tx, e).await);
+        if let Some(id) = call.approval_id {
+            if let Err(e) = self.approvals.check(id, call.tool, &hash, &call.caller.principal) {
+                return Err(self.unusable_approval(&call, &tx, e).await);
+            }
+            id.clone_into(&mut tx);
         }
         // The user as Okta resolves the name given (login, id or shortname): every check
         // below and the action itself apply to that one account, whatever it was called.

@@ -312,19 +312,27 @@ impl AuditLog {
         if let Err(e) = written {
             // Cut back whatever part of the line reached the file: the next record then
             // follows the last complete one, and the chain does not fork.
-            let len = w.len;
-            if let Err(cut) = w.file.set_len(len) {
-                tracing::error!(error = %cut, "cannot cut a failed audit write back; the next start recovers it");
-            }
+            cut_back(&w.file, w.len);
             return Err(io_err(&path)(e));
         }
-        w.len += line.len() as u64;
-        w.unsynced = !durable;
         let head = Head {
             records: w.head.records + 1,
             last_hash: hash,
         };
-        write_head(&self.dir, &head, durable)?;
+        if let Err(e) = write_head(&self.dir, &head, durable) {
+            // Not acknowledged, so not kept: a line left behind a head that still names the
+            // record before it would share its `seq` and `prev_hash` with the next record
+            // (a forked chain the running gateway never notices). Seen with the head's
+            // temporary name taken, and with the disk's inodes used up (the append needs none).
+            cut_back(&w.file, w.len);
+            // The rename may have gone through before a failed directory sync.
+            if let Err(restore) = write_head(&self.dir, &w.head, durable) {
+                tracing::error!(error = %restore, "cannot restore the audit head; the next start refuses the log until it is checked");
+            }
+            return Err(e);
+        }
+        w.len += line.len() as u64;
+        w.unsynced = !durable;
         let signed = self.signer.as_ref().map(|s| s.sign(&head));
         w.head = head;
         // The copy names only records on disk (durable appends, and the others once
@@ -467,6 +475,13 @@ fn restrict(path: &Path, mode: u32) -> Result<(), AuditError> {
 fn private_dir(dir: &Path) -> Result<(), AuditError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     restrict(dir, 0o700)
+}
+
+/// Cuts the log back to `len` bytes (a record that was not acknowledged), synced.
+fn cut_back(file: &File, len: u64) {
+    if let Err(cut) = file.set_len(len).and_then(|()| file.sync_data()) {
+        tracing::error!(error = %cut, "cannot cut a failed audit write back; the next start recovers it");
+    }
 }
 
 fn write_head(dir: &Path, head: &Head, durable: bool) -> Result<(), AuditError> {
@@ -642,7 +657,7 @@ pub fn verify_against(dir: &Path, checkpoints: &[Checkpoint]) -> Result<Verifica
         last_hash: GENESIS.to_owned(),
         problems: Vec::new(),
     };
-    let mut open: indexmap_lite::OrderedSet = indexmap_lite::OrderedSet::default();
+    let mut open = open_intents::OpenIntents::default();
     let mut seen = std::collections::HashSet::new();
     match File::open(&path) {
         Ok(file) => {
@@ -680,8 +695,8 @@ pub fn verify_against(dir: &Path, checkpoints: &[Checkpoint]) -> Result<Verifica
                             v.transactions += 1;
                         }
                         match r.phase {
-                            AuditPhase::Intent => open.insert(r.transaction_id),
-                            AuditPhase::Outcome => open.remove(&r.transaction_id),
+                            AuditPhase::Intent => open.insert(r),
+                            AuditPhase::Outcome => open.close(&r),
                         }
                     }
                     Err(detail) => v.problems.push(Problem::Unreadable { line: line_no, detail }),
@@ -739,28 +754,46 @@ pub fn verify_against(dir: &Path, checkpoints: &[Checkpoint]) -> Result<Verifica
     Ok(v)
 }
 
-/// An insertion-ordered set of transaction ids (open intents are reported in log order).
-mod indexmap_lite {
+/// Whether `outcome` closes `intent`: the same call's outcome (its transaction, tool and
+/// principal). A transaction id is something a caller can type (an `approval_id`), so an
+/// outcome written under it by another call must not make an action in flight look closed.
+pub fn closes(outcome: &AuditRecord, intent: &AuditRecord) -> bool {
+    outcome.transaction_id == intent.transaction_id
+        && outcome.action == intent.action
+        && outcome.principal == intent.principal
+}
+
+/// Intents without an outcome of their own call ([`closes`]), reported in log order.
+mod open_intents {
+    use idgw_schemas::AuditRecord;
+
     #[derive(Default)]
-    pub struct OrderedSet {
+    pub struct OpenIntents {
         order: Vec<String>,
-        live: std::collections::HashSet<String>,
+        live: std::collections::HashMap<String, AuditRecord>,
     }
 
-    impl OrderedSet {
-        pub fn insert(&mut self, id: String) {
-            if self.live.insert(id.clone()) {
-                self.order.push(id);
+    impl OpenIntents {
+        pub fn insert(&mut self, intent: AuditRecord) {
+            let tx = intent.transaction_id.clone();
+            if self.live.insert(tx.clone(), intent).is_none() {
+                self.order.push(tx);
             }
         }
 
-        pub fn remove(&mut self, id: &str) {
-            self.live.remove(id);
+        pub fn close(&mut self, outcome: &AuditRecord) {
+            if self
+                .live
+                .get(&outcome.transaction_id)
+                .is_some_and(|intent| super::closes(outcome, intent))
+            {
+                self.live.remove(&outcome.transaction_id);
+            }
         }
 
         pub fn into_vec(self) -> Vec<String> {
             let live = self.live;
-            self.order.into_iter().filter(|id| live.contains(id)).collect()
+            self.order.into_iter().filter(|id| live.contains_key(id)).collect()
         }
     }
 }
@@ -834,6 +867,33 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let _first = AuditLog::open(d.path()).unwrap();
         assert!(matches!(AuditLog::open(d.path()), Err(AuditError::Locked(_))));
+    }
+
+    #[test]
+    fn only_the_same_calls_outcome_closes_an_intent() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(d.path()).unwrap();
+        let by = |mut r: AuditRecord, principal: &str| {
+            r.principal = Some(principal.into());
+            r
+        };
+        let intent = by(record("txn-1", AuditPhase::Intent, "suspend_user", "pending"), "owner");
+        log.append(intent, true).unwrap();
+        // Another caller's refusal, and another tool's, under the same (typed) id.
+        for (action, principal) in [("suspend_user", "intruder"), ("notify_user", "owner")] {
+            log.append(
+                by(record("txn-1", AuditPhase::Outcome, action, "denied"), principal),
+                true,
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(d.path()).unwrap().open_intents, vec!["txn-1".to_owned()]);
+        log.append(
+            by(record("txn-1", AuditPhase::Outcome, "suspend_user", "success"), "owner"),
+            true,
+        )
+        .unwrap();
+        assert!(verify(d.path()).unwrap().open_intents.is_empty());
     }
 
     #[test]
