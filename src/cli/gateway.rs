@@ -253,6 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     tracing::warn!("the approval page cannot sign approvers in: {why}; `idgw approve` still works");
                 }
                 ApprovalWeb::new(Arc::clone(&approvals), Some(Arc::clone(validator)), signin)
+                    .map(|web| web.with_api_clients(gw_config.auth.approver_client_ids.clone()))
             }
             None => ApprovalWeb::new(Arc::clone(&approvals), None, Err("--dev-no-auth".into())),
         };

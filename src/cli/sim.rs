@@ -65,6 +65,10 @@ struct ServeArgs {
     /// okta.* scope the simulator checks.
     #[arg(long = "service-app", value_name = "CLIENT_ID=PEM")]
     service_apps: Vec<String>,
+    /// Another OIDC app of the default authorization server (device flow and authorization
+    /// code, as the built-in one; repeatable): e.g. approvers' own client beside the agents'.
+    #[arg(long = "oauth-client", value_name = "CLIENT_ID")]
+    oauth_clients: Vec<String>,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -101,8 +105,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             scopes: idgw_testbed::sim::OKTA_SCOPES.map(String::from).to_vec(),
         });
     }
+    let mut oauth_clients = SimConfig::default().oauth_clients;
+    oauth_clients.extend(args.oauth_clients.iter().cloned());
     let config = SimConfig {
         service_apps,
+        oauth_clients,
         users: args.users,
         seed: args.seed,
         history_days: args.history_days,

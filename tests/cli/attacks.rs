@@ -17,6 +17,8 @@ use super::{idgw, interop, stdout};
 
 /// The sim's OAuth client (device grant and authorization code with PKCE).
 const CLIENT: &str = "0oa1simmcpclient0000";
+/// The approvers' own OIDC app (`idgw approve`), which agents do not hold.
+const APPROVER_CLIENT: &str = "0oa1simapprovercli00";
 /// The tenant of `store()` (40 users, seed 11), which the simulator serves too.
 const USERS: u32 = 40;
 const SEED: u64 = 11;
@@ -59,6 +61,11 @@ fn host(url: &str) -> &str {
 /// `idgw gateway login` against the simulator's authorization server, approved at the
 /// verification step as `user`; the access token it stored in `token_file`.
 fn login(sim_url: &str, token_file: &Path, user: &str, tools: Option<&str>) -> String {
+    login_with(sim_url, CLIENT, token_file, user, tools)
+}
+
+/// [`login`] through OAuth client `client`.
+fn login_with(sim_url: &str, client: &str, token_file: &Path, user: &str, tools: Option<&str>) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_idgw"));
     cmd.args(["gateway", "login", "--json", "--timeout", "60"]);
     if let Some(t) = tools {
@@ -66,7 +73,7 @@ fn login(sim_url: &str, token_file: &Path, user: &str, tools: Option<&str>) -> S
     }
     let mut child = cmd
         .env("OKTA_ISSUER", format!("{sim_url}/oauth2/default"))
-        .env("OKTA_CLIENT_ID", CLIENT)
+        .env("OKTA_CLIENT_ID", client)
         .env("IDGW_AUTH_TOKEN_FILE", token_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -224,6 +231,8 @@ fn no_agent_can_approve_its_own_action() {
         &SEED.to_string(),
         "--history-days",
         "1",
+        "--oauth-client",
+        APPROVER_CLIENT,
     ]);
     let tenant = idgw_testbed::generate::tenant::Tenant::new(SEED, USERS);
     let members: Vec<_> = tenant
@@ -236,13 +245,18 @@ fn no_agent_can_approve_its_own_action() {
     // in at the simulated Okta).
     let (agent_login, analyst_login) = (members[3].login.as_str(), members[2].login.as_str());
 
-    // The agent holds every scope but the approve scope; a second token of the same person
-    // holds that too; the analyst is someone else with the approve scope.
+    // The agent holds every scope but the approve scope; a second token of the same person,
+    // through the approvers' client, holds that too; the analyst is someone else with the
+    // approve scope, signed in through the approvers' client. `phished` is the analyst's
+    // token through the agents' client: what an agent gets by running its client's device
+    // flow and having the analyst enter the code.
     let agent_token = login(&sim_url, &dir.path().join("agent.json"), agent_login, Some(AGENT_TOOLS));
     let agent_all = dir.path().join("agent-all.json");
-    login(&sim_url, &agent_all, agent_login, None);
+    login_with(&sim_url, APPROVER_CLIENT, &agent_all, agent_login, None);
     let analyst = dir.path().join("analyst.json");
-    login(&sim_url, &analyst, analyst_login, None);
+    login_with(&sim_url, APPROVER_CLIENT, &analyst, analyst_login, None);
+    let phished = dir.path().join("phished.json");
+    login(&sim_url, &phished, analyst_login, None);
 
     let config = dir.path().join("idgw.toml");
     std::fs::write(
@@ -259,6 +273,7 @@ fn no_agent_can_approve_its_own_action() {
         ("OKTA_CLIENT_ID", CLIENT),
         ("OKTA_ORG_URL", sim_url.as_str()),
         ("OKTA_API_TOKEN", "sim-api-token"),
+        ("IDGW_AUTH_APPROVER_CLIENT_IDS", APPROVER_CLIENT),
     ];
     let (mut gw, addr) = serve_http_on(&store, "127.0.0.1:0", &["--config", config.to_str().unwrap()], &env);
     let gateway = format!("http://{addr}");
@@ -326,6 +341,23 @@ fn no_agent_can_approve_its_own_action() {
     let o = approve_cmd(&gateway, &issuer, &[&tx, "--yes"], Some(&agent_all));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("another person must approve"), "{}", stderr(&o));
+    // Attack 4: the analyst's own token, phished through the agents' client (the device
+    // flow the agent can start): not an approver client, refused before anything is shown.
+    let o = approve_cmd(&gateway, &issuer, &[&tx, "--yes"], Some(&phished));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not an approver client"), "{}", stderr(&o));
+    let phished_token: serde_json::Value = serde_json::from_slice(&std::fs::read(&phished).unwrap()).unwrap();
+    let (status, body) = http(
+        &addr,
+        "POST",
+        &format!("/approvals/{tx}/decision"),
+        &format!(
+            "Authorization: Bearer {}\r\n",
+            phished_token["access_token"].as_str().unwrap()
+        ),
+        r#"{"approve":true}"#,
+    );
+    assert_eq!(status, 403, "{body}");
     // No token at all, and a forged one.
     let (status, _) = http(
         &addr,

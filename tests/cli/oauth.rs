@@ -152,6 +152,9 @@ fn device_flow_and_jwt_validation_against_a_certified_openid_provider() {
             ("IDGW_AUTH_AUDIENCE".into(), resource.clone()),
             ("IDGW_AUTH_RESOURCE".into(), resource.clone()),
             ("IDGW_AUTH_TOKEN_FILE".into(), token.to_str().unwrap().into()),
+            // One client for agents and approvers here (the provider has one): the API
+            // takes approvers' tokens only from listed clients.
+            ("IDGW_AUTH_APPROVER_CLIENT_IDS".into(), "idgw-cli".into()),
         ]
     };
     let env_all = env(&token_all);

@@ -121,6 +121,9 @@ pub struct ApprovalWeb {
     sessions: Mutex<HashMap<String, Session>>,
     /// Accepted `Host` values (DNS-rebinding protection), without ports.
     hosts: Vec<String>,
+    /// The OAuth clients whose tokens the API accepts from approvers
+    /// (`[gateway.auth] approver_client_ids`); none: decisions on the page only.
+    api_clients: Vec<String>,
 }
 
 impl ApprovalWeb {
@@ -144,12 +147,20 @@ impl ApprovalWeb {
             logins: Mutex::default(),
             sessions: Mutex::default(),
             hosts: ["localhost", "127.0.0.1", "[::1]"].map(String::from).to_vec(),
+            api_clients: Vec::new(),
         })
     }
 
     /// Whether decisions here are unauthenticated (a `--dev-no-auth` gateway).
     pub fn is_dev_no_auth(&self) -> bool {
         self.approvals.is_dev_no_auth()
+    }
+
+    /// Accepts approvers' tokens on the API (`idgw approve`) from these OAuth clients only
+    /// (`[gateway.auth] approver_client_ids`).
+    pub fn with_api_clients(mut self, clients: Vec<String>) -> Self {
+        self.api_clients = clients;
+        self
     }
 
     /// Accepts these `Host` values (names without ports; the page's own public host is
@@ -303,7 +314,26 @@ async fn api_approver(
                 };
                 json_error(status, format!("the approver's token: {e}"))
             })?;
-            Approver::authenticated(&principal, Channel::Cli, remote).map_err(|e| json_error(status_of(&e), e))
+            let approver =
+                Approver::authenticated(&principal, Channel::Cli, remote).map_err(|e| json_error(status_of(&e), e))?;
+            // The page's sign-in hands the token to the gateway itself; a bearer token here
+            // was obtained by whoever runs the client, e.g. an agent that ran the device flow
+            // of its own client and had a person enter the code.
+            if !principal
+                .client_id
+                .as_ref()
+                .is_some_and(|c| web.api_clients.contains(c))
+            {
+                return Err(json_error(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "the token was issued to OAuth client {}, which is not an approver client ([gateway.auth] approver_client_ids{}): decide on the approval page",
+                        principal.client_id.as_deref().unwrap_or("(none)"),
+                        if web.api_clients.is_empty() { " is empty" } else { "" }
+                    ),
+                ));
+            }
+            Ok(approver)
         }
         (None, Some(label), _) if web.approvals.is_dev_no_auth() => {
             Ok(Approver::dev_no_auth(label, Channel::DevNoAuth, remote))

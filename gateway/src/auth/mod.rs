@@ -41,6 +41,12 @@ pub struct AuthConfig {
     /// its redirect URIs include `<page base>/approvals/callback`); default `client_id`
     /// (`IDGW_AUTH_APPROVAL_CLIENT_ID`).
     pub approval_client_id: Option<String>,
+    /// The OAuth clients whose tokens may decide approvals through the API (`idgw approve`;
+    /// `IDGW_AUTH_APPROVER_CLIENT_IDS`, comma-separated). Empty (the default): decisions are
+    /// made on the approval page only. A token of any other client is refused there: an
+    /// agent that can run a client's device flow can have a person enter its code and get
+    /// that person's token, so the agents' client must never be listed.
+    pub approver_client_ids: Vec<String>,
     /// The resource URI served in the protected-resource metadata; by default
     /// `http://<listen address>/mcp`.
     pub resource: Option<String>,
@@ -72,6 +78,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &redacted(&self.client_secret))
             .field("approval_client_id", &self.approval_client_id)
+            .field("approver_client_ids", &self.approver_client_ids)
             .field("resource", &self.resource)
             .field("algorithms", &self.algorithms)
             .field("token_file", &self.token_file)
@@ -88,6 +95,7 @@ impl Default for AuthConfig {
             client_id: None,
             client_secret: None,
             approval_client_id: None,
+            approver_client_ids: Vec::new(),
             resource: None,
             algorithms: vec!["RS256".into(), "ES256".into()],
             leeway_s: 60,
@@ -100,7 +108,8 @@ impl Default for AuthConfig {
 
 impl AuthConfig {
     /// The reference design's names: `OKTA_ISSUER`, `OKTA_AUTH_SERVER_ID`,
-    /// `OKTA_CLIENT_ID`, `OKTA_CLIENT_SECRET`; and `IDGW_AUTH_AUDIENCE`,
+    /// `OKTA_CLIENT_ID`, `OKTA_CLIENT_SECRET`; and `IDGW_AUTH_APPROVAL_CLIENT_ID`,
+    /// `IDGW_AUTH_APPROVER_CLIENT_IDS`, `IDGW_AUTH_AUDIENCE`,
     /// `IDGW_AUTH_RESOURCE`, `IDGW_AUTH_TOKEN_FILE`, `IDGW_AUTH_JWKS_REFRESH_S`. A value
     /// that does not parse is an error, not ignored.
     pub fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
@@ -121,6 +130,14 @@ impl AuthConfig {
         }
         if let Some(v) = nonempty("IDGW_AUTH_APPROVAL_CLIENT_ID") {
             self.approval_client_id = Some(v);
+        }
+        if let Some(v) = nonempty("IDGW_AUTH_APPROVER_CLIENT_IDS") {
+            self.approver_client_ids = v
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = nonempty("IDGW_AUTH_AUDIENCE") {
             self.audience = v;
