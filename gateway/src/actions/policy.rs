@@ -125,22 +125,27 @@ impl PolicyConfig {
 
     /// Whether `login` is on the protected list.
     pub fn is_protected(&self, login: &str) -> bool {
-        self.protected_users.iter().any(|p| p.eq_ignore_ascii_case(login))
+        self.protected_users.iter().any(|p| same_name(p, login))
     }
 
     /// The protected group among `groups` (id, name), if any.
     pub fn protected_group<'g>(&self, groups: &'g [(String, String)]) -> Option<&'g (String, String)> {
-        groups.iter().find(|(id, name)| {
-            self.protected_groups
-                .iter()
-                .any(|p| p == id || p.eq_ignore_ascii_case(name))
-        })
+        groups
+            .iter()
+            .find(|(id, name)| self.protected_groups.iter().any(|p| p == id || same_name(p, name)))
     }
 
     /// Whether `tool` needs approval.
     pub fn needs_approval(&self, tool: &str) -> bool {
         self.approval_required.iter().any(|t| t == tool)
     }
+}
+
+/// Logins and group names compare without case, in every script: a protected entry written
+/// `Élise.Martin@…` protects the account Okta holds as `élise.martin@…` (ASCII-only folding
+/// left it unprotected).
+fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
 }
 
 /// Actions taken in the last hour, per principal and in all.
@@ -195,6 +200,20 @@ impl BlastRadius {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protected_names_match_in_any_case_of_any_script() {
+        let policy = PolicyConfig {
+            protected_users: vec!["ÉLISE.MARTIN@example.com".into(), "Ørjan@example.com".into()],
+            protected_groups: vec!["Direção".into()],
+            ..PolicyConfig::default()
+        };
+        assert!(policy.is_protected("élise.martin@example.com"));
+        assert!(policy.is_protected("ørjan@EXAMPLE.com"));
+        assert!(!policy.is_protected("elise.martin@example.com"), "another account");
+        let groups = [("00g1".to_owned(), "DIREÇÃO".to_owned())];
+        assert!(policy.protected_group(&groups).is_some());
+    }
 
     #[test]
     fn limits_per_principal_and_in_all() {
