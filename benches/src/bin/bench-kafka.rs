@@ -470,12 +470,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tpl.add_partition_offset(&alerts, 0, rdkafka::Offset::Beginning)?;
             consumer.assign(&tpl)?;
             std::thread::spawn(move || {
-                let mut received: Vec<(Instant, Evidence)> = Vec::new();
+                // (arrival, evidence, ms from the alert's produce timestamp to its arrival)
+                let mut received: Vec<(Instant, Evidence, f64)> = Vec::new();
                 while reading.load(Ordering::Relaxed) {
                     if let Some(Ok(m)) = consumer.poll(Duration::from_millis(20)) {
                         let at = Instant::now();
+                        let in_kafka_ms = m
+                            .timestamp()
+                            .to_millis()
+                            .map_or(f64::NAN, |t| (chrono::Utc::now().timestamp_millis() - t) as f64);
                         if let Some(evidence) = m.payload().and_then(evidence) {
-                            received.push((at, evidence));
+                            received.push((at, evidence, in_kafka_ms));
                         }
                     }
                 }
@@ -513,9 +518,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let received = reader.join().map_err(|_| "alert reader thread")?;
         stop.store(true, Ordering::Relaxed);
         let ran = pipeline.join().map_err(|_| "pipeline thread")??;
-        let matched: Vec<(&str, f64)> = received
+        // (detection, delay ms, when its deciding event was produced: s since the first, ms
+        // from the alert's own produce time to its arrival)
+        let timed: Vec<(&str, f64, f64, f64)> = received
             .iter()
-            .filter_map(|(at, e)| {
+            .filter_map(|(at, e, in_kafka_ms)| {
                 let newest = e
                     .event_uuids
                     .iter()
@@ -524,9 +531,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some((
                     e.detection.as_str(),
                     at.saturating_duration_since(*newest).as_secs_f64() * 1000.0,
+                    newest.saturating_duration_since(begin).as_secs_f64(),
+                    *in_kafka_ms,
                 ))
             })
             .collect();
+        let mut slowest = timed.clone();
+        slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let slowest: Vec<serde_json::Value> = slowest
+            .iter()
+            .take(10)
+            .map(|(d, ms, at, in_kafka)| {
+                serde_json::json!({"detection": d, "ms": ms, "produced_at_s": at, "alert_in_kafka_ms": in_kafka})
+            })
+            .collect();
+        let matched: Vec<(&str, f64)> = timed.iter().map(|(d, ms, _, _)| (*d, *ms)).collect();
         let mut by_detection: std::collections::BTreeMap<&str, Vec<f64>> = std::collections::BTreeMap::new();
         for (d, ms) in &matched {
             by_detection.entry(d).or_default().push(*ms);
@@ -558,6 +577,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "p999_ms": percentile(&delays, 99.9),
                 "max_ms": delays.last().copied().unwrap_or(f64::NAN),
                 "by_detection": by_detection,
+                "slowest": slowest,
                 "pipeline": timings(&m_live),
             }),
         );
