@@ -249,8 +249,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let approval_web = match &auth {
             Some((validator, meta)) => {
                 let signin = SignIn::from_config(&gw_config.auth, meta);
-                if let Err(why) = &signin {
-                    tracing::warn!("the approval page cannot sign approvers in: {why}; `idgw approve` still works");
+                match (&signin, gw_config.auth.approver_client_ids.is_empty()) {
+                    (Err(why), false) => tracing::warn!(
+                        "the approval page cannot sign approvers in: {why}; `idgw approve` still works for [gateway.auth] approver_client_ids"
+                    ),
+                    (Err(why), true) => tracing::error!(
+                        "the approval page cannot sign approvers in: {why}; with no [gateway.auth] approver_client_ids nobody can approve an action"
+                    ),
+                    (Ok(_), _) => {}
                 }
                 ApprovalWeb::new(Arc::clone(&approvals), Some(Arc::clone(validator)), signin)
                     .map(|web| web.with_api_clients(gw_config.auth.approver_client_ids.clone()))

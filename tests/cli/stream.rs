@@ -117,9 +117,11 @@ fn produce(brokers: &str, topic: &str, msgs: &[(Option<String>, Vec<u8>)]) {
 }
 
 /// The workers' configuration. The allowed lateness is longer than any of these runs, so a
-/// worker that sits at the end of its partitions never releases its last events by
-/// processing time (docs/detections.md, "Streaming"): the runs compared with the reference
-/// (read to the end, which never does) hold the same alerts however long they waited.
+/// worker that sits at the end of its partitions slides its watermark by processing time
+/// (docs/detections.md, "Streaming") only within the last ten minutes of event time, through
+/// events already read in order: the runs compared with the reference (read to the end,
+/// which never slides) release the same events in the same order and hold the same alerts
+/// however long they waited.
 fn write_config(dir: &Path, brokers: &str, tag: &str) -> PathBuf {
     let path = dir.join("idgw.toml");
     let text = format!(

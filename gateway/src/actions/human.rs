@@ -390,7 +390,7 @@ impl Actions {
         let command = format!("idgw approve {tx}");
         let expires = request.expires_at.to_rfc3339();
         let message = format!(
-            "{} on {} needs the approval of a person other than {}. Ask them to open {} (or run `{command}` with IDGW_GATEWAY_URL={base}), then call {} again with the same arguments and approval_id \"{tx}\" before {expires}.",
+            "{} on {} needs the approval of a person other than {}. Ask them to open {} (or, where the gateway takes approvers' client in [gateway.auth] approver_client_ids, run `{command}` with IDGW_GATEWAY_URL={base}), then call {} again with the same arguments and approval_id \"{tx}\" before {expires}.",
             call.tool,
             pre.login,
             call.caller.principal,
