@@ -469,6 +469,16 @@ fn no_agent_can_approve_its_own_action() {
     let decided: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(decided["approver"]["subject"], analyst_login, "{decided}");
     assert_eq!(decided["target"]["id"], victim.id.as_str(), "{decided}");
+    // Attack 5: another principal (the approver's own token, which may act) calls with the
+    // approved id before the agent does: refused, and its refusal is not written into the
+    // approval's transaction, where an outcome would close the agent's intent.
+    let intruder = analyst_token["access_token"].as_str().unwrap();
+    let seen = agent(&mcp, intruder, "legacy", "suspend_user", with_id.clone(), &[]);
+    assert!(seen["is_error"].as_bool().unwrap(), "{seen}");
+    assert!(
+        !seen["text"].as_str().unwrap().contains(&format!("({tx})")),
+        "refused under the approval's transaction: {seen}"
+    );
     let seen = agent(&mcp, &agent_token, "legacy", "suspend_user", with_id.clone(), &[]);
     assert_eq!(seen["structured"]["status"], "success", "{seen}");
     assert_eq!(seen["structured"]["approved_by"], analyst_login, "{seen}");
@@ -480,6 +490,19 @@ fn no_agent_can_approve_its_own_action() {
     // The decision and its use are records of the hash-chained log, with the approver's
     // token id; the log verifies.
     let records = audit_records(&store);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["transaction_id"] == tx.as_str() && r["principal"] == analyst_login)
+            .all(|r| r["status"] == "approved"),
+        "only the approver's decision is theirs in the transaction"
+    );
+    assert!(
+        records.iter().any(|r| r["principal"] == analyst_login
+            && r["status"] == "denied"
+            && r["arguments"]["approval_id"] == tx.as_str()),
+        "the refusal is on record, with the id it claimed"
+    );
     let decision = records
         .iter()
         .find(|r| r["transaction_id"] == tx.as_str() && r["status"] == "approved")
@@ -507,6 +530,16 @@ fn no_agent_can_approve_its_own_action() {
             .any(|r| r["status"] == "approved" && r["principal"] == agent_login),
         "the agent never approved anything"
     );
+    // Attack 6: the head's temporary name taken (a shell on the host; used-up inodes do the
+    // same): a record written then cannot be acknowledged. Once the name is free again the
+    // chain goes on from the last acknowledged record instead of forking beside it.
+    let blocker = store.join("audit").join(format!("{}.tmp", "audit.head.json"));
+    std::fs::create_dir(&blocker).unwrap();
+    let read = serde_json::json!({"user_login": victim.login});
+    agent(&mcp, &agent_token, "legacy", "read_user", read.clone(), &[]);
+    std::fs::remove_dir(&blocker).unwrap();
+    let seen = agent(&mcp, &agent_token, "legacy", "read_user", read, &[]);
+    assert!(!seen["is_error"].as_bool().unwrap_or(true), "{seen}");
     let o = idgw(&["audit", "verify", store.join("audit").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stdout(&o));
 
