@@ -401,7 +401,7 @@ impl Actions {
         let of_target = records.iter().any(|r| {
             r.action == "suspend_user"
                 && (r.pre_state.as_ref().and_then(|p| p.get("id")).and_then(Value::as_str) == Some(target.id.as_str())
-                    || r.user.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&target.login)))
+                    || r.user.as_deref().is_some_and(|u| policy::same_name(u, &target.login)))
         });
         if of_target {
             Ok(())
@@ -609,7 +609,7 @@ impl Actions {
                 e.user_id.as_deref() == Some(pre.id.as_str())
                     || e.user_login
                         .as_deref()
-                        .is_some_and(|l| l.eq_ignore_ascii_case(&pre.login))
+                        .is_some_and(|l| policy::same_name(l, &pre.login))
             })
         {
             return Err(self

@@ -141,10 +141,11 @@ impl PolicyConfig {
     }
 }
 
-/// Logins and group names compare without case, in every script: a protected entry written
+/// Logins and group names compare without case, in every script (protected entries, the
+/// user evidence is about, the user a rollback undoes): a protected entry written
 /// `Élise.Martin@…` protects the account Okta holds as `élise.martin@…` (ASCII-only folding
 /// left it unprotected).
-fn same_name(a: &str, b: &str) -> bool {
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
 }
 

@@ -372,12 +372,11 @@ impl Worker {
     }
 
     /// Slides idle lanes' watermarks on with processing time ([`Lane::tick`]) and sends
-    /// what that released raised. Buffered messages are processed
-    /// first. Not with `stop_at_end`. `at_end(lane, next offset)`
-    /// says whether a lane has read its input to the end (a Kafka partition, the System Log's
-    /// head): a lane that is merely
-    /// waiting for its turn to be fetched is not idle (its events would turn late). A source
-    /// lane decides from its user lanes' marks.
+    /// what that released raised. Buffered messages are processed first. Not with
+    /// `stop_at_end`. `at_end(lane, next offset)` says whether a lane has read its input to
+    /// the end (a Kafka partition, the System Log's head): a lane that is merely waiting for
+    /// its turn to be fetched is not idle (its events would turn late). A source lane decides
+    /// from its user lanes' marks.
     pub fn tick(&mut self, at_end: impl Fn(&LaneId, Option<i64>) -> bool) -> Result<(), WorkerError> {
         // A backfill or benchmark read to its end stops at a point that does not depend on
         // how long its lanes waited for each other.
